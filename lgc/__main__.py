@@ -1,0 +1,5 @@
+import sys
+
+from lgc.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,123 @@
+"""Backends: executable targets (``numpy``, ``c``, ``cpu-avx2``, ``cpu-avx512``, ``llvm``, ``cpu``,
+``cuda``) and file formats. ``lgc.compile`` and ``lgc.export`` dispatch here.
+
+An executable backend module exposes ``TARGETS`` (names it serves), ``available(target) -> str | None``
+(None when usable, else why not) and ``build(circuit, target, *, threads=None, **options)``.
+A file backend module exposes ``FORMAT``, ``SUFFIXES`` and ``write(circuit, path, **options)``
+(and ``read(path)`` when the format can be read back).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+from typing import Any
+
+from ..ir import Circuit
+from ._common import CompiledNet
+
+#: executable backend modules, in the order ``cpu`` prefers them (fastest first).
+EXECUTABLE_MODULES = ("numpy_ref",)
+#: file-format backend modules.
+FILE_MODULES = ("lgc_file", "text_file")
+#: targets ``cpu`` may resolve to, fastest first.
+CPU_PREFERENCE = ("cpu-avx512", "cpu-avx2", "llvm", "c", "numpy")
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f".{name}", __name__)
+
+
+def _executable_table() -> dict[str, ModuleType]:
+    table: dict[str, ModuleType] = {}
+    for name in EXECUTABLE_MODULES:
+        mod = _module(name)
+        for target in mod.TARGETS:
+            table[target] = mod
+    return table
+
+
+def unavailable_reasons() -> dict[str, str | None]:
+    """Every known executable target -> None when it works here, else the reason it does not."""
+    reasons = {}
+    for target, mod in _executable_table().items():
+        try:
+            reasons[target] = mod.available(target)
+        except Exception as e:  # a probe that breaks means "not available", with the reason
+            reasons[target] = f"{type(e).__name__}: {e}"
+    return reasons
+
+
+def available_targets() -> list[str]:
+    """The executable targets that work on this host (``cpu`` first when any CPU target works)."""
+    ok = [t for t, why in unavailable_reasons().items() if why is None]
+    return (["cpu"] if any(t in ok for t in CPU_PREFERENCE) else []) + ok
+
+
+def resolve_target(target: str) -> tuple[str, ModuleType]:
+    """Map a target name (``cpu`` included) to (concrete target, backend module); clear errors otherwise."""
+    table = _executable_table()
+    if target == "cpu":
+        for candidate in CPU_PREFERENCE:
+            if candidate in table and table[candidate].available(candidate) is None:
+                return candidate, table[candidate]
+        raise ValueError("no CPU target is available here")
+    if target not in table:
+        known = ", ".join(["cpu", *table])
+        files = ", ".join(file_formats())
+        raise ValueError(f"unknown target {target!r}; executable targets: {known} (file formats, for lgc.export: {files})")
+    why = table[target].available(target)
+    if why is not None:
+        raise ValueError(f"target {target!r} is not available here: {why}; available: {', '.join(available_targets())}")
+    return target, table[target]
+
+
+def build(circuit: Circuit, target: str = "cpu", *, threads: int | None = None, **options: Any) -> CompiledNet:
+    """Build an executable ``CompiledNet`` for ``target``."""
+    if threads is not None and (int(threads) != threads or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    concrete, mod = resolve_target(target)
+    return mod.build(circuit.validate(), concrete, threads=threads, **options)
+
+
+def _file_table() -> dict[str, ModuleType]:
+    return {mod.FORMAT: mod for mod in map(_module, FILE_MODULES)}
+
+
+def file_formats() -> list[str]:
+    return list(_file_table())
+
+
+def format_for_path(path: str | os.PathLike, format: str | None = None) -> ModuleType:
+    table = _file_table()
+    if format is not None:
+        if format not in table:
+            raise ValueError(f"unknown file format {format!r}; known: {', '.join(table)}")
+        return table[format]
+    name = os.fspath(path).lower()
+    for mod in table.values():
+        if name.endswith(tuple(mod.SUFFIXES)):
+            return mod
+    suffixes = ", ".join(s for m in table.values() for s in m.SUFFIXES)
+    raise ValueError(f"cannot tell the format of {os.fspath(path)!r} from its suffix ({suffixes}); pass format=")
+
+
+def export(circuit: Circuit, path: str | os.PathLike, *, format: str | None = None, **options: Any) -> None:
+    """Write ``circuit`` in a file format (chosen by ``format`` or by the path's suffix)."""
+    format_for_path(path, format).write(circuit.validate(), path, **options)
+
+
+def load(path: str | os.PathLike):
+    """Read any supported file. A ``.lgc`` saved from a CompiledNet is rebuilt for its target."""
+    mod = format_for_path(path)
+    if not hasattr(mod, "read"):
+        raise ValueError(f"the {mod.FORMAT} format cannot be read back")
+    circuit = mod.read(path)
+    target = circuit.meta.get("compiled_target")
+    if target:
+        return build(circuit, target)
+    return circuit
+
+
+__all__ = ["CompiledNet", "available_targets", "build", "export", "file_formats", "load", "resolve_target",
+           "unavailable_reasons"]

@@ -1,0 +1,109 @@
+"""Bit-sliced sample batches: 64 samples per uint64 word, and the checks that turn user input into them.
+
+``PackedBits(words, n)``: ``words`` is uint64[num_bits, ceil(n/64)]; sample j is bit ``j % 64`` of
+word ``j // 64``; padding bits are zero and never read back. Packing and unpacking use
+``np.packbits``/``np.unpackbits`` (C loops), so they cost O(N * bits / 8) bytes of work.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from .circuit import Circuit
+
+if sys.byteorder != "little":  # pragma: no cover - every supported host is little-endian
+    raise ImportError("lgc's bit packing assumes a little-endian host")
+
+
+class PackedBits:
+    """A batch of ``n`` samples of ``words.shape[0]`` bits each, bit-sliced into uint64 words."""
+
+    __slots__ = ("words", "n")
+
+    def __init__(self, words: np.ndarray, n: int):
+        words = np.asarray(words)
+        if words.dtype != np.uint64 or words.ndim != 2:
+            raise ValueError(f"PackedBits words must be uint64[bits, ceil(n/64)], got {words.dtype}{list(words.shape)}")
+        n = int(n)
+        if n < 0 or words.shape[1] != (n + 63) // 64:
+            raise ValueError(f"PackedBits of n={n} samples needs {(n + 63) // 64} words per bit, got {words.shape[1]}")
+        if n % 64 and words.shape[0] and (words[:, -1] >> np.uint64(n % 64)).any():
+            raise ValueError("PackedBits padding bits (past sample n) must be zero")
+        self.words = words
+        self.n = n
+
+    @property
+    def num_bits(self) -> int:
+        return int(self.words.shape[0])
+
+    def __repr__(self) -> str:
+        return f"PackedBits(bits={self.num_bits}, n={self.n})"
+
+
+def num_words(n: int) -> int:
+    return (n + 63) // 64
+
+
+def pack_bits(bits: np.ndarray) -> PackedBits:
+    """bool/uint8 0-1 ``[N, B]`` -> :class:`PackedBits` with B rows."""
+    bits = np.asarray(bits)
+    n, width = bits.shape
+    w = num_words(n)
+    packed = np.packbits(bits.T.astype(bool, copy=False), axis=1, bitorder="little")  # [B, ceil(N/8)]
+    out = np.zeros((width, w * 8), dtype=np.uint8)
+    out[:, : packed.shape[1]] = packed
+    return PackedBits(out.view(np.uint64), n)
+
+
+def unpack_bits(packed: PackedBits) -> np.ndarray:
+    """:class:`PackedBits` with B rows -> uint8 ``[N, B]``."""
+    as_bytes = np.ascontiguousarray(packed.words).view(np.uint8)
+    bits = np.unpackbits(as_bytes, axis=1, bitorder="little", count=packed.n)
+    return np.ascontiguousarray(bits.T)
+
+
+def input_bits(circuit: Circuit, x: Any) -> np.ndarray | PackedBits:
+    """Check a user batch against the design's input contract; return bool bits or PackedBits.
+
+    Bits: bool ``[N, num_inputs]``, or numeric 0/1 when the circuit has no input encoder.
+    Raw features: any numeric ``[N, ...]`` (flattened to ``num_features``) when it has one.
+    Anything else is a ``ValueError`` that says what was expected.
+    """
+    n_in = circuit.num_inputs
+    if isinstance(x, PackedBits):
+        if x.num_bits != n_in:
+            raise ValueError(f"packed input has {x.num_bits} bits per sample, circuit expects {n_in}")
+        return x
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor, without importing torch
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if x.dtype == object or x.dtype.kind not in "biuf":
+        raise ValueError(f"input must be a bool or numeric array, got dtype {x.dtype}")
+    if x.ndim < 1:
+        raise ValueError(f"input must be a batch [N, {n_in}], got a scalar")
+    enc = circuit.input_encoder
+    if x.dtype == bool or enc is None:
+        if x.ndim != 2 or x.shape[1] != n_in:
+            want = f"bool [N, {n_in}]" + (f" bits, or raw features [N, {enc.num_features}]" if enc else " (or 0/1 numbers)")
+            raise ValueError(f"input of shape {list(x.shape)} does not fit: expected {want}")
+        if x.dtype != bool:
+            if x.dtype.kind == "f" and np.isnan(x).any():
+                raise ValueError("input holds NaN; bits must be 0 or 1")
+            if x.size and not ((x == 0) | (x == 1)).all():
+                raise ValueError("input bits must be 0 or 1 (the circuit has no input encoder for raw features)")
+        return x
+    flat = x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(0, 0)
+    if x.ndim < 2 or flat.shape[1] != enc.num_features:
+        raise ValueError(f"raw input of shape {list(x.shape)} does not fit: expected [N, {enc.num_features}] "
+                         f"features (or bool [N, {n_in}] bits)")
+    if flat.dtype.kind == "f" and np.isnan(flat).any():
+        raise ValueError("raw input holds NaN")
+    return enc.encode(flat)
+
+
+def packed_input(circuit: Circuit, x: Any) -> PackedBits:
+    """:func:`input_bits`, packed."""
+    bits = input_bits(circuit, x)
+    return bits if isinstance(bits, PackedBits) else pack_bits(bits)

@@ -1,0 +1,45 @@
+"""Shared test set-up: hypothesis profiles, the LGC_REQUIRE rule and data locations."""
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", deadline=None, max_examples=40, derandomize=True, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("dev", deadline=None, max_examples=25,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("thorough", deadline=None, max_examples=500,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def required() -> set[str]:
+    return {r.strip() for r in os.environ.get("LGC_REQUIRE", "").split(",") if r.strip()}
+
+
+def need(feature: str, why_missing: str | None) -> None:
+    """Skip the test when ``why_missing`` is set, or fail it when LGC_REQUIRE names ``feature``.
+
+    Features: cpu-kernel, c-compiler, llvm, nvcc, gpu, eda, sat, mnist."""
+    if why_missing is None:
+        return
+    if feature in required():
+        pytest.fail(f"LGC_REQUIRE names {feature!r} but it is missing: {why_missing}", pytrace=False)
+    pytest.skip(f"{feature} unavailable: {why_missing}")
+
+
+def data_dir() -> pathlib.Path:
+    env = os.environ.get("LGC_DATA_DIR")
+    return pathlib.Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def mnist_dir() -> pathlib.Path:
+    d = data_dir() / "mnist"
+    need("mnist", None if (d / "train-images-idx3-ubyte.gz").exists() else f"no MNIST files in {d}")
+    return d
