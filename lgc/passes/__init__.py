@@ -1,0 +1,21 @@
+"""Optimisation passes (pure ``Circuit -> Circuit`` functions, vectorised with numpy), the pass
+manager (``optimize``, named ``PIPELINES``, ``PassReport``) and equivalence checking
+(``equivalent``: random simulation, exhaustive enumeration, SAT miter).
+
+Every pass preserves the circuit's function exactly, its inputs, head, input encoder and meta;
+rewriting passes also sweep the gates they leave dead, and ``layers`` boundaries are remapped.
+"""
+from .absorb_not import absorb_not
+from .constant_fold import constant_fold
+from .dead_gates import dead_gate_elimination
+from .equivalence import EquivalenceResult, equivalent, sat_solver_available
+from .manager import PASSES, PIPELINES, PassReport, PassRun, optimize, run_pipeline
+from .passthrough import collapse_passthrough
+from .same_operand import simplify_same_operand
+from .structural_hash import canonical_form, structural_hash
+
+__all__ = [
+    "EquivalenceResult", "PASSES", "PIPELINES", "PassReport", "PassRun", "absorb_not", "canonical_form",
+    "collapse_passthrough", "constant_fold", "dead_gate_elimination", "equivalent", "optimize",
+    "run_pipeline", "sat_solver_available", "simplify_same_operand", "structural_hash",
+]

@@ -1,0 +1,146 @@
+"""The pass manager: named pipelines run to a fixed point, with a per-pass report.
+
+``optimize(circuit, level)`` runs the level's pipeline round after round until a whole round
+changes nothing (or ``max_rounds`` is reached; the report says which). Each pass run is timed
+and recorded (gates before/after, depth after, seconds); the depth costs one ``levels`` call
+per pass run, O(gates * depth). With ``LGC_DEBUG=1`` every intermediate circuit is checked by
+a fresh (uncached) ``validate()``, so a broken pass is named at once.
+"""
+from __future__ import annotations
+
+import dataclasses
+import html
+import os
+import time
+from typing import Callable, Sequence
+
+from lgc.ir import Circuit, depth
+
+from .absorb_not import absorb_not
+from .constant_fold import constant_fold
+from .dead_gates import dead_gate_elimination
+from .passthrough import collapse_passthrough
+from .same_operand import simplify_same_operand
+from .structural_hash import structural_hash
+
+PASSES: dict[str, Callable[[Circuit], Circuit]] = {
+    "dead_gate_elimination": dead_gate_elimination,
+    "constant_fold": constant_fold,
+    "collapse_passthrough": collapse_passthrough,
+    "simplify_same_operand": simplify_same_operand,
+    "absorb_not": absorb_not,
+    "structural_hash": structural_hash,
+}
+
+_O1 = ("dead_gate_elimination", "constant_fold", "collapse_passthrough")
+_O2 = ("dead_gate_elimination", "constant_fold", "simplify_same_operand", "collapse_passthrough",
+       "absorb_not", "structural_hash")
+#: Named pipelines. O3 is O2 for now: no heavier rewriting (e.g. SAT sweeping) exists yet.
+PIPELINES: dict[str, tuple[str, ...]] = {"O0": (), "O1": _O1, "O2": _O2, "O3": _O2}
+
+
+@dataclasses.dataclass(frozen=True)
+class PassRun:
+    """One pass run: which round, which pass, gates before/after, depth after, wall seconds."""
+
+    round: int
+    name: str
+    gates_before: int
+    gates_after: int
+    depth: int
+    seconds: float
+
+
+@dataclasses.dataclass
+class PassReport:
+    """What a pipeline did: one row per pass run; prints as a table, renders in a notebook."""
+
+    pipeline: str
+    gates_before: int
+    depth_before: int
+    runs: list[PassRun] = dataclasses.field(default_factory=list)
+    rounds: int = 0
+    converged: bool = True
+
+    @property
+    def gates_after(self) -> int:
+        return self.runs[-1].gates_after if self.runs else self.gates_before
+
+    @property
+    def depth_after(self) -> int:
+        return self.runs[-1].depth if self.runs else self.depth_before
+
+    @property
+    def seconds(self) -> float:
+        return sum(r.seconds for r in self.runs)
+
+    def _table(self) -> tuple[list[str], list[list[str]]]:
+        head = ["round", "pass", "gates before", "gates after", "removed", "depth", "seconds"]
+        rows = [[str(r.round), r.name, f"{r.gates_before:,}", f"{r.gates_after:,}",
+                 f"{r.gates_before - r.gates_after:,}", str(r.depth), f"{r.seconds:.3f}"] for r in self.runs]
+        rows.append(["", "total", f"{self.gates_before:,}", f"{self.gates_after:,}",
+                     f"{self.gates_before - self.gates_after:,}", f"{self.depth_before} -> {self.depth_after}",
+                     f"{self.seconds:.3f}"])
+        return head, rows
+
+    def _summary(self) -> str:
+        state = "fixed point reached" if self.converged else "stopped at max_rounds before a fixed point"
+        return f"pipeline {self.pipeline}: {self.rounds} round(s), {state}"
+
+    def __str__(self) -> str:
+        head, rows = self._table()
+        widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+        line = lambda cells: "  ".join(c.rjust(w) if i != 1 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "\n".join([self._summary(), line(head), *(line(r) for r in rows)])
+
+    def _repr_html_(self) -> str:
+        head, rows = self._table()
+        th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        return f"<p>{html.escape(self._summary())}</p><table><tr>{th}</tr>{body}</table>"
+
+
+def run_pipeline(circuit: Circuit, passes: str | Sequence[str], *, max_rounds: int = 20,
+                 report: bool = False, name: str | None = None):
+    """Run ``passes`` (a pipeline name from PIPELINES, or pass names) until a round changes nothing."""
+    if isinstance(passes, str):
+        if passes not in PIPELINES:
+            raise ValueError(f"unknown pipeline {passes!r}; known: {', '.join(PIPELINES)}")
+        name, passes = name or passes, PIPELINES[passes]
+    unknown = [p for p in passes if p not in PASSES]
+    if unknown:
+        raise ValueError(f"unknown pass(es) {unknown}; known: {', '.join(PASSES)}")
+    if not isinstance(circuit, Circuit):
+        raise TypeError(f"expected an lgc.ir.Circuit, got {type(circuit).__name__}")
+    circuit.validate()
+    debug = os.environ.get("LGC_DEBUG", "") not in ("", "0")
+    rep = PassReport(name or "custom", circuit.num_gates, depth(circuit) if report else -1)
+    converged = not passes
+    for rnd in range(1, max_rounds + 1 if passes else 1):
+        start = circuit
+        for pname in passes:
+            before = circuit.num_gates
+            t0 = time.perf_counter()
+            circuit = PASSES[pname](circuit)
+            seconds = time.perf_counter() - t0
+            if debug:
+                circuit.replace().validate()  # replace() gives an unvalidated copy: a fresh check
+            if report:
+                rep.runs.append(PassRun(rnd, pname, before, circuit.num_gates, depth(circuit), seconds))
+        rep.rounds = rnd
+        if circuit is start or circuit == start:
+            converged = True
+            break
+    rep.converged = converged
+    return (circuit, rep) if report else circuit
+
+
+def optimize(circuit: Circuit, level: int = 2, *, report: bool = False, max_rounds: int = 20):
+    """Optimise at ``level`` 0..3: O0 nothing; O1 dead gates, constants, pass-throughs; O2 adds
+    NOT absorption, a == b simplification and structural hashing; O3 = O2 (no heavier pass yet).
+
+    Returns the circuit, or ``(circuit, PassReport)`` with ``report=True``. Each pipeline runs to
+    a fixed point; every pass preserves the function exactly (check with ``equivalent``)."""
+    if isinstance(level, bool) or int(level) != level or not 0 <= level <= 3:
+        raise ValueError(f"optimisation level must be 0, 1, 2 or 3, got {level!r}")
+    return run_pipeline(circuit, f"O{int(level)}", report=report, max_rounds=max_rounds)
