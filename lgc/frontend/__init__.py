@@ -1,0 +1,24 @@
+"""lgc's PyTorch frontend: difflogic-compatible training layers, fast kernels, lowering to the IR.
+
+- :class:`LogicLayer`, :class:`GroupSum` — difflogic's modules (same arguments and behaviour),
+  with wiring in ``state_dict``, the 4-coefficient relaxation and ``python``/``cpu``/``cuda``
+  implementations (:mod:`.kernels`).
+- :class:`Binarize` (alias ``ThresholdEncoder``) — ``x > threshold`` input bits, lowered into
+  the circuit's ``InputEncoder``.
+- :func:`lower` — model -> ``lgc.ir.Circuit`` (eval semantics); :func:`from_difflogic`.
+- :func:`model_config`, :func:`build_model`, :func:`save_checkpoint`, :func:`load_checkpoint`.
+
+torch is needed here only; the rest of lgc imports this package lazily.
+"""
+from .binarize import Binarize, ThresholdEncoder
+from .checkpoint import build_model, load_checkpoint, model_config, read_checkpoint, save_checkpoint
+from .kernels import IMPLEMENTATIONS, cpu_kernel_unavailable
+from .layers import GroupSum, LogicLayer
+from .lower import from_difflogic, lower
+from .relax import RESIDUAL_LOGIT, gate_coefficients
+
+__all__ = [
+    "Binarize", "GroupSum", "IMPLEMENTATIONS", "LogicLayer", "RESIDUAL_LOGIT", "ThresholdEncoder",
+    "build_model", "cpu_kernel_unavailable", "from_difflogic", "gate_coefficients", "load_checkpoint",
+    "lower", "model_config", "read_checkpoint", "save_checkpoint",
+]

@@ -1,0 +1,285 @@
+"""The three implementations of a relaxed logic layer, and the choice between them.
+
+All three compute ``y = c0 + c1 p + c2 q + c3 pq`` with ``p = x[:, a]``, ``q = x[:, b]`` and
+gradients for ``x`` (scaled by ``grad_factor``, as difflogic) and for the coefficients ``c``:
+
+- ``python``: PyTorch ops (three batch-sized temporaries; autograd does the backward).
+- ``cpu``: a fused C++/OpenMP forward and backward (``logic_layer_cpu.h``), built once with
+  ``torch.utils.cpp_extension`` into ``lgc._build.cache_dir()/torch_ext`` and reused by later runs.
+- ``cuda``: torch-free kernels (``cuda/logic_layer.cu``) built by nvcc into a shared library and
+  called through ctypes with tensor data pointers on torch's current stream.
+
+The kernels work feature-major (``[dim, batch]``) so a gate reads two contiguous rows; a layer
+returns the transposed view of its ``[out_dim, batch]`` result, like difflogic's CUDA path, so the
+next kernel layer reads it without a copy. ``auto`` takes ``cuda`` for CUDA tensors and ``cpu``
+for CPU float32/float64 tensors; when a kernel cannot be built it warns once and falls back to
+``python`` — unless ``LGC_REQUIRE`` names ``cpu-kernel`` (or ``gpu``), in which case it raises.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import pathlib
+import platform
+import sys
+import warnings
+from typing import Any, Callable
+
+import torch
+
+from lgc._build import BuildError, build_shared_library, cache_dir, content_key, find_tool
+
+from .relax import bilinear_gate
+
+IMPLEMENTATIONS = ("auto", "python", "cpu", "cuda")
+_HERE = pathlib.Path(__file__).resolve().parent
+_CPU_SOURCES = ("logic_layer_cpu.cpp", "logic_layer_cpu.h")
+_warned: set[str] = set()
+
+
+def _required() -> set[str]:
+    return {r.strip() for r in os.environ.get("LGC_REQUIRE", "").split(",") if r.strip()}
+
+
+# -- python ------------------------------------------------------------------------------------
+class GradFactor(torch.autograd.Function):
+    """Identity forward; multiplies the gradient by ``factor`` (difflogic's ``grad_factor``)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, factor: float) -> torch.Tensor:
+        ctx.factor = factor
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad * ctx.factor, None
+
+
+def python_logic(x: torch.Tensor, c: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                 grad_factor: float = 1.0) -> torch.Tensor:
+    """Reference implementation in PyTorch ops; ``x [batch, in_dim]`` -> ``[batch, out_dim]``."""
+    if grad_factor != 1.0:
+        x = GradFactor.apply(x, grad_factor)
+    return bilinear_gate(x.index_select(1, a), x.index_select(1, b), c)
+
+
+# -- fused kernels (shared autograd glue) ---------------------------------------------------
+class _Backend:
+    """A kernel pair over feature-major tensors: ``forward(xt, a, b, c) -> yt`` and
+    ``backward(xt, a, b, c, gyt, need_gx) -> (gxt | None, gc)``."""
+
+    name = "?"
+
+    def forward(self, xt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def backward(self, xt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, gyt: torch.Tensor,
+                 need_gx: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+        raise NotImplementedError
+
+
+class _KernelLogic(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, c: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                grad_factor: float, backend: _Backend) -> torch.Tensor:
+        xt = x.t().contiguous()  # free when x is the previous kernel layer's output
+        c = c.contiguous()
+        yt = backend.forward(xt, a, b, c)
+        ctx.save_for_backward(xt, c, a, b)
+        ctx.grad_factor = grad_factor
+        ctx.backend = backend
+        return yt.t()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_y: torch.Tensor):
+        xt, c, a, b = ctx.saved_tensors
+        need_gx, need_gc = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if not (need_gx or need_gc):
+            return None, None, None, None, None, None
+        gxt, gc = ctx.backend.backward(xt, a, b, c, grad_y.t().contiguous(), need_gx)
+        gx = None
+        if need_gx:
+            gx = gxt.t()
+            if ctx.grad_factor != 1.0:
+                gx = gx * ctx.grad_factor
+        return gx, (gc if need_gc else None), None, None, None, None
+
+
+def kernel_logic(backend: _Backend, x: torch.Tensor, c: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                 grad_factor: float = 1.0) -> torch.Tensor:
+    return _KernelLogic.apply(x, c, a, b, float(grad_factor), backend)
+
+
+# -- cpu ---------------------------------------------------------------------------------------
+def cpu_simd_flags() -> list[str]:
+    """Vector flags for this host: AVX2+FMA when the CPU (as torch sees it) has them; else baseline."""
+    cap = torch.backends.cpu.get_cpu_capability()
+    return ["-mavx2", "-mfma"] if cap in ("AVX2", "AVX512") else []
+
+
+class _CpuBackend(_Backend):
+    name = "cpu"
+
+    def __init__(self, module: Any):
+        self.module = module
+
+    def forward(self, xt, a, b, c):
+        return self.module.forward(xt, a, b, c, torch.get_num_threads())
+
+    def backward(self, xt, a, b, c, gyt, need_gx):
+        gxt, gc = self.module.backward(xt, a, b, c, gyt, need_gx, torch.get_num_threads())
+        return (gxt if need_gx else None), gc
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_backend() -> _CpuBackend:
+    """Build (first time on this host, ~1 minute) or load the fused C++ kernel. Raises BuildError."""
+    texts = [(_HERE / name).read_text() for name in _CPU_SOURCES]
+    flags = ["-O3", "-fopenmp", *cpu_simd_flags()]
+    key = content_key(*texts, flags, torch.__version__, sys.version, platform.machine(), platform.node())
+    name = f"lgc_logic_layer_{key[:16]}"
+    build_dir = cache_dir() / "torch_ext" / name
+    build_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        from torch.utils import cpp_extension
+        module = cpp_extension.load(name=name, sources=[str(_HERE / "logic_layer_cpu.cpp")],
+                                    extra_include_paths=[str(_HERE)], extra_cflags=flags,
+                                    extra_ldflags=["-fopenmp"], build_directory=str(build_dir), verbose=False)
+    except Exception as e:  # compiler missing, headers missing, ninja missing, link errors ...
+        raise BuildError(f"cannot build the fused CPU logic-layer kernel: {type(e).__name__}: {e}"[:4000]) from e
+    return _CpuBackend(module)
+
+
+def cpu_kernel_unavailable() -> str | None:
+    """None when the cpu kernel builds/loads, else why not (for tests and ``auto``)."""
+    try:
+        cpu_backend()
+    except BuildError as e:
+        return str(e)
+    return None
+
+
+# -- cuda --------------------------------------------------------------------------------------
+def cuda_source() -> str:
+    try:
+        from importlib.resources import files
+        return (files("lgc._cuda") / "logic_layer.cu").read_text()
+    except (ModuleNotFoundError, FileNotFoundError):
+        return (_HERE.parent.parent / "cuda" / "logic_layer.cu").read_text()
+
+
+def nvcc_path() -> str | None:
+    return find_tool("nvcc", "LGC_NVCC") or (
+        "/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
+
+
+_P = ctypes.c_void_p
+_I64 = ctypes.c_int64
+
+
+class _CudaBackend(_Backend):
+    name = "cuda"
+
+    def __init__(self, lib: ctypes.CDLL):
+        self.lib = lib
+        for t in ("f32", "f64"):
+            fwd = getattr(lib, f"lgc_logic_forward_{t}")
+            fwd.argtypes = [_P, _I64, _P, _P, _P, _P, _I64, _P]
+            fwd.restype = ctypes.c_int
+            bwd = getattr(lib, f"lgc_logic_backward_{t}")
+            bwd.argtypes = [_P, _I64, _I64, _P, _P, _P, _P, _I64, _P, _P, _P]
+            bwd.restype = ctypes.c_int
+        lib.lgc_cuda_error_string.argtypes = [ctypes.c_int]
+        lib.lgc_cuda_error_string.restype = ctypes.c_char_p
+
+    def _suffix(self, t: torch.Tensor) -> str:
+        if t.dtype == torch.float32:
+            return "f32"
+        if t.dtype == torch.float64:
+            return "f64"
+        raise ValueError(f"the cuda logic-layer kernel takes float32 or float64, got {t.dtype}")
+
+    def _check(self, rc: int) -> None:
+        if rc != 0:
+            raise RuntimeError(f"lgc cuda logic-layer kernel failed: {self.lib.lgc_cuda_error_string(rc).decode()}")
+
+    def forward(self, xt, a, b, c):
+        yt = torch.empty((c.shape[0], xt.shape[1]), dtype=xt.dtype, device=xt.device)
+        stream = torch.cuda.current_stream(xt.device).cuda_stream
+        fn = getattr(self.lib, f"lgc_logic_forward_{self._suffix(xt)}")
+        self._check(fn(xt.data_ptr(), xt.shape[1], a.data_ptr(), b.data_ptr(), c.data_ptr(), yt.data_ptr(),
+                       c.shape[0], stream))
+        return yt
+
+    def backward(self, xt, a, b, c, gyt, need_gx):
+        gc = torch.empty_like(c)
+        gxt = torch.empty_like(xt) if need_gx else None
+        stream = torch.cuda.current_stream(xt.device).cuda_stream
+        fn = getattr(self.lib, f"lgc_logic_backward_{self._suffix(xt)}")
+        self._check(fn(xt.data_ptr(), xt.shape[0], xt.shape[1], a.data_ptr(), b.data_ptr(), c.data_ptr(),
+                       gyt.data_ptr(), c.shape[0], gxt.data_ptr() if need_gx else None, gc.data_ptr(), stream))
+        return gxt, gc
+
+
+def cuda_flags(arch: str) -> list[str]:
+    return ["-O3", "-shared", "-Xcompiler", "-fPIC", f"-arch={arch}"]
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_backend(arch: str | None = None) -> _CudaBackend:
+    """Build (once per source and GPU arch) and load the CUDA kernels. Raises BuildError."""
+    if arch is None:
+        if not torch.cuda.is_available():
+            raise BuildError("no CUDA device is available to PyTorch")
+        major, minor = torch.cuda.get_device_capability()
+        arch = f"sm_{major}{minor}"
+    nvcc = nvcc_path()
+    if nvcc is None:
+        raise BuildError("nvcc not found (set LGC_NVCC or put nvcc on PATH)")
+    lib = build_shared_library({"logic_layer.cu": cuda_source()}, nvcc, cuda_flags(arch), kind="cuda-train")
+    try:
+        return _CudaBackend(ctypes.CDLL(str(lib)))
+    except OSError as e:
+        raise BuildError(f"cannot load the CUDA logic-layer kernels {lib}: {e}") from e
+
+
+# -- choice ------------------------------------------------------------------------------------
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def resolve(implementation: str, x: torch.Tensor) -> Callable[..., torch.Tensor]:
+    """The function ``f(x, c, a, b, grad_factor)`` that runs ``implementation`` for tensor ``x``."""
+    if implementation == "python":
+        return python_logic
+    kernel_dtype = x.dtype in (torch.float32, torch.float64)
+    if implementation == "cpu":
+        if x.device.type != "cpu" or not kernel_dtype:
+            raise ValueError(f"implementation='cpu' needs a float32/float64 CPU tensor, got {x.dtype} on {x.device}")
+        return functools.partial(kernel_logic, cpu_backend())
+    if implementation == "cuda":
+        if x.device.type != "cuda" or not kernel_dtype:
+            raise ValueError(f"implementation='cuda' needs a float32/float64 CUDA tensor, got {x.dtype} on {x.device}")
+        return functools.partial(kernel_logic, cuda_backend())
+    if implementation != "auto":
+        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+    if not kernel_dtype:
+        return python_logic
+    if x.device.type == "cuda":
+        feature, loader = "gpu", cuda_backend
+    elif x.device.type == "cpu":
+        feature, loader = "cpu-kernel", cpu_backend
+    else:
+        return python_logic
+    try:
+        return functools.partial(kernel_logic, loader())
+    except BuildError as e:
+        if feature in _required():
+            raise
+        _warn_once(feature, f"lgc: the fused {x.device.type} logic-layer kernel is unavailable, falling back to "
+                            f"the (slower) python implementation. Reason: {e}")
+        return python_logic

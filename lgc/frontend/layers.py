@@ -1,0 +1,136 @@
+"""difflogic-compatible training modules: ``LogicLayer`` and ``GroupSum``.
+
+Same constructor arguments and training behaviour as difflogic (softmax over 16 gate logits in
+train mode, the argmax gate in eval mode, ``random``/``unique`` wiring, ``grad_factor``), with
+three differences that matter: the operand indices are registered buffers (in ``state_dict``,
+moved by ``.to()``), the relaxation uses the 4-coefficient form (one fused expression, no 16
+temporaries), and the input gradient of a gate whose two operands are the same node is
+``df/dp + df/dq``. The batch-sized work runs in one of the implementations of :mod:`.kernels`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from lgc.ir import ops as _ops
+
+from . import kernels
+from .connections import CONNECTIONS, make_connections
+from .relax import RESIDUAL_LOGIT, gate_coefficients, residual_logits
+
+
+class LogicLayer(nn.Module):
+    """A layer of ``out_dim`` two-input gates, each reading two of the ``in_dim`` inputs.
+
+    Input ``x [batch, in_dim]`` (or ``[..., in_dim]``) with values in [0, 1]; output
+    ``[batch, out_dim]``. Train mode: each gate is the softmax(``weights``) mixture of the 16
+    gates, relaxed as probabilities. Eval mode: each gate is its argmax gate (lowest index on
+    ties), so on 0/1 inputs the output is exactly the hard circuit's bits.
+
+    ``residual_init``: ``False`` draws logits from N(0, 1) like difflogic; ``True`` (or a float)
+    sets every logit to 0 except the pass-through gate A (op 3) at 5.0 (or the float), so deep
+    networks start close to the identity (~91% mass on A; convolutional DLGN paper).
+    ``implementation``: ``auto`` | ``python`` | ``cpu`` | ``cuda`` (see :mod:`lgc.frontend.kernels`).
+    ``generator``: optional ``torch.Generator`` for the wiring (default: torch's global RNG).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, device: Any = "cpu", grad_factor: float = 1.0,
+                 implementation: str = "auto", connections: str = "random", residual_init: bool | float = False,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        if int(in_dim) != in_dim or int(out_dim) != out_dim or in_dim < 1 or out_dim < 1:
+            raise ValueError(f"LogicLayer needs positive integer in_dim and out_dim, got {in_dim!r}, {out_dim!r}")
+        if implementation not in kernels.IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be one of {kernels.IMPLEMENTATIONS}, got {implementation!r}")
+        if connections not in CONNECTIONS:
+            raise ValueError(f"connections must be one of {CONNECTIONS}, got {connections!r}")
+        self.in_dim, self.out_dim = int(in_dim), int(out_dim)
+        self.grad_factor = float(grad_factor)
+        self.implementation = implementation
+        self.connections = connections
+        self.residual_init = residual_init
+        if residual_init is False or residual_init is None:
+            w = torch.randn(self.out_dim, _ops.NUM_OPS, device=device)
+        else:
+            logit = RESIDUAL_LOGIT if residual_init is True else float(residual_init)
+            w = residual_logits(self.out_dim, logit, device=device)
+        self.weights = nn.Parameter(w)
+        a, b = make_connections(connections, self.in_dim, self.out_dim, generator)
+        self.register_buffer("index_a", a.to(device))
+        self.register_buffer("index_b", b.to(device))
+
+    @property
+    def indices(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(a, b)`` operand indices, as difflogic names them."""
+        return self.index_a, self.index_b
+
+    def set_indices(self, a: Any, b: Any) -> None:
+        """Replace the wiring (checked: int64 [out_dim] each, values in 0..in_dim-1)."""
+        a = torch.as_tensor(a).to(device=self.weights.device, dtype=torch.int64).reshape(-1).contiguous()
+        b = torch.as_tensor(b).to(device=self.weights.device, dtype=torch.int64).reshape(-1).contiguous()
+        check_indices(a, b, self.in_dim, self.out_dim)
+        self.index_a, self.index_b = a, b
+
+    def _load_from_state_dict(self, state_dict, prefix, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        check_indices(self.index_a, self.index_b, self.in_dim, self.out_dim)
+
+    def coefficients(self) -> torch.Tensor:
+        """The gates' relaxation coefficients [out_dim, 4] for the current mode."""
+        return gate_coefficients(self.weights, hard=not self.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 1 or x.shape[-1] != self.in_dim:
+            raise ValueError(f"LogicLayer({self.in_dim}, {self.out_dim}) expects input [..., {self.in_dim}], "
+                             f"got {list(x.shape)}")
+        lead = x.shape[:-1]
+        if x.dim() != 2:
+            x = x.reshape(-1, self.in_dim)
+        if not x.is_floating_point():
+            x = x.to(self.weights.dtype)
+        c = self.coefficients().to(x.dtype)
+        run = kernels.resolve(self.implementation, x)
+        y = run(x, c, self.index_a, self.index_b, self.grad_factor)
+        return y if len(lead) == 1 else y.reshape(*lead, self.out_dim)
+
+    def extra_repr(self) -> str:
+        extra = "" if self.connections == "random" else f", connections={self.connections!r}"
+        if self.grad_factor != 1.0:
+            extra += f", grad_factor={self.grad_factor:g}"
+        return f"{self.in_dim}, {self.out_dim}, implementation={self.implementation!r}{extra}"
+
+
+def check_indices(a: torch.Tensor, b: torch.Tensor, in_dim: int, out_dim: int) -> None:
+    """Raise ValueError unless ``a`` and ``b`` are int64 [out_dim] with values in 0..in_dim-1."""
+    for name, t in (("a", a), ("b", b)):
+        if t.dtype != torch.int64 or t.shape != (out_dim,):
+            raise ValueError(f"operand indices {name} must be int64 [{out_dim}], got {t.dtype} {list(t.shape)}")
+        if out_dim and (int(t.min()) < 0 or int(t.max()) >= in_dim):
+            raise ValueError(f"operand indices {name} must lie in 0..{in_dim - 1}, "
+                             f"got values in {int(t.min())}..{int(t.max())}")
+
+
+class GroupSum(nn.Module):
+    """Class scores: the sum of each of ``k`` contiguous equal groups of the input, divided by ``tau``.
+
+    ``[..., n]`` -> ``[..., k]``; ``n`` must be a multiple of ``k``. In eval mode on a hard circuit the
+    score times ``tau`` is the group's popcount, which is what a lowered circuit's head returns.
+    """
+
+    def __init__(self, k: int, tau: float = 1.0, device: Any = "cpu"):
+        super().__init__()
+        if int(k) != k or k < 1:
+            raise ValueError(f"GroupSum needs k >= 1 classes, got {k!r}")
+        if not (float(tau) > 0 and float(tau) < float("inf")):
+            raise ValueError(f"GroupSum needs a finite tau > 0, got {tau!r}")
+        self.k, self.tau, self.device = int(k), float(tau), device
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 1 or x.shape[-1] % self.k:
+            raise ValueError(f"GroupSum(k={self.k}) needs a last dimension divisible by {self.k}, got {list(x.shape)}")
+        return x.unflatten(-1, (self.k, x.shape[-1] // self.k)).sum(-1) / self.tau
+
+    def extra_repr(self) -> str:
+        return f"k={self.k}, tau={self.tau:g}"
