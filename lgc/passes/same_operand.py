@@ -16,6 +16,7 @@ from ._rewrite import sweep
 def simplify_same_operand(circuit: Circuit) -> Circuit:
     """Replace gates with a == b by their one-input function. Function preserved exactly."""
     circuit.validate()
-    same = circuit.a == circuit.b
+    # gates that ignore an operand already are one-input functions: leave their encoding alone
+    same = (circuit.a == circuit.b) & ~_ops.IGNORES_A[circuit.op] & ~_ops.IGNORES_B[circuit.op]
     op = np.where(same, _ops.SAME_OPERAND[circuit.op], circuit.op).astype(np.uint8)
     return sweep(circuit, op, circuit.a, circuit.b, circuit.outputs)
