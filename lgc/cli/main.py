@@ -10,6 +10,12 @@ import sys
 
 #: subcommand -> module under lgc.cli; a module exposes HELP, add_arguments(parser), run(args) -> int.
 COMMANDS = {
+    "demo": "demo",
+    "train": "train",
+    "plot": "plot",
+    "compile": "compile",
+    "bench": "bench",
+    "export": "export",
     "inspect": "inspect",
 }
 

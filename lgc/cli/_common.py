@@ -1,0 +1,40 @@
+"""Helpers the subcommands share: reading a model file and timing a compiled net."""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+
+
+def add_model_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL",
+                   help="a .pt checkpoint (lgc train), a .lgc circuit or compiled net, a .txt/.blif/.aag/.aig netlist, "
+                        "or 'example'")
+
+
+def add_opt_level(p: argparse.ArgumentParser, default: int) -> None:
+    p.add_argument("-O", "--opt-level", type=int, default=default, choices=(0, 1, 2, 3),
+                   help=f"optimisation level before code generation (default {default})")
+
+
+def read_model(path: str):
+    """MODEL argument -> Circuit (a .pt checkpoint is lowered; its binariser becomes the input encoder)."""
+    from .inspect import read_circuit
+    return read_circuit(path)
+
+
+def samples_per_second(net, bits: np.ndarray, min_seconds: float = 0.5) -> float:
+    """Throughput of ``net`` on bool input bits (packing and readout included); repeats the
+    batch to at least 65536 samples and runs for ``min_seconds``."""
+    reps = max(1, int(math.ceil(65536 / max(len(bits), 1))))
+    x = np.ascontiguousarray(np.concatenate([bits] * reps)) if reps > 1 else np.ascontiguousarray(bits)
+    net(x[:64])
+    n, t0 = 0, time.perf_counter()
+    while True:
+        net(x)
+        n += len(x)
+        dt = time.perf_counter() - t0
+        if dt >= min_seconds:
+            return n / dt
