@@ -11,8 +11,8 @@ from conftest import need
 from strategies import circuits
 from lgc.ir import Circuit, GroupSumHead, ops, random_layered_circuit, simulate
 from lgc.passes import (PASSES, PIPELINES, PassReport, absorb_not, collapse_passthrough, constant_fold,
-                        dead_gate_elimination, equivalent, optimize, sat_solver_available, simplify_same_operand,
-                        structural_hash)
+                        dead_gate_elimination, equivalent, merge_complements, optimize, sat_solver_available,
+                        simplify_same_operand, structural_hash)
 from lgc.passes._rewrite import live_gates
 
 LEVELS = [0, 1, 2, 3]
@@ -74,9 +74,9 @@ def _one_input_gate(c: Circuit) -> np.ndarray:
     return np.isin(c.op, [ops.A, ops.B, ops.NOT_A, ops.NOT_B])
 
 
-@given(circuits(max_gates=80))
-def test_o2_leaves_no_waste(c):
-    o = optimize(c, level=2)
+@given(circuits(max_gates=80), st.sampled_from([2, 3]))
+def test_o2_leaves_no_waste(c, level):
+    o = optimize(c, level=level)
     n = o.num_inputs
     use_a, use_b = ~ops.IGNORES_A[o.op], ~ops.IGNORES_B[o.op]
     used = np.concatenate([o.a[use_a], o.b[use_b]])
@@ -95,6 +95,8 @@ def test_o2_leaves_no_waste(c):
     assert not (two & (o.a == o.b)).any()
     assert live_gates(o).all()
     assert structural_hash(o) == o
+    if level == 3:
+        assert merge_complements(o) == o
     assert np.unique(o.op[ops.IS_CONSTANT[o.op]]).size == (ops.IS_CONSTANT[o.op]).sum()
 
 
@@ -195,3 +197,13 @@ def test_empty_and_input_only_circuits():
             out = fn(c)
             _check_contract(c, out)
             assert equivalent(c, out, method="exhaustive")
+
+
+def test_merge_complements_merges_and_nand_and_keeps_output_polarity():
+    # AND(x0, x1), NAND(x1, x0), XOR(x0, x1), XNOR(x0, x1); OR(AND, NAND) = TRUE; outputs read NAND too
+    c = Circuit(2, op=[1, 14, 6, 9, 7, 1], a=[0, 1, 0, 0, 2, 4], b=[1, 0, 1, 1, 3, 5], outputs=[6, 3, 7])
+    o = merge_complements(c)
+    assert equivalent(c, o, method="exhaustive")
+    assert o.num_gates < c.num_gates
+    assert optimize(c, 3).num_gates < optimize(c, 2).num_gates
+    assert equivalent(c, optimize(c, 3), method="exhaustive")

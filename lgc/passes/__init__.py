@@ -9,6 +9,7 @@ from .absorb_not import absorb_not
 from .constant_fold import constant_fold
 from .dead_gates import dead_gate_elimination
 from .equivalence import EquivalenceResult, equivalent, sat_solver_available
+from .merge_complements import merge_complements
 from .manager import PASSES, PIPELINES, PassReport, PassRun, optimize, run_pipeline
 from .passthrough import collapse_passthrough
 from .same_operand import simplify_same_operand
@@ -16,6 +17,6 @@ from .structural_hash import canonical_form, structural_hash
 
 __all__ = [
     "EquivalenceResult", "PASSES", "PIPELINES", "PassReport", "PassRun", "absorb_not", "canonical_form",
-    "collapse_passthrough", "constant_fold", "dead_gate_elimination", "equivalent", "optimize",
+    "collapse_passthrough", "constant_fold", "dead_gate_elimination", "equivalent", "merge_complements", "optimize",
     "run_pipeline", "sat_solver_available", "simplify_same_operand", "structural_hash",
 ]

@@ -19,6 +19,7 @@ from lgc.ir import Circuit, depth
 from .absorb_not import absorb_not
 from .constant_fold import constant_fold
 from .dead_gates import dead_gate_elimination
+from .merge_complements import merge_complements
 from .passthrough import collapse_passthrough
 from .same_operand import simplify_same_operand
 from .structural_hash import structural_hash
@@ -30,13 +31,15 @@ PASSES: dict[str, Callable[[Circuit], Circuit]] = {
     "simplify_same_operand": simplify_same_operand,
     "absorb_not": absorb_not,
     "structural_hash": structural_hash,
+    "merge_complements": merge_complements,
 }
 
 _O1 = ("dead_gate_elimination", "constant_fold", "collapse_passthrough")
 _O2 = ("dead_gate_elimination", "constant_fold", "simplify_same_operand", "collapse_passthrough",
        "absorb_not", "structural_hash")
-#: Named pipelines. O3 is O2 for now: no heavier rewriting (e.g. SAT sweeping) exists yet.
-PIPELINES: dict[str, tuple[str, ...]] = {"O0": (), "O1": _O1, "O2": _O2, "O3": _O2}
+_O3 = _O2[:-1] + ("merge_complements",)  # complement-aware hashing subsumes structural_hash
+#: Named pipelines (level -> pass names, run in order, round after round, to a fixed point).
+PIPELINES: dict[str, tuple[str, ...]] = {"O0": (), "O1": _O1, "O2": _O2, "O3": _O3}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +140,8 @@ def run_pipeline(circuit: Circuit, passes: str | Sequence[str], *, max_rounds: i
 
 def optimize(circuit: Circuit, level: int = 2, *, report: bool = False, max_rounds: int = 20):
     """Optimise at ``level`` 0..3: O0 nothing; O1 dead gates, constants, pass-throughs; O2 adds
-    NOT absorption, a == b simplification and structural hashing; O3 = O2 (no heavier pass yet).
+    NOT absorption, a == b simplification and structural hashing; O3 hashes modulo complement
+    (AND/NAND, XOR/XNOR ... over the same operands merge) instead.
 
     Returns the circuit, or ``(circuit, PassReport)`` with ``report=True``. Each pipeline runs to
     a fixed point; every pass preserves the function exactly (check with ``equivalent``)."""
