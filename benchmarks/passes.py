@@ -26,6 +26,7 @@ CASES = {
     "lowered-residual-6x8000": dict(model=True),
 }
 LEVELS = (1, 2, 3)
+SAT_MAX_GATES = 100_000  # SAT-prove the result equal to the input for circuits up to this size
 
 
 def machine() -> dict:
@@ -59,7 +60,7 @@ def _circuit(case: str):
 def run_one(case: str, level: int) -> dict:
     """One case at one level, in this process: returns the figures as a dict."""
     import numpy as np
-    from lgc.passes import equivalent, optimize
+    from lgc.passes import equivalent, optimize, sat_solver_available
     from lgc.passes._rewrite import live_gates
 
     t0 = time.perf_counter()
@@ -84,6 +85,11 @@ def run_one(case: str, level: int) -> dict:
     t0 = time.perf_counter()
     eq = equivalent(circuit, out, method="simulate", vectors=4096)
     eq_s = time.perf_counter() - t0
+    sat = sat_s = None
+    if circuit.num_gates <= SAT_MAX_GATES and sat_solver_available() is None:
+        t0 = time.perf_counter()
+        sat = bool(equivalent(circuit, out, method="sat"))  # a proof, independent of the passes
+        sat_s = time.perf_counter() - t0
     return {
         "case": case, "level": level, "inputs": circuit.num_inputs, "gates_before": circuit.num_gates,
         "gates_after": out.num_gates, "depth_before": report.depth_before, "depth_after": report.depth_after,
@@ -92,6 +98,7 @@ def run_one(case: str, level: int) -> dict:
         "seconds_total": total_s, "seconds_build": build_s, "per_pass": per_pass,
         "peak_rss_bytes": rss_peak, "rss_before_passes_bytes": rss_before,
         "equivalent_simulate_4096": bool(eq), "seconds_equivalent": eq_s, "report": str(report),
+        "equivalent_sat": sat, "seconds_sat": sat_s,
     }
 
 
@@ -108,14 +115,16 @@ def main() -> None:
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, flags {' '.join(info['flags'])}, Python {info['python']}")
     head = f"{'case':<24} {'lvl':>3} {'gates before':>13} {'after':>11} {'after/before':>12} {'depth':>7} " \
-           f"{'rounds':>6} {'seconds':>8} {'s/60s':>6} {'peak GB':>8} {'GB/8GB':>6} {'equal':>5}"
+           f"{'rounds':>6} {'seconds':>8} {'s/60s':>6} {'peak GB':>8} {'GB/8GB':>6} {'sim=':>5} {'SAT proof':>9}"
     print(head)
     for r in results:
+        proof = "-" if r["equivalent_sat"] is None else f"{r['equivalent_sat']} {r['seconds_sat']:.1f}s"
         print(f"{r['case']:<24} {r['level']:>3} {r['gates_before']:>13,} {r['gates_after']:>11,} "
               f"{r['gates_after'] / r['gates_before']:>12.3f} {r['depth_before']:>3}->{r['depth_after']:<3} "
               f"{r['rounds']:>6} {r['seconds_total']:>8.2f} {r['seconds_total'] / BUDGET_SECONDS:>6.3f} "
               f"{r['peak_rss_bytes'] / 2**30:>8.2f} {r['peak_rss_bytes'] / BUDGET_BYTES:>6.3f} "
-              f"{str(r['equivalent_simulate_4096']):>5}")
+              f"{str(r['equivalent_simulate_4096']):>5} "
+              f"{proof:>9}")
     print("\nper pass (O2), summed over rounds: gates removed / seconds")
     for r in results:
         if r["level"] == 2:

@@ -176,7 +176,7 @@ def _sat(c1: Circuit, c2: Circuit, solver: str) -> EquivalenceResult:
         if not s.solve():
             return EquivalenceResult(True, "sat", proven=True, reason="miter is unsatisfiable")
         model = np.asarray(s.get_model(), dtype=np.int64)
-    values = np.zeros(int(np.abs(model).max()) + 1 if model.size else n + 1, dtype=bool)
+    values = np.zeros(max(n, int(np.abs(model).max()) if model.size else 0) + 1, dtype=bool)
     values[np.abs(model)] = model > 0
     row = values[1:n + 1]
     return EquivalenceResult(False, "sat", row, True, "the SAT miter found an input where outputs differ")
