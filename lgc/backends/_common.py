@@ -49,3 +49,103 @@ class CompiledNet:
 
     def __repr__(self) -> str:
         return f"<CompiledNet target={self.target!r} {self.circuit!r}>"
+
+
+# ---- shared by the native CPU targets (c, cpu-avx2, cpu-avx512, llvm) ----
+
+def cpu_flags() -> frozenset[str]:
+    """The host CPU's feature flags from /proc/cpuinfo (empty where that file does not exist)."""
+    return _cpu_flags()
+
+
+def _read_cpu_flags() -> frozenset[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+_FLAGS: list[frozenset[str]] = []
+
+
+def _cpu_flags() -> frozenset[str]:
+    if not _FLAGS:
+        _FLAGS.append(_read_cpu_flags())
+    return _FLAGS[0]
+
+
+def default_threads() -> int:
+    """Cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_POOLS: dict[int, Any] = {}
+
+
+def _pool(threads: int):
+    from concurrent.futures import ThreadPoolExecutor
+    if threads not in _POOLS:
+        _POOLS[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lgc")
+    return _POOLS[threads]
+
+
+class FastNet(CompiledNet):
+    """A CompiledNet whose native code packs bool rows and reads out scores itself.
+
+    Subclasses set ``tile`` (samples per kernel step, a multiple of 64) and implement
+    ``_run_chunk(x, packed, wstride, n, scores, bits)`` for ``n`` rows starting at the given
+    array views: ``x`` uint8 0/1 rows [n, num_inputs] or None, ``packed`` uint64 words (row
+    stride ``wstride``) or None; it fills ``scores`` int32 [n, k] or ``bits`` uint8 [n, O].
+    ``__call__`` checks the input (lgc.ir.input_bits), splits the batch into per-thread chunks
+    of whole tiles and runs them on a thread pool (the native call releases the GIL).
+    ``threads=None`` uses every core this process may run on.
+    """
+
+    tile: int = 64
+
+    def _run_chunk(self, x, packed, wstride, n, scores, bits) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __call__(self, x: Any) -> np.ndarray:
+        from ..ir.packed import input_bits
+        c = self.circuit
+        data = input_bits(c, x)
+        if isinstance(data, PackedBits):
+            n, rows, words = data.n, None, data.words
+            if words.strides[1] != 8:
+                words = np.ascontiguousarray(words)
+        else:
+            n = data.shape[0]
+            rows = np.ascontiguousarray(data).view(np.uint8) if data.dtype == bool \
+                else np.ascontiguousarray(data, dtype=np.uint8)
+            words = None
+        k = c.head.k if c.head is not None else 0
+        scores = np.empty((n, k), dtype=np.int32) if k else None
+        bits = None if k else np.empty((n, c.num_outputs), dtype=np.uint8)
+        result = scores if k else bits
+        if n == 0 or result.size == 0:
+            return np.zeros(result.shape, dtype=result.dtype)
+        threads = self.threads or default_threads()
+        per = -(-n // threads)
+        per = max(self.tile, -(-per // self.tile) * self.tile)
+        spans = [(lo, min(n, lo + per)) for lo in range(0, n, per)]
+        wstride = words.strides[0] // 8 if words is not None else 0
+
+        def run(span: tuple[int, int]) -> None:
+            lo, hi = span
+            self._run_chunk(rows[lo:hi] if rows is not None else None,
+                            words[:, lo // 64:] if words is not None else None, wstride, hi - lo,
+                            scores[lo:hi] if k else None, bits[lo:hi] if not k else None)
+
+        if len(spans) == 1:
+            run(spans[0])
+        else:
+            list(_pool(len(spans)).map(run, spans))
+        return result

@@ -1,0 +1,309 @@
+/* lgc's table-driven CPU kernel: one generic source, built once per target (never per circuit).
+ *
+ * The circuit is data: gates sorted by level and grouped by kind (AND, XOR, ...), each gate a
+ * triple (slot of a, slot of b, slot of result). A "slot" holds one vector of VW uint64 words,
+ * i.e. TILE = 64*VW samples of one node. Slots are allocated by liveness in Python, so the
+ * working set per tile is the widest live cut of the circuit, not the whole circuit.
+ *
+ * Per tile: pack bool rows into bit-sliced input slots (8x8 shift-or + byte transpose), run every
+ * (level, kind) group as a tight loop with no branch per gate, then read out: a bit-sliced
+ * carry-save popcount per class (group-sum head) or the raw output bits.
+ *
+ * VW (words per vector) is set by the build: 1 (portable C), 4 (AVX2), 8 (AVX-512).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__AVX2__) || defined(__AVX512BW__)
+#include <immintrin.h>
+#endif
+
+#ifndef VW
+#define VW 1
+#endif
+#define TILE (64 * VW)
+
+typedef uint64_t vec __attribute__((vector_size(VW * 8), aligned(VW * 8)));
+
+enum { K_FALSE, K_TRUE, K_COPY, K_NOT, K_AND, K_ANDNOT, K_XOR, K_OR, K_NOR, K_XNOR, K_ORNOT, K_NAND };
+
+int lgc_tile_samples(void) { return TILE; }
+
+static inline uint64_t load_u64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* Columns [j0, j1) of TILE rows into input slots, 8 samples at a time (portable path). */
+static void pack_columns_scalar(const uint8_t *const *rows, int64_t j0, int64_t j1, vec *S) {
+    uint8_t *bytes = (uint8_t *)S;
+    for (int g = 0; g < TILE / 8; g++) {
+        const uint8_t *const *r = rows + 8 * g;
+        int64_t j = j0;
+        for (; j + 8 <= j1; j += 8) {
+            uint64_t t = 0;
+            for (int s = 0; s < 8; s++) t |= load_u64(r[s] + j) << s;  /* bytes are 0/1: no carry */
+            for (int i = 0; i < 8; i++) bytes[(j + i) * (int64_t)sizeof(vec) + g] = (uint8_t)(t >> (8 * i));
+        }
+        for (; j < j1; j++) {
+            uint8_t t = 0;
+            for (int s = 0; s < 8; s++) t |= (uint8_t)(r[s][j] << s);
+            bytes[j * (int64_t)sizeof(vec) + g] = t;
+        }
+    }
+}
+
+#if defined(__AVX512BW__) && VW % 8 == 0
+#define BLK 64
+typedef __m512i bvec;
+#define BLOADU(p) _mm512_loadu_si512((const void *)(p))
+#define BSTORE(p, v) _mm512_storeu_si512((void *)(p), v)
+#define BOR _mm512_or_si512
+#define BSLL _mm512_slli_epi64
+#define UNLO8 _mm512_unpacklo_epi8
+#define UNHI8 _mm512_unpackhi_epi8
+#define UNLO16 _mm512_unpacklo_epi16
+#define UNHI16 _mm512_unpackhi_epi16
+#define UNLO32 _mm512_unpacklo_epi32
+#define UNHI32 _mm512_unpackhi_epi32
+#elif defined(__AVX2__) && VW == 4
+#define BLK 32
+typedef __m256i bvec;
+#define BLOADU(p) _mm256_loadu_si256((const __m256i *)(p))
+#define BSTORE(p, v) _mm256_storeu_si256((__m256i *)(p), v)
+#define BOR _mm256_or_si256
+#define BSLL _mm256_slli_epi64
+#define UNLO8 _mm256_unpacklo_epi8
+#define UNHI8 _mm256_unpackhi_epi8
+#define UNLO16 _mm256_unpacklo_epi16
+#define UNHI16 _mm256_unpackhi_epi16
+#define UNLO32 _mm256_unpacklo_epi32
+#define UNHI32 _mm256_unpackhi_epi32
+#endif
+
+#ifdef BLK
+/* 8 vectors of BLK bytes (V[g] byte i = 8 samples of column i) -> BLK qwords (column-major). */
+static inline void byte_transpose(const bvec V[8], uint64_t out[BLK]) {
+    bvec a0 = UNLO8(V[0], V[1]), a1 = UNHI8(V[0], V[1]), a2 = UNLO8(V[2], V[3]), a3 = UNHI8(V[2], V[3]);
+    bvec a4 = UNLO8(V[4], V[5]), a5 = UNHI8(V[4], V[5]), a6 = UNLO8(V[6], V[7]), a7 = UNHI8(V[6], V[7]);
+    bvec b0 = UNLO16(a0, a2), b1 = UNHI16(a0, a2), b2 = UNLO16(a1, a3), b3 = UNHI16(a1, a3);
+    bvec b4 = UNLO16(a4, a6), b5 = UNHI16(a4, a6), b6 = UNLO16(a5, a7), b7 = UNHI16(a5, a7);
+    BSTORE(out + 0 * BLK / 8, UNLO32(b0, b4));
+    BSTORE(out + 1 * BLK / 8, UNHI32(b0, b4));
+    BSTORE(out + 2 * BLK / 8, UNLO32(b1, b5));
+    BSTORE(out + 3 * BLK / 8, UNHI32(b1, b5));
+    BSTORE(out + 4 * BLK / 8, UNLO32(b2, b6));
+    BSTORE(out + 5 * BLK / 8, UNHI32(b2, b6));
+    BSTORE(out + 6 * BLK / 8, UNLO32(b3, b7));
+    BSTORE(out + 7 * BLK / 8, UNHI32(b3, b7));
+}
+
+/* Which column each output qword of byte_transpose holds, found by running it on column ids. */
+static int col_of_qword[BLK];
+static volatile int col_table_ready = 0;
+
+static void init_col_table(void) {
+    if (col_table_ready) return;
+    uint8_t ids[BLK];
+    bvec V[8];
+    uint64_t out[BLK];
+    for (int i = 0; i < BLK; i++) ids[i] = (uint8_t)i;
+    for (int g = 0; g < 8; g++) V[g] = BLOADU(ids);
+    byte_transpose(V, out);
+    for (int q = 0; q < BLK; q++) col_of_qword[q] = (int)(out[q] & 0xFF);
+    col_table_ready = 1;
+}
+
+/* Full BLK-column blocks, 64 rows (one word) at a time. Each group of 8 rows is read
+ * left to right (8 sequential streams, friendly to the prefetcher), shifted and OR-ed into one
+ * vector per block; then each block's 8 vectors are byte-transposed into 64-sample words. */
+static void pack_columns_vector(const uint8_t *const *rows, int64_t nblocks, vec *S, bvec *T) {
+    uint64_t *words = (uint64_t *)S;
+    uint64_t out[BLK];
+    for (int w = 0; w < VW; w++) {
+        const uint8_t *const *r = rows + 64 * w;
+        for (int g = 0; g < 8; g++) {
+            const uint8_t *const *rg = r + 8 * g;
+            for (int64_t blk = 0; blk < nblocks; blk++) {
+                const int64_t j = blk * BLK;
+                bvec t = BLOADU(rg[0] + j);
+                t = BOR(t, BSLL(BLOADU(rg[1] + j), 1));
+                t = BOR(t, BSLL(BLOADU(rg[2] + j), 2));
+                t = BOR(t, BSLL(BLOADU(rg[3] + j), 3));
+                t = BOR(t, BSLL(BLOADU(rg[4] + j), 4));
+                t = BOR(t, BSLL(BLOADU(rg[5] + j), 5));
+                t = BOR(t, BSLL(BLOADU(rg[6] + j), 6));
+                t = BOR(t, BSLL(BLOADU(rg[7] + j), 7));
+                T[blk * 8 + g] = t;
+            }
+        }
+        for (int64_t blk = 0; blk < nblocks; blk++) {
+            byte_transpose(T + blk * 8, out);
+            const int64_t j = blk * BLK;
+            for (int q = 0; q < BLK; q++) words[(j + col_of_qword[q]) * VW + w] = out[q];
+        }
+    }
+}
+#endif
+
+static void pack_tile(const uint8_t *x, int64_t n_in, int64_t nrows, const uint8_t *zero_row,
+                      const uint8_t **rows, vec *S, void *scratch) {
+    for (int64_t s = 0; s < TILE; s++) rows[s] = s < nrows ? x + s * n_in : zero_row;
+    int64_t done = 0;
+#ifdef BLK
+    int64_t nblocks = n_in / BLK;
+    pack_columns_vector(rows, nblocks, S, (bvec *)scratch);
+    done = nblocks * BLK;
+#endif
+    pack_columns_scalar(rows, done, n_in, S);
+}
+
+static void run_gates(vec *S, int64_t ngroups, const int32_t *groups, const int32_t *gates) {
+    const vec zero = {0};
+    for (int64_t gi = 0; gi < ngroups; gi++) {
+        const int32_t kind = groups[3 * gi], g0 = groups[3 * gi + 1], g1 = groups[3 * gi + 2];
+#define LOOP(EXPR)                                                   \
+    for (int32_t i = g0; i < g1; i++) {                              \
+        const int32_t *t = gates + 3 * (int64_t)i;                   \
+        const vec a = S[t[0]], b = S[t[1]];                          \
+        (void)a; (void)b;                                            \
+        S[t[2]] = (EXPR);                                            \
+    }                                                                \
+    break;
+        switch (kind) {
+            case K_FALSE: LOOP(zero)
+            case K_TRUE: LOOP(~zero)
+            case K_COPY: LOOP(a)
+            case K_NOT: LOOP(~a)
+            case K_AND: LOOP(a & b)
+            case K_ANDNOT: LOOP(a & ~b)
+            case K_XOR: LOOP(a ^ b)
+            case K_OR: LOOP(a | b)
+            case K_NOR: LOOP(~(a | b))
+            case K_XNOR: LOOP(~(a ^ b))
+            case K_ORNOT: LOOP(a | ~b)
+            case K_NAND: LOOP(~(a & b))
+            default: break;
+        }
+#undef LOOP
+    }
+}
+
+/* acc[s] += bit s of plane << k, for the TILE samples of one plane. */
+static inline void add_plane(int32_t *acc, vec plane, int k) {
+#if defined(__AVX512F__) && VW % 8 == 0
+    const __m512i inc = _mm512_set1_epi32(1 << k);
+    for (int w = 0; w < VW; w++) {
+        const uint64_t word = plane[w];
+        for (int q = 0; q < 4; q++) {
+            __m512i *p = (__m512i *)(acc + 64 * w + 16 * q);
+            *p = _mm512_mask_add_epi32(*p, (__mmask16)(word >> (16 * q)), *p, inc);
+        }
+    }
+#elif defined(__AVX2__) && VW == 4
+    const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128), inc = _mm256_set1_epi32(1 << k);
+    for (int w = 0; w < VW; w++) {
+        const uint64_t word = plane[w];
+        for (int q = 0; q < 8; q++) {
+            __m256i *p = (__m256i *)(acc + 64 * w + 8 * q);
+            const __m256i b = _mm256_and_si256(_mm256_set1_epi32((int)((word >> (8 * q)) & 0xFF)), sel);
+            *p = _mm256_add_epi32(*p, _mm256_and_si256(_mm256_cmpeq_epi32(b, sel), inc));
+        }
+    }
+#else
+    for (int w = 0; w < VW; w++) {
+        const uint64_t word = plane[w];
+        int32_t *a = acc + 64 * w;
+        for (int j = 0; j < 64; j++) a[j] += (int32_t)((word >> j) & 1) << k;
+    }
+#endif
+}
+
+/* Popcount of one class's group, per sample, bit-sliced: a Harley-Seal carry-save tree over
+ * 8 outputs at a time (7 full adders), whose weight-8 carries ripple into higher planes.
+ * Branch-free; about one full adder per output. Then the planes are added into acc. */
+#define CSA(h, l, a, b, c) do { const vec u_ = (a) ^ (b); h = ((a) & (b)) | (u_ & (c)); l = u_ ^ (c); } while (0)
+
+static void group_count(const vec *S, const int32_t *outs, int64_t m, int32_t *acc) {
+    vec P[64];
+    int L = 3;
+    while (((int64_t)1 << L) <= m) L++;
+    for (int i = 0; i < L; i++) P[i] = (vec){0};
+    vec ones = {0}, twos = {0}, fours = {0};
+    int64_t o = 0;
+    for (; o + 8 <= m; o += 8) {
+        const int32_t *q = outs + o;
+        vec twosA, twosB, foursA, foursB, eights;
+        CSA(twosA, ones, ones, S[q[0]], S[q[1]]);
+        CSA(twosB, ones, ones, S[q[2]], S[q[3]]);
+        CSA(foursA, twos, twos, twosA, twosB);
+        CSA(twosA, ones, ones, S[q[4]], S[q[5]]);
+        CSA(twosB, ones, ones, S[q[6]], S[q[7]]);
+        CSA(foursB, twos, twos, twosA, twosB);
+        CSA(eights, fours, fours, foursA, foursB);
+        for (int i = 3; i < L; i++) { const vec t = P[i] & eights; P[i] ^= eights; eights = t; }
+    }
+    P[0] = ones; P[1] = twos; P[2] = fours;
+    for (; o < m; o++) {
+        vec x = S[outs[o]];
+        for (int i = 0; i < L; i++) { const vec t = P[i] & x; P[i] ^= x; x = t; }
+    }
+    for (int s = 0; s < TILE; s++) acc[s] = 0;
+    for (int k = 0; k < L; k++) add_plane(acc, P[k], k);
+}
+
+/* Run rows [0, n) of x (bool [n, n_in], C-contiguous) or of packed words (uint64 [n_in, wstride],
+ * starting at word 0). Writes scores int32 [n, k] (k > 0) or bits uint8 [n, n_out] (k == 0).
+ * Returns 0, or -1 when out of memory. */
+int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *groups, const int32_t *gates,
+            int64_t n_out, const int32_t *out_slots, int64_t k,
+            const uint8_t *x, const uint64_t *packed, int64_t wstride, int64_t n,
+            int32_t *scores, uint8_t *bits) {
+#ifdef BLK
+    init_col_table();
+#endif
+    vec *S = aligned_alloc(64, ((size_t)(n_slots > 0 ? n_slots : 1) * sizeof(vec) + 63) / 64 * 64);
+    uint8_t *zero_row = calloc((size_t)n_in + 64, 1);
+    const uint8_t **rows = malloc(sizeof(uint8_t *) * TILE);
+    int32_t *acc = aligned_alloc(64, sizeof(int32_t) * TILE);
+    void *scratch = aligned_alloc(64, ((size_t)n_in / 8 + 8) * 64);  /* 8 vectors per column block */
+    if (!S || !zero_row || !rows || !acc || !scratch) {
+        free(S); free(zero_row); free(rows); free(acc); free(scratch);
+        return -1;
+    }
+    const int64_t group = k > 0 ? n_out / k : 0;
+    for (int64_t row0 = 0; row0 < n; row0 += TILE) {
+        const int64_t nrows = n - row0 < TILE ? n - row0 : TILE;
+        if (packed) {
+            const int64_t w0 = row0 / 64, nw = (nrows + 63) / 64;
+            for (int64_t j = 0; j < n_in; j++) {
+                uint64_t *dst = (uint64_t *)&S[j];
+                for (int w = 0; w < VW; w++) dst[w] = w < nw ? packed[j * wstride + w0 + w] : 0;
+            }
+        } else {
+            pack_tile(x + row0 * n_in, n_in, nrows, zero_row, rows, S, scratch);
+        }
+        if (!packed && row0 + TILE < n) {  /* fetch the next tile's rows while the gates run */
+            const uint8_t *next = x + (row0 + TILE) * n_in;
+            const int64_t bytes = (n - row0 - TILE < TILE ? n - row0 - TILE : TILE) * n_in;
+            for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(next + off, 0, 1);
+        }
+        run_gates(S, ngroups, groups, gates);
+        if (k > 0) {
+            for (int64_t c = 0; c < k; c++) {
+                group_count(S, out_slots + c * group, group, acc);
+                int32_t *dst = scores + row0 * k + c;
+                for (int64_t s = 0; s < nrows; s++) dst[s * k] = acc[s];
+            }
+        } else {
+            for (int64_t s = 0; s < nrows; s++) {
+                uint8_t *dst = bits + (row0 + s) * n_out;
+                const int w = (int)(s >> 6), sh = (int)(s & 63);
+                for (int64_t o = 0; o < n_out; o++) dst[o] = (uint8_t)((S[out_slots[o]][w] >> sh) & 1);
+            }
+        }
+    }
+    free(S); free(zero_row); free(rows); free(acc); free(scratch);
+    return 0;
+}

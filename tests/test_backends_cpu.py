@@ -1,0 +1,150 @@
+"""The native CPU targets (c, cpu-avx2, cpu-avx512, llvm) against the reference simulator, bit for bit."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import need
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import batches, circuits
+
+import lgc
+from lgc._build import BuildError
+from lgc.backends import cpu_c, llvm, resolve_target
+from lgc.ir import GroupSumHead, InputEncoder, pack_bits, random_layered_circuit, simulate
+
+NATIVE = ("c", "cpu-avx2", "cpu-avx512", "llvm")
+
+
+def require(target: str) -> None:
+    """Skip (or fail under LGC_REQUIRE) when ``target`` cannot run here."""
+    if target == "llvm":
+        need("llvm", llvm.available())
+        return
+    why = cpu_c.available(target)
+    if why is not None and ("compiler" in why or "cffi" in why):
+        need("c-compiler", why)
+    if why is not None:
+        pytest.skip(f"{target}: {why}")
+
+
+def build(circuit, target, threads=2):
+    return lgc.backends.build(circuit, target, threads=threads)
+
+
+@pytest.mark.parametrize("target", NATIVE)
+@settings(max_examples=25)
+@given(data=st.data())
+def test_matches_oracle_on_random_circuits(target, data):
+    require(target)
+    circuit = data.draw(circuits(max_inputs=12, max_gates=120, encoders=True))
+    x = data.draw(batches(circuit.num_inputs, max_n=300))
+    assert np.array_equal(build(circuit, target)(x), simulate(circuit, x))
+
+
+@pytest.mark.parametrize("target", NATIVE)
+@settings(max_examples=10)
+@given(data=st.data())
+def test_matches_oracle_with_wide_inputs(target, data):
+    """Inputs wider than a vector block exercise the vector packing path and its column tail."""
+    require(target)
+    circuit = data.draw(circuits(min_inputs=60, max_inputs=200, max_gates=300, max_outputs=40))
+    x = data.draw(batches(circuit.num_inputs, max_n=1100))
+    assert np.array_equal(build(circuit, target)(x), simulate(circuit, x))
+
+
+@pytest.mark.parametrize("target", NATIVE)
+@pytest.mark.parametrize("head", [True, False])
+def test_batch_sizes_and_threads(target, head):
+    require(target)
+    c = random_layered_circuit(150, [300, 200, 120], num_classes=6 if head else None, seed=3)
+    rng = np.random.default_rng(0)
+    for threads in (1, 2, 3):
+        net = build(c, target, threads=threads)
+        for n in (0, 1, 63, 64, 65, 511, 512, 513, 1000, 2049):
+            x = rng.random((n, 150)) < 0.5
+            want = simulate(c, x)
+            got = net(x)
+            assert got.dtype == want.dtype and got.shape == want.shape, (threads, n)
+            assert np.array_equal(got, want), (threads, n)
+            if n == 1000:
+                assert np.array_equal(net(pack_bits(x)), want)  # packed input
+                assert np.array_equal(net(x.astype(np.uint8)), want)  # 0/1 numbers
+                assert np.array_equal(net(np.asfortranarray(x)), want)  # not C-contiguous
+                assert np.array_equal(net(x[::-1]), simulate(c, x[::-1]))  # negative strides
+
+
+@pytest.mark.parametrize("target", NATIVE)
+def test_raw_features_and_predict(target):
+    require(target)
+    rng = np.random.default_rng(1)
+    base = random_layered_circuit(40, [80, 60], num_classes=3, seed=5)
+    c = base.replace(input_encoder=InputEncoder(rng.integers(0, 10, size=40), rng.normal(size=40), 10))
+    feats = rng.normal(size=(300, 10)).astype(np.float32)
+    net = build(c, target)
+    assert np.array_equal(net(feats), simulate(c, feats))
+    assert np.array_equal(net.predict(feats), np.argmax(simulate(c, feats), axis=1))
+    assert net.target == target and net.circuit is not None
+
+
+@pytest.mark.parametrize("target", NATIVE)
+def test_bad_inputs_are_value_errors(target):
+    require(target)
+    c = random_layered_circuit(8, [16], num_classes=2, seed=0)
+    net = build(c, target)
+    for bad in (np.zeros((4, 9), bool), np.zeros(8, bool), np.full((3, 8), 2), np.full((2, 8), np.nan),
+                np.array([["a"] * 8]), np.zeros((2, 8), dtype=object)):
+        with pytest.raises(ValueError):
+            net(bad)
+
+
+def test_unknown_and_unavailable_targets_list_available(monkeypatch):
+    with pytest.raises(ValueError, match="cpu-avx512|numpy"):
+        resolve_target("cpu-avx1024")
+    monkeypatch.setenv("LGC_CC", "/nonexistent/gcc-lgc")
+    with pytest.raises(ValueError, match="available: .*numpy"):
+        resolve_target("c")
+
+
+def test_missing_compiler_is_a_build_error(monkeypatch):
+    monkeypatch.setenv("LGC_CC", "/nonexistent/gcc-lgc")
+    assert "C compiler" in cpu_c.available("c")
+    with pytest.raises(BuildError, match="C compiler"):
+        cpu_c.library("c")
+
+
+def test_cpu_resolves_to_fastest_available():
+    target, _ = resolve_target("cpu")
+    assert target in lgc.backends.CPU_PREFERENCE
+    assert target == next(t for t in lgc.backends.CPU_PREFERENCE if t in lgc.targets())
+
+
+@pytest.mark.parametrize("target", NATIVE)
+def test_save_and_load(target, tmp_path):
+    require(target)
+    c = random_layered_circuit(30, [64, 40], num_classes=4, seed=2)
+    net = build(c, target)
+    path = tmp_path / "net.lgc"
+    net.save(path)
+    again = lgc.load(path)
+    assert again.target == target
+    x = np.random.default_rng(0).random((200, 30)) < 0.5
+    assert np.array_equal(again(x), net(x))
+
+
+@pytest.mark.parametrize("target", NATIVE)
+def test_large_groups_and_constant_outputs(target):
+    """A head with big groups (the carry-save counter's higher planes) and outputs that are
+    inputs or constants."""
+    require(target)
+    n = 70
+    g = 600
+    rng = np.random.default_rng(4)
+    op = rng.integers(0, 16, size=g)
+    a = (rng.random(g) * (n + np.arange(g))).astype(np.int64)
+    b = (rng.random(g) * (n + np.arange(g))).astype(np.int64)
+    outputs = rng.integers(0, n + g, size=2 * 300)
+    outputs[:5] = [0, 1, 2, 3, 4]
+    c = lgc.ir.Circuit(n, op, a, b, outputs, head=GroupSumHead(2, 1.0)).validate()
+    x = rng.random((700, n)) < 0.5
+    assert np.array_equal(build(c, target)(x), simulate(c, x))
