@@ -76,6 +76,7 @@ class TrainConfig:
     resume: bool = False
     progress: bool = True
     device: str | None = None
+    threads: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -102,15 +103,21 @@ def build_logic_model(cfg: TrainConfig, data: Dataset, device: str):
 
 def build_baseline_model(cfg: TrainConfig, data: Dataset, device: str):
     """difflogic's ``main_baseline`` MLP: Linear+ReLU layers of width k, then a Linear to classes.
-    It reads the same inputs the logic network does (bits, or raw values in train mode)."""
+    It starts with the same binariser as the logic network, so it sees the same inputs."""
     import torch
-    layers: list[Any] = []
+    from .frontend import Binarize
+    layers: list[Any] = [torch.nn.Flatten(), Binarize(**_binarize_kwargs(data))]
     in_dim = data.num_inputs
     for _ in range(max(cfg.num_layers - 1, 0)):
         layers += [torch.nn.Linear(in_dim, cfg.num_neurons), torch.nn.ReLU()]
         in_dim = cfg.num_neurons
     layers.append(torch.nn.Linear(in_dim, data.num_classes))
     return torch.nn.Sequential(*layers).to(device)
+
+
+def _binarize_kwargs(data: Dataset) -> dict[str, Any]:
+    bc = data.binarizer_config()
+    return {"thresholds": bc["thresholds"], "train_passthrough": bc["train_passthrough"], "num_features": data.num_features}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -219,6 +226,10 @@ def train(cfg: TrainConfig, *, log=print) -> dict[str, Any]:
     import torch
     if cfg.num_iterations < 0 or cfg.batch_size < 1 or cfg.eval_freq < 1 or cfg.num_layers < 1 or cfg.num_neurons < 1:
         raise ValueError("iterations must be >= 0 and batch size, eval frequency, layers and neurons >= 1")
+    if cfg.threads is not None:
+        if cfg.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {cfg.threads}")
+        torch.set_num_threads(cfg.threads)  # the CPU kernel's OpenMP pool follows torch's setting
     dist, device = _init_distributed(cfg.device)
     run_dir = pathlib.Path(cfg.out) if cfg.out else default_run_dir(cfg)
     if dist.main:
@@ -243,11 +254,14 @@ def train(cfg: TrainConfig, *, log=print) -> dict[str, Any]:
     loss_fn = torch.nn.CrossEntropyLoss()
 
     step, best = 0, {"valid_acc": -1.0, "step": 0}
+    resumed_seconds = 0.0
     if cfg.resume:
         state = torch.load(state_path, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, best = int(state["step"]), state["best"]
+        prior = [m for m in read_metrics(run_dir) if m["step"] == step]
+        resumed_seconds = float(state.get("train_seconds", prior[-1]["train_seconds"] if prior else 0.0))
         if dist.main:
             log(f"resuming {run_dir} at step {step}")
     elif dist.main:
@@ -284,7 +298,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict[str, Any]:
     metrics_file = open(run_dir / "metrics.jsonl", "a") if dist.main else None
     losses: list[float] = []
     t_start = time.perf_counter()
-    train_seconds = 0.0
+    train_seconds = resumed_seconds  # time in training steps, summed over resumed sessions
     try:
         while step < cfg.num_iterations:
             idx = batch_indices(step)
@@ -315,7 +329,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict[str, Any]:
                         best = {"valid_acc": float(score if valid is not None else -1.0), "step": step}
                         _save_model(model, run_dir / "best.pt", cfg, {"step": step})
                     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                                "best": best}, run_dir / "state.pt.tmp")
+                                "best": best, "train_seconds": train_seconds}, run_dir / "state.pt.tmp")
                     os.replace(run_dir / "state.pt.tmp", state_path)
                     if bar is not None:
                         bar.write(_format_record(rec))

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = TrainConfig(dataset="digits", num_neurons=args.num_neurons, num_layers=args.num_layers, tau=10.0 / 3,
                           batch_size=64, learning_rate=0.01, num_iterations=args.num_iterations,
                           eval_freq=max(args.num_iterations // 4, 1), seed=args.seed, out=args.out or f"{tmp}/run",
-                          progress=sys.stderr.isatty(), device="cpu")
+                          progress=sys.stderr.isatty(), device="cpu", threads=1)
         print(f"lgc demo: training a {cfg.num_layers} x {cfg.num_neurons}-gate logic network on scikit-learn digits "
               f"({cfg.num_iterations} steps)")
         summary = train(cfg, log=lambda s: print("  " + s))

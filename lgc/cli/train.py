@@ -53,6 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("-O", "--opt-level", type=int, default=2, choices=(0, 1, 2, 3), help="optimisation level (default 2)")
     o.add_argument("--plot", action="store_true", help="draw learning curves and the gate histogram at the end")
     o.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    o.add_argument("--threads", type=int, help="CPU threads for training (default: torch's default; 1 is best on a busy machine)")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
     d = p.add_argument_group("data")
     d.add_argument("--data-dir", help="dataset folder (default $LGC_DATA_DIR, else ~/.cache/lgc/data)")
@@ -70,7 +71,8 @@ def config_from_args(args: argparse.Namespace):
         implementation=args.implementation, valid_set_size=args.valid_set_size, eval_batch_size=args.eval_batch_size,
         compile=args.compile, target=args.target, opt_level=args.opt_level, baseline=args.baseline, out=args.out,
         data_dir=args.data_dir, download=not args.no_download, binarize=args.binarize, csv_label=args.csv_label,
-        resume=args.resume, progress=not args.no_progress, device=args.device)
+        resume=args.resume, progress=not args.no_progress, device=args.device,
+        threads=args.threads)
 
 
 def run(args: argparse.Namespace) -> int:
