@@ -171,6 +171,7 @@ def test_report_prints_and_renders(monkeypatch):
     text = str(rep)
     assert "structural_hash" in text and "total" in text and "fixed point reached" in text
     assert "<table>" in rep._repr_html_()
+    assert rep.unused_inputs == o.stats().unused_inputs.size and "unused" in text
     same, rep0 = optimize(c, 0, report=True)
     assert same is c and rep0.runs == [] and rep0.gates_after == c.num_gates
 

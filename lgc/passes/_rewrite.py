@@ -25,6 +25,12 @@ INVERTS[[_ops.NOT_A, _ops.NOT_B]] = True
 def live_gates(circuit: Circuit, op: np.ndarray | None = None, a: np.ndarray | None = None,
                b: np.ndarray | None = None, outputs: np.ndarray | None = None) -> np.ndarray:
     """bool[G]: does gate i reach an output through used operands? (ignored operands are not uses)."""
+    return live_mask(circuit, op, a, b, outputs)[circuit.num_inputs:]
+
+
+def live_mask(circuit: Circuit, op: np.ndarray | None = None, a: np.ndarray | None = None,
+              b: np.ndarray | None = None, outputs: np.ndarray | None = None) -> np.ndarray:
+    """bool[num_nodes]: does the node (input or gate) reach an output through used operands?"""
     n = circuit.num_inputs
     op = circuit.op if op is None else op
     a = circuit.a if a is None else a
@@ -42,7 +48,7 @@ def live_gates(circuit: Circuit, op: np.ndarray | None = None, a: np.ndarray | N
         cand = _distinct(cand[~live[cand]], owner)
         live[cand] = True
         frontier = cand[cand >= n] - n
-    return live[n:]
+    return live
 
 
 def _distinct(values: np.ndarray, owner: np.ndarray) -> np.ndarray:

@@ -1,9 +1,11 @@
 """The pass manager: named pipelines run to a fixed point, with a per-pass report.
 
-``optimize(circuit, level)`` runs the level's pipeline round after round until a whole round
-changes nothing (or ``max_rounds`` is reached; the report says which). Each pass run is timed
-and recorded (gates before/after, depth after, seconds); the depth costs one ``levels`` call
-per pass run, O(gates * depth). With ``LGC_DEBUG=1`` every intermediate circuit is checked by
+``optimize(circuit, level)`` runs the level's pipeline round after round until a fixed point:
+every pass has run, since the last change, without changing anything (each pass is idempotent,
+so the pass that made the last change need not run again). ``max_rounds`` caps the rounds; the
+report says whether the fixed point was reached. Each pass run is timed and recorded (gates
+before/after, depth after, seconds); with ``report=True`` the depth costs one ``levels`` call
+per pass run that changed the circuit, O(gates * depth). With ``LGC_DEBUG=1`` every intermediate circuit is checked by
 a fresh (uncached) ``validate()``, so a broken pass is named at once.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Callable, Sequence
 
 from lgc.ir import Circuit, depth
 
+from ._rewrite import live_mask
 from .absorb_not import absorb_not
 from .constant_fold import constant_fold
 from .dead_gates import dead_gate_elimination
@@ -64,6 +67,7 @@ class PassReport:
     runs: list[PassRun] = dataclasses.field(default_factory=list)
     rounds: int = 0
     converged: bool = True
+    unused_inputs: int = 0  #: primary inputs that reach no output in the result (inputs are never removed)
 
     @property
     def gates_after(self) -> int:
@@ -88,7 +92,8 @@ class PassReport:
 
     def _summary(self) -> str:
         state = "fixed point reached" if self.converged else "stopped at max_rounds before a fixed point"
-        return f"pipeline {self.pipeline}: {self.rounds} round(s), {state}"
+        return (f"pipeline {self.pipeline}: {self.rounds} round(s), {state}; "
+                f"{self.unused_inputs} input(s) unused (inputs are kept)")
 
     def __str__(self) -> str:
         head, rows = self._table()
@@ -104,8 +109,8 @@ class PassReport:
 
 
 def run_pipeline(circuit: Circuit, passes: str | Sequence[str], *, max_rounds: int = 20,
-                 report: bool = False, name: str | None = None):
-    """Run ``passes`` (a pipeline name from PIPELINES, or pass names) until a round changes nothing."""
+                 report: bool = False, name: str | None = None) -> "Circuit | tuple[Circuit, PassReport]":
+    """Run ``passes`` (a pipeline name from PIPELINES, or pass names) to a fixed point."""
     if isinstance(passes, str):
         if passes not in PIPELINES:
             raise ValueError(f"unknown pipeline {passes!r}; known: {', '.join(PIPELINES)}")
@@ -118,27 +123,39 @@ def run_pipeline(circuit: Circuit, passes: str | Sequence[str], *, max_rounds: i
     circuit.validate()
     debug = os.environ.get("LGC_DEBUG", "") not in ("", "0")
     rep = PassReport(name or "custom", circuit.num_gates, depth(circuit) if report else -1)
-    converged = not passes
-    for rnd in range(1, max_rounds + 1 if passes else 1):
-        start = circuit
+    current_depth = rep.depth_before
+    # Every pass is idempotent, so once the passes after the last one that changed anything have
+    # all run without a change, the whole pipeline is at a fixed point (before a first change,
+    # every pass must have run once unchanged).
+    streak, changed_ever, converged, rnd = 0, False, not passes, 0
+    while not converged and rnd < max_rounds:
+        rnd += 1
         for pname in passes:
-            before = circuit.num_gates
+            before = circuit
             t0 = time.perf_counter()
             circuit = PASSES[pname](circuit)
             seconds = time.perf_counter() - t0
+            changed = not (circuit is before or circuit == before)
             if debug:
                 circuit.replace().validate()  # replace() gives an unvalidated copy: a fresh check
             if report:
-                rep.runs.append(PassRun(rnd, pname, before, circuit.num_gates, depth(circuit), seconds))
-        rep.rounds = rnd
-        if circuit is start or circuit == start:
-            converged = True
-            break
+                if changed:
+                    current_depth = depth(circuit)
+                rep.runs.append(PassRun(rnd, pname, before.num_gates, circuit.num_gates, current_depth, seconds))
+            streak = 0 if changed else streak + 1
+            changed_ever |= changed
+            if streak >= len(passes) - changed_ever:
+                converged = True
+                break
+    rep.rounds = rnd
     rep.converged = converged
+    if report:
+        rep.unused_inputs = int((~live_mask(circuit)[:circuit.num_inputs]).sum())
     return (circuit, rep) if report else circuit
 
 
-def optimize(circuit: Circuit, level: int = 2, *, report: bool = False, max_rounds: int = 20):
+def optimize(circuit: Circuit, level: int = 2, *, report: bool = False,
+             max_rounds: int = 20) -> "Circuit | tuple[Circuit, PassReport]":
     """Optimise at ``level`` 0..3: O0 nothing; O1 dead gates, constants, pass-throughs; O2 adds
     NOT absorption, a == b simplification and structural hashing; O3 hashes modulo complement
     (AND/NAND, XOR/XNOR ... over the same operands merge) instead.
