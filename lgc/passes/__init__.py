@@ -3,7 +3,8 @@ manager (``optimize``, named ``PIPELINES``, ``PassReport``) and equivalence chec
 (``equivalent``: random simulation, exhaustive enumeration, SAT miter).
 
 Every pass preserves the circuit's function exactly, its inputs, head, input encoder and meta;
-rewriting passes also sweep the gates they leave dead, and ``layers`` boundaries are remapped.
+rewriting passes also sweep away dead gates whenever they rewrite anything (``layers`` boundaries
+are remapped), and return the input circuit itself when they have nothing to do.
 """
 from .absorb_not import absorb_not
 from .constant_fold import constant_fold

@@ -88,12 +88,15 @@ def compact(circuit: Circuit, op: np.ndarray, a: np.ndarray, b: np.ndarray, outp
 
 
 def sweep(circuit: Circuit, op: np.ndarray, a: np.ndarray, b: np.ndarray, outputs: np.ndarray) -> Circuit:
-    """The rewritten circuit without the gates that no longer reach an output."""
+    """The rewritten circuit without the gates that no longer reach an output.
+
+    A rewrite that changed nothing returns ``circuit`` itself (it left nothing dead; dead gates
+    it was given are ``dead_gate_elimination``'s business), so no-op passes cost no liveness walk."""
+    if (np.array_equal(op, circuit.op) and np.array_equal(a, circuit.a) and np.array_equal(b, circuit.b)
+            and np.array_equal(outputs, circuit.outputs)):
+        return circuit
     keep = live_gates(circuit, op, a, b, outputs)
     if keep.all():
-        if (np.array_equal(op, circuit.op) and np.array_equal(a, circuit.a) and np.array_equal(b, circuit.b)
-                and np.array_equal(outputs, circuit.outputs)):
-            return circuit
         return circuit.replace(op=op, a=a.astype(np.int32), b=b.astype(np.int32), outputs=outputs.astype(np.int32))
     return compact(circuit, op, a, b, outputs, keep)
 
