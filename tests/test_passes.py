@@ -67,7 +67,9 @@ def test_passes_proved_by_sat(c):
     for name, fn in PASSES.items():
         res = equivalent(c, fn(c), method="sat")
         assert res.equal and res.proven and res.method == "sat", name
-    assert equivalent(c, optimize(c, 2), method="sat")
+    for level in LEVELS:
+        res = equivalent(c, optimize(c, level), method="sat")
+        assert res.equal and res.proven, f"O{level}"
 
 
 def _one_input_gate(c: Circuit) -> np.ndarray:
@@ -208,3 +210,13 @@ def test_merge_complements_merges_and_nand_and_keeps_output_polarity():
     assert o.num_gates < c.num_gates
     assert optimize(c, 3).num_gates < optimize(c, 2).num_gates
     assert equivalent(c, optimize(c, 3), method="exhaustive")
+
+
+def test_wide_key_path_matches_packed_keys():
+    # circuits beyond 2^30 nodes use a lexsort instead of packed uint64 keys: same classes
+    from lgc.passes.structural_hash import _first_of_class
+    rng = np.random.default_rng(0)
+    op = rng.integers(0, 16, 5000).astype(np.uint8)
+    a = rng.integers(0, 30, 5000).astype(np.int64)
+    b = rng.integers(0, 30, 5000).astype(np.int64)
+    np.testing.assert_array_equal(_first_of_class(op, a, b, True), _first_of_class(op, a, b, False))
