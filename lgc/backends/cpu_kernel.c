@@ -159,7 +159,10 @@ static void pack_tile(const uint8_t *x, int64_t n_in, int64_t nrows, const uint8
     pack_columns_scalar(rows, done, n_in, S);
 }
 
-static void run_gates(vec *S, int64_t ngroups, const int32_t *groups, const int32_t *gates) {
+/* pf..pf_end: the next tile's input rows, prefetched a line every gate or so, so the memory
+ * traffic of packing overlaps the gates instead of stalling the next pack. */
+static void run_gates(vec *S, int64_t ngroups, const int32_t *groups, const int32_t *gates,
+                      const uint8_t *pf, const uint8_t *pf_end, int64_t pf_step) {
     const vec zero = {0};
     for (int64_t gi = 0; gi < ngroups; gi++) {
         const int32_t kind = groups[3 * gi], g0 = groups[3 * gi + 1], g1 = groups[3 * gi + 2];
@@ -169,6 +172,10 @@ static void run_gates(vec *S, int64_t ngroups, const int32_t *groups, const int3
         const vec a = S[t[0]], b = S[t[1]];                          \
         (void)a; (void)b;                                            \
         S[t[2]] = (EXPR);                                            \
+        if (pf < pf_end) {                                           \
+            for (int64_t z = 0; z < pf_step; z += 64) __builtin_prefetch(pf + z, 0, 2); \
+            pf += pf_step;                                           \
+        }                                                            \
     }                                                                \
     break;
         switch (kind) {
@@ -221,30 +228,43 @@ static inline void add_plane(int32_t *acc, vec plane, int k) {
 }
 
 /* Popcount of one class's group, per sample, bit-sliced: a Harley-Seal carry-save tree over
- * 8 outputs at a time (7 full adders), whose weight-8 carries ripple into higher planes.
+ * 16 outputs at a time (15 full adders), whose weight-16 carries ripple into higher planes.
  * Branch-free; about one full adder per output. Then the planes are added into acc. */
+#if defined(__AVX512F__) && VW == 8
+#define CSA(h, l, a, b, c) do { const __m512i a_ = (__m512i)(a), b_ = (__m512i)(b), c_ = (__m512i)(c); \
+    h = (vec)_mm512_ternarylogic_epi64(a_, b_, c_, 0xE8); l = (vec)_mm512_ternarylogic_epi64(a_, b_, c_, 0x96); } while (0)
+#else
 #define CSA(h, l, a, b, c) do { const vec u_ = (a) ^ (b); h = ((a) & (b)) | (u_ & (c)); l = u_ ^ (c); } while (0)
+#endif
 
 static void group_count(const vec *S, const int32_t *outs, int64_t m, int32_t *acc) {
     vec P[64];
-    int L = 3;
+    int L = 4;
     while (((int64_t)1 << L) <= m) L++;
     for (int i = 0; i < L; i++) P[i] = (vec){0};
-    vec ones = {0}, twos = {0}, fours = {0};
+    vec ones = {0}, twos = {0}, fours = {0}, eights = {0};
     int64_t o = 0;
-    for (; o + 8 <= m; o += 8) {
+    for (; o + 16 <= m; o += 16) {
         const int32_t *q = outs + o;
-        vec twosA, twosB, foursA, foursB, eights;
+        vec twosA, twosB, foursA, foursB, eightsA, eightsB, sixteens;
         CSA(twosA, ones, ones, S[q[0]], S[q[1]]);
         CSA(twosB, ones, ones, S[q[2]], S[q[3]]);
         CSA(foursA, twos, twos, twosA, twosB);
         CSA(twosA, ones, ones, S[q[4]], S[q[5]]);
         CSA(twosB, ones, ones, S[q[6]], S[q[7]]);
         CSA(foursB, twos, twos, twosA, twosB);
-        CSA(eights, fours, fours, foursA, foursB);
-        for (int i = 3; i < L; i++) { const vec t = P[i] & eights; P[i] ^= eights; eights = t; }
+        CSA(eightsA, fours, fours, foursA, foursB);
+        CSA(twosA, ones, ones, S[q[8]], S[q[9]]);
+        CSA(twosB, ones, ones, S[q[10]], S[q[11]]);
+        CSA(foursA, twos, twos, twosA, twosB);
+        CSA(twosA, ones, ones, S[q[12]], S[q[13]]);
+        CSA(twosB, ones, ones, S[q[14]], S[q[15]]);
+        CSA(foursB, twos, twos, twosA, twosB);
+        CSA(eightsB, fours, fours, foursA, foursB);
+        CSA(sixteens, eights, eights, eightsA, eightsB);
+        for (int i = 4; i < L; i++) { const vec t = P[i] & sixteens; P[i] ^= sixteens; sixteens = t; }
     }
-    P[0] = ones; P[1] = twos; P[2] = fours;
+    P[0] = ones; P[1] = twos; P[2] = fours; P[3] = eights;
     for (; o < m; o++) {
         vec x = S[outs[o]];
         for (int i = 0; i < L; i++) { const vec t = P[i] & x; P[i] ^= x; x = t; }
@@ -273,6 +293,7 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
         return -1;
     }
     const int64_t group = k > 0 ? n_out / k : 0;
+    const int64_t n_gates = ngroups > 0 ? groups[3 * (ngroups - 1) + 2] : 0;
     for (int64_t row0 = 0; row0 < n; row0 += TILE) {
         const int64_t nrows = n - row0 < TILE ? n - row0 : TILE;
         if (packed) {
@@ -284,12 +305,18 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
         } else {
             pack_tile(x + row0 * n_in, n_in, nrows, zero_row, rows, S, scratch);
         }
+        const uint8_t *pf = NULL, *pf_end = NULL;
+        int64_t pf_step = 64;
         if (!packed && row0 + TILE < n) {  /* fetch the next tile's rows while the gates run */
-            const uint8_t *next = x + (row0 + TILE) * n_in;
             const int64_t bytes = (n - row0 - TILE < TILE ? n - row0 - TILE : TILE) * n_in;
-            for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(next + off, 0, 1);
+            pf = x + (row0 + TILE) * n_in;
+            pf_end = pf + bytes;
+            const int64_t lines = (bytes + 63) / 64;
+            pf_step = 64 * ((lines + n_gates - 1) / (n_gates > 0 ? n_gates : 1));
+            if (pf_step < 64) pf_step = 64;
+            if (n_gates == 0) for (const uint8_t *p = pf; p < pf_end; p += 64) __builtin_prefetch(p, 0, 2);
         }
-        run_gates(S, ngroups, groups, gates);
+        run_gates(S, ngroups, groups, gates, pf, pf_end, pf_step);
         if (k > 0) {
             for (int64_t c = 0; c < k; c++) {
                 group_count(S, out_slots + c * group, group, acc);
