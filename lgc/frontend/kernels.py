@@ -24,13 +24,13 @@ import pathlib
 import platform
 import sys
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 
 from lgc._build import BuildError, build_shared_library, cache_dir, content_key, find_tool
 
-from .relax import bilinear_gate
+from .relax import bilinear_gate, gate_coefficients, relax_matrix
 
 IMPLEMENTATIONS = ("auto", "python", "cpu", "cuda")
 _HERE = pathlib.Path(__file__).resolve().parent
@@ -131,6 +131,28 @@ class _CpuBackend(_Backend):
     def backward(self, xt, a, b, c, gyt, need_gx):
         gxt, gc = self.module.backward(xt, a, b, c, gyt, need_gx, torch.get_num_threads())
         return (gxt if need_gx else None), gc
+
+    def coefficients(self, weights: torch.Tensor, hard: bool) -> torch.Tensor:
+        """``gate_coefficients`` with the soft case (softmax then @ RELAX) fused into one C++ pass."""
+        if hard or weights.dtype not in (torch.float32, torch.float64):
+            return gate_coefficients(weights, hard)
+        return _CpuCoefficients.apply(weights, self)
+
+
+class _CpuCoefficients(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, weights: torch.Tensor, backend: _CpuBackend) -> torch.Tensor:
+        w = weights.detach().contiguous()
+        ctx.save_for_backward(w)
+        ctx.backend = backend
+        return backend.module.coefficients(w, relax_matrix(w), torch.get_num_threads())
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_c: torch.Tensor):
+        (w,) = ctx.saved_tensors
+        gw = ctx.backend.module.coefficients_backward(w, relax_matrix(w), grad_c.contiguous(), torch.get_num_threads())
+        return gw, None
 
 
 @functools.lru_cache(maxsize=1)
@@ -252,34 +274,54 @@ def _warn_once(key: str, message: str) -> None:
         warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
-def resolve(implementation: str, x: torch.Tensor) -> Callable[..., torch.Tensor]:
-    """The function ``f(x, c, a, b, grad_factor)`` that runs ``implementation`` for tensor ``x``."""
+class Implementation(NamedTuple):
+    """What a layer runs: ``coefficients(weights, hard) -> c`` and ``logic(x, c, a, b, grad_factor) -> y``."""
+
+    name: str
+    coefficients: Callable[[torch.Tensor, bool], torch.Tensor]
+    logic: Callable[..., torch.Tensor]
+
+
+PYTHON = Implementation("python", gate_coefficients, python_logic)
+
+
+def _cpu() -> Implementation:
+    backend = cpu_backend()
+    return Implementation("cpu", backend.coefficients, functools.partial(kernel_logic, backend))
+
+
+def _cuda() -> Implementation:
+    return Implementation("cuda", gate_coefficients, functools.partial(kernel_logic, cuda_backend()))
+
+
+def resolve(implementation: str, x: torch.Tensor) -> Implementation:
+    """The implementation that runs ``implementation`` (``auto`` resolved) for input tensor ``x``."""
     if implementation == "python":
-        return python_logic
+        return PYTHON
     kernel_dtype = x.dtype in (torch.float32, torch.float64)
     if implementation == "cpu":
         if x.device.type != "cpu" or not kernel_dtype:
             raise ValueError(f"implementation='cpu' needs a float32/float64 CPU tensor, got {x.dtype} on {x.device}")
-        return functools.partial(kernel_logic, cpu_backend())
+        return _cpu()
     if implementation == "cuda":
         if x.device.type != "cuda" or not kernel_dtype:
             raise ValueError(f"implementation='cuda' needs a float32/float64 CUDA tensor, got {x.dtype} on {x.device}")
-        return functools.partial(kernel_logic, cuda_backend())
+        return _cuda()
     if implementation != "auto":
         raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
     if not kernel_dtype:
-        return python_logic
+        return PYTHON
     if x.device.type == "cuda":
-        feature, loader = "gpu", cuda_backend
+        feature, make = "gpu", _cuda
     elif x.device.type == "cpu":
-        feature, loader = "cpu-kernel", cpu_backend
+        feature, make = "cpu-kernel", _cpu
     else:
-        return python_logic
+        return PYTHON
     try:
-        return functools.partial(kernel_logic, loader())
+        return make()
     except BuildError as e:
         if feature in _required():
             raise
         _warn_once(feature, f"lgc: the fused {x.device.type} logic-layer kernel is unavailable, falling back to "
                             f"the (slower) python implementation. Reason: {e}")
-        return python_logic
+        return PYTHON

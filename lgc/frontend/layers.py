@@ -90,9 +90,10 @@ class LogicLayer(nn.Module):
             x = x.reshape(-1, self.in_dim)
         if not x.is_floating_point():
             x = x.to(self.weights.dtype)
-        c = self.coefficients().to(x.dtype)
-        run = kernels.resolve(self.implementation, x)
-        y = run(x, c, self.index_a, self.index_b, self.grad_factor)
+        impl = kernels.resolve(self.implementation, x)
+        w = self.weights if self.weights.dtype == x.dtype else self.weights.to(x.dtype)
+        c = impl.coefficients(w, not self.training)
+        y = impl.logic(x, c, self.index_a, self.index_b, self.grad_factor)
         return y if len(lead) == 1 else y.reshape(*lead, self.out_dim)
 
     def extra_repr(self) -> str:
@@ -130,7 +131,11 @@ class GroupSum(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 1 or x.shape[-1] % self.k:
             raise ValueError(f"GroupSum(k={self.k}) needs a last dimension divisible by {self.k}, got {list(x.shape)}")
-        return x.unflatten(-1, (self.k, x.shape[-1] // self.k)).sum(-1) / self.tau
+        n = x.shape[-1]
+        if x.dim() == 2 and x.stride(0) == 1 and x.shape[0] > 1:
+            # feature-major (a kernel layer's output): reduce contiguous rows, not strided columns
+            return x.t().reshape(self.k, n // self.k, x.shape[0]).sum(1).t() / self.tau
+        return x.unflatten(-1, (self.k, n // self.k)).sum(-1) / self.tau
 
     def extra_repr(self) -> str:
         return f"k={self.k}, tau={self.tau:g}"

@@ -48,9 +48,44 @@ std::vector<torch::Tensor> backward(torch::Tensor x, torch::Tensor a, torch::Ten
     return {grad_x, grad_c};
 }
 
+void check_weights(const torch::Tensor& w, const torch::Tensor& relax) {
+    TORCH_CHECK(w.device().is_cpu() && w.dim() == 2 && w.size(1) == 16 && w.is_contiguous(),
+                "weights must be a contiguous CPU [out_dim, 16] tensor");
+    TORCH_CHECK(w.scalar_type() == torch::kFloat || w.scalar_type() == torch::kDouble, "weights must be float32 or float64");
+    TORCH_CHECK(relax.scalar_type() == w.scalar_type() && relax.is_contiguous() && relax.dim() == 2 &&
+                    relax.size(0) == 16 && relax.size(1) == 4,
+                "relax must be a contiguous [16, 4] tensor of the weights' dtype");
+}
+
+torch::Tensor coefficients(torch::Tensor w, torch::Tensor relax, int64_t nthreads) {
+    check_weights(w, relax);
+    auto c = torch::empty({w.size(0), 4}, w.options());
+    AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "lgc_gate_coefficients", [&] {
+        lgc::gate_coefficients<scalar_t>(w.data_ptr<scalar_t>(), relax.data_ptr<scalar_t>(), w.size(0),
+                                         c.data_ptr<scalar_t>(), (int)nthreads);
+    });
+    return c;
+}
+
+torch::Tensor coefficients_backward(torch::Tensor w, torch::Tensor relax, torch::Tensor grad_c, int64_t nthreads) {
+    check_weights(w, relax);
+    TORCH_CHECK(grad_c.scalar_type() == w.scalar_type() && grad_c.is_contiguous() && grad_c.dim() == 2 &&
+                    grad_c.size(0) == w.size(0) && grad_c.size(1) == 4,
+                "grad_c must be a contiguous [out_dim, 4] tensor of the weights' dtype");
+    auto grad_w = torch::empty_like(w);
+    AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "lgc_gate_coefficients_backward", [&] {
+        lgc::gate_coefficients_backward<scalar_t>(w.data_ptr<scalar_t>(), relax.data_ptr<scalar_t>(),
+                                                  grad_c.data_ptr<scalar_t>(), w.size(0), grad_w.data_ptr<scalar_t>(),
+                                                  (int)nthreads);
+    });
+    return grad_w;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("forward", &forward, "relaxed logic layer forward (feature-major)");
+    m.def("coefficients", &coefficients, "softmax(w) @ relax, fused per gate");
+    m.def("coefficients_backward", &coefficients_backward, "gradient of coefficients wrt the logits");
     m.def("backward", &backward, "relaxed logic layer backward: grad_x (or undefined), grad_c");
 }

@@ -6,8 +6,10 @@
 // the caller, so shared-weight layers can reuse these kernels).
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 namespace lgc {
@@ -104,6 +106,134 @@ void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a,
             double s = grad_c[k];
             for (int64_t t = 1; t < nt; ++t) s += partial[(size_t)(t - 1) * out_dim * 4 + k];
             grad_c[k] = (T)s;
+        }
+    }
+}
+
+// exp(x) for x <= 0 (softmax after subtracting the max), 16 lanes at a time. float: Cephes' range
+// reduction and polynomial (~1 ulp on the reduced range) in GCC/Clang vector types, so it compiles
+// to SIMD code (the auto-vectoriser gives up on it); inputs below -87 give e^-87 instead of a
+// denormal (a logit that far below the max has no visible mass). double: std::exp per lane, for
+// gradcheck-grade accuracy.
+typedef float f16v __attribute__((vector_size(64)));
+typedef int32_t i16v __attribute__((vector_size(64)));
+
+inline void exp_nonpositive(const float* x, float* out) {
+    f16v v;
+    std::memcpy(&v, x, sizeof v);
+    const f16v lo = f16v{} - 87.0f;
+    v = v < lo ? lo : v;
+    const i16v ni = __builtin_convertvector(v * 1.44269504088896341f - 0.5f, i16v);  // round to nearest (x <= 0)
+    const f16v n = __builtin_convertvector(ni, f16v);
+    f16v r = v - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    f16v p = f16v{} + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    const i16v bits = (ni + 127) << 23;
+    f16v scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    p = p * scale;
+    std::memcpy(out, &p, sizeof p);
+}
+
+inline void exp_nonpositive(const double* x, double* out) {
+    for (int l = 0; l < 16; ++l) out[l] = std::exp(x[l]);
+}
+
+// The softmax parts below run 16 gates at a time, one gate per vector lane (the logits of a block
+// are transposed into [16 ops][16 gates]), so every step vectorises; cost O(out_dim * 16 * 4).
+constexpr int kLanes = 16;  // = the lanes of exp_nonpositive
+
+template <typename T>
+inline void load_block(const T* w, int64_t i0, int nb, T (&wt)[16][kLanes], T (&mx)[kLanes], bool (&ok)[kLanes]) {
+    for (int l = 0; l < kLanes; ++l)
+        for (int k = 0; k < 16; ++k) wt[k][l] = l < nb ? w[(i0 + l) * 16 + k] : T(0);
+    for (int l = 0; l < kLanes; ++l) {
+        bool good = true;
+        for (int k = 0; k < 16; ++k) good &= !std::isnan(wt[k][l]);
+        ok[l] = good;  // NaN logits (a diverged run) give NaN, as torch.softmax does, never a quiet number
+    }
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) mx[l] = wt[0][l];
+    for (int k = 1; k < 16; ++k) {
+#pragma omp simd
+        for (int l = 0; l < kLanes; ++l) mx[l] = std::max(mx[l], wt[k][l]);
+    }
+    for (int l = 0; l < kLanes; ++l) ok[l] = ok[l] && std::isfinite(mx[l]);
+}
+
+// Gate coefficients c [out_dim, 4] = softmax(w [out_dim, 16]) @ relax [16, 4].
+template <typename T>
+void gate_coefficients(const T* w, const T* relax, int64_t out_dim, T* c, int nthreads) {
+    const int64_t blocks = (out_dim + kLanes - 1) / kLanes;
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (out_dim > 4096)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+        const int64_t i0 = blk * kLanes;
+        const int nb = (int)std::min<int64_t>(kLanes, out_dim - i0);
+        T wt[16][kLanes], mx[kLanes], sum[kLanes] = {}, acc[4][kLanes] = {};
+        bool ok[kLanes];
+        load_block(w, i0, nb, wt, mx, ok);
+        for (int k = 0; k < 16; ++k) {
+            const T r0 = relax[4 * k], r1 = relax[4 * k + 1], r2 = relax[4 * k + 2], r3 = relax[4 * k + 3];
+            T ex[kLanes];
+            for (int l = 0; l < kLanes; ++l) ex[l] = wt[k][l] - mx[l];
+            exp_nonpositive(ex, ex);
+#pragma omp simd
+            for (int l = 0; l < kLanes; ++l) {
+                const T e = ex[l];
+                sum[l] += e;
+                acc[0][l] += e * r0;
+                acc[1][l] += e * r1;
+                acc[2][l] += e * r2;
+                acc[3][l] += e * r3;
+            }
+        }
+        for (int l = 0; l < nb; ++l) {
+            const T scale = ok[l] ? T(1) / sum[l] : std::numeric_limits<T>::quiet_NaN();
+            for (int r = 0; r < 4; ++r) c[4 * (i0 + l) + r] = acc[r][l] * scale;
+        }
+    }
+}
+
+// grad_w from grad_c: with s = softmax(w) and d = relax @ grad_c per gate,
+// grad_w[k] = s[k] (d[k] - sum_l s[l] d[l]).
+template <typename T>
+void gate_coefficients_backward(const T* w, const T* relax, const T* grad_c, int64_t out_dim, T* grad_w,
+                                int nthreads) {
+    const int64_t blocks = (out_dim + kLanes - 1) / kLanes;
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (out_dim > 4096)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+        const int64_t i0 = blk * kLanes;
+        const int nb = (int)std::min<int64_t>(kLanes, out_dim - i0);
+        T wt[16][kLanes], mx[kLanes], sum[kLanes] = {}, dot[kLanes] = {}, gc[4][kLanes], d[16][kLanes];
+        bool ok[kLanes];
+        load_block(w, i0, nb, wt, mx, ok);
+        for (int l = 0; l < kLanes; ++l)
+            for (int r = 0; r < 4; ++r) gc[r][l] = l < nb ? grad_c[4 * (i0 + l) + r] : T(0);
+        for (int k = 0; k < 16; ++k) {
+            const T r0 = relax[4 * k], r1 = relax[4 * k + 1], r2 = relax[4 * k + 2], r3 = relax[4 * k + 3];
+            T ex[kLanes];
+            for (int l = 0; l < kLanes; ++l) ex[l] = wt[k][l] - mx[l];
+            exp_nonpositive(ex, ex);
+#pragma omp simd
+            for (int l = 0; l < kLanes; ++l) {
+                const T e = ex[l];
+                const T dk = r0 * gc[0][l] + r1 * gc[1][l] + r2 * gc[2][l] + r3 * gc[3][l];
+                wt[k][l] = e;
+                d[k][l] = dk;
+                sum[l] += e;
+                dot[l] += e * dk;
+            }
+        }
+        for (int l = 0; l < nb; ++l) {
+            const T inv = ok[l] ? T(1) / sum[l] : std::numeric_limits<T>::quiet_NaN();
+            const T mean = dot[l] * inv;
+            for (int k = 0; k < 16; ++k) grad_w[16 * (i0 + l) + k] = wt[k][l] * inv * (d[k][l] - mean);
         }
     }
 }

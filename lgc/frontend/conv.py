@@ -1,0 +1,331 @@
+"""Convolutional logic gate layers (Petersen et al., "Convolutional Differentiable Logic Gate
+Networks", NeurIPS 2024): ``LogicConv2d`` (logic gate trees slid over an image) and ``OrPool2d``.
+
+``LogicConv2d``: each output channel is ONE binary tree of learned two-input gates with
+``2**depth`` leaves, drawn at random from the receptive field ``(channel, dy, dx)`` when the
+layer is built (buffers, so the wiring is in ``state_dict``). The same tree (same gates, same
+leaf offsets) is evaluated at every output position, as a convolution shares its kernel. Padding
+reads constant 0. Training is vectorised: one ``index_select`` gathers every leaf at every
+position (``[batch, out, leaves, positions]``), then ``depth`` tree levels apply the shared
+4-coefficient relaxation (:func:`lgc.frontend.relax.bilinear_gate`) to even/odd leaf pairs; no
+Python loop over positions. Cost per sample: ``out * positions * (2**depth)`` gathered values and
+``out * positions * (2**depth - 1)`` relaxed gates; memory for autograd is about twice that.
+
+``OrPool2d``: logical OR over each pooling window. As in the paper, training relaxes OR by the
+maximum (the maximum t-conorm, ``max(p, q)``), i.e. it is max pooling; on 0/1 inputs max IS OR, so
+eval mode is exact. The paper notes that OR pooling does not saturate to all ones in practice:
+training lowers the activation levels before pooling by itself.
+
+Paper choices reproduced here (each can be turned off):
+- residual initialisation (``residual_init=True``, the default here): logits 0 except the
+  pass-through gate A (op 3) at 5.0, ~91% of the mass; a depth-3 tree then starts as "copy leaf 0".
+- ``channels_per_tree=2``: each tree draws its leaves from only two randomly chosen input channels
+  (the paper restricts a tree's channels; full channel connectivity is ``channels_per_tree=None``).
+- ``depth=3`` trees over a ``3 x 3`` receptive field, OR pooling ``2 x 2`` stride 2 after each
+  convolution block, then fully connected ``LogicLayer``s and a ``GroupSum``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lgc._build import BuildError
+from lgc.ir import ops as _ops
+
+from .kernels import _required
+from .relax import RESIDUAL_LOGIT, bilinear_gate, gate_coefficients, hard_ops, residual_logits
+
+CONV_IMPLEMENTATIONS = ("auto", "python", "cpu", "cuda")
+MAX_DEPTH = 4   # the fused kernels keep a tree's 2**depth leaves on the stack / in registers
+_warned: set[str] = set()
+
+
+def _pair(v: Any, name: str, minimum: int) -> tuple[int, int]:
+    t = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    if len(t) != 2 or any(int(x) != x or int(x) < minimum for x in t):
+        raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {v!r}")
+    return int(t[0]), int(t[1])
+
+
+def conv_output_size(size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+                     padding: tuple[int, int]) -> tuple[int, int]:
+    """Output height and width (floor, like ``torch.nn.Conv2d``); ValueError when empty."""
+    out = tuple((size[i] + 2 * padding[i] - kernel[i]) // stride[i] + 1 for i in range(2))
+    if min(out) < 1:
+        raise ValueError(f"input {size[0]}x{size[1]} with padding {padding} is smaller than the "
+                         f"{kernel[0]}x{kernel[1]} window")
+    return out  # type: ignore[return-value]
+
+
+def draw_tree_leaves(in_channels: int, out_channels: int, kernel: tuple[int, int], leaves: int,
+                     channels_per_tree: int | None, generator: torch.Generator | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Leaf ``(channel, dy, dx)`` of every tree, each int64 ``[out_channels, leaves]``.
+
+    A tree first picks ``channels_per_tree`` distinct channels (all when None or larger than
+    ``in_channels``), then its leaves without replacement from those channels' ``kh * kw``
+    positions (with replacement only when there are fewer positions than leaves). O(out * pool).
+    """
+    kh, kw = kernel
+    cpt = in_channels if channels_per_tree is None else min(int(channels_per_tree), in_channels)
+    if cpt < 1:
+        raise ValueError(f"channels_per_tree must be >= 1 or None, got {channels_per_tree!r}")
+    chans = torch.rand(out_channels, in_channels, generator=generator).argsort(dim=1)[:, :cpt]
+    pool = cpt * kh * kw
+    if pool >= leaves:
+        pick = torch.rand(out_channels, pool, generator=generator).argsort(dim=1)[:, :leaves]
+    else:
+        pick = torch.randint(0, pool, (out_channels, leaves), generator=generator)
+    which, pos = pick // (kh * kw), pick % (kh * kw)
+    channel = chans.gather(1, which)
+    return channel.contiguous(), (pos // kw).contiguous(), (pos % kw).contiguous()
+
+
+class LogicConv2d(nn.Module):
+    """A convolution whose kernel is a binary tree of learned logic gates (see the module docstring).
+
+    Input ``[batch, in_channels, H, W]`` with values in [0, 1]; output ``[batch, out_channels, H', W']``
+    with ``H' = (H + 2 padding - kernel) // stride + 1``. ``weights [out_channels, 2**depth - 1, 16]``
+    holds the gate logits level by level: gates ``0 .. 2**(depth-1) - 1`` read leaf pairs
+    ``(2g, 2g + 1)``, the next level reads pairs of those, the last gate is the root.
+    Buffers ``leaf_channel``, ``leaf_dy``, ``leaf_dx [out_channels, 2**depth]`` are the wiring.
+    ``input_size=(H, W)`` is optional; lowering uses it when the model does not say its input shape.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any = 3, depth: int = 3,
+                 stride: Any = 1, padding: Any = 0, residual_init: bool | float = True,
+                 channels_per_tree: int | None = 2, implementation: str = "auto",
+                 input_size: Any = None, device: Any = "cpu", generator: torch.Generator | None = None):
+        super().__init__()
+        if int(in_channels) != in_channels or int(out_channels) != out_channels or in_channels < 1 or out_channels < 1:
+            raise ValueError(f"LogicConv2d needs positive integer channel counts, got {in_channels!r}, {out_channels!r}")
+        if int(depth) != depth or not 1 <= depth <= MAX_DEPTH:
+            raise ValueError(f"LogicConv2d depth must be an integer in 1..{MAX_DEPTH}, got {depth!r}")
+        if implementation not in CONV_IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be one of {CONV_IMPLEMENTATIONS}, got {implementation!r}")
+        self.in_channels, self.out_channels, self.depth = int(in_channels), int(out_channels), int(depth)
+        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
+        self.stride = _pair(stride, "stride", 1)
+        self.padding = _pair(padding, "padding", 0)
+        self.input_size = None if input_size is None else _pair(input_size, "input_size", 1)
+        self.residual_init = residual_init
+        self.channels_per_tree = None if channels_per_tree is None else int(channels_per_tree)
+        self.implementation = implementation
+        gates = 2 ** self.depth - 1
+        if residual_init is False or residual_init is None:
+            w = torch.randn(self.out_channels * gates, _ops.NUM_OPS, device=device)
+        else:
+            logit = RESIDUAL_LOGIT if residual_init is True else float(residual_init)
+            w = residual_logits(self.out_channels * gates, logit, device=device)
+        self.weights = nn.Parameter(w.reshape(self.out_channels, gates, _ops.NUM_OPS))
+        ch, dy, dx = draw_tree_leaves(self.in_channels, self.out_channels, self.kernel_size, 2 ** self.depth,
+                                      self.channels_per_tree, generator)
+        self.register_buffer("leaf_channel", ch.to(device))
+        self.register_buffer("leaf_dy", dy.to(device))
+        self.register_buffer("leaf_dx", dx.to(device))
+        self._index_cache: dict[Any, torch.Tensor] = {}
+
+    @property
+    def leaves(self) -> int:
+        return 2 ** self.depth
+
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        return conv_output_size(size, self.kernel_size, self.stride, self.padding)
+
+    def check_wiring(self) -> None:
+        """ValueError unless the leaf buffers are int64 ``[out, 2**depth]`` inside the receptive field."""
+        shape = (self.out_channels, self.leaves)
+        for name, t, hi in (("leaf_channel", self.leaf_channel, self.in_channels),
+                            ("leaf_dy", self.leaf_dy, self.kernel_size[0]), ("leaf_dx", self.leaf_dx, self.kernel_size[1])):
+            if t.dtype != torch.int64 or tuple(t.shape) != shape:
+                raise ValueError(f"{name} must be int64 {list(shape)}, got {t.dtype} {list(t.shape)}")
+            if int(t.min()) < 0 or int(t.max()) >= hi:
+                raise ValueError(f"{name} values must lie in 0..{hi - 1}, got {int(t.min())}..{int(t.max())}")
+
+    def _load_from_state_dict(self, state_dict, prefix, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._index_cache.clear()
+        self.check_wiring()
+
+    def _apply(self, fn, *args: Any, **kwargs: Any):  # .to()/.cuda() move the buffers: drop cached indices
+        self._index_cache = {}
+        return super()._apply(fn, *args, **kwargs)
+
+    def level_slices(self) -> list[slice]:
+        """Gate index ranges of the tree levels, leaves' level first."""
+        out, start = [], 0
+        for lvl in range(self.depth):
+            n = 2 ** (self.depth - 1 - lvl)
+            out.append(slice(start, start + n))
+            start += n
+        return out
+
+    def coefficients(self) -> torch.Tensor:
+        """Relaxation coefficients ``[out, 2**depth - 1, 4]`` for the current mode (hard in eval)."""
+        return gate_coefficients(self.weights, hard=not self.training)
+
+    def gather_index(self, height: int, width: int) -> torch.Tensor:
+        """Flat index ``[out * leaves * positions]`` into a padded ``[C, H + 2ph, W + 2pw]`` sample."""
+        key = (height, width, self.leaf_channel.device)
+        idx = self._index_cache.get(key)
+        if idx is None:
+            (ph, pw), (sh, sw) = self.padding, self.stride
+            ho, wo = self.output_size((height, width))
+            hp, wp = height + 2 * ph, width + 2 * pw
+            dev = self.leaf_channel.device
+            base = (self.leaf_channel * hp + self.leaf_dy) * wp + self.leaf_dx          # [O, L]
+            oy = torch.arange(ho, device=dev) * sh * wp
+            ox = torch.arange(wo, device=dev) * sw
+            pos = (oy[:, None] + ox[None, :]).reshape(-1)                                # [P]
+            idx = (base[:, :, None] + pos[None, None, :]).reshape(-1).contiguous()
+            self._index_cache[key] = idx
+        return idx
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"LogicConv2d({self.in_channels}, {self.out_channels}) expects input "
+                             f"[batch, {self.in_channels}, H, W], got {list(x.shape)}")
+        if not x.is_floating_point():
+            x = x.to(self.weights.dtype)
+        batch, _, height, width = x.shape
+        ho, wo = self.output_size((height, width))
+        c = self.coefficients().to(x.dtype)
+        lib = self._kernel(x)
+        if lib is not None:
+            from .conv_kernels import tree_conv
+            return tree_conv(self, x, c, lib)
+        ph, pw = self.padding
+        xp = F.pad(x, (pw, pw, ph, ph)) if ph or pw else x
+        idx = self.gather_index(height, width)
+        v = xp.reshape(batch, -1).index_select(1, idx).view(batch, self.out_channels, self.leaves, ho * wo)
+        for sl in self.level_slices():
+            v = bilinear_gate(v[:, :, 0::2], v[:, :, 1::2], c[:, sl].unsqueeze(2))
+        return v.view(batch, self.out_channels, ho, wo)
+
+    def _kernel(self, x: torch.Tensor) -> Any:
+        """The fused kernel library for ``x``, or None for the PyTorch path (see ``implementation``)."""
+        from . import conv_kernels
+        impl, dev = self.implementation, x.device.type
+        kernel_dtype = x.dtype in (torch.float32, torch.float64)
+        if impl == "python" or (impl == "auto" and (not kernel_dtype or dev not in ("cpu", "cuda"))):
+            return None
+        if impl in ("cpu", "cuda"):
+            if dev != impl or not kernel_dtype:
+                raise ValueError(f"implementation={impl!r} needs a float32/float64 {impl.upper()} tensor, "
+                                 f"got {x.dtype} on {x.device}")
+            return conv_kernels.cpu_library() if impl == "cpu" else conv_kernels.cuda_library()
+        try:
+            return conv_kernels.cpu_library() if dev == "cpu" else conv_kernels.cuda_library()
+        except BuildError as e:
+            feature = "cpu-kernel" if dev == "cpu" else "gpu"
+            if feature in _required():
+                raise
+            if dev not in _warned:
+                _warned.add(dev)
+                warnings.warn(f"lgc: the fused {dev} logic-conv kernel is unavailable, using the (slower) PyTorch "
+                              f"path. Reason: {e}", RuntimeWarning, stacklevel=3)
+            return None
+
+    def hard_ops(self) -> np.ndarray:
+        """Eval-mode op code of every gate, uint8 ``[out, 2**depth - 1]``."""
+        return hard_ops(self.weights).cpu().numpy().astype(np.uint8)
+
+    def _lower(self, builder: Any, nodes: np.ndarray) -> np.ndarray:
+        """Append this layer's gates for a ``[C, H, W]`` array of node ids; returns ``[out, H', W']``.
+
+        Every position gets its own copy of the tree (positions expand into gates); padding reads
+        the builder's constant FALSE gate, which constant folding later removes."""
+        if nodes.ndim != 3 or nodes.shape[0] != self.in_channels:
+            raise ValueError(f"lower: LogicConv2d({self.in_channels}, {self.out_channels}) needs a "
+                             f"[{self.in_channels}, H, W] input, got {list(nodes.shape)}")
+        self.check_wiring()
+        (ph, pw), (sh, sw) = self.padding, self.stride
+        ho, wo = self.output_size(nodes.shape[1:])
+        if ph or pw:
+            padded = np.full((nodes.shape[0], nodes.shape[1] + 2 * ph, nodes.shape[2] + 2 * pw),
+                             builder.false(), dtype=np.int64)
+            padded[:, ph:ph + nodes.shape[1], pw:pw + nodes.shape[2]] = nodes
+        else:
+            padded = nodes
+        ch, dy, dx = (t.detach().cpu().numpy()[:, :, None, None] for t in
+                      (self.leaf_channel, self.leaf_dy, self.leaf_dx))
+        rows = (np.arange(ho) * sh)[None, None, :, None]
+        cols = (np.arange(wo) * sw)[None, None, None, :]
+        v = padded[ch, dy + rows, dx + cols]                                   # [O, L, H', W']
+        ops = self.hard_ops()
+        for sl in self.level_slices():
+            op = np.broadcast_to(ops[:, sl, None, None], v[:, 0::2].shape)
+            v = builder.gates(op, v[:, 0::2], v[:, 1::2])
+        return v[:, 0]
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments as plain data."""
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": list(self.kernel_size), "depth": self.depth, "stride": list(self.stride),
+                "padding": list(self.padding), "residual_init": self.residual_init,
+                "channels_per_tree": self.channels_per_tree, "implementation": self.implementation,
+                "input_size": None if self.input_size is None else list(self.input_size)}
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, depth={self.depth}, "
+                f"stride={self.stride}, padding={self.padding}, channels_per_tree={self.channels_per_tree}")
+
+
+class OrPool2d(nn.Module):
+    """Logical OR over ``kernel_size`` windows with ``stride`` (default: the kernel size).
+
+    Training relaxes OR by the maximum (max pooling, as the paper does); on 0/1 inputs max is OR,
+    so eval mode (same code) is exact. ``padding`` pads with FALSE (0). Lowering: a balanced tree of
+    OR gates (op 7) per window, ``kh * kw - 1`` gates per output.
+    """
+
+    def __init__(self, kernel_size: Any = 2, stride: Any = None, padding: Any = 0):
+        super().__init__()
+        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", 1)
+        self.padding = _pair(padding, "padding", 0)
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
+            raise ValueError(f"OrPool2d padding {self.padding} must be at most half the kernel {self.kernel_size}")
+
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        return conv_output_size(size, self.kernel_size, self.stride, self.padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"OrPool2d expects [batch, C, H, W], got {list(x.shape)}")
+        if not x.is_floating_point():
+            x = x.to(torch.float32)
+        self.output_size(tuple(x.shape[2:]))
+        ph, pw = self.padding
+        if ph or pw:   # pad with 0 (FALSE), not max_pool2d's -inf: the same on [0, 1] inputs, and explicit
+            x = F.pad(x, (pw, pw, ph, ph))
+        return F.max_pool2d(x, self.kernel_size, self.stride)
+
+    def _lower(self, builder: Any, nodes: np.ndarray) -> np.ndarray:
+        """OR-gate trees for a ``[C, H, W]`` array of node ids; returns ``[C, H', W']``."""
+        if nodes.ndim != 3:
+            raise ValueError(f"lower: OrPool2d needs a [C, H, W] input, got {list(nodes.shape)}")
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        ho, wo = self.output_size(nodes.shape[1:])
+        if ph or pw:
+            padded = np.full((nodes.shape[0], nodes.shape[1] + 2 * ph, nodes.shape[2] + 2 * pw),
+                             builder.false(), dtype=np.int64)
+            padded[:, ph:ph + nodes.shape[1], pw:pw + nodes.shape[2]] = nodes
+        else:
+            padded = nodes
+        rows = (np.arange(ho) * sh)[:, None, None, None] + np.arange(kh)[None, None, :, None]
+        cols = (np.arange(wo) * sw)[None, :, None, None] + np.arange(kw)[None, None, None, :]
+        window = padded[:, rows, cols].reshape(nodes.shape[0], ho, wo, kh * kw)
+        return builder.reduce(_ops.OR, window)
+
+    def config(self) -> dict[str, Any]:
+        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding)}
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

@@ -1,0 +1,156 @@
+"""Fused kernels of a logic-gate-tree convolution: CPU (``conv_tree_cpu.cpp``, g++ + OpenMP) and
+CUDA (``cuda/logic_conv.cu``, nvcc), both torch-free shared libraries called through ctypes with
+tensor data pointers, behind one autograd Function.
+
+Both compute the whole tree per (sample, output channel, position) in registers/stack and
+recompute it in the backward pass, so memory is the input and output only (the PyTorch path of
+:class:`~lgc.frontend.conv.LogicConv2d` keeps every tree level for autograd). The CPU library is
+built once per source text and flags (a few seconds with g++) into ``lgc._build.cache_dir()``.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import pathlib
+from typing import Any
+
+import torch
+
+from lgc._build import BuildError, build_shared_library, find_tool
+
+_HERE = pathlib.Path(__file__).resolve().parent
+_P, _I64, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+_GEOMETRY = [_I64, _I64, _I64, _I64, _P, _P, _P, _I64, _I64, _I64, _I64, _I64, _I64, _I64, _I64]
+
+
+class _ConvLib:
+    """ctypes bindings of ``lgc_conv_tree_{forward,backward}_{f32,f64}`` (same signature on CPU and CUDA)."""
+
+    def __init__(self, lib: ctypes.CDLL, cuda: bool):
+        self.lib, self.cuda = lib, cuda
+        tail = [_P] if cuda else [_INT]          # a CUDA stream, or a CPU thread count
+        for t in ("f32", "f64"):
+            fwd = getattr(lib, f"lgc_conv_tree_forward_{t}")
+            fwd.argtypes = [_P, *_GEOMETRY, _P, _P, *tail]
+            fwd.restype = ctypes.c_int
+            bwd = getattr(lib, f"lgc_conv_tree_backward_{t}")
+            bwd.argtypes = [_P, *_GEOMETRY, _P, _P, _P, _P, *tail]
+            bwd.restype = ctypes.c_int
+
+    def _tail(self, x: torch.Tensor) -> int:
+        return torch.cuda.current_stream(x.device).cuda_stream if self.cuda else torch.get_num_threads()
+
+    def _check(self, rc: int) -> None:
+        if rc != 0:
+            detail = ""
+            if self.cuda and hasattr(self.lib, "lgc_conv_error_string"):
+                self.lib.lgc_conv_error_string.restype = ctypes.c_char_p
+                detail = ": " + self.lib.lgc_conv_error_string(rc).decode()
+            raise RuntimeError(f"lgc logic-conv kernel failed with code {rc}{detail}")
+
+    def forward(self, x: torch.Tensor, geom: list[Any], c: torch.Tensor, out_shape: tuple[int, ...]) -> torch.Tensor:
+        y = torch.empty(out_shape, dtype=x.dtype, device=x.device)
+        fn = getattr(self.lib, f"lgc_conv_tree_forward_{_suffix(x)}")
+        self._check(fn(x.data_ptr(), *geom, c.data_ptr(), y.data_ptr(), self._tail(x)))
+        return y
+
+    def backward(self, x: torch.Tensor, geom: list[Any], c: torch.Tensor, gy: torch.Tensor, need_gx: bool
+                 ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        gx = torch.empty_like(x) if need_gx else None
+        gc = torch.empty_like(c)
+        fn = getattr(self.lib, f"lgc_conv_tree_backward_{_suffix(x)}")
+        self._check(fn(x.data_ptr(), *geom, c.data_ptr(), gy.data_ptr(), gx.data_ptr() if need_gx else None,
+                       gc.data_ptr(), self._tail(x)))
+        return gx, gc
+
+
+def _suffix(t: torch.Tensor) -> str:
+    if t.dtype == torch.float32:
+        return "f32"
+    if t.dtype == torch.float64:
+        return "f64"
+    raise ValueError(f"the logic-conv kernels take float32 or float64, got {t.dtype}")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_library() -> _ConvLib:
+    """Build (first time, seconds) or load the CPU kernel. Raises BuildError."""
+    cxx = find_tool("g++", "LGC_CXX") or find_tool("c++")
+    if cxx is None:
+        raise BuildError("no C++ compiler (g++) found; set LGC_CXX")
+    flags = ["-O3", "-shared", "-fPIC", "-fopenmp", "-std=c++17"]
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        flags += ["-mavx2", "-mfma"]
+    lib = build_shared_library({"conv_tree_cpu.cpp": (_HERE / "conv_tree_cpu.cpp").read_text()}, cxx, flags,
+                               kind="conv-tree-cpu", link_flags=["-fopenmp"])
+    try:
+        return _ConvLib(ctypes.CDLL(str(lib)), cuda=False)
+    except OSError as e:
+        raise BuildError(f"cannot load the CPU logic-conv kernel {lib}: {e}") from e
+
+
+def cuda_source() -> str:
+    try:
+        from importlib.resources import files
+        return (files("lgc._cuda") / "logic_conv.cu").read_text()
+    except (ModuleNotFoundError, FileNotFoundError):
+        return (_HERE.parent.parent / "cuda" / "logic_conv.cu").read_text()
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_library(arch: str | None = None) -> _ConvLib:
+    """Build (once per source and GPU arch) and load the CUDA kernel. Raises BuildError."""
+    if arch is None:
+        if not torch.cuda.is_available():
+            raise BuildError("no CUDA device is available to PyTorch")
+        major, minor = torch.cuda.get_device_capability()
+        arch = f"sm_{major}{minor}"
+    nvcc = find_tool("nvcc", "LGC_NVCC") or ("/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
+    if nvcc is None:
+        raise BuildError("nvcc not found (set LGC_NVCC or put nvcc on PATH)")
+    lib = build_shared_library({"logic_conv.cu": cuda_source()}, nvcc,
+                               ["-O3", "-shared", "-Xcompiler", "-fPIC", f"-arch={arch}"], kind="cuda-conv")
+    try:
+        return _ConvLib(ctypes.CDLL(str(lib)), cuda=True)
+    except OSError as e:
+        raise BuildError(f"cannot load the CUDA logic-conv kernel {lib}: {e}") from e
+
+
+def cpu_kernel_unavailable() -> str | None:
+    """None when the CPU conv kernel builds and loads, else why not."""
+    try:
+        cpu_library()
+    except BuildError as e:
+        return str(e)
+    return None
+
+
+class _TreeConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, c: torch.Tensor, lib: _ConvLib, geom: list[Any],
+                out_shape: tuple[int, ...], keep: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x, c = x.contiguous(), c.contiguous()
+        ctx.save_for_backward(x, c)
+        ctx.lib, ctx.geom, ctx.keep = lib, geom, keep
+        return lib.forward(x, geom, c, out_shape)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, gy: torch.Tensor):
+        x, c = ctx.saved_tensors
+        need_gx, need_gc = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if not (need_gx or need_gc):
+            return None, None, None, None, None, None
+        gx, gc = ctx.lib.backward(x, ctx.geom, c, gy.contiguous(), need_gx)
+        return gx, (gc if need_gc else None), None, None, None, None
+
+
+def tree_conv(layer: Any, x: torch.Tensor, c: torch.Tensor, lib: _ConvLib) -> torch.Tensor:
+    """The fused forward of ``layer`` (a LogicConv2d) on ``x [B, C, H, W]`` with coefficients ``c [O, G, 4]``."""
+    batch, channels, height, width = x.shape
+    ho, wo = layer.output_size((height, width))
+    ch, dy, dx = (t.contiguous() for t in (layer.leaf_channel, layer.leaf_dy, layer.leaf_dx))
+    geom = [batch, channels, height, width, ch.data_ptr(), dy.data_ptr(), dx.data_ptr(), layer.out_channels,
+            layer.depth, layer.stride[0], layer.stride[1], layer.padding[0], layer.padding[1], ho, wo]
+    return _TreeConv.apply(x, c, lib, geom, (batch, layer.out_channels, ho, wo), (ch, dy, dx))

@@ -1,0 +1,187 @@
+"""The fused implementations (cpu kernel, CUDA kernels) against the python one and against
+numerical gradients; same-operand gradients for every op; the auto choice and its fallback."""
+from __future__ import annotations
+
+import os
+import subprocess
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, strategies as st
+
+from conftest import need
+from lgc.frontend import GroupSum, LogicLayer, kernels, lower
+from lgc.ir import ops, simulate
+
+
+@pytest.fixture(scope="module")
+def cpu_backend():
+    """The cpu Implementation (fused coefficients and fused gate kernel)."""
+    need("cpu-kernel", kernels.cpu_kernel_unavailable())
+    return kernels.resolve("cpu", torch.zeros(1, 1))
+
+
+def run(impl, x, c, a, b, grad_factor=1.0):
+    impl = kernels.PYTHON if impl == "python" else impl
+    return impl.logic(x, c, a, b, grad_factor)
+
+
+def coeffs(impl, w):
+    impl = kernels.PYTHON if impl == "python" else impl
+    return impl.coefficients(w, False)
+
+
+def forward_backward(impl, x, w, a, b, grad_factor=1.0, seed=0):
+    x = x.detach().clone().requires_grad_(True)
+    w = w.detach().clone().requires_grad_(True)
+    y = run(impl, x, coeffs(impl, w), a, b, grad_factor)
+    g = torch.randn(y.shape, dtype=y.dtype, generator=torch.Generator().manual_seed(seed))
+    (y * g).sum().backward()
+    return y.detach(), x.grad, w.grad
+
+
+def wiring(in_dim, out_dim, gen, same_fraction=0.3):
+    a = torch.randint(0, in_dim, (out_dim,), generator=gen)
+    b = torch.randint(0, in_dim, (out_dim,), generator=gen)
+    same = torch.rand(out_dim, generator=gen) < same_fraction
+    b[same] = a[same]
+    return a, b
+
+
+@pytest.mark.parametrize("batch", [1, 3, 40])
+def test_gradcheck_python_and_cpu(cpu_backend, batch):
+    gen = torch.Generator().manual_seed(batch)
+    x = torch.rand(batch, 7, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn(9, 16, dtype=torch.float64, generator=gen, requires_grad=True)
+    a, b = wiring(7, 9, gen)
+    for impl in ("python", cpu_backend):
+        assert torch.autograd.gradcheck(lambda x, w: run(impl, x, coeffs(impl, w), a, b), (x, w))
+
+
+@given(seed=st.integers(0, 2**31), batch=st.sampled_from([1, 2, 15, 16, 17, 100, 257]),
+       in_dim=st.integers(1, 60), out_dim=st.integers(1, 300), dtype=st.sampled_from([torch.float32, torch.float64]),
+       grad_factor=st.sampled_from([1.0, 0.5]))
+def test_cpu_kernel_agrees_with_python(cpu_backend, seed, batch, in_dim, out_dim, dtype, grad_factor):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, in_dim, dtype=dtype, generator=gen)
+    w = 3 * torch.randn(out_dim, 16, dtype=dtype, generator=gen)
+    a, b = wiring(in_dim, out_dim, gen)
+    want = forward_backward("python", x, w, a, b, grad_factor, seed)
+    got = forward_backward(cpu_backend, x, w, a, b, grad_factor, seed)
+    for name, p, q in zip(("y", "grad_x", "grad_w"), want, got):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-5, msg=name)
+
+
+def test_cpu_kernel_large_batch_uses_threads_and_agrees(cpu_backend):
+    gen = torch.Generator().manual_seed(11)
+    x = torch.rand(1000, 300, generator=gen)
+    w = torch.randn(500, 16, generator=gen)
+    a, b = wiring(300, 500, gen)
+    for p, q in zip(forward_backward("python", x, w, a, b), forward_backward(cpu_backend, x, w, a, b)):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("op", range(16))
+def test_same_operand_gradient_every_op(cpu_backend, op):
+    """A gate reading one node twice: d f(p, p) / dp = c1 + c2 + 2 c3 p (difflogic gives 2 df/da)."""
+    x = torch.tensor([[0.0, 0.3, 0.8, 1.0]], dtype=torch.float64).t().contiguous()  # 4 samples, 1 input
+    c0, c1, c2, c3 = (float(v) for v in ops.RELAX[op])
+    c = torch.tensor([[c0, c1, c2, c3]], dtype=torch.float64)
+    a = b = torch.zeros(1, dtype=torch.int64)
+    want = c1 + c2 + 2 * c3 * x[:, 0]
+    for impl in ("python", cpu_backend):
+        xi = x.clone().requires_grad_(True)
+        y = run(impl, xi, c, a, b)
+        torch.testing.assert_close(y[:, 0], c0 + (c1 + c2) * x[:, 0] + c3 * x[:, 0] ** 2)
+        y.sum().backward()
+        torch.testing.assert_close(xi.grad[:, 0], want)
+        # and numerically, with the coefficients' gradient too
+        cc = c.clone().requires_grad_(True)
+        assert torch.autograd.gradcheck(lambda x, c: run(impl, x, c, a, b), (x.clone().requires_grad_(True), cc))
+
+
+def test_layer_implementations_agree_and_lower_exactly(cpu_backend):
+    torch.manual_seed(2)
+    layers = [LogicLayer(20, 64, implementation="python"), LogicLayer(64, 30, implementation="python")]
+    model_py = torch.nn.Sequential(*layers, GroupSum(3, tau=2.0))
+    model_cpu = torch.nn.Sequential(LogicLayer(20, 64, implementation="cpu"), LogicLayer(64, 30, implementation="cpu"),
+                                    GroupSum(3, tau=2.0))
+    model_cpu.load_state_dict(model_py.state_dict())
+    x = torch.rand(50, 20)
+    outs = []
+    for model in (model_py, model_cpu):
+        model.zero_grad()
+        y = model(x)
+        (y * torch.arange(3.0)).sum().backward()
+        outs.append([y.detach()] + [p.grad for p in model.parameters()])
+    for p, q in zip(*outs):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-5)
+    bits = torch.rand(65, 20) < 0.5
+    model_cpu.eval()
+    with torch.no_grad():
+        scores = torch.round(model_cpu(bits.float()) * 2.0).to(torch.int32).numpy()
+    np.testing.assert_array_equal(simulate(lower(model_cpu), bits.numpy()), scores)
+
+
+def test_auto_picks_cpu_kernel(cpu_backend):
+    assert kernels.resolve("auto", torch.zeros(2, 3)).name == "cpu"
+    assert kernels.resolve("auto", torch.zeros(2, 3, dtype=torch.float16)) is kernels.PYTHON
+
+
+def test_auto_falls_back_with_one_warning_or_raises_when_required(monkeypatch):
+    def broken():
+        raise kernels.BuildError("no compiler (simulated)")
+    monkeypatch.setattr(kernels, "cpu_backend", broken)
+    monkeypatch.setattr(kernels, "_warned", set())
+    monkeypatch.delenv("LGC_REQUIRE", raising=False)
+    layer = LogicLayer(6, 5)
+    x = torch.rand(3, 6)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        y1, y2 = layer(x), layer(x)
+    assert len([w for w in caught if "falling back" in str(w.message)]) == 1
+    torch.testing.assert_close(y1, kernels.python_logic(x, layer.coefficients(), layer.index_a, layer.index_b))
+    assert layer.coefficients().grad_fn is not None
+    assert torch.equal(y1, y2)
+    monkeypatch.setenv("LGC_REQUIRE", "cpu-kernel")
+    with pytest.raises(kernels.BuildError, match="simulated"):
+        layer(x)
+    with pytest.raises(kernels.BuildError):
+        LogicLayer(6, 5, implementation="cpu")(x)  # an explicit choice never falls back
+
+
+def test_cuda_sources_compile_with_nvcc(tmp_path):
+    nvcc = kernels.nvcc_path()
+    need("nvcc", None if nvcc else "nvcc not on PATH")
+    src = tmp_path / "logic_layer.cu"
+    src.write_text(kernels.cuda_source())
+    proc = subprocess.run([nvcc, "-c", "-arch=sm_80", str(src), "-o", str(tmp_path / "ll.o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # the shared library that the cuda implementation loads builds too (cached by content)
+    from lgc._build import build_shared_library
+    lib = build_shared_library({"logic_layer.cu": kernels.cuda_source()}, nvcc, kernels.cuda_flags("sm_80"),
+                               kind="cuda-train")
+    assert lib.exists()
+
+
+def test_cuda_kernels_match_cpu():
+    need("gpu", None if torch.cuda.is_available() else "no CUDA device")
+    gen = torch.Generator().manual_seed(4)
+    for batch, in_dim, out_dim in [(1, 5, 7), (100, 784, 2000), (257, 64, 300)]:
+        for dtype in (torch.float32, torch.float64):
+            x = torch.rand(batch, in_dim, dtype=dtype, generator=gen)
+            w = torch.randn(out_dim, 16, dtype=dtype, generator=gen)
+            a, b = wiring(in_dim, out_dim, gen)
+            want = forward_backward("python", x, w, a, b, 0.5)
+            be = kernels.resolve("cuda", x.cuda())
+            got = forward_backward(be, x.cuda(), w.cuda(), a.cuda(), b.cuda(), 0.5)
+            for p, q in zip(want, got):
+                torch.testing.assert_close(q.cpu(), p, rtol=1e-5, atol=1e-4)
+    x = torch.rand(3, 6, dtype=torch.float64, device="cuda", requires_grad=True)
+    w = torch.randn(8, 16, dtype=torch.float64, device="cuda", requires_grad=True)
+    a, b = wiring(6, 8, gen)
+    be = kernels.resolve("cuda", x)
+    assert torch.autograd.gradcheck(lambda x, w: run(be, x, coeffs(be, w), a.cuda(), b.cuda()), (x, w))
