@@ -93,6 +93,10 @@ def schedule(circuit: Circuit) -> Schedule:
 
     rows = np.stack([node_slot[a[by_level]], node_slot[b[by_level]], gate_slot[by_level]], axis=1).astype(np.int32)
     key = lv[by_level] * 16 + kind[by_level]
+    # gates of one group are independent: run them in operand-slot order so reads of a stream
+    # through memory (fewer cache and TLB misses on wide nets)
+    within = np.lexsort((rows[:, 0], key))
+    rows, key = rows[within], key[within]
     starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
     ends = np.concatenate([starts[1:], [g]])
     groups = np.stack([kind[by_level][starts], starts, ends], axis=1).astype(np.int32)
