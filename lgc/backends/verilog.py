@@ -1,0 +1,180 @@
+"""Verilog export: one synthesizable module, one ``assign`` (a ``wire`` declaration) per gate.
+
+Ports: ``input wire [num_inputs-1:0] x`` (bit i = input i; the module takes *bits*: an input
+encoder, if the circuit has one, is not emitted, binarise features before the module) and
+``output wire [O-1:0] y`` (bit j = output j). With a group-sum head also
+``output wire [k*W-1:0] scores`` (class c in bits ``[c*W +: W]``, W = ceil(log2(group+1)), each
+a balanced popcount adder tree over its group) and ``output wire [..] class_index`` (argmax by
+a tournament of comparators; the lowest index wins ties, as everywhere in lgc).
+
+``pipeline_every=N`` registers every N levels (``lgc.ir.levels``): ports ``clk``, ``rst``
+(synchronous, clears the valid chain only), ``valid_in`` and ``valid_out``. A value crossing a
+stage boundary is registered once per boundary; y is registered after the last stage, so the
+latency is ``ceil(depth / N)`` clock cycles (at least 1) from x/valid_in to y/valid_out; the head
+(scores, class_index) is combinational on the registered y, valid in the same cycle as y.
+
+Text is generated per op with one template each (Python string joins over whole arrays), so a
+million gates take a few seconds.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+
+import numpy as np
+
+from ..ir import Circuit, levels, used_operands
+
+FORMAT = "verilog"
+SUFFIXES = (".v", ".sv")
+
+_EXPR = ["1'b0", "{a} & {b}", "{a} & ~{b}", "{a}", "~{a} & {b}", "{b}", "{a} ^ {b}", "{a} | {b}",
+         "~({a} | {b})", "~({a} ^ {b})", "~{b}", "{a} | ~{b}", "~{a}", "~{a} | {b}", "~({a} & {b})", "1'b1"]
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
+
+
+def score_width(circuit: Circuit) -> int:
+    """Bits per class score: ceil(log2(group + 1)) (at least 1)."""
+    per = circuit.num_outputs // circuit.head.k if circuit.head is not None else 0
+    return max(1, math.ceil(math.log2(per + 1)))
+
+
+def index_width(circuit: Circuit) -> int:
+    return max(1, math.ceil(math.log2(circuit.head.k))) if circuit.head is not None else 0
+
+
+def pipeline_latency(circuit: Circuit, pipeline_every: int) -> int:
+    """Clock cycles from x to y in the pipelined module."""
+    lv = levels(circuit)
+    depth = int(lv.max()) if lv.size else 0
+    return max(1, math.ceil(depth / pipeline_every))
+
+
+def _gate_lines(c: Circuit, name_of, gate_name: list[str]) -> list[str]:
+    """``wire gN = expr;`` for every gate, in node order (vectorised per op)."""
+    g = c.num_gates
+    lines = np.empty(g, dtype=object)
+    op = c.op
+    a, b = c.a.tolist(), c.b.tolist()
+    for code in np.unique(op).tolist():
+        idx = np.flatnonzero(op == code).tolist()
+        tmpl = "wire {g} = " + _EXPR[code] + ";"
+        uses_a, uses_b = "{a}" in tmpl, "{b}" in tmpl
+        lines[idx] = [tmpl.format(g=gate_name[i], a=name_of(a[i], i) if uses_a else "",
+                                  b=name_of(b[i], i) if uses_b else "") for i in idx]
+    return lines.tolist()
+
+
+def _popcount_tree(bits: list[str]) -> str:
+    if not bits:
+        return "1'b0"
+    if len(bits) == 1:
+        return bits[0]
+    mid = len(bits) // 2
+    return f"({_popcount_tree(bits[:mid])} + {_popcount_tree(bits[mid:])})"
+
+
+def _head_lines(c: Circuit, y: str) -> tuple[list[str], list[str]]:
+    """(port declarations, body lines) for scores and class_index."""
+    k = c.head.k
+    per = c.num_outputs // k
+    w, iw = score_width(c), index_width(c)
+    ports = [f"output wire [{k * w - 1}:0] scores", f"output wire [{iw - 1}:0] class_index"]
+    body = []
+    for cls in range(k):
+        bits = [f"{{{{{w - 1}{{1'b0}}}}, {y}[{cls * per + j}]}}" if w > 1 else f"{y}[{cls * per + j}]"
+                for j in range(per)]
+        body.append(f"wire [{w - 1}:0] s{cls} = {_popcount_tree(bits) if bits else f'{w}' + chr(39) + 'd0'};")
+        body.append(f"assign scores[{cls * w + w - 1}:{cls * w}] = s{cls};")
+    # tournament: nodes hold (score, index); the right side wins only when strictly greater
+    level = [(f"s{cls}", f"{iw}'d{cls}") for cls in range(k)]
+    t = 0
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level) - 1, 2):
+            (ls, li), (rs, ri) = level[i], level[i + 1]
+            body.append(f"wire r{t} = {rs} > {ls};")
+            body.append(f"wire [{w - 1}:0] m{t} = r{t} ? {rs} : {ls};")
+            body.append(f"wire [{iw - 1}:0] i{t} = r{t} ? {ri} : {li};")
+            nxt.append((f"m{t}", f"i{t}"))
+            t += 1
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    body.append(f"assign class_index = {level[0][1]};")
+    return ports, body
+
+
+def dumps(circuit: Circuit, *, module: str = "lgc_net", pipeline_every: int | None = None) -> str:
+    """The Verilog text of ``circuit`` (see the module docstring for ports and timing)."""
+    c = circuit.validate()
+    if not _IDENT.match(module):
+        raise ValueError(f"module name {module!r} is not a Verilog identifier")
+    if pipeline_every is not None and (int(pipeline_every) != pipeline_every or pipeline_every < 1):
+        raise ValueError(f"pipeline_every must be a positive integer or None, got {pipeline_every!r}")
+    if c.num_inputs == 0:
+        raise ValueError("a Verilog module needs at least one input bit")
+    if c.num_outputs == 0:
+        raise ValueError("a Verilog module needs at least one output bit")
+    n, g, o = c.num_inputs, c.num_gates, c.num_outputs
+    base = [f"x[{i}]" for i in range(n)] + [f"g{n + i}" for i in range(g)]
+    gate_name = base[n:]
+    ports = [f"input wire [{n - 1}:0] x", f"output wire [{o - 1}:0] y"]
+    body: list[str] = []
+    regs: list[str] = []
+    if pipeline_every is None:
+        body += _gate_lines(c, lambda node, gi: base[node], gate_name)
+        body.append(f"assign y = {{{', '.join(base[s] for s in c.outputs[::-1].tolist())}}};")
+    else:
+        every = int(pipeline_every)
+        lv = levels(c).astype(np.int64)
+        stage = np.zeros(n + g, dtype=np.int64)
+        stage[n:] = np.maximum(lv - 1, 0) // every
+        stages = int(stage.max()) + 1 if g else 1
+        ua, ub = used_operands(c)
+        need = stage.copy()  # the last stage at which each node is read
+        gs = stage[n:]
+        np.maximum.at(need, c.a[ua].astype(np.int64), gs[ua])
+        np.maximum.at(need, c.b[ub].astype(np.int64), gs[ub])
+        need[c.outputs.astype(np.int64)] = stages  # y is read after the last register bank
+
+        def name_at(node: int, s: int) -> str:
+            return base[node] if s == stage[node] else f"r{s}_{node}"
+
+        stage_l = stage.tolist()
+        body += _gate_lines(c, lambda node, gi: name_at(node, stage_l[n + gi]), gate_name)
+        regged = np.flatnonzero(need > stage)
+        updates = []
+        for node in regged.tolist():
+            for s in range(stage_l[node] + 1, int(need[node]) + 1):
+                regs.append(f"reg r{s}_{node};")
+                updates.append(f"    r{s}_{node} <= {name_at(node, s - 1)};")
+        body.append(f"assign y = {{{', '.join(name_at(s, stages) for s in c.outputs[::-1].tolist())}}};")
+        ports = ["input wire clk", "input wire rst", "input wire valid_in"] + ports + ["output wire valid_out"]
+        regs.append(f"reg [{stages - 1}:0] valid_q;")
+        shift = "valid_in" if stages == 1 else f"{{valid_q[{stages - 2}:0], valid_in}}"
+        body.append("always @(posedge clk) begin")
+        body += updates
+        body.append(f"    if (rst) valid_q <= {stages}'d0; else valid_q <= {shift};")
+        body.append("end")
+        body.append(f"assign valid_out = valid_q[{stages - 1}];")
+    if c.head is not None:
+        hp, hb = _head_lines(c, "y")
+        ports += hp
+        body += hb
+    latency = "" if pipeline_every is None else (f"// pipelined every {pipeline_every} levels: latency "
+                                                  f"{pipeline_latency(c, int(pipeline_every))} cycles\n")
+    header = (f"// written by lgc: {n} inputs, {g} gates, {o} outputs"
+              + (f", group-sum head k={c.head.k}" if c.head is not None else "") + "\n" + latency
+              + "// x takes input bits (no input encoder): bit i = input i; y bit j = output j\n")
+    return (header + f"module {module} (\n    " + ",\n    ".join(ports) + "\n);\n"
+            + "".join(r + "\n" for r in regs) + "\n".join(body) + "\nendmodule\n")
+
+
+def write(circuit: Circuit, path: str | os.PathLike, *, module: str = "lgc_net",
+          pipeline_every: int | None = None) -> None:
+    """Write the module to ``path`` (see :func:`dumps`)."""
+    text = dumps(circuit, module=module, pipeline_every=pipeline_every)
+    with open(path, "w") as f:
+        f.write(text)

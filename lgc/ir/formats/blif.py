@@ -1,0 +1,337 @@
+"""BLIF (Berkeley Logic Interchange Format), combinational subset: reader and writer.
+
+Writing: inputs ``x0..``, gate ``i`` is signal ``n<node>`` with one two-input ``.names`` cover
+listing both operands (even for ops that ignore one), so reading it back yields the very same
+op and operands. Outputs are ``y0..``; every output gets a buffer ``.names`` after a marker
+comment (BLIF cannot name an input or one signal twice as outputs, and ABC aborts on it); an
+lgc-written file's reader folds those buffers away again, so the round trip is gate-for-gate
+exact. The group-sum head and input encoder ride in a ``# lgc {...}`` JSON comment.
+Writing costs one formatted line per gate (vectorised per op).
+
+Reading any BLIF: a ``.names`` with at most two inputs becomes one gate (its truth table is the
+op); larger covers (ABC's ``write_blif`` after ``map`` or ``collapse``) are decomposed into
+two-input AND/OR gates (sum of products). Signals may be defined in any order; undefined
+signals, double definitions and cycles raise :class:`FormatError` naming the line.
+``.latch``, ``.subckt`` and ``.gate`` are rejected (combinational netlists only).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterable
+
+import numpy as np
+
+from .. import ops as _ops
+from ..circuit import Circuit, CircuitError, GroupSumHead, InputEncoder
+from .errors import FormatError
+
+BUFFER_MARK = "# lgc output buffers"
+
+
+def _cover(op: int) -> str:
+    """On-set rows of a two-input op (a is the first column), compact where a column is ignored."""
+    t = _ops.TRUTH[op]
+    if op == 0:
+        return "-- 0\n"  # an off-set row: ABC rejects a two-input .names with an empty cover
+    if op == 15:
+        return "-- 1\n"
+    if _ops.IGNORES_B[op]:
+        return "".join(f"{x}- 1\n" for x in (0, 1) if t[x, 0])
+    if _ops.IGNORES_A[op]:
+        return "".join(f"-{y} 1\n" for y in (0, 1) if t[0, y])
+    return "".join(f"{x}{y} 1\n" for x in (0, 1) for y in (0, 1) if t[x, y])
+
+
+_COVERS = [_cover(o) for o in range(16)]
+
+
+def _comment(c: Circuit) -> str | None:
+    info: dict = {}
+    if c.head is not None:
+        info["head"] = c.head.to_json()
+    if c.input_encoder is not None:
+        enc = c.input_encoder
+        info["encoder"] = {"num_features": enc.num_features, "feature": enc.feature.tolist(),
+                           "threshold": enc.threshold.tolist()}
+    return "# lgc " + json.dumps(info, sort_keys=True) + "\n" if info else None
+
+
+def _chunks(c: Circuit, model: str) -> Iterable[str]:
+    n = c.num_inputs
+    yield "# written by lgc\n"
+    note = _comment(c)
+    if note:
+        yield note
+    yield f".model {model}\n"
+    names = [f"x{i}" for i in range(n)] + [f"n{n + i}" for i in range(c.num_gates)]
+    yield ".inputs" + "".join(" " + s for s in names[:n]) + "\n"
+    yield ".outputs" + "".join(f" y{j}" for j in range(c.num_outputs)) + "\n"
+    covers = _COVERS
+    yield "".join([f".names {names[a]} {names[b]} {names[n + i]}\n{covers[o]}"
+                   for i, (o, a, b) in enumerate(zip(c.op.tolist(), c.a.tolist(), c.b.tolist()))])
+    yield BUFFER_MARK + "\n"
+    yield "".join([f".names {names[s]} y{j}\n1 1\n" for j, s in enumerate(c.outputs.tolist())])
+    yield ".end\n"
+
+
+def dumps(circuit: Circuit, *, model: str = "lgc") -> str:
+    return "".join(_chunks(circuit.validate(), model))
+
+
+def save(circuit: Circuit, path: str | os.PathLike, *, model: str = "lgc") -> None:
+    with open(path, "w") as f:
+        f.writelines(_chunks(circuit.validate(), model))
+
+
+def load(path: str | os.PathLike) -> Circuit:
+    with open(path) as f:
+        return loads(f.read(), os.fspath(path))
+
+
+class _Def:
+    __slots__ = ("out", "ins", "rows", "line", "buffer")
+
+    def __init__(self, out: str, ins: list[str], line: int, buffer: bool):
+        self.out, self.ins, self.line, self.buffer = out, ins, line, buffer
+        self.rows: list[tuple[str, str, int]] = []
+
+
+def _logical_lines(text: str) -> Iterable[tuple[int, str, str]]:
+    """(line number, content without comment, raw comment) with ``\\`` continuations joined."""
+    pending = ""
+    start = 0
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        body, hash_, comment = raw.partition("#")
+        if not pending:
+            start = lineno
+        if body.rstrip().endswith("\\"):
+            pending += body.rstrip()[:-1] + " "
+            continue
+        yield start, pending + body, (hash_ + comment).strip()
+        pending = ""
+    if pending:
+        yield start, pending, ""
+
+
+def loads(text: str, source: str = "<blif>") -> Circuit:
+    """Parse BLIF text; raises :class:`FormatError` naming the line of the first problem."""
+    def fail(msg: str, line: int | None) -> FormatError:
+        return FormatError(msg, source=source, line=line)
+
+    inputs: list[str] | None = None
+    outputs: list[str] = []
+    defs: dict[str, _Def] = {}
+    order: list[_Def] = []
+    info: dict = {}
+    lgc_written = False
+    in_buffers = False
+    current: _Def | None = None
+    model_line = None
+    ended = False
+    for lineno, body, comment in _logical_lines(text):
+        if comment == "# written by lgc":
+            lgc_written = True
+        elif comment.startswith("# lgc {"):
+            try:
+                info = json.loads(comment[6:])
+            except json.JSONDecodeError as e:
+                raise fail(f"bad lgc comment ({e})", lineno) from None
+        elif comment == BUFFER_MARK:
+            in_buffers = True
+        fields = body.split()
+        if not fields:
+            continue
+        if ended:
+            if fields[0] == ".model":
+                break  # further models (subcircuits) are not read
+            raise fail(f"statement after .end: {body.strip()!r}", lineno)
+        key = fields[0]
+        if key.startswith("."):
+            current = None
+            if key == ".model":
+                if model_line is not None:
+                    raise fail("second .model without .end", lineno)
+                model_line = lineno
+            elif key == ".inputs":
+                inputs = (inputs or []) + fields[1:]
+            elif key == ".outputs":
+                outputs += fields[1:]
+            elif key == ".names":
+                if len(fields) < 2:
+                    raise fail(".names needs at least an output signal", lineno)
+                d = _Def(fields[-1], fields[1:-1], lineno, in_buffers and lgc_written)
+                if d.out in defs:
+                    raise fail(f"signal {d.out!r} is defined twice (first on line {defs[d.out].line})", lineno)
+                defs[d.out] = d
+                order.append(d)
+                current = d
+            elif key == ".end":
+                ended = True
+            elif key in (".latch", ".subckt", ".gate", ".mlatch"):
+                raise fail(f"{key} is not supported: lgc reads combinational BLIF with .names covers only", lineno)
+            elif key in (".exdc",):
+                raise fail(".exdc (external don't cares) is not supported", lineno)
+            elif key in (".default_input_arrival", ".default_output_required", ".input_arrival",
+                         ".output_required", ".wire_load_slope", ".area", ".delay", ".clock", ".attrib",
+                         ".default_input_drive", ".default_output_load", ".input_drive", ".output_load",
+                         ".default_max_input_load", ".max_input_load", ".cname", ".conn", ".param", ".search"):
+                continue
+            else:
+                raise fail(f"unknown statement {key!r}", lineno)
+            continue
+        if model_line is None:
+            raise fail(f"expected .model first, got {body.strip()!r}", lineno)
+        if current is None:
+            raise fail(f"cover row outside a .names: {body.strip()!r}", lineno)
+        k = len(current.ins)
+        if k == 0:
+            if len(fields) != 1 or fields[0] not in ("0", "1"):
+                raise fail(f"a constant .names row is a single 0 or 1, got {body.strip()!r}", lineno)
+            cube, val = "", fields[0]
+        else:
+            if len(fields) != 2 or len(fields[0]) != k or fields[1] not in ("0", "1") \
+                    or any(ch not in "01-" for ch in fields[0]):
+                raise fail(f"expected a cover row of {k} characters from 0, 1, - and an output 0 or 1, "
+                           f"got {body.strip()!r}", lineno)
+            cube, val = fields[0], fields[1]
+        if current.rows and current.rows[0][1] != val:
+            raise fail("a cover mixes on-set (1) and off-set (0) rows", lineno)
+        current.rows.append((cube, val, lineno))
+    if model_line is None:
+        raise fail("no .model found", None)
+    if inputs is None:
+        inputs = []
+    return _assemble(inputs, outputs, defs, order, info, fail)
+
+
+def _assemble(inputs, outputs, defs, order, info, fail) -> Circuit:
+    n = len(inputs)
+    node: dict[str, int] = {}
+    for i, s in enumerate(inputs):
+        if s in node:
+            raise fail(f"input {s!r} listed twice", None)
+        if s in defs:
+            raise fail(f"input {s!r} is also driven by a .names", defs[s].line)
+        node[s] = i
+    ops: list[int] = []
+    aa: list[int] = []
+    bb: list[int] = []
+    buffers: dict[str, str] = {}
+
+    def emit(op: int, a: int, b: int) -> int:
+        ops.append(op)
+        aa.append(a)
+        bb.append(b)
+        return n + len(ops) - 1
+
+    const_nodes: dict[int, int] = {}
+
+    def const(v: int) -> int:
+        if v not in const_nodes:
+            const_nodes[v] = emit(15 if v else 0, 0, 0) if n else -1
+        return const_nodes[v]
+
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    for root in order:
+        if root.out in node or root.out in buffers:
+            continue
+        stack = [(root, 0)]
+        state[root.out] = 1
+        while stack:
+            d, _ = stack[-1]
+            pending = None
+            for s in d.ins:
+                if s in node:
+                    continue
+                if s not in defs:
+                    raise fail(f"signal {s!r} is used but never defined", d.line)
+                if state.get(s) == 1:
+                    raise fail(f"combinational cycle through signal {s!r}", defs[s].line)
+                pending = defs[s]
+                break
+            if pending is not None:
+                state[pending.out] = 1
+                stack.append((pending, 0))
+                continue
+            stack.pop()
+            state[d.out] = 2
+            if d.buffer and len(d.ins) == 1 and [r[:2] for r in d.rows] == [("1", "1")]:
+                buffers[d.out] = d.ins[0]
+                node[d.out] = node[d.ins[0]]
+                continue
+            node[d.out] = _lower_cover(d, [node[s] for s in d.ins], emit, const, fail, n)
+    out_nodes = []
+    for s in outputs:
+        if s not in node:
+            raise fail(f"output {s!r} is never defined", None)
+        out_nodes.append(node[s])
+    head = encoder = None
+    try:
+        if "head" in info:
+            head = GroupSumHead.from_json(info["head"])
+        if "encoder" in info:
+            e = info["encoder"]
+            encoder = InputEncoder(np.array(e["feature"], dtype=np.int64), np.array(e["threshold"], dtype=np.float64),
+                                   int(e["num_features"]))
+    except (CircuitError, KeyError, TypeError, ValueError) as e:
+        raise fail(f"bad lgc comment ({e})", None) from None
+    try:
+        return Circuit(n, np.array(ops, dtype=np.int64), np.array(aa, dtype=np.int64), np.array(bb, dtype=np.int64),
+                       np.array(out_nodes, dtype=np.int64), head=head, input_encoder=encoder).validate()
+    except CircuitError as e:
+        raise fail(str(e), None) from None
+
+
+def _lower_cover(d: _Def, ins: list[int], emit, const, fail, n: int) -> int:
+    """The node computing a .names cover: one gate for <= 2 inputs, else a sum of products."""
+    k = len(ins)
+    onset = not d.rows or d.rows[0][1] == "1"
+    if k <= 2:
+        table = np.zeros((2, 2), dtype=bool)
+        for cube, _, _ in d.rows:
+            for x in (0, 1):
+                for y in (0, 1):
+                    bits = (x, y)[:k]
+                    if all(ch == "-" or int(ch) == bit for ch, bit in zip(cube, bits)):
+                        table[x, y] = True
+        if not onset:
+            table = ~table
+        if k < 2:  # fill ignored columns
+            table[:, 1] = table[:, 0]
+        if k == 0:
+            table[1, :] = table[0, :]
+        op = int(table[0, 0]) << 3 | int(table[0, 1]) << 2 | int(table[1, 0]) << 1 | int(table[1, 1])
+        if k == 0:
+            if n == 0:
+                raise fail("constants need at least one primary input in an lgc Circuit", d.line)
+            return emit(op, 0, 0)
+        a = ins[0]
+        b = ins[1] if k == 2 else ins[0]
+        return emit(op, a, b)
+    # sum of products: AND the literals of each cube, OR the cubes, complement for an off-set
+    terms: list[int] = []
+    for cube, _, line in d.rows:
+        lits = [(ins[i], ch == "0") for i, ch in enumerate(cube) if ch != "-"]
+        if not lits:
+            terms = [const(1)]
+            break
+        acc, neg = lits[0]
+        for node_id, neg2 in lits[1:]:
+            acc = emit(int(_AND_BY_NEG[neg][neg2]), acc, node_id)
+            neg = False
+        if neg:
+            acc = emit(12, acc, acc)
+        terms.append(acc)
+    if not terms:
+        out = const(0)
+    else:
+        out = terms[0]
+        for t in terms[1:]:
+            out = emit(7, out, t)
+    if not onset:
+        out = emit(12, out, out)
+    return out
+
+
+_AND_BY_NEG = [[1, 2], [4, 8]]
