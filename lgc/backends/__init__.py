@@ -17,7 +17,7 @@ from ..ir import Circuit
 from ._common import CompiledNet
 
 #: executable backend modules, in the order ``cpu`` prefers them (fastest first).
-EXECUTABLE_MODULES = ("numpy_ref", "cpu_c", "llvm")
+EXECUTABLE_MODULES = ("numpy_ref", "cpu_c", "llvm", "cuda")
 #: file-format backend modules.
 FILE_MODULES = ("lgc_file", "text_file", "verilog", "blif", "aiger")
 #: targets ``cpu`` may resolve to, fastest first.

@@ -128,3 +128,4 @@ class CompiledLogicNet:
 
 # Reserved for the CUDA helper: difflogic's PackBitsTensor (packed-bits GPU inference) goes here.
 # -- PackBitsTensor (CUDA) ---------------------------------------------------------------------
+from .packbits import PackBitsTensor, run_packed  # noqa: E402,F401  (lgc/compat/packbits.py)

@@ -1,0 +1,110 @@
+"""difflogic's ``PackBitsTensor``: a batch packed one bit per sample, run by a compiled circuit.
+
+``packed = PackBitsTensor(x_bool)`` packs a torch bool tensor ``[N, n]`` (on the GPU by the CUDA
+runtime's pack kernel when the tensor is on a CUDA device and the ``cuda`` target is available,
+else on the host with numpy) into ``packed.t``: 64-bit words ``[n, ceil(N/64)]``, sample j = bit
+j % 64 of word j // 64. ``run_packed(model, packed)`` lowers the model (an lgc ``nn.Sequential``
+of LogicLayers ending in GroupSum, or a Circuit), optimises it, builds it for ``cuda`` (packed on
+a GPU) or ``cpu``, and returns int32 class counts ``[N, k]`` — difflogic's ``model(packed)``
+result (counts, not divided by tau) — as a torch tensor on the packed batch's device; uint8 bits
+``[N, O]`` when the model has no GroupSum. The compiled net is cached per model and rebuilt only
+when a parameter changed (torch's in-place version counters), so validating during training
+costs one lowering per evaluation, not per batch.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import numpy as np
+
+from ..ir import Circuit, PackedBits, pack_bits
+
+_BIT_COUNTS = (8, 16, 32, 64)
+
+
+def _cuda_ok() -> bool:
+    from ..backends import cuda
+    return cuda.available() is None
+
+
+class PackBitsTensor:
+    """A bool batch ``[N, n]`` packed into 64-bit words ``t`` of shape ``[n, ceil(N/64)]``.
+
+    ``bit_count`` (8, 16, 32 or 64) is accepted for difflogic compatibility; lgc always packs
+    64 samples per word (the result does not depend on it). ``device`` defaults to ``t``'s.
+    """
+
+    def __init__(self, t: Any, bit_count: int = 64, device: Any = None):
+        import torch
+        if bit_count not in _BIT_COUNTS:
+            raise ValueError(f"bit_count must be one of {_BIT_COUNTS}, got {bit_count!r}")
+        if not isinstance(t, torch.Tensor):
+            t = torch.as_tensor(np.asarray(t))
+        if t.dim() != 2:
+            raise ValueError(f"PackBitsTensor takes a bool tensor [N, num_bits], got shape {list(t.shape)}")
+        if t.dtype != torch.bool:
+            if t.dtype.is_complex or (t.numel() and not bool(((t == 0) | (t == 1)).all())):
+                raise ValueError(f"PackBitsTensor takes bool (or 0/1) values, got {t.dtype} with other values")
+            t = t.to(torch.bool)
+        if device is not None:
+            t = t.to(device)
+        self.bit_count = bit_count
+        self.n, self.num_bits = int(t.shape[0]), int(t.shape[1])
+        self.device = t.device
+        words = (self.n + 63) // 64
+        if t.device.type == "cuda" and _cuda_ok():
+            from ..backends import cuda
+            t = t.contiguous()
+            self.t = torch.zeros((self.num_bits, words), dtype=torch.int64, device=t.device)
+            if self.n and self.num_bits:
+                stream = torch.cuda.current_stream(t.device).cuda_stream
+                cuda.check(cuda.library().lgc_cu_pack(t.data_ptr(), self.n, self.num_bits, self.t.data_ptr(),
+                                                      words, stream), "packing bits on the GPU")
+        else:
+            host = pack_bits(t.detach().cpu().numpy()).words
+            self.t = torch.from_numpy(host.view(np.int64)).to(t.device)
+
+    def packed_bits(self) -> PackedBits:
+        """The batch as :class:`lgc.ir.PackedBits` on the host (a copy when on a GPU)."""
+        return PackedBits(self.t.detach().cpu().numpy().view(np.uint64), self.n)
+
+    def __repr__(self) -> str:
+        return f"PackBitsTensor(n={self.n}, num_bits={self.num_bits}, device={self.device})"
+
+
+_NETS: "weakref.WeakKeyDictionary[Any, tuple[Any, Any]]" = weakref.WeakKeyDictionary()
+
+
+def _state_key(model: Any, target: str) -> tuple:
+    tensors = list(model.parameters()) + list(model.buffers())
+    return (target,) + tuple((p.data_ptr(), p._version, tuple(p.shape)) for p in tensors)
+
+
+def compiled_for(model: Any, target: str, opt_level: int = 2):
+    """The model (or Circuit) compiled for ``target``, cached until a parameter changes."""
+    from .. import api
+    if isinstance(model, Circuit):
+        return api.compile(model, target=target, opt_level=opt_level)
+    key = _state_key(model, target)
+    hit = _NETS.get(model)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    net = api.compile(model, target=target, opt_level=opt_level)
+    _NETS[model] = (key, net)
+    return net
+
+
+def run_packed(model: Any, packed: PackBitsTensor, *, opt_level: int = 2):
+    """difflogic's ``model(PackBitsTensor(x))``: int32 class counts [N, k] (torch, on the packed
+    batch's device), computed by the compiled circuit (``cuda`` on a GPU, else ``cpu``)."""
+    import torch
+    if not isinstance(packed, PackBitsTensor):
+        raise ValueError(f"run_packed takes a PackBitsTensor, got {type(packed).__name__}")
+    on_gpu = packed.t.device.type == "cuda" and _cuda_ok()
+    net = compiled_for(model, "cuda" if on_gpu else "cpu", opt_level)
+    if net.circuit.num_inputs != packed.num_bits:
+        raise ValueError(f"the model takes {net.circuit.num_inputs} input bits, the packed batch has {packed.num_bits}")
+    if on_gpu:
+        return net.run_device_words(packed.t, packed.n)
+    return torch.from_numpy(np.ascontiguousarray(net(packed.packed_bits()))).to(packed.device)
