@@ -21,3 +21,4 @@ __all__ = [
     "collapse_passthrough", "constant_fold", "dead_gate_elimination", "equivalent", "merge_complements", "optimize",
     "run_pipeline", "sat_solver_available", "simplify_same_operand", "structural_hash",
 ]
+from .abc import ABCError, abc  # external pass (Berkeley ABC on the AIGER form); shadows the module name

@@ -9,7 +9,8 @@ gates take seconds.
 Reading gives an AND/inverter Circuit: one gate per AND (op 1, 2, 4 or 8 by its edge
 complements), a constant-FALSE gate first when an AND reads literal 0/1, and NOT or constant
 gates at the end for complemented or constant outputs. Writing that circuit reproduces the file
-byte for byte. lgc writes its group-sum head and input encoder as one JSON comment line
+byte for byte. Inputs and outputs get symbols ``x<i>`` and ``y<j>`` (the BLIF names), and
+lgc writes its group-sum head and input encoder as one JSON comment line
 (``lgc {...}``) and restores them on read. Latches, bad-state, constraint, justice and
 fairness sections are rejected (lgc circuits are combinational).
 """
@@ -117,6 +118,8 @@ def dumps(circuit: Circuit, *, binary: bool = False) -> bytes:
         parts.append(_join(2 * (np.arange(n, dtype=np.int64) + 1), 1).encode())
         parts.append(_join(outs, 1).encode())
         parts.append(_join(rows.ravel(), 3).encode())
+    # symbol table: the BLIF and Verilog names (x<i>, y<j>), so tools match ports by name
+    parts.append("".join([f"i{i} x{i}\n" for i in range(n)] + [f"o{j} y{j}\n" for j in range(o_count)]).encode())
     note = _comment(c)
     if note is not None:
         parts.append(b"c\n" + note.encode() + b"\n")
