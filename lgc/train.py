@@ -237,6 +237,14 @@ def train(cfg: TrainConfig, *, log=print) -> dict[str, Any]:
     state_path = run_dir / "state.pt"
     if cfg.resume and not state_path.exists():
         raise FileNotFoundError(f"--resume: no {state_path} to resume from")
+    if cfg.resume and (run_dir / "config.json").exists():
+        saved = json.loads((run_dir / "config.json").read_text())
+        fixed = ("dataset", "num_neurons", "num_layers", "tau", "batch_size", "connections", "seed", "valid_set_size",
+                 "baseline", "binarize")
+        differ = [f"{k}: run has {saved[k]!r}, now {getattr(cfg, k)!r}" for k in fixed
+                  if k in saved and saved[k] != getattr(cfg, k)]
+        if differ:
+            raise ValueError(f"--resume {run_dir}: options differ from the run's config.json ({'; '.join(differ)})")
     if not cfg.resume and (run_dir / "metrics.jsonl").exists() and dist.main:
         raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
 
@@ -341,6 +349,9 @@ def train(cfg: TrainConfig, *, log=print) -> dict[str, Any]:
         if metrics_file is not None:
             metrics_file.close()
     wall = time.perf_counter() - t_start
+    if dist.world > 1:
+        import torch.distributed as td
+        td.destroy_process_group()
     if not dist.main:
         return {}
     return finish(run_dir, cfg, data, valid, model=None, device=device, log=log, wall_seconds=wall)

@@ -81,3 +81,9 @@ def test_compiled_mismatch_is_a_failed_check(tmp_path, monkeypatch):
 def test_baseline_mlp_trains(tmp_path):
     summary = train(_tiny(tmp_path, baseline=True, num_neurons=64, num_layers=3, num_iterations=60), log=lambda s: None)
     assert summary["test_acc_eval"] > 0.5
+
+
+def test_resume_with_other_architecture_is_refused(tmp_path):
+    train(_tiny(tmp_path, num_iterations=20), log=lambda s: None)
+    with pytest.raises(ValueError, match="num_neurons: run has 300, now 400"):
+        train(_tiny(tmp_path, num_neurons=400, resume=True), log=lambda s: None)
