@@ -3,8 +3,9 @@
 The IR is generic (the circuit is data, see :mod:`._schedule`), so it is JIT-compiled once per
 process for the host's vector width (``<8 x i64>`` with AVX-512, ``<4 x i64>`` with AVX2, else
 ``<2 x i64>``) and every circuit reuses it: compile time per circuit is the schedule only.
-Input packing and the group-sum readout use lgc.ir's numpy routines (C loops inside numpy),
-so this target is slower than ``cpu-avx512``/``cpu-avx2`` on wide nets; it needs no C compiler.
+Packing (8x8 shift-or) and the group-sum readout (a bit-sliced ripple counter) are in the IR
+too, simpler than the C kernel's, so this target is slower than ``cpu-avx512``/``cpu-avx2``;
+it needs no C compiler.
 Calls go through ctypes, which releases the GIL, so ``threads=`` splits the tiles across cores.
 """
 from __future__ import annotations
@@ -14,9 +15,8 @@ import functools
 
 import numpy as np
 
-from ..ir import Circuit, PackedBits, packed_input, unpack_bits
-from ..ir.simulate import group_sum_words
-from ._common import CompiledNet, _pool, cpu_flags, default_threads
+from ..ir import Circuit, PackedBits, input_bits, unpack_bits
+from ._common import FastNet, cpu_flags
 from ._schedule import KIND_NAMES, schedule
 
 TARGETS = ("llvm",)
@@ -37,116 +37,269 @@ def vector_words() -> int:
     return 8 if "avx512f" in flags else 4 if "avx2" in flags else 2
 
 
-def _op_ir(kind: str, vt: str, ones: str) -> list[str]:
-    """IR lines computing %r from %va and %vb for one gate kind."""
-    if kind == "FALSE":
-        return [f"%r = or {vt} zeroinitializer, zeroinitializer"]
-    if kind == "TRUE":
-        return [f"%r = or {vt} {ones}, zeroinitializer"]
-    table = {
-        "COPY": ["%r = or {vt} %va, zeroinitializer"],
-        "NOT": ["%r = xor {vt} %va, {ones}"],
-        "AND": ["%r = and {vt} %va, %vb"],
-        "ANDNOT": ["%nb = xor {vt} %vb, {ones}", "%r = and {vt} %va, %nb"],
-        "XOR": ["%r = xor {vt} %va, %vb"],
-        "OR": ["%r = or {vt} %va, %vb"],
-        "NOR": ["%t = or {vt} %va, %vb", "%r = xor {vt} %t, {ones}"],
-        "XNOR": ["%t = xor {vt} %va, %vb", "%r = xor {vt} %t, {ones}"],
-        "ORNOT": ["%nb = xor {vt} %vb, {ones}", "%r = or {vt} %va, %nb"],
-        "NAND": ["%t = and {vt} %va, %vb", "%r = xor {vt} %t, {ones}"],
-    }
-    return [line.format(vt=vt, ones=ones) for line in table[kind]]
+class _Emitter:
+    """Just enough of an IR text builder: fresh names, blocks, counted loops. Loop-carried
+    values other than the counter live in allocas (promoted to registers by LLVM's passes)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.allocas: list[str] = []
+        self.count = 0
+        self.block = "entry"
+
+    def fresh(self, stem: str = "v") -> str:
+        self.count += 1
+        return f"{stem}{self.count}"
+
+    def __call__(self, text: str) -> str:
+        """Emit ``%name = text`` and return ``%name``."""
+        name = "%" + self.fresh()
+        self.lines.append(f"  {name} = {text}")
+        return name
+
+    def raw(self, text: str) -> None:
+        self.lines.append("  " + text)
+
+    def label(self, name: str) -> None:
+        self.lines.append(f"{name}:")
+        self.block = name
+
+    def alloca(self, ty: str) -> str:
+        name = "%" + self.fresh("slot")
+        self.allocas.append(f"  {name} = alloca {ty}, align 64")
+        return name
+
+    def loop(self, start: str, end: str, body) -> None:
+        """for (i = start; i < end; i++) body(i)"""
+        L = self.fresh("L")
+        pre = self.block
+        self.raw(f"br label %{L}_head")
+        self.label(f"{L}_head")
+        i = f"%{L}_i"
+        self.raw(f"{i} = phi i64 [{start}, %{pre}], [%{L}_next, %{L}_latch]")
+        self.raw(f"%{L}_c = icmp slt i64 {i}, {end}")
+        self.raw(f"br i1 %{L}_c, label %{L}_body, label %{L}_exit")
+        self.label(f"{L}_body")
+        body(i)
+        self.raw(f"br label %{L}_latch")
+        self.label(f"{L}_latch")
+        self.raw(f"%{L}_next = add i64 {i}, 1")
+        self.raw(f"br label %{L}_head")
+        self.label(f"{L}_exit")
+
+
+_GATE_IR = {  # kind -> expression lines over %A, %B giving the last value
+    "FALSE": ["or {vt} zeroinitializer, zeroinitializer"],
+    "TRUE": ["or {vt} {ones}, zeroinitializer"],
+    "COPY": ["or {vt} %A, zeroinitializer"],
+    "NOT": ["xor {vt} %A, {ones}"],
+    "AND": ["and {vt} %A, %B"],
+    "ANDNOT": ["xor {vt} %B, {ones}", "and {vt} %A, %P"],
+    "XOR": ["xor {vt} %A, %B"],
+    "OR": ["or {vt} %A, %B"],
+    "NOR": ["or {vt} %A, %B", "xor {vt} %P, {ones}"],
+    "XNOR": ["xor {vt} %A, %B", "xor {vt} %P, {ones}"],
+    "ORNOT": ["xor {vt} %B, {ones}", "or {vt} %A, %P"],
+    "NAND": ["and {vt} %A, %B", "xor {vt} %P, {ones}"],
+}
 
 
 def kernel_ir(vw: int) -> str:
-    """LLVM IR of ``lgc_run``: for each tile, load input words into slots, run every (level,
-    kind) group as a loop, store the output slots' words."""
+    """LLVM IR of ``lgc_run``, the whole pipeline per tile of 64*vw samples: pack bool rows into
+    input slots (8x8 shift-or), run every (level, kind) group as a loop, then count each class's
+    group with a bit-sliced ripple counter (or write the output bits)."""
     vt = f"<{vw} x i64>"
+    sb = vw * 8  # bytes per slot
+    tile = 64 * vw
     ones = "<" + ", ".join(["i64 -1"] * vw) + ">"
-    L = [
-        "define void @lgc_run(i64 %n_in, i64 %ngroups, ptr %groups, ptr %gates, i64 %n_out, ptr %outs,",
-        "                     ptr %inw, ptr %outw, i64 %wstride, i64 %ntiles, ptr %S) {",
-        "entry:", "  br label %tile_head",
-        "tile_head:",
-        "  %t = phi i64 [0, %entry], [%t_next, %tile_end]",
-        "  %tdone = icmp sge i64 %t, %ntiles",
-        "  br i1 %tdone, label %exit, label %in_pre",
-        "in_pre:", f"  %toff = mul i64 %t, {vw}", "  br label %in_head",
-        "in_head:",
-        "  %j = phi i64 [0, %in_pre], [%j_next, %in_body]",
-        "  %jdone = icmp sge i64 %j, %n_in",
-        "  br i1 %jdone, label %grp_pre, label %in_body",
-        "in_body:",
-        "  %jrow = mul i64 %j, %wstride", "  %jidx = add i64 %jrow, %toff",
-        "  %src = getelementptr i64, ptr %inw, i64 %jidx",
-        f"  %v = load {vt}, ptr %src, align 8",
-        f"  %dst = getelementptr {vt}, ptr %S, i64 %j",
-        f"  store {vt} %v, ptr %dst, align 64",
-        "  %j_next = add i64 %j, 1", "  br label %in_head",
-        "grp_pre:", "  br label %grp_head",
-        "grp_head:",
-        "  %gi = phi i64 [0, %grp_pre], [%gi_next, %grp_next]",
-        "  %gdone = icmp sge i64 %gi, %ngroups",
-        "  br i1 %gdone, label %out_pre, label %grp_body",
-        "grp_body:",
-        "  %g3 = mul i64 %gi, 3",
-        "  %pk = getelementptr i32, ptr %groups, i64 %g3", "  %kind = load i32, ptr %pk",
-        "  %p0 = getelementptr i32, ptr %pk, i64 1", "  %g0s = load i32, ptr %p0",
-        "  %p1 = getelementptr i32, ptr %pk, i64 2", "  %g1s = load i32, ptr %p1",
-        "  %g0 = sext i32 %g0s to i64", "  %g1 = sext i32 %g1s to i64",
-        "  switch i32 %kind, label %grp_next [" + " ".join(f"i32 {k}, label %k{k}_head" for k in range(len(KIND_NAMES))) + "]",
-    ]
-    for k, name in enumerate(KIND_NAMES):
-        body = [
-            f"k{k}_head:",
-            f"  %k{k}_i = phi i64 [%g0, %grp_body], [%k{k}_inext, %k{k}_body]",
-            f"  %k{k}_done = icmp sge i64 %k{k}_i, %g1",
-            f"  br i1 %k{k}_done, label %grp_next, label %k{k}_body",
-            f"k{k}_body:",
-            f"  %k{k}_i3 = mul i64 %k{k}_i, 3",
-            f"  %k{k}_pa = getelementptr i32, ptr %gates, i64 %k{k}_i3",
-            f"  %k{k}_pb = getelementptr i32, ptr %k{k}_pa, i64 1",
-            f"  %k{k}_po = getelementptr i32, ptr %k{k}_pa, i64 2",
-            f"  %k{k}_a32 = load i32, ptr %k{k}_pa", f"  %k{k}_b32 = load i32, ptr %k{k}_pb",
-            f"  %k{k}_o32 = load i32, ptr %k{k}_po",
-            f"  %k{k}_a = sext i32 %k{k}_a32 to i64", f"  %k{k}_b = sext i32 %k{k}_b32 to i64",
-            f"  %k{k}_o = sext i32 %k{k}_o32 to i64",
-            f"  %k{k}_sa = getelementptr {vt}, ptr %S, i64 %k{k}_a",
-            f"  %k{k}_sb = getelementptr {vt}, ptr %S, i64 %k{k}_b",
-            f"  %k{k}_so = getelementptr {vt}, ptr %S, i64 %k{k}_o",
-            f"  %k{k}_va = load {vt}, ptr %k{k}_sa, align 64",
-            f"  %k{k}_vb = load {vt}, ptr %k{k}_sb, align 64",
-        ]
-        for line in _op_ir(name, vt, ones):
-            line = line.replace("%va", f"%k{k}_va").replace("%vb", f"%k{k}_vb").replace("%nb", f"%k{k}_nb")
-            line = line.replace("%t ", f"%k{k}_t ").replace("%t,", f"%k{k}_t,").replace("%r ", f"%k{k}_r ")
-            body.append("  " + line)
-        body += [f"  store {vt} %k{k}_r, ptr %k{k}_so, align 64",
-                 f"  %k{k}_inext = add i64 %k{k}_i, 1", f"  br label %k{k}_head"]
-        L += body
-    L += [
-        "grp_next:", "  %gi_next = add i64 %gi, 1", "  br label %grp_head",
-        "out_pre:", "  br label %out_head",
-        "out_head:",
-        "  %o = phi i64 [0, %out_pre], [%o_next, %out_body]",
-        "  %odone = icmp sge i64 %o, %n_out",
-        "  br i1 %odone, label %tile_end, label %out_body",
-        "out_body:",
-        "  %po32 = getelementptr i32, ptr %outs, i64 %o", "  %os32 = load i32, ptr %po32",
-        "  %os = sext i32 %os32 to i64",
-        f"  %so = getelementptr {vt}, ptr %S, i64 %os", f"  %vo = load {vt}, ptr %so, align 64",
-        "  %orow = mul i64 %o, %wstride", "  %oidx = add i64 %orow, %toff",
-        "  %odst = getelementptr i64, ptr %outw, i64 %oidx",
-        f"  store {vt} %vo, ptr %odst, align 8",
-        "  %o_next = add i64 %o, 1", "  br label %out_head",
-        "tile_end:", "  %t_next = add i64 %t, 1", "  br label %tile_head",
-        "exit:", "  ret void", "}",
-    ]
-    return "\n".join(L) + "\n"
+    e = _Emitter()
+    planes = e.alloca(f"[64 x {vt}]")
+    carry = e.alloca(vt)
+    acc = e.alloca("i64")
+    ntiles = e(f"add i64 %n, {tile - 1}")
+    ntiles = e(f"sdiv i64 {ntiles}, {tile}")
+
+    def slot_ptr(idx: str) -> str:
+        return e(f"getelementptr {vt}, ptr %S, i64 {idx}")
+
+    def load_index(base: str, offset: str | int) -> str:
+        """sext(load i32 base[offset]) as i64"""
+        p = e(f"getelementptr i32, ptr {base}, i64 {offset}")
+        v = e(f"load i32, ptr {p}")
+        return e(f"sext i32 {v} to i64")
+
+    def tile_body(t: str) -> None:
+        row0 = e(f"mul i64 {t}, {tile}")
+        left = e(f"sub i64 %n, {row0}")
+        small = e(f"icmp slt i64 {left}, {tile}")
+        nrows = e(f"select i1 {small}, i64 {left}, i64 {tile}")
+
+        def pack_group(g: str) -> None:  # 8 samples 8g .. 8g+7
+            rows = []
+            for s_ in range(8):
+                r = e(f"mul i64 {g}, 8")
+                r = e(f"add i64 {r}, {s_}")
+                live = e(f"icmp slt i64 {r}, {nrows}")
+                absr = e(f"add i64 {r}, {row0}")
+                off = e(f"mul i64 {absr}, %n_in")
+                p = e(f"getelementptr i8, ptr %x, i64 {off}")
+                rows.append(e(f"select i1 {live}, ptr {p}, ptr %zero_row"))
+            nfull = e("sdiv i64 %n_in, 8")
+
+            def full(q: str) -> None:
+                j = e(f"mul i64 {q}, 8")
+                tv = None
+                for s_, r in enumerate(rows):
+                    p = e(f"getelementptr i8, ptr {r}, i64 {j}")
+                    v = e(f"load i64, ptr {p}, align 1")
+                    if s_:
+                        v = e(f"shl i64 {v}, {s_}")
+                    tv = v if tv is None else e(f"or i64 {tv}, {v}")
+                for i in range(8):
+                    byte = e(f"lshr i64 {tv}, {8 * i}") if i else tv
+                    byte = e(f"trunc i64 {byte} to i8")
+                    col = e(f"add i64 {j}, {i}")
+                    off = e(f"mul i64 {col}, {sb}")
+                    off = e(f"add i64 {off}, {g}")
+                    e.raw(f"store i8 {byte}, ptr {e(f'getelementptr i8, ptr %S, i64 {off}')}, align 1")
+
+            e.loop("0", nfull, full)
+            jstart = e(f"mul i64 {nfull}, 8")
+
+            def tail(j: str) -> None:
+                tv = None
+                for s_, r in enumerate(rows):
+                    v = e(f"load i8, ptr {e(f'getelementptr i8, ptr {r}, i64 {j}')}, align 1")
+                    if s_:
+                        v = e(f"shl i8 {v}, {s_}")
+                    tv = v if tv is None else e(f"or i8 {tv}, {v}")
+                off = e(f"mul i64 {j}, {sb}")
+                off = e(f"add i64 {off}, {g}")
+                e.raw(f"store i8 {tv}, ptr {e(f'getelementptr i8, ptr %S, i64 {off}')}, align 1")
+
+            e.loop(jstart, "%n_in", tail)
+
+        e.loop("0", str(tile // 8), pack_group)
+
+        def group_body(gi: str) -> None:
+            g3 = e(f"mul i64 {gi}, 3")
+            pk = e(f"getelementptr i32, ptr %groups, i64 {g3}")
+            kind = e(f"load i32, ptr {pk}")
+            g0 = load_index(pk, 1)
+            g1 = load_index(pk, 2)
+            join = e.fresh("join")
+            kinds = [e.fresh("kind") for _ in KIND_NAMES]
+            e.raw(f"switch i32 {kind}, label %{join} [" + " ".join(f"i32 {k}, label %{b}" for k, b in enumerate(kinds)) + "]")
+            for name, block in zip(KIND_NAMES, kinds):
+                e.label(block)
+
+                def gate(i: str, name: str = name) -> None:
+                    i3 = e(f"mul i64 {i}, 3")
+                    pa = e(f"getelementptr i32, ptr %gates, i64 {i3}")
+                    a = e(f"sext i32 {e(f'load i32, ptr {pa}')} to i64")
+                    b = load_index(pa, 1)
+                    o = load_index(pa, 2)
+                    va = e(f"load {vt}, ptr {slot_ptr(a)}, align 64")
+                    vb = e(f"load {vt}, ptr {slot_ptr(b)}, align 64")
+                    prev = None
+                    for line in _GATE_IR[name]:
+                        text = line.format(vt=vt, ones=ones).replace("%A", va).replace("%B", vb)
+                        if prev is not None:
+                            text = text.replace("%P", prev)
+                        prev = e(text)
+                    e.raw(f"store {vt} {prev}, ptr {slot_ptr(o)}, align 64")
+
+                e.loop(g0, g1, gate)
+                e.raw(f"br label %{join}")
+            e.label(join)
+
+        e.loop("0", "%ngroups", group_body)
+
+        head = e.fresh("head")
+        nohead = e.fresh("nohead")
+        done = e.fresh("tiledone")
+        has_head = e("icmp sgt i64 %k, 0")
+        e.raw(f"br i1 {has_head}, label %{head}, label %{nohead}")
+        e.label(head)
+
+        def count_class(c: str) -> None:
+            e.loop("0", "%nplanes", lambda p: e.raw(
+                f"store {vt} zeroinitializer, ptr {e(f'getelementptr {vt}, ptr {planes}, i64 {p}')}, align 64"))
+            base = e("mul i64 %group, " + c)
+
+            def add_output(o: str) -> None:
+                idx = e(f"add i64 {base}, {o}")
+                slot = load_index("%outs", idx)
+                e.raw(f"store {vt} {e(f'load {vt}, ptr {slot_ptr(slot)}, align 64')}, ptr {carry}, align 64")
+
+                def ripple(p: str) -> None:
+                    pp = e(f"getelementptr {vt}, ptr {planes}, i64 {p}")
+                    pv = e(f"load {vt}, ptr {pp}, align 64")
+                    cv = e(f"load {vt}, ptr {carry}, align 64")
+                    e.raw(f"store {vt} {e(f'xor {vt} {pv}, {cv}')}, ptr {pp}, align 64")
+                    e.raw(f"store {vt} {e(f'and {vt} {pv}, {cv}')}, ptr {carry}, align 64")
+
+                e.loop("0", "%nplanes", ripple)
+
+            e.loop("0", "%group", add_output)
+
+            def extract(s_: str) -> None:
+                e.raw(f"store i64 0, ptr {acc}, align 8")
+                word = e(f"lshr i64 {s_}, 6")
+                sh = e(f"and i64 {s_}, 63")
+
+                def plane_bit(p: str) -> None:
+                    off = e(f"mul i64 {p}, {vw}")
+                    off = e(f"add i64 {off}, {word}")
+                    w = e(f"load i64, ptr {e(f'getelementptr i64, ptr {planes}, i64 {off}')}, align 8")
+                    shifted = e(f"lshr i64 {w}, {sh}")
+                    bit = e(f"and i64 {shifted}, 1")
+                    a0 = e(f"load i64, ptr {acc}, align 8")
+                    shifted = e(f"shl i64 {bit}, {p}")
+                    e.raw(f"store i64 {e(f'add i64 {a0}, {shifted}')}, ptr {acc}, align 8")
+
+                e.loop("0", "%nplanes", plane_bit)
+                row = e(f"add i64 {row0}, {s_}")
+                dst = e(f"add i64 {e(f'mul i64 {row}, %k')}, {c}")
+                val = e(f"trunc i64 {e(f'load i64, ptr {acc}, align 8')} to i32")
+                e.raw(f"store i32 {val}, ptr {e(f'getelementptr i32, ptr %scores, i64 {dst}')}, align 4")
+
+            e.loop("0", nrows, extract)
+
+        e.loop("0", "%k", count_class)
+        e.raw(f"br label %{done}")
+        e.label(nohead)
+
+        def write_bits(s_: str) -> None:
+            word = e(f"lshr i64 {s_}, 6")
+            sh = e(f"and i64 {s_}, 63")
+            row = e(f"add i64 {row0}, {s_}")
+            rbase = e(f"mul i64 {row}, %n_out")
+
+            def one(o: str) -> None:
+                slot = load_index("%outs", o)
+                off = e(f"add i64 {e(f'mul i64 {slot}, {vw}')}, {word}")
+                w = e(f"load i64, ptr {e(f'getelementptr i64, ptr %S, i64 {off}')}, align 8")
+                shifted = e(f"lshr i64 {w}, {sh}")
+                bit = e(f"trunc i64 {e(f'and i64 {shifted}, 1')} to i8")
+                at = e(f"add i64 {rbase}, {o}")
+                e.raw(f"store i8 {bit}, ptr {e(f'getelementptr i8, ptr %bits, i64 {at}')}, align 1")
+
+            e.loop("0", "%n_out", one)
+
+        e.loop("0", nrows, write_bits)
+        e.raw(f"br label %{done}")
+        e.label(done)
+
+    e.loop("0", ntiles, tile_body)
+    e.raw("ret void")
+    header = ("define void @lgc_run(i64 %n_in, i64 %ngroups, ptr %groups, ptr %gates, i64 %n_out, ptr %outs, "
+              "i64 %k, i64 %group, i64 %nplanes, ptr %x, i64 %n, ptr %zero_row, ptr %scores, ptr %bits, ptr %S) {")
+    return "\n".join([header, "entry:", *e.allocas, *e.lines, "}"]) + "\n"
 
 
-_ARGTYPES = [ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
-             ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+_I64, _PTR = ctypes.c_int64, ctypes.c_void_p
+_ARGTYPES = [_I64, _I64, _PTR, _PTR, _I64, _PTR, _I64, _I64, _I64, _PTR, _I64, _PTR, _PTR, _PTR, _PTR]
 
 
 @functools.lru_cache(maxsize=None)
@@ -173,48 +326,34 @@ def _engine():
     return engine, fn, vw
 
 
-class LLVMNet(CompiledNet):
+class LLVMNet(FastNet):
+    """A circuit run by the JIT-compiled LLVM kernel."""
+
     target = "llvm"
 
     def __init__(self, circuit: Circuit, *, threads: int | None = None):
         super().__init__(circuit, threads=threads)
         self._engine, self._fn, self.vector_words = _engine()
+        self.tile = 64 * self.vector_words
         self.schedule = schedule(self.circuit)
+        head = self.circuit.head
+        self._group = self.circuit.num_outputs // head.k if head is not None else 0
+        self._planes = max(1, int(self._group).bit_length())
+        self._zero_row = np.zeros(self.circuit.num_inputs + 8, dtype=np.uint8)
 
     def __call__(self, x) -> np.ndarray:
-        c, s, vw = self.circuit, self.schedule, self.vector_words
-        packed = packed_input(c, x)
-        n = packed.n
-        if n == 0 or c.num_outputs == 0:
-            return np.zeros((n, c.head.k), dtype=np.int32) if c.head is not None \
-                else np.zeros((n, c.num_outputs), dtype=np.uint8)
-        w = packed.words.shape[1]
-        ntiles = -(-w // vw)
-        inw = np.zeros((c.num_inputs, ntiles * vw), dtype=np.uint64)
-        inw[:, :w] = packed.words
-        outw = np.empty((c.num_outputs, ntiles * vw), dtype=np.uint64)
-        threads = min(self.threads or default_threads(), ntiles)
-        per = -(-ntiles // threads)
-        spans = [(lo, min(ntiles, lo + per)) for lo in range(0, ntiles, per)]
-        # slots are read as aligned vectors: allocate with room to align to 64 bytes
-        buffers = [_aligned(max(s.num_slots, 1) * vw) for _ in spans]
+        if isinstance(x, PackedBits):  # the kernel packs bool rows itself
+            x = unpack_bits(input_bits(self.circuit, x)).view(bool)
+        return super().__call__(x)
 
-        def run(i: int) -> None:
-            lo, hi = spans[i]
-            self._fn(s.num_inputs, len(s.groups), s.groups.ctypes.data, s.gates.ctypes.data, len(s.out_slots),
-                     s.out_slots.ctypes.data, inw.ctypes.data + lo * vw * 8, outw.ctypes.data + lo * vw * 8,
-                     ntiles * vw, hi - lo, buffers[i].ctypes.data)
-
-        if len(spans) == 1:
-            run(0)
-        else:
-            list(_pool(len(spans)).map(run, range(len(spans))))
-        out = np.ascontiguousarray(outw[:, :w])
-        if n % 64:
-            out[:, -1] &= np.uint64((1 << (n % 64)) - 1)
-        if c.head is not None:
-            return group_sum_words(out, n, c.head.k)
-        return unpack_bits(PackedBits(out, n))
+    def _run_chunk(self, x, packed, wstride, n, scores, bits) -> None:
+        s = self.schedule
+        k = self.circuit.head.k if self.circuit.head is not None else 0
+        slots = _aligned(max(s.num_slots, 1) * self.vector_words)
+        self._fn(s.num_inputs, len(s.groups), s.groups.ctypes.data, s.gates.ctypes.data, len(s.out_slots),
+                 s.out_slots.ctypes.data, k, self._group, self._planes, x.ctypes.data, n,
+                 self._zero_row.ctypes.data, scores.ctypes.data if k else None,
+                 bits.ctypes.data if not k else None, slots.ctypes.data)
 
 
 def _aligned(words: int) -> np.ndarray:
