@@ -240,8 +240,6 @@ int lgc_cu_net_free(void *handle) {
 
 int lgc_cu_net_device(void *handle) { return ((LgcNet *)handle)->device; }
 
-int64_t lgc_cu_net_slots(void *handle) { return ((LgcNet *)handle)->n_slots; }
-
 // Pack a whole device batch of byte rows x[n, n_in] into device words dst[n_in][wstride] (first
 // ceil(n/64) words of each row written, padding bits zero).
 int lgc_cu_pack(const uint8_t *x, int64_t n, int64_t n_in, uint64_t *dst, int64_t wstride, void *stream) {
@@ -273,7 +271,7 @@ int lgc_cu_run(void *handle, const void *x, int x_kind, int64_t wstride, int64_t
     size_t need = values_bytes + 256 + stage_bytes + 256 + outbuf_bytes + 256;
     int dev = 0;
     CK(cudaGetDevice(&dev));
-    if (dev != net->device) CK(cudaSetDevice(net->device));
+    if (dev != net->device) CK(cudaSetDevice(net->device));  // (an error below leaves it switched)
     if (net->work_bytes < need) {
         if (net->work) {
             CK(cudaDeviceSynchronize());  // earlier calls may still use it, on any stream
@@ -297,7 +295,8 @@ int lgc_cu_run(void *handle, const void *x, int x_kind, int64_t wstride, int64_t
         // inputs -> slots 0 .. n_in-1 (row pitch cw)
         if (net->n_in) {
             if (x_kind == 0) {
-                if (w0) CK(cudaStreamSynchronize(stream));  // the staging buffer is reused
+                // the staging buffer and outbuf are reused by the next chunk: safe, as copies and
+                // kernels on one stream run in order
                 CK(cudaMemcpyAsync(stage, (const uint8_t *)x + s0 * net->n_in, (size_t)ns * net->n_in,
                                    cudaMemcpyHostToDevice, stream));
                 int rc = launch_pack(stage, net->n_in, ns, values, cw, cw, stream);
@@ -317,13 +316,11 @@ int lgc_cu_run(void *handle, const void *x, int x_kind, int64_t wstride, int64_t
         }
         char *dst = out_on_device ? (char *)out + s0 * width * out_elem : outbuf;
         if (net->k) {
-            if (!out_on_device && w0) CK(cudaStreamSynchronize(stream));  // outbuf is reused
             dim3 grid((unsigned)ceil_div(cw, 64), grid_limit(net->k));
             lgc_group_sum<<<grid, 64, 0, stream>>>(values, cw, net->out_slots, net->n_out / net->k, net->k, ns,
                                                    (int32_t *)dst);
             CK(cudaGetLastError());
         } else if (net->n_out) {
-            if (!out_on_device && w0) CK(cudaStreamSynchronize(stream));
             int64_t total = ns * net->n_out;
             lgc_output_bits<<<grid_limit(ceil_div(total, 256)), 256, 0, stream>>>(values, cw, net->out_slots,
                                                                                   net->n_out, ns, (uint8_t *)dst);

@@ -3,6 +3,7 @@ against the oracle, it reports itself unavailable with a reason on CPU-only host
 GPU is present) it matches lgc.ir.simulate bit for bit."""
 from __future__ import annotations
 
+import ctypes
 import subprocess
 
 import numpy as np
@@ -160,3 +161,135 @@ def test_gpu_packbits_tensor_runs_models():
     x = np.random.default_rng(2).random((1000, 30)) < 0.5
     out = run_packed(c, PackBitsTensor(torch.from_numpy(x).cuda()))
     assert out.is_cuda and np.array_equal(out.cpu().numpy(), simulate(c, x))
+
+
+# ---------------------------------------------------------------- the binding against a numpy stand-in
+
+def _addr(p) -> int:
+    return (p.value or 0) if isinstance(p, ctypes.c_void_p) else int(p or 0)
+
+
+def _view(p, dtype, count: int) -> np.ndarray:
+    nbytes = int(count) * np.dtype(dtype).itemsize
+    return np.frombuffer((ctypes.c_uint8 * nbytes).from_address(_addr(p)), dtype=dtype, count=int(count)) \
+        if nbytes else np.zeros(0, dtype)
+
+
+class FakeRuntime:
+    """The C API of cuda/runtime.cu over host memory, computing with the numpy emulation of the
+    kernels: it checks the binding's pointers, strides, kinds and chunk sizes, not the GPU."""
+
+    def __init__(self, corrupt: bool = False):
+        self.nets, self.buffers, self.corrupt, self.calls = {}, {}, corrupt, []
+
+    def lgc_cu_error_string(self, rc):
+        return b"fake error"
+
+    def lgc_cu_net_create(self, n_in, n_slots, n_rows, rows, n_levels, bounds, n_out, out_slots, k, handle):
+        from lgc.backends._cuda_tables import CudaTables
+        t = CudaTables(n_in, n_slots, _view(rows, np.int32, 4 * n_rows).reshape(n_rows, 4).copy(),
+                       _view(bounds, np.int64, n_levels + 1).copy(), _view(out_slots, np.int32, n_out).copy(), k)
+        handle._obj.value = len(self.nets) + 1
+        self.nets[handle._obj.value] = t
+        return 0
+
+    def lgc_cu_net_device(self, handle):
+        return 0
+
+    def lgc_cu_net_free(self, handle):
+        return 0
+
+    def lgc_cu_run(self, handle, x, x_kind, wstride, n, out, on_device, chunk_words, stream):
+        t = self.nets[_addr(handle)]
+        self.calls.append((x_kind, on_device, chunk_words))
+        if x_kind in (0, 1):
+            words = pack_bits(_view(x, np.uint8, n * t.num_inputs).reshape(n, t.num_inputs) != 0).words
+        else:
+            words = _view(x, np.uint64, t.num_inputs * wstride).reshape(t.num_inputs, wstride)[:, :(n + 63) // 64]
+        res = emulate(t, words, n, chunk_words)
+        if self.corrupt and res.size:
+            res[-1, -1] += 1
+        _view(out, res.dtype, res.size)[:] = res.reshape(-1)
+        return 0
+
+    def lgc_cu_time_runs(self, handle, x, x_kind, wstride, n, out, chunk_words, reps, ms):
+        for r in range(reps):
+            self.lgc_cu_run(handle, x, x_kind, wstride, n, out, 1, chunk_words, None)
+            ms[r] = 1.0
+        return 0
+
+    def lgc_cu_malloc(self, ptr, nbytes):
+        buf = np.zeros(nbytes, np.uint8)
+        ptr._obj.value = buf.ctypes.data
+        self.buffers[buf.ctypes.data] = buf
+        return 0
+
+    def lgc_cu_memcpy(self, dst, src, nbytes):
+        ctypes.memmove(_addr(dst), _addr(src), nbytes)
+        return 0
+
+    def lgc_cu_free(self, ptr):
+        self.buffers.pop(_addr(ptr), None)
+        return 0
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    rt = FakeRuntime()
+    monkeypatch.setattr(cuda, "library", lambda: rt)
+    monkeypatch.setattr(cuda, "available", lambda target="cuda": None)
+    return rt
+
+
+@settings(max_examples=20)
+@given(data=st.data())
+def test_binding_inputs_and_outputs(data):
+    rt = FakeRuntime()
+    circuit = data.draw(circuits(max_inputs=10, max_gates=60, encoders=True))
+    x = data.draw(batches(circuit.num_inputs, max_n=200))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cuda, "library", lambda: rt)
+        mp.setattr(cuda, "available", lambda target="cuda": None)
+        net = lgc.backends.build(circuit, "cuda", memory_bytes=data.draw(st.sampled_from([1, 1 << 20])))
+        expected = simulate(circuit, x)
+        assert np.array_equal(net(x), expected)
+        assert np.array_equal(net(packed_input(circuit, x)), expected)
+
+
+def test_binding_strided_packed_words_and_chunk_size(fake):
+    c = random_layered_circuit(12, [40, 20], num_classes=4, tau=1.0, seed=9)
+    x = np.random.default_rng(3).random((300, 12)) < 0.5
+    wide = np.zeros((12, 10), np.uint64)
+    wide[:, :5] = pack_bits(x).words
+    net = lgc.backends.build(c, "cuda", memory_bytes=8 * 100 * 2)
+    assert net.chunk_words == max(1, 8 * 100 * 2 // net.tables.bytes_per_chunk_word())
+    assert np.array_equal(net(lgc.ir.PackedBits(wide[:, :5], 300)), simulate(c, x))
+    assert fake.calls[-1] == (2, 0, net.chunk_words)
+    assert np.array_equal(net.predict(x), np.argmax(simulate(c, x), axis=1))
+    with pytest.raises(ValueError, match="memory_bytes"):
+        lgc.backends.build(c, "cuda", memory_bytes=0)
+
+
+def _gpu_benchmark():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_gpu", REPO / "benchmarks" / "gpu.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.BATCH_EXPS, mod.CHECK, mod.SETS = range(7, 10), 64, 2
+    return mod
+
+
+@pytest.mark.parametrize("corrupt", [False, True])
+def test_benchmark_plumbing_and_its_check(monkeypatch, corrupt):
+    """benchmarks/gpu.py's timing loop on the stand-in: offsets and windows line up, and a wrong
+    score is caught."""
+    import time
+    rt = FakeRuntime(corrupt=corrupt)
+    monkeypatch.setattr(cuda, "library", lambda: rt)
+    bench = _gpu_benchmark()
+    c = random_layered_circuit(30, [100, 50], num_classes=10, tau=1.0, seed=2)
+    failures = []
+    rows = bench.bench_net("t", c, rt, failures, time.perf_counter())
+    assert [r["batch"] for r in rows] == [128, 256, 512]
+    assert all(r["runs"] == 10 and r["checked_samples"] > 0 for r in rows)
+    assert bool(failures) == corrupt

@@ -44,9 +44,11 @@ class CudaTables:
     def num_levels(self) -> int:
         return int(self.level_bounds.size - 1)
 
-    def values_bytes(self, chunk_words: int) -> int:
-        """Device bytes of node values for one chunk of ``chunk_words`` words."""
-        return 8 * self.num_slots * int(chunk_words)
+    def bytes_per_chunk_word(self) -> int:
+        """Device workspace per word (64 samples) of a chunk: node values, plus the most the
+        runtime stages (input byte rows from the host, int32 scores or bytes for the host)."""
+        width = self.k or self.out_slots.size
+        return 8 * self.num_slots + 64 * self.num_inputs + 64 * 4 * width
 
 
 def tables(circuit: Circuit) -> CudaTables:

@@ -11,7 +11,7 @@ returns numpy; given a CUDA torch tensor (bool, uint8 0/1, or raw features when 
 input encoder) it runs on that tensor's memory with no host round trip, on torch's current
 stream, and returns a torch int32 (uint8 bits without a head) tensor on the same device without
 waiting for the GPU. The batch runs in chunks whose node values fit ``memory_bytes`` (default
-2 GiB) of device memory. A net lives on the device current when it was built; one call at a
+2 GiB) of device workspace (node values in liveness slots, plus staging). A net lives on the device current when it was built; one call at a
 time per net (calls are serialised by a lock).
 """
 from __future__ import annotations
@@ -150,8 +150,8 @@ class CudaNet(CompiledNet):
         budget = DEFAULT_MEMORY_BYTES if memory_bytes is None else int(memory_bytes)
         if budget < 1:
             raise ValueError(f"memory_bytes must be positive, got {memory_bytes!r}")
-        #: words (64 samples) per chunk: the node values of one chunk fit ``memory_bytes``
-        self.chunk_words = max(1, budget // self.tables.values_bytes(1))
+        #: words (64 samples) per chunk: one chunk's workspace (node values + staging) fits ``memory_bytes``
+        self.chunk_words = max(1, budget // self.tables.bytes_per_chunk_word())
         t = self.tables
         handle = _P()
         check(self.lib.lgc_cu_net_create(t.num_inputs, t.num_slots, t.rows.shape[0], t.rows.ctypes.data,
