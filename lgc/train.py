@@ -471,18 +471,10 @@ def compile_and_check(model, data: Dataset, cfg: TrainConfig, eval_pred: np.ndar
     return out
 
 
-def _throughput(net, bits: np.ndarray, min_seconds: float = 0.5) -> float:
+def _throughput(net, bits: np.ndarray) -> float:
     """Samples per second of ``net`` on bool input bits (packing and readout included)."""
-    reps = max(1, int(math.ceil(65536 / max(len(bits), 1))))
-    x = np.ascontiguousarray(np.concatenate([bits] * reps)) if reps > 1 else np.ascontiguousarray(bits)
-    net(x[:64])
-    n, t0 = 0, time.perf_counter()
-    while True:
-        net(x)
-        n += len(x)
-        dt = time.perf_counter() - t0
-        if dt >= min_seconds:
-            return n / dt
+    from .cli._common import samples_per_second
+    return samples_per_second(net, bits)
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:

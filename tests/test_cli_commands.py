@@ -80,6 +80,12 @@ def test_bench_small_random_network(tmp_path, capsys):
     rows = json.loads((tmp_path / "b.json").read_text())["results"]
     assert rows[0]["target"] == "numpy" and rows[0]["matches_reference"] and rows[0]["samples_per_second"] > 0
     assert main(["bench", "--list"]) == 0
+    import shutil
+    from conftest import need
+    need("c-compiler", None if shutil.which("gcc") else "no gcc on PATH")
+    assert main(["bench", "--shape", "16,64x2,4", "--batch", "128", "--seconds", "0.02", "--targets", "numpy",
+                 "--difflogic"]) == 0
+    assert "difflogic-C" in capsys.readouterr().out
     assert main(["bench", "--shape", "16,64,4"]) == 2
 
 
