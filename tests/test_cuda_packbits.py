@@ -51,3 +51,18 @@ def test_run_packed_checks_width():
     c = random_layered_circuit(6, [10], num_classes=2, seed=1)
     with pytest.raises(ValueError, match="input bits"):
         run_packed(c, PackBitsTensor(torch.zeros((5, 7), dtype=torch.bool)))
+
+
+def test_layer_chain_hooks_match_run_packed():
+    """What LogicLayer.forward / GroupSum.forward would do for a PackBitsTensor (then / group_sum)."""
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Flatten(), LogicLayer(20, 48), LogicLayer(48, 30), GroupSum(k=3, tau=1.0))
+    x = torch.rand(150, 20) < 0.5
+    p = PackBitsTensor(x)
+    for layer in list(model)[:-1]:
+        p = p.then(layer)
+    out = p.group_sum(model[-1])
+    assert np.array_equal(out.numpy(), simulate(lgc.lower(model), x.numpy()))
+    assert torch.equal(p.group_sum(model[-1]), out)  # the cached chain gives the same
+    with pytest.raises(ValueError, match="queued layers"):
+        run_packed(model, p)

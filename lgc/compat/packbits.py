@@ -10,6 +10,11 @@ result (counts, not divided by tau) — as a torch tensor on the packed batch's 
 ``[N, O]`` when the model has no GroupSum. The compiled net is cached per model and rebuilt only
 when a parameter changed (torch's in-place version counters), so validating during training
 costs one lowering per evaluation, not per batch.
+
+``model(PackBitsTensor(x))`` itself needs two hooks in lgc.frontend (not added here):
+``LogicLayer.forward`` returns ``x.then(self)`` and ``GroupSum.forward`` returns
+``x.group_sum(self)`` when ``x`` is a PackBitsTensor; ``then`` queues the layers and
+``group_sum`` runs the chain through :func:`run_packed`.
 """
 from __future__ import annotations
 
@@ -50,6 +55,7 @@ class PackBitsTensor:
         if device is not None:
             t = t.to(device)
         self.bit_count = bit_count
+        self.layers: tuple = ()  # layers queued by LogicLayer.forward (see then / group_sum)
         self.n, self.num_bits = int(t.shape[0]), int(t.shape[1])
         self.device = t.device
         words = (self.n + 63) // 64
@@ -65,6 +71,34 @@ class PackBitsTensor:
             host = pack_bits(t.detach().cpu().numpy()).words
             self.t = torch.from_numpy(host.view(np.int64)).to(t.device)
 
+    def then(self, layer: Any) -> "PackBitsTensor":
+        """The same batch with ``layer`` (a LogicLayer, Flatten, ...) queued after the queued ones: what
+        ``LogicLayer.forward`` returns for a PackBitsTensor, so ``model(packed)`` works layer by layer."""
+        out = object.__new__(PackBitsTensor)
+        out.__dict__.update(self.__dict__)
+        out.layers = self.layers + (layer,)
+        return out
+
+    def group_sum(self, head: Any):
+        """Run the queued layers and ``head`` (a GroupSum) on the batch: int32 class counts [N, k]
+        (difflogic's ``GroupSum.forward`` result for a PackBitsTensor)."""
+        import torch
+        key = tuple(id(m) for m in self.layers) + (id(head),)
+        model = _CHAINS.get(key)
+        if model is None or any(a is not b for a, b in zip(model, (*self.layers, head))):
+            model = torch.nn.Sequential(*self.layers, head)
+            if len(_CHAINS) >= 8:
+                _CHAINS.pop(next(iter(_CHAINS)))
+            _CHAINS[key] = model
+        return run_packed(model, PackBitsTensor._plain(self))
+
+    @staticmethod
+    def _plain(p: "PackBitsTensor") -> "PackBitsTensor":
+        out = object.__new__(PackBitsTensor)
+        out.__dict__.update(p.__dict__)
+        out.layers = ()
+        return out
+
     def packed_bits(self) -> PackedBits:
         """The batch as :class:`lgc.ir.PackedBits` on the host (a copy when on a GPU)."""
         return PackedBits(self.t.detach().cpu().numpy().view(np.uint64), self.n)
@@ -73,6 +107,7 @@ class PackBitsTensor:
         return f"PackBitsTensor(n={self.n}, num_bits={self.num_bits}, device={self.device})"
 
 
+_CHAINS: dict[tuple, Any] = {}  # queued layer chains -> the Sequential that holds them (its net is cached)
 _NETS: "weakref.WeakKeyDictionary[Any, tuple[Any, Any]]" = weakref.WeakKeyDictionary()
 
 
@@ -101,6 +136,8 @@ def run_packed(model: Any, packed: PackBitsTensor, *, opt_level: int = 2):
     import torch
     if not isinstance(packed, PackBitsTensor):
         raise ValueError(f"run_packed takes a PackBitsTensor, got {type(packed).__name__}")
+    if packed.layers:
+        raise ValueError("this PackBitsTensor has queued layers; finish the chain with GroupSum (group_sum)")
     on_gpu = packed.t.device.type == "cuda" and _cuda_ok()
     net = compiled_for(model, "cuda" if on_gpu else "cpu", opt_level)
     if net.circuit.num_inputs != packed.num_bits:
