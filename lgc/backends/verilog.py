@@ -29,8 +29,6 @@ from ..ir import Circuit, levels, used_operands
 FORMAT = "verilog"
 SUFFIXES = (".v", ".sv")
 
-_EXPR = ["1'b0", "{a} & {b}", "{a} & ~{b}", "{a}", "~{a} & {b}", "{b}", "{a} ^ {b}", "{a} | {b}",
-         "~({a} | {b})", "~({a} ^ {b})", "~{b}", "{a} | ~{b}", "~{a}", "~{a} | {b}", "~({a} & {b})", "1'b1"]
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
 
 
@@ -51,19 +49,17 @@ def pipeline_latency(circuit: Circuit, pipeline_every: int) -> int:
     return max(1, math.ceil(depth / pipeline_every))
 
 
-def _gate_lines(c: Circuit, name_of, gate_name: list[str]) -> list[str]:
-    """``wire gN = expr;`` for every gate, in node order (vectorised per op)."""
-    g = c.num_gates
-    lines = np.empty(g, dtype=object)
-    op = c.op
-    a, b = c.a.tolist(), c.b.tolist()
-    for code in np.unique(op).tolist():
-        idx = np.flatnonzero(op == code).tolist()
-        tmpl = "wire {g} = " + _EXPR[code] + ";"
-        uses_a, uses_b = "{a}" in tmpl, "{b}" in tmpl
-        lines[idx] = [tmpl.format(g=gate_name[i], a=name_of(a[i], i) if uses_a else "",
-                                  b=name_of(b[i], i) if uses_b else "") for i in idx]
-    return lines.tolist()
+def _gate_lines(c: Circuit, a_names: list[str], b_names: list[str], gate_name: list[str]) -> list[str]:
+    """``wire gN = expr;`` for every gate, in node order: one %-template per op (``%.0s`` swallows
+    an ignored operand), applied in one pass over the gates."""
+    return [_TEMPLATES[o] % t for o, t in zip(c.op.tolist(), zip(gate_name, a_names, b_names))]
+
+
+_TEMPLATES = [  # args: gate, a, b
+    "wire %s = 1'b0%.0s%.0s;", "wire %s = %s & %s;", "wire %s = %s & ~%s;", "wire %s = %s%.0s;",
+    "wire %s = ~%s & %s;", "wire %s = %.0s%s;", "wire %s = %s ^ %s;", "wire %s = %s | %s;",
+    "wire %s = ~(%s | %s);", "wire %s = ~(%s ^ %s);", "wire %s = %.0s~%s;", "wire %s = %s | ~%s;",
+    "wire %s = ~%s%.0s;", "wire %s = ~%s | %s;", "wire %s = ~(%s & %s);", "wire %s = 1'b1%.0s%.0s;"]
 
 
 def _popcount_tree(bits: list[str]) -> str:
@@ -124,7 +120,7 @@ def dumps(circuit: Circuit, *, module: str = "lgc_net", pipeline_every: int | No
     body: list[str] = []
     regs: list[str] = []
     if pipeline_every is None:
-        body += _gate_lines(c, lambda node, gi: base[node], gate_name)
+        body += _gate_lines(c, [base[i] for i in c.a.tolist()], [base[i] for i in c.b.tolist()], gate_name)
         body.append(f"assign y = {{{', '.join(base[s] for s in c.outputs[::-1].tolist())}}};")
     else:
         every = int(pipeline_every)
@@ -143,7 +139,9 @@ def dumps(circuit: Circuit, *, module: str = "lgc_net", pipeline_every: int | No
             return base[node] if s == stage[node] else f"r{s}_{node}"
 
         stage_l = stage.tolist()
-        body += _gate_lines(c, lambda node, gi: name_at(node, stage_l[n + gi]), gate_name)
+        gstage = stage_l[n:]
+        body += _gate_lines(c, [name_at(v, s) for v, s in zip(c.a.tolist(), gstage)],
+                            [name_at(v, s) for v, s in zip(c.b.tolist(), gstage)], gate_name)
         regged = np.flatnonzero(need > stage)
         updates = []
         for node in regged.tolist():

@@ -196,6 +196,17 @@ def loads(data: bytes | str, source: str = "<aiger>") -> Circuit:
     line = 1
 
     def read_lines(count: int, what: str, width: int) -> np.ndarray:
+        fast = _fast_lines(data, pos, count, width, m)
+        if fast is not None:
+            return fast_done(fast, count)
+        return slow_lines(count, what, width)
+
+    def fast_done(fast: tuple[np.ndarray, int], count: int) -> np.ndarray:
+        nonlocal pos, line
+        pos, line = fast[1], line + count
+        return fast[0]
+
+    def slow_lines(count: int, what: str, width: int) -> np.ndarray:
         nonlocal pos, line
         out = np.zeros((count, width), dtype=np.int64)
         for k in range(count):
@@ -249,6 +260,34 @@ def loads(data: bytes | str, source: str = "<aiger>") -> Circuit:
         and_lines = first_and_line + np.arange(a_count)
     comment = _read_trailer(data[pos:])
     return _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, binary, line)
+
+
+def _fast_lines(data: bytes, pos: int, count: int, width: int, m: int) -> tuple[np.ndarray, int] | None:
+    """``count`` lines of exactly ``width`` numbers each, parsed at once; None when anything is off
+    (the caller then re-reads line by line to name the bad line)."""
+    if count == 0:
+        return np.zeros((0, width), dtype=np.int64), pos
+    buf = np.frombuffer(data, dtype=np.uint8, offset=pos) if pos < len(data) else np.zeros(0, np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    if newlines.size < count:
+        return None
+    end = int(newlines[count - 1])
+    seg = buf[:end]
+    space = (seg == 32) | (seg == 10) | (seg == 9) | (seg == 13)
+    digit = (seg >= 48) & (seg <= 57)
+    if not (space | digit).all():
+        return None
+    starts = digit & np.concatenate([[True], space[:-1]]) if seg.size else digit
+    line_of = np.cumsum(seg == 10)
+    if not (np.bincount(line_of[starts], minlength=count) == width).all():
+        return None
+    try:
+        values = np.array(data[pos:pos + end].split(), dtype=np.int64)
+    except (ValueError, OverflowError):
+        return None
+    if values.size != count * width or (values > 2 * m + 1).any():
+        return None
+    return values.reshape(count, width), pos + end + 1
 
 
 def _read_trailer(rest: bytes) -> dict:

@@ -102,6 +102,9 @@ def _logical_lines(text: str) -> Iterable[tuple[int, str, str]]:
     pending = ""
     start = 0
     for lineno, raw in enumerate(text.splitlines(), 1):
+        if not pending and "#" not in raw and not raw.endswith("\\"):
+            yield lineno, raw, ""
+            continue
         body, hash_, comment = raw.partition("#")
         if not pending:
             start = lineno
@@ -130,7 +133,9 @@ def loads(text: str, source: str = "<blif>") -> Circuit:
     model_line = None
     ended = False
     for lineno, body, comment in _logical_lines(text):
-        if comment == "# written by lgc":
+        if not comment:
+            pass
+        elif comment == "# written by lgc":
             lgc_written = True
         elif comment.startswith("# lgc {"):
             try:
@@ -191,7 +196,7 @@ def loads(text: str, source: str = "<blif>") -> Circuit:
             cube, val = "", fields[0]
         else:
             if len(fields) != 2 or len(fields[0]) != k or fields[1] not in ("0", "1") \
-                    or any(ch not in "01-" for ch in fields[0]):
+                    or fields[0].strip("01-"):
                 raise fail(f"expected a cover row of {k} characters from 0, 1, - and an output 0 or 1, "
                            f"got {body.strip()!r}", lineno)
             cube, val = fields[0], fields[1]
@@ -236,6 +241,9 @@ def _assemble(inputs, outputs, defs, order, info, fail) -> Circuit:
     for root in order:
         if root.out in node or root.out in buffers:
             continue
+        if all(s in node for s in root.ins):  # fast path: definitions in topological order
+            _define(root, node, buffers, emit, const, fail, n)
+            continue
         stack = [(root, 0)]
         state[root.out] = 1
         while stack:
@@ -256,11 +264,7 @@ def _assemble(inputs, outputs, defs, order, info, fail) -> Circuit:
                 continue
             stack.pop()
             state[d.out] = 2
-            if d.buffer and len(d.ins) == 1 and [r[:2] for r in d.rows] == [("1", "1")]:
-                buffers[d.out] = d.ins[0]
-                node[d.out] = node[d.ins[0]]
-                continue
-            node[d.out] = _lower_cover(d, [node[s] for s in d.ins], emit, const, fail, n)
+            _define(d, node, buffers, emit, const, fail, n)
     out_nodes = []
     for s in outputs:
         if s not in node:
@@ -283,25 +287,44 @@ def _assemble(inputs, outputs, defs, order, info, fail) -> Circuit:
         raise fail(str(e), None) from None
 
 
+def _define(d: _Def, node: dict, buffers: dict, emit, const, fail, n: int) -> None:
+    if d.buffer and len(d.ins) == 1 and [r[:2] for r in d.rows] == [("1", "1")]:
+        buffers[d.out] = d.ins[0]
+        node[d.out] = node[d.ins[0]]
+    else:
+        node[d.out] = _lower_cover(d, [node[s] for s in d.ins], emit, const, fail, n)
+
+
+_OP_CACHE: dict[tuple, int] = {}
+
+
+def _small_op(k: int, rows: list[tuple[str, str, int]]) -> int:
+    """The op code (truth table over a, b) of a cover with k <= 2 inputs."""
+    key = (k, tuple(r[:2] for r in rows))
+    op = _OP_CACHE.get(key)
+    if op is not None:
+        return op
+    onset = not rows or rows[0][1] == "1"
+    table = np.zeros((2, 2), dtype=bool)
+    for cube, _, _ in rows:
+        for x in (0, 1):
+            for y in (0, 1):
+                if all(ch == "-" or int(ch) == bit for ch, bit in zip(cube, (x, y)[:k])):
+                    table[x, y] = True
+    if not onset:
+        table = ~table
+    op = int(table[0, 0]) << 3 | int(table[0, 1]) << 2 | int(table[1, 0]) << 1 | int(table[1, 1])
+    if len(_OP_CACHE) < 4096:
+        _OP_CACHE[key] = op
+    return op
+
+
 def _lower_cover(d: _Def, ins: list[int], emit, const, fail, n: int) -> int:
     """The node computing a .names cover: one gate for <= 2 inputs, else a sum of products."""
     k = len(ins)
     onset = not d.rows or d.rows[0][1] == "1"
     if k <= 2:
-        table = np.zeros((2, 2), dtype=bool)
-        for cube, _, _ in d.rows:
-            for x in (0, 1):
-                for y in (0, 1):
-                    bits = (x, y)[:k]
-                    if all(ch == "-" or int(ch) == bit for ch, bit in zip(cube, bits)):
-                        table[x, y] = True
-        if not onset:
-            table = ~table
-        if k < 2:  # fill ignored columns
-            table[:, 1] = table[:, 0]
-        if k == 0:
-            table[1, :] = table[0, :]
-        op = int(table[0, 0]) << 3 | int(table[0, 1]) << 2 | int(table[1, 0]) << 1 | int(table[1, 1])
+        op = _small_op(k, d.rows)
         if k == 0:
             if n == 0:
                 raise fail("constants need at least one primary input in an lgc Circuit", d.line)
