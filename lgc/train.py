@@ -332,9 +332,9 @@ def train(cfg: TrainConfig, *, log=print) -> dict[str, Any]:
                     metrics_file.write(json.dumps(rec) + "\n")
                     metrics_file.flush()
                     _save_model(model, run_dir / "last.pt", cfg, {"step": step})
-                    score = rec.get("valid_acc_eval", rec["test_acc_eval"] if valid is None else None)
-                    if valid is None or score > best["valid_acc"]:
-                        best = {"valid_acc": float(score if valid is not None else -1.0), "step": step}
+                    # best by validation accuracy (never by test); without a validation set, the latest
+                    if valid is None or rec["valid_acc_eval"] > best["valid_acc"]:
+                        best = {"valid_acc": float(rec.get("valid_acc_eval", -1.0)), "step": step}
                         _save_model(model, run_dir / "best.pt", cfg, {"step": step})
                     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                                 "best": best, "train_seconds": train_seconds}, run_dir / "state.pt.tmp")
