@@ -4,7 +4,8 @@ naive 16-temporaries formulation of difflogic's python path, on MNIST-shaped mod
 Run: ``python benchmarks/train_step.py`` (no arguments needed). Prints ms/step per implementation
 and the ratio to the naive baseline, writes ``benchmarks/out/train_step.json``, and states the
 machine (cores, CPU flags, load). All implementations run side by side in one process on the same
-model shape, data and optimiser; figures are medians over the timed steps.
+model shape, data and optimiser, one step each in turn (so load changes on a shared machine hit
+all alike); figures are medians over the timed steps.
 """
 from __future__ import annotations
 
@@ -89,21 +90,35 @@ def make_model(impl: str, in_dim: int, width: int, depth: int, k: int, tau: floa
     return nn.Sequential(nn.Flatten(), *layers, GroupSum(k, tau)).to(device)
 
 
-def time_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, warmup: int) -> list[float]:
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    loss_fn = nn.CrossEntropyLoss()
-    times = []
-    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
-    for s in range(warmup + steps):
-        sync()
+class Trainer:
+    """One model, its Adam optimiser and a fixed batch; ``step()`` returns its wall time in ms."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+        self.model, self.x, self.y = model, x, y
+        self.opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+
+    def step(self) -> float:
+        self.sync()
         t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model(self.x), self.y)
         loss.backward()
-        opt.step()
-        sync()
-        if s >= warmup:
-            times.append((time.perf_counter() - t0) * 1e3)
+        self.opt.step()
+        self.sync()
+        return (time.perf_counter() - t0) * 1e3
+
+
+def time_interleaved(trainers: dict[str, Trainer], steps: int, warmup: int) -> dict[str, list[float]]:
+    """Round-robin one step per implementation, so a change in machine load hits all of them alike."""
+    for t in trainers.values():
+        for _ in range(warmup):
+            t.step()
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    for _ in range(steps):
+        for name, t in trainers.items():
+            times[name].append(t.step())
     return times
 
 
@@ -129,21 +144,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="only the 6 x 8000 model")
+    parser.add_argument("--threads", type=int, default=0, help="torch/OpenMP threads (default: torch's, all cores)")
     parser.add_argument("--out", default=str(pathlib.Path(__file__).parent / "out" / "train_step.json"))
     args = parser.parse_args()
 
     configs = [("mnist 784-6x8000-10", 784, 8000, 6, 100)]
     if not args.quick:
-        configs.append(("large 784-8x32000-10", 784, 32000, 8, 100))
+        configs.append(("large 784-8x16000-10", 784, 16000, 8, 100))
     impls = ["naive", "python"]
-    if kernels.cpu_kernel_unavailable() is None:
+    reason = kernels.cpu_kernel_unavailable()
+    if reason is None:
         impls.append("cpu")
     else:
-        print("cpu kernel unavailable:", kernels.cpu_kernel_unavailable())
+        print("cpu kernel unavailable:", reason)
     devices = {"naive": "cpu", "python": "cpu", "cpu": "cpu"}
     if torch.cuda.is_available():
         impls += ["naive-cuda", "cuda"]
         devices.update({"naive-cuda": "cuda", "cuda": "cuda"})
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     info = machine()
     print("machine:", json.dumps(info))
@@ -152,18 +171,21 @@ def main() -> None:
         torch.manual_seed(0)
         x_cpu = torch.rand(batch, 28, 28)
         y_cpu = torch.randint(0, 10, (batch,))
-        row = {"model": name, "batch": batch, "ms_per_step": {}, "ms_all": {}}
+        trainers = {}
         for impl in impls:
             dev = devices[impl]
             model = make_model(impl.replace("naive-cuda", "naive"), in_dim, width, depth, 10, 30.0, dev)
-            t = time_steps(model, x_cpu.to(dev), y_cpu.to(dev), args.steps, args.warmup)
-            row["ms_per_step"][impl] = statistics.median(t)
-            row["ms_all"][impl] = t
-            print(f"  {name:24s} {impl:11s} {statistics.median(t):9.1f} ms/step", flush=True)
-            del model
+            trainers[impl] = Trainer(model, x_cpu.to(dev), y_cpu.to(dev))
+        times = time_interleaved(trainers, args.steps, args.warmup)
+        del trainers
+        row = {"model": name, "batch": batch, "ms_per_step": {k: statistics.median(v) for k, v in times.items()},
+               "ms_all": times}
+        for impl, ms in row["ms_per_step"].items():
+            print(f"  {name:24s} {impl:11s} {ms:9.1f} ms/step", flush=True)
         base = row["ms_per_step"]["naive"]
         row["speedup_vs_naive"] = {k: base / v for k, v in row["ms_per_step"].items()}
         results.append(row)
+    info["loadavg_1m_after"] = os.getloadavg()[0]
 
     print(f"\n{'model':24s} {'impl':11s} {'ms/step':>9s} {'vs naive':>9s}")
     for row in results:
@@ -172,7 +194,7 @@ def main() -> None:
             print(f"{row['model']:24s} {impl:11s} {ms:9.1f} {ref / ms:8.1f}x")
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": info, "command": " ".join(sys.argv), "steps": args.steps,
+    out.write_text(json.dumps({"machine": info, "command": " ".join(["python"] + sys.argv), "steps": args.steps,
                                "warmup": args.warmup, "results": results}, indent=2))
     print(f"\nwrote {out}")
 

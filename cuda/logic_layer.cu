@@ -85,8 +85,10 @@ int grid_for(int64_t work, int64_t per_block) {
 
 template <typename T>
 int forward(const T* x, int64_t batch, const int64_t* a, const int64_t* b, const T* c, T* y, int64_t out_dim,
-            void* stream) {
+            int device, void* stream) {
     if (out_dim * batch == 0) return 0;
+    cudaError_t e = cudaSetDevice(device);  // this library's runtime keeps its own current device
+    if (e != cudaSuccess) return (int)e;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     forward_kernel<T><<<grid_for(out_dim * batch, kThreads), kThreads, 0, s>>>(x, batch, a, b, c, y, out_dim);
     return (int)cudaGetLastError();
@@ -94,7 +96,9 @@ int forward(const T* x, int64_t batch, const int64_t* a, const int64_t* b, const
 
 template <typename T>
 int backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a, const int64_t* b, const T* c,
-             const T* grad_y, int64_t out_dim, T* grad_x, T* grad_c, void* stream) {
+             const T* grad_y, int64_t out_dim, T* grad_x, T* grad_c, int device, void* stream) {
+    cudaError_t e0 = cudaSetDevice(device);
+    if (e0 != cudaSuccess) return (int)e0;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     if (grad_x != nullptr && in_dim * batch > 0) {
         cudaError_t e = cudaMemsetAsync(grad_x, 0, sizeof(T) * in_dim * batch, s);
@@ -111,25 +115,35 @@ int backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a, const 
 extern "C" {
 
 int lgc_logic_forward_f32(const float* x, int64_t batch, const int64_t* a, const int64_t* b, const float* c,
-                          float* y, int64_t out_dim, void* stream) {
-    return forward<float>(x, batch, a, b, c, y, out_dim, stream);
+                          float* y, int64_t out_dim, int device, void* stream) {
+    return forward<float>(x, batch, a, b, c, y, out_dim, device, stream);
 }
 
 int lgc_logic_forward_f64(const double* x, int64_t batch, const int64_t* a, const int64_t* b, const double* c,
-                          double* y, int64_t out_dim, void* stream) {
-    return forward<double>(x, batch, a, b, c, y, out_dim, stream);
+                          double* y, int64_t out_dim, int device, void* stream) {
+    return forward<double>(x, batch, a, b, c, y, out_dim, device, stream);
 }
 
 int lgc_logic_backward_f32(const float* x, int64_t in_dim, int64_t batch, const int64_t* a, const int64_t* b,
                            const float* c, const float* grad_y, int64_t out_dim, float* grad_x, float* grad_c,
-                           void* stream) {
-    return backward<float>(x, in_dim, batch, a, b, c, grad_y, out_dim, grad_x, grad_c, stream);
+                           int device, void* stream) {
+    return backward<float>(x, in_dim, batch, a, b, c, grad_y, out_dim, grad_x, grad_c, device, stream);
 }
 
 int lgc_logic_backward_f64(const double* x, int64_t in_dim, int64_t batch, const int64_t* a, const int64_t* b,
                            const double* c, const double* grad_y, int64_t out_dim, double* grad_x, double* grad_c,
-                           void* stream) {
-    return backward<double>(x, in_dim, batch, a, b, c, grad_y, out_dim, grad_x, grad_c, stream);
+                           int device, void* stream) {
+    return backward<double>(x, in_dim, batch, a, b, c, grad_y, out_dim, grad_x, grad_c, device, stream);
+}
+
+// 0 when the kernels can run on `device` (driver new enough, code built for its architecture).
+int lgc_cuda_probe(int device) {
+    cudaError_t e = cudaSetDevice(device);
+    if (e != cudaSuccess) return (int)e;
+    cudaFuncAttributes attr;
+    e = cudaFuncGetAttributes(&attr, forward_kernel<float>);
+    if (e != cudaSuccess) return (int)e;
+    return (int)cudaFuncGetAttributes(&attr, backward_kernel<double>);
 }
 
 const char* lgc_cuda_error_string(int code) { return cudaGetErrorString(static_cast<cudaError_t>(code)); }

@@ -50,12 +50,12 @@ def wiring(in_dim, out_dim, gen, same_fraction=0.3):
     return a, b
 
 
-@pytest.mark.parametrize("batch", [1, 3, 40])
+@pytest.mark.parametrize("batch", [1, 3, 17])
 def test_gradcheck_python_and_cpu(cpu_backend, batch):
     gen = torch.Generator().manual_seed(batch)
-    x = torch.rand(batch, 7, dtype=torch.float64, generator=gen, requires_grad=True)
-    w = torch.randn(9, 16, dtype=torch.float64, generator=gen, requires_grad=True)
-    a, b = wiring(7, 9, gen)
+    x = torch.rand(batch, 5, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn(7, 16, dtype=torch.float64, generator=gen, requires_grad=True)
+    a, b = wiring(5, 7, gen)
     for impl in ("python", cpu_backend):
         assert torch.autograd.gradcheck(lambda x, w: run(impl, x, coeffs(impl, w), a, b), (x, w))
 
@@ -100,6 +100,13 @@ def test_same_operand_gradient_every_op(cpu_backend, op):
         # and numerically, with the coefficients' gradient too
         cc = c.clone().requires_grad_(True)
         assert torch.autograd.gradcheck(lambda x, c: run(impl, x, c, a, b), (x.clone().requires_grad_(True), cc))
+
+
+def test_explicit_implementation_checks_device():
+    with pytest.raises(ValueError, match="CUDA tensor"):
+        LogicLayer(4, 3, implementation="cuda")(torch.rand(2, 4))
+    with pytest.raises(ValueError, match="float32/float64 CPU"):
+        LogicLayer(4, 3, implementation="cpu")(torch.rand(2, 4, dtype=torch.bfloat16))
 
 
 def test_layer_implementations_agree_and_lower_exactly(cpu_backend):

@@ -11,6 +11,7 @@
 torch is needed here only; the rest of lgc imports this package lazily.
 """
 from .binarize import Binarize, ThresholdEncoder
+from .conv import LogicConv2d, OrPool2d
 from .checkpoint import build_model, load_checkpoint, model_config, read_checkpoint, save_checkpoint
 from .kernels import IMPLEMENTATIONS, cpu_kernel_unavailable
 from .layers import GroupSum, LogicLayer
@@ -18,7 +19,7 @@ from .lower import from_difflogic, lower
 from .relax import RESIDUAL_LOGIT, gate_coefficients
 
 __all__ = [
-    "Binarize", "GroupSum", "IMPLEMENTATIONS", "LogicLayer", "RESIDUAL_LOGIT", "ThresholdEncoder",
+    "Binarize", "GroupSum", "IMPLEMENTATIONS", "LogicConv2d", "LogicLayer", "OrPool2d", "RESIDUAL_LOGIT", "ThresholdEncoder",
     "build_model", "cpu_kernel_unavailable", "from_difflogic", "gate_coefficients", "load_checkpoint",
     "lower", "model_config", "read_checkpoint", "save_checkpoint",
 ]

@@ -208,13 +208,15 @@ class _CudaBackend(_Backend):
         self.lib = lib
         for t in ("f32", "f64"):
             fwd = getattr(lib, f"lgc_logic_forward_{t}")
-            fwd.argtypes = [_P, _I64, _P, _P, _P, _P, _I64, _P]
+            fwd.argtypes = [_P, _I64, _P, _P, _P, _P, _I64, ctypes.c_int, _P]
             fwd.restype = ctypes.c_int
             bwd = getattr(lib, f"lgc_logic_backward_{t}")
-            bwd.argtypes = [_P, _I64, _I64, _P, _P, _P, _P, _I64, _P, _P, _P]
+            bwd.argtypes = [_P, _I64, _I64, _P, _P, _P, _P, _I64, _P, _P, ctypes.c_int, _P]
             bwd.restype = ctypes.c_int
         lib.lgc_cuda_error_string.argtypes = [ctypes.c_int]
         lib.lgc_cuda_error_string.restype = ctypes.c_char_p
+        lib.lgc_cuda_probe.argtypes = [ctypes.c_int]
+        lib.lgc_cuda_probe.restype = ctypes.c_int
 
     def _suffix(self, t: torch.Tensor) -> str:
         if t.dtype == torch.float32:
@@ -232,7 +234,7 @@ class _CudaBackend(_Backend):
         stream = torch.cuda.current_stream(xt.device).cuda_stream
         fn = getattr(self.lib, f"lgc_logic_forward_{self._suffix(xt)}")
         self._check(fn(xt.data_ptr(), xt.shape[1], a.data_ptr(), b.data_ptr(), c.data_ptr(), yt.data_ptr(),
-                       c.shape[0], stream))
+                       c.shape[0], xt.device.index or 0, stream))
         return yt
 
     def backward(self, xt, a, b, c, gyt, need_gx):
@@ -241,7 +243,8 @@ class _CudaBackend(_Backend):
         stream = torch.cuda.current_stream(xt.device).cuda_stream
         fn = getattr(self.lib, f"lgc_logic_backward_{self._suffix(xt)}")
         self._check(fn(xt.data_ptr(), xt.shape[0], xt.shape[1], a.data_ptr(), b.data_ptr(), c.data_ptr(),
-                       gyt.data_ptr(), c.shape[0], gxt.data_ptr() if need_gx else None, gc.data_ptr(), stream))
+                       gyt.data_ptr(), c.shape[0], gxt.data_ptr() if need_gx else None, gc.data_ptr(),
+                       xt.device.index or 0, stream))
         return gxt, gc
 
 
@@ -262,9 +265,15 @@ def cuda_backend(arch: str | None = None) -> _CudaBackend:
         raise BuildError("nvcc not found (set LGC_NVCC or put nvcc on PATH)")
     lib = build_shared_library({"logic_layer.cu": cuda_source()}, nvcc, cuda_flags(arch), kind="cuda-train")
     try:
-        return _CudaBackend(ctypes.CDLL(str(lib)))
-    except OSError as e:
+        backend = _CudaBackend(ctypes.CDLL(str(lib)))
+    except (OSError, AttributeError) as e:
         raise BuildError(f"cannot load the CUDA logic-layer kernels {lib}: {e}") from e
+    if torch.cuda.is_available():
+        rc = backend.lib.lgc_cuda_probe(torch.cuda.current_device())
+        if rc != 0:
+            raise BuildError(f"the CUDA logic-layer kernels ({arch}) cannot run here: "
+                             f"{backend.lib.lgc_cuda_error_string(rc).decode()}")
+    return backend
 
 
 # -- choice ------------------------------------------------------------------------------------

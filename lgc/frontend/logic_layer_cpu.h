@@ -171,7 +171,7 @@ inline void load_block(const T* w, int64_t i0, int nb, T (&wt)[16][kLanes], T (&
 template <typename T>
 void gate_coefficients(const T* w, const T* relax, int64_t out_dim, T* c, int nthreads) {
     const int64_t blocks = (out_dim + kLanes - 1) / kLanes;
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (out_dim > 4096)
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (out_dim > 65536)
     for (int64_t blk = 0; blk < blocks; ++blk) {
         const int64_t i0 = blk * kLanes;
         const int nb = (int)std::min<int64_t>(kLanes, out_dim - i0);
@@ -206,7 +206,7 @@ template <typename T>
 void gate_coefficients_backward(const T* w, const T* relax, const T* grad_c, int64_t out_dim, T* grad_w,
                                 int nthreads) {
     const int64_t blocks = (out_dim + kLanes - 1) / kLanes;
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (out_dim > 4096)
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (out_dim > 65536)
     for (int64_t blk = 0; blk < blocks; ++blk) {
         const int64_t i0 = blk * kLanes;
         const int nb = (int)std::min<int64_t>(kLanes, out_dim - i0);

@@ -45,6 +45,9 @@ def lower(model: nn.Module) -> Circuit:
     when there is no layer). A leading Binarize becomes the circuit's ``input_encoder``, a GroupSum
     its ``head``; ``layers`` holds the layer boundaries and ``meta`` the layer sizes.
     """
+    from .lower_graph import lower_graph, needs_graph_lowering  # conv models: shaped activations
+    if needs_graph_lowering(model):
+        return lower_graph(model)
     mods = _modules(model)
     binarize: Binarize | None = None
     layers: list[LogicLayer] = []
