@@ -4,7 +4,8 @@ Cases: random difflogic-shaped circuits (MNIST-shaped 784 -> 6 x 8000 -> 10 clas
 3072 -> 5 x 1,024,000 = 5.12M gates -> 10 classes) and, when ``lgc.frontend`` works, a lowered
 residual-initialised MNIST-shaped model (untrained: residual init makes most gates pass-throughs).
 Each (case, level) runs in a fresh subprocess so ``ru_maxrss`` is that run's peak memory.
-Run with no arguments: ``python benchmarks/passes.py``. Writes ``benchmarks/out/passes.json``.
+Run with no arguments: ``python benchmarks/passes.py`` (or name cases to run only those).
+Writes ``benchmarks/out/passes.json``.
 """
 from __future__ import annotations
 
@@ -72,9 +73,12 @@ def run_one(case: str, level: int) -> dict:
         for lo, hi in zip(circuit.layers[:-1], circuit.layers[1:]):
             dead_per_layer.append(round(1 - float(live[lo:hi].mean()), 4) if hi > lo else 0.0)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     out, report = optimize(circuit, level=level, report=True)
     total_s = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)  # less load-sensitive
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     per_pass: dict[str, dict] = {}
     for r in report.runs:
@@ -95,16 +99,16 @@ def run_one(case: str, level: int) -> dict:
         "gates_after": out.num_gates, "depth_before": report.depth_before, "depth_after": report.depth_after,
         "dead_before": int((~live).sum()), "dead_fraction_per_layer": dead_per_layer,
         "rounds": report.rounds, "converged": report.converged, "seconds_passes": report.seconds,
-        "seconds_total": total_s, "seconds_build": build_s, "per_pass": per_pass,
+        "seconds_total": total_s, "cpu_seconds": cpu_s, "load_average": os.getloadavg()[0], "seconds_build": build_s, "per_pass": per_pass,
         "peak_rss_bytes": rss_peak, "rss_before_passes_bytes": rss_before,
         "equivalent_simulate_4096": bool(eq), "seconds_equivalent": eq_s, "report": str(report),
         "equivalent_sat": sat, "seconds_sat": sat_s,
     }
 
 
-def main() -> None:
+def main(cases: list[str]) -> None:
     results, skipped = [], {}
-    for case in CASES:
+    for case in cases:
         for level in LEVELS:
             proc = subprocess.run([sys.executable, __file__, "--one", case, str(level)], capture_output=True, text=True)
             if proc.returncode:
@@ -113,15 +117,16 @@ def main() -> None:
                 break
             results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     info = machine()
-    print(f"machine: {info['cpu']}, {info['cores']} cores, flags {' '.join(info['flags'])}, Python {info['python']}")
+    print(f"machine: {info['cpu']}, {info['cores']} cores, flags {' '.join(info['flags'])}, Python {info['python']}, "
+          f"load average {os.getloadavg()[0]:.1f} (shared machine: 'seconds' is wall time, 'cpu s' user+sys)")
     head = f"{'case':<24} {'lvl':>3} {'gates before':>13} {'after':>11} {'after/before':>12} {'depth':>7} " \
-           f"{'rounds':>6} {'seconds':>8} {'s/60s':>6} {'peak GB':>8} {'GB/8GB':>6} {'sim=':>5} {'SAT proof':>9}"
+           f"{'rounds':>6} {'seconds':>8} {'cpu s':>7} {'s/60s':>6} {'peak GB':>8} {'GB/8GB':>6} {'sim=':>5} {'SAT proof':>9}"
     print(head)
     for r in results:
         proof = "-" if r["equivalent_sat"] is None else f"{r['equivalent_sat']} {r['seconds_sat']:.1f}s"
         print(f"{r['case']:<24} {r['level']:>3} {r['gates_before']:>13,} {r['gates_after']:>11,} "
               f"{r['gates_after'] / r['gates_before']:>12.3f} {r['depth_before']:>3}->{r['depth_after']:<3} "
-              f"{r['rounds']:>6} {r['seconds_total']:>8.2f} {r['seconds_total'] / BUDGET_SECONDS:>6.3f} "
+              f"{r['rounds']:>6} {r['seconds_total']:>8.2f} {r['cpu_seconds']:>7.2f} {r['seconds_total'] / BUDGET_SECONDS:>6.3f} "
               f"{r['peak_rss_bytes'] / 2**30:>8.2f} {r['peak_rss_bytes'] / BUDGET_BYTES:>6.3f} "
               f"{str(r['equivalent_simulate_4096']):>5} "
               f"{proof:>9}")
@@ -134,12 +139,19 @@ def main() -> None:
                 print(f"    {name:<24} {p['removed']:>11,}  {p['seconds']:7.3f} s  ({p['runs']} runs)")
     out = HERE / "out"
     out.mkdir(exist_ok=True)
-    (out / "passes.json").write_text(json.dumps({"machine": info, "results": results, "skipped": skipped}, indent=1))
-    print(f"\nwrote {out / 'passes.json'}")
+    path = out / "passes.json"
+    if set(cases) != set(CASES) and path.exists():  # a partial run updates its cases only
+        kept = [r for r in json.loads(path.read_text()).get("results", []) if r["case"] not in cases]
+        results = kept + results
+    path.write_text(json.dumps({"machine": info, "results": results, "skipped": skipped}, indent=1))
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--one":
         print(json.dumps(run_one(sys.argv[2], int(sys.argv[3]))))
     else:
-        main()
+        unknown = [c for c in sys.argv[1:] if c not in CASES]
+        if unknown:
+            sys.exit(f"unknown case(s) {unknown}; known: {', '.join(CASES)}")
+        main(sys.argv[1:] or list(CASES))

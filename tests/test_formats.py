@@ -136,6 +136,7 @@ def test_blif_cycle_names_a_line():
     (b"aag 4 2 0 1 1\n2\n4\n6\n6 2 8\n", 5, "undefined"),
     (b"aag 4 2 0 1 2\n2\n4\n6\n6 2 8\n8 6 4\n", 5, "cycle"),
     (b"aag 3 2 0 1 1\n2\n4\n6\n", 5, "ends early"),
+    (b"aag 3 2 0 2 0\n2\n4\n4\n6\n", 5, "undefined"),
     (b"aag 3 2 0 2 1\n2\n4\n6\n", 5, "ends early"),
     (b"aig 3 2 0 1 1\n6\n\x02", 3, "truncated"),
     (b"aig 3 2 0 1 1\n6\n\x80\x80", 3, "truncated"),

@@ -259,7 +259,8 @@ def loads(data: bytes | str, source: str = "<aiger>") -> Circuit:
         ands = read_lines(a_count, "AND", 3)
         and_lines = first_and_line + np.arange(a_count)
     comment = _read_trailer(data[pos:])
-    return _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, binary, line)
+    first_out_line = 2 + (0 if binary else i_count)
+    return _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_out_line)
 
 
 def _fast_lines(data: bytes, pos: int, count: int, width: int, m: int) -> tuple[np.ndarray, int] | None:
@@ -303,7 +304,7 @@ def _read_trailer(rest: bytes) -> dict:
     return {}
 
 
-def _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, binary, last_line) -> Circuit:
+def _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_out_line) -> Circuit:
     n = int(i_count)
     node_of_var = np.full(m + 1, -1, dtype=np.int64)
     # inputs
@@ -312,7 +313,8 @@ def _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, binary
         raise fail(f"input literal {int(in_lits[bad[0]])} must be even and not a constant", 2 + int(bad[0]))
     in_vars = in_lits // 2
     if np.unique(in_vars).size != in_vars.size:
-        raise fail("an input variable is defined twice", None)
+        k = int(np.flatnonzero(np.diff(np.sort(in_vars)) == 0)[0])
+        raise fail(f"input variable {int(np.sort(in_vars)[k])} is defined twice", None)
     node_of_var[in_vars] = np.arange(n)
     a_count = len(ands)
     lhs, rhs0, rhs1 = ands[:, 0], ands[:, 1], ands[:, 2]
@@ -359,7 +361,7 @@ def _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, binary
     onode = np.where(ovar == 0, -2, node_of_var[ovar])
     if (onode == -1).any():
         k = int(np.flatnonzero(onode == -1)[0])
-        raise fail(f"output reads undefined literal {int(out_lits[k])}", None)
+        raise fail(f"output reads undefined literal {int(out_lits[k])}", first_out_line + k)
     extra_lits = np.unique(out_lits[(out_lits % 2 == 1) | (ovar == 0)])
     extra_nodes = total + np.arange(extra_lits.size)
     plain = (out_lits % 2 == 0) & (ovar != 0)
