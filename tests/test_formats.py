@@ -166,3 +166,10 @@ def test_head_and_encoder_survive_files(tmp_path):
     for suffix in (".aig", ".aag", ".blif"):
         back = lgc.load(lgc.export(c, tmp_path / f"n{suffix}") or tmp_path / f"n{suffix}")
         assert back.head == GroupSumHead(4, 3.0) and back.input_encoder == enc
+
+
+def test_blif_model_name_is_checked():
+    c = random_layered_circuit(3, [3], seed=0)
+    assert ".model my_net\n" in blif.dumps(c, model="my_net")
+    with pytest.raises(ValueError, match="model name"):
+        blif.dumps(c, model="two words")

@@ -146,10 +146,24 @@ def test_verilog_head_ties_and_larger_net(tmp_path, every):
     check_verilog(const.replace(outputs=[4] * 12), str(tmp_path), pipeline_every=1, count=4)
 
 
+@pytest.mark.parametrize("every", [None, 1])
+def test_verilog_every_op_exhaustively(tmp_path, every):
+    # each op on (x0, x1), on (x1, x0) and on a gate, so ignored operands and levels vary
+    ops = np.concatenate([np.arange(16)] * 3)
+    a = np.concatenate([np.zeros(16), np.ones(16), 2 + np.arange(16)]).astype(int)
+    b = np.concatenate([np.ones(16), np.zeros(16), np.ones(16)]).astype(int)
+    c = Circuit(2, ops, a, b, 2 + np.arange(48))
+    x = ((np.arange(4)[:, None] >> np.arange(2)) & 1).astype(bool)
+    y, _, _, _ = run_iverilog(c, x, str(tmp_path), pipeline_every=every)
+    np.testing.assert_array_equal(y, simulate(c, x))
+
+
 def test_verilog_rejects_bad_options(tmp_path):
     c = random_layered_circuit(4, [4], seed=0)
     with pytest.raises(ValueError, match="identifier"):
         verilog.dumps(c, module="1bad")
+    with pytest.raises(ValueError, match="identifier"):
+        verilog.dumps(c, module="module")
     with pytest.raises(ValueError, match="pipeline_every"):
         verilog.dumps(c, pipeline_every=0)
     with pytest.raises(ValueError, match="output"):

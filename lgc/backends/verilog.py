@@ -30,6 +30,8 @@ FORMAT = "verilog"
 SUFFIXES = (".v", ".sv")
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
+_KEYWORDS = frozenset("""always and assign begin buf case default else end endcase endmodule for function generate
+if initial inout input integer module nand nor not or output parameter reg signed wire xnor xor logic""".split())
 
 
 def score_width(circuit: Circuit) -> int:
@@ -105,7 +107,7 @@ def _head_lines(c: Circuit, y: str) -> tuple[list[str], list[str]]:
 def dumps(circuit: Circuit, *, module: str = "lgc_net", pipeline_every: int | None = None) -> str:
     """The Verilog text of ``circuit`` (see the module docstring for ports and timing)."""
     c = circuit.validate()
-    if not _IDENT.match(module):
+    if not _IDENT.match(module) or module in _KEYWORDS:
         raise ValueError(f"module name {module!r} is not a Verilog identifier")
     if pipeline_every is not None and (int(pipeline_every) != pipeline_every or pipeline_every < 1):
         raise ValueError(f"pipeline_every must be a positive integer or None, got {pipeline_every!r}")

@@ -75,13 +75,19 @@ def _chunks(c: Circuit, model: str) -> Iterable[str]:
     yield ".end\n"
 
 
+def _check_model(model: str) -> str:
+    if not model or any(ch.isspace() or ch == "#" for ch in model) or model.startswith("."):
+        raise ValueError(f"BLIF model name {model!r} must be one word without '#' that does not start with '.'")
+    return model
+
+
 def dumps(circuit: Circuit, *, model: str = "lgc") -> str:
-    return "".join(_chunks(circuit.validate(), model))
+    return "".join(_chunks(circuit.validate(), _check_model(model)))
 
 
 def save(circuit: Circuit, path: str | os.PathLike, *, model: str = "lgc") -> None:
     with open(path, "w") as f:
-        f.writelines(_chunks(circuit.validate(), model))
+        f.writelines(_chunks(circuit.validate(), _check_model(model)))
 
 
 def load(path: str | os.PathLike) -> Circuit:
