@@ -220,3 +220,26 @@ def test_wide_key_path_matches_packed_keys():
     a = rng.integers(0, 30, 5000).astype(np.int64)
     b = rng.integers(0, 30, 5000).astype(np.int64)
     np.testing.assert_array_equal(_first_of_class(op, a, b, True), _first_of_class(op, a, b, False))
+
+
+@settings(max_examples=10)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([None, [1, 1, 1, 1, 1, 1, 3, 3, 1, 1, 3, 1, 3, 1, 1, 1]]))
+def test_layered_circuits_every_level_proved_exhaustively(seed, op_weights):
+    # difflogic-shaped wiring is duplicate-rich (few inputs, wide layers); op_weights biases to copies/inverters
+    c = random_layered_circuit(12, [96, 96, 48], num_classes=4, seed=seed, op_weights=op_weights)
+    for level in LEVELS:
+        out = optimize(c, level)
+        res = equivalent(c, out, method="exhaustive")
+        assert res and res.proven, f"O{level}"
+
+
+def test_run_pipeline_custom_and_errors():
+    from lgc.passes import run_pipeline
+    c = random_layered_circuit(10, [40, 40], seed=4)
+    out, rep = run_pipeline(c, ["constant_fold", "dead_gate_elimination"], report=True)
+    assert rep.pipeline == "custom" and rep.converged and equivalent(c, out, method="exhaustive")
+    assert run_pipeline(c, "O2") == optimize(c, 2)
+    with pytest.raises(ValueError, match="unknown pass"):
+        run_pipeline(c, ["no_such_pass"])
+    with pytest.raises(ValueError, match="unknown pipeline"):
+        run_pipeline(c, "O9")
