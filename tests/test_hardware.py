@@ -219,3 +219,20 @@ def test_abc_pass_reports_missing_tool(monkeypatch):
     monkeypatch.delenv("LGC_ABC", raising=False)
     with pytest.raises(mod.ABCError, match="not installed"):
         mod.abc(random_layered_circuit(4, [4], seed=0))
+
+
+@settings(max_examples=8)
+@given(circuits(max_inputs=8, max_gates=60).filter(lambda c: c.num_outputs > 0))
+def test_abc_written_blif_reads_back(tmp_path_factory, c):
+    # ABC's LUT mapping and collapse write covers with up to 6 inputs and off-set covers
+    abc = _abc()
+    tmp = tmp_path_factory.mktemp("ab")
+    blif.save(c, tmp / "n.blif")
+    r = subprocess.run([abc, "-c", f"read_blif {tmp / 'n.blif'}; strash; if -K 6; write_blif {tmp / 'lut.blif'}; "
+                        f"read_blif {tmp / 'n.blif'}; collapse; write_blif {tmp / 'sop.blif'}"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout
+    x = ((np.arange(1 << c.num_inputs)[:, None] >> np.arange(c.num_inputs)) & 1).astype(bool)
+    for name in ("lut.blif", "sop.blif"):
+        back = blif.load(tmp / name)
+        np.testing.assert_array_equal(simulate(back, x, head=False), simulate(c, x, head=False), err_msg=name)
