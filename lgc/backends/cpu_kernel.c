@@ -118,7 +118,10 @@ static void init_col_table(void) {
 /* Full BLK-column blocks, 64 rows (one word) at a time. Each group of 8 rows is read
  * left to right (8 sequential streams, friendly to the prefetcher), shifted and OR-ed into one
  * vector per block; then each block's 8 vectors are byte-transposed into 64-sample words. */
-static void pack_columns_vector(const uint8_t *const *rows, int64_t nblocks, vec *S, bvec *T) {
+typedef struct { const uint8_t *p, *end; } prefetch_cursor;
+
+__attribute__((optimize("no-tree-vectorize"))) static void pack_columns_vector(const uint8_t *const *rows, int64_t nblocks, vec *S, bvec *T,
+                                prefetch_cursor *pf) {
     uint64_t *words = (uint64_t *)S;
     uint64_t out[BLK];
     for (int w = 0; w < VW; w++) {
@@ -136,6 +139,12 @@ static void pack_columns_vector(const uint8_t *const *rows, int64_t nblocks, vec
                 t = BOR(t, BSLL(BLOADU(rg[6] + j), 6));
                 t = BOR(t, BSLL(BLOADU(rg[7] + j), 7));
                 T[blk * 8 + g] = t;
+                if (pf->p < pf->end) {  /* keep memory busy: start on the next tile's rows */
+                    __builtin_prefetch(pf->p, 0, 2);
+                    __builtin_prefetch(pf->p + 64, 0, 2);
+                    __builtin_prefetch(pf->p + 128, 0, 2);
+                    pf->p += 192;
+                }
             }
         }
         for (int64_t blk = 0; blk < nblocks; blk++) {
@@ -147,16 +156,21 @@ static void pack_columns_vector(const uint8_t *const *rows, int64_t nblocks, vec
 }
 #endif
 
+#ifndef BLK
+typedef struct { const uint8_t *p, *end; } prefetch_cursor;
+#endif
+
 static void pack_tile(const uint8_t *x, int64_t n_in, int64_t nrows, const uint8_t *zero_row,
-                      const uint8_t **rows, vec *S, void *scratch) {
+                      const uint8_t **rows, vec *S, void *scratch, prefetch_cursor *pf) {
     for (int64_t s = 0; s < TILE; s++) rows[s] = s < nrows ? x + s * n_in : zero_row;
     int64_t done = 0;
 #ifdef BLK
     int64_t nblocks = n_in / BLK;
-    pack_columns_vector(rows, nblocks, S, (bvec *)scratch);
+    pack_columns_vector(rows, nblocks, S, (bvec *)scratch, pf);
     done = nblocks * BLK;
 #endif
     pack_columns_scalar(rows, done, n_in, S);
+    (void)pf;
 }
 
 /* pf..pf_end: the next tile's input rows, prefetched a line every gate or so, so the memory
@@ -296,6 +310,13 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
     const int64_t n_gates = ngroups > 0 ? groups[3 * (ngroups - 1) + 2] : 0;
     for (int64_t row0 = 0; row0 < n; row0 += TILE) {
         const int64_t nrows = n - row0 < TILE ? n - row0 : TILE;
+        prefetch_cursor pf = {NULL, NULL};
+        int64_t pf_step = 64;
+        if (!packed && row0 + TILE < n) {  /* fetch the next tile's rows while this one runs */
+            const int64_t bytes = (n - row0 - TILE < TILE ? n - row0 - TILE : TILE) * n_in;
+            pf.p = x + (row0 + TILE) * n_in;
+            pf.end = pf.p + bytes;
+        }
         if (packed) {
             const int64_t w0 = row0 / 64, nw = (nrows + 63) / 64;
             for (int64_t j = 0; j < n_in; j++) {
@@ -303,20 +324,15 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
                 for (int w = 0; w < VW; w++) dst[w] = w < nw ? packed[j * wstride + w0 + w] : 0;
             }
         } else {
-            pack_tile(x + row0 * n_in, n_in, nrows, zero_row, rows, S, scratch);
+            pack_tile(x + row0 * n_in, n_in, nrows, zero_row, rows, S, scratch, &pf);
         }
-        const uint8_t *pf = NULL, *pf_end = NULL;
-        int64_t pf_step = 64;
-        if (!packed && row0 + TILE < n) {  /* fetch the next tile's rows while the gates run */
-            const int64_t bytes = (n - row0 - TILE < TILE ? n - row0 - TILE : TILE) * n_in;
-            pf = x + (row0 + TILE) * n_in;
-            pf_end = pf + bytes;
-            const int64_t lines = (bytes + 63) / 64;
+        if (pf.p < pf.end) {
+            const int64_t lines = (pf.end - pf.p + 63) / 64;
             pf_step = 64 * ((lines + n_gates - 1) / (n_gates > 0 ? n_gates : 1));
             if (pf_step < 64) pf_step = 64;
-            if (n_gates == 0) for (const uint8_t *p = pf; p < pf_end; p += 64) __builtin_prefetch(p, 0, 2);
+            if (n_gates == 0) for (const uint8_t *p = pf.p; p < pf.end; p += 64) __builtin_prefetch(p, 0, 2);
         }
-        run_gates(S, ngroups, groups, gates, pf, pf_end, pf_step);
+        run_gates(S, ngroups, groups, gates, pf.p, pf.end, pf_step);
         if (k > 0) {
             for (int64_t c = 0; c < k; c++) {
                 group_count(S, out_slots + c * group, group, acc);
