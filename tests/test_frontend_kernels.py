@@ -60,7 +60,7 @@ def test_gradcheck_python_and_cpu(cpu_backend, batch):
         assert torch.autograd.gradcheck(lambda x, w: run(impl, x, coeffs(impl, w), a, b), (x, w))
 
 
-@given(seed=st.integers(0, 2**31), batch=st.sampled_from([1, 2, 15, 16, 17, 100, 257]),
+@given(seed=st.integers(0, 2**31), batch=st.sampled_from([0, 1, 2, 15, 16, 17, 100, 257]),
        in_dim=st.integers(1, 60), out_dim=st.integers(1, 300), dtype=st.sampled_from([torch.float32, torch.float64]),
        grad_factor=st.sampled_from([1.0, 0.5]))
 def test_cpu_kernel_agrees_with_python(cpu_backend, seed, batch, in_dim, out_dim, dtype, grad_factor):

@@ -38,6 +38,10 @@ void logic_forward(const T* x, int64_t batch, const int64_t* a, const int64_t* b
 template <typename T>
 void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a, const int64_t* b,
                     const T* c, const T* grad_y, int64_t out_dim, T* grad_x, T* grad_c, int nthreads) {
+    if (batch == 0) {
+        std::fill(grad_c, grad_c + 4 * out_dim, T(0));
+        return;  // grad_x is [in_dim, 0]: nothing to write
+    }
     if (grad_x == nullptr) {
 #pragma omp parallel for schedule(static) num_threads(nthreads) if (out_dim * batch > 16384)
         for (int64_t i = 0; i < out_dim; ++i) {
