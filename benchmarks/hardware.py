@@ -6,7 +6,8 @@ after reading that file (its reader hashes structurally and drops dangling nodes
 ``resyn2`` and ``dc2`` on the unoptimised AIG, ABC ``dc2`` after lgc O2, and ABC's 2-input LUT mapping
 (``dc2; if -K 2``, read back through BLIF and cleaned with lgc O1: the cost model of lgc's own
 2-input gates) from O0 and from O2; seconds for each (ABC's include process start and file I/O).
-The small case is also synthesised by yosys (``synth -top``, cell counts) from lgc's Verilog.
+The small cases are also synthesised by yosys (``synth -top``, cell counts) from lgc's Verilog,
+with raw output bits only and with the group-sum head (popcount trees and argmax).
 Every ABC result is read back with lgc's AIGER reader and checked equal with lgc.passes.equivalent.
 
 Cases: random difflogic-shaped networks (784 -> 4 x 2000 -> 10; 784 -> 6 x 8000 -> 10) and,
@@ -30,7 +31,6 @@ sys.path.insert(0, str(HERE))
 
 from passes import machine  # noqa: E402  (one definition of the machine line)
 
-import lgc  # noqa: E402
 from lgc.backends import verilog  # noqa: E402
 from lgc.ir import depth, random_layered_circuit  # noqa: E402
 from lgc.ir.formats import aiger, blif  # noqa: E402
@@ -120,7 +120,8 @@ def run_case(name: str, spec: dict, exe: str) -> dict:
         for label, src, script in flows:
             out = os.path.join(tmp, "abc_out.aig")
             ands, lev, sec = _abc_stats(exe, src, script, out)
-            back = aiger.load(out).replace(head=c0.head)  # ABC drops the comment holding the head
+            # ABC drops the comment that holds the head and encoder
+            back = aiger.load(out).replace(head=c0.head, input_encoder=c0.input_encoder)
             eq = equivalent(c0, back)
             if not eq:
                 raise RuntimeError(f"{label}: ABC result differs from the circuit ({eq.method})")
@@ -136,7 +137,8 @@ def run_case(name: str, spec: dict, exe: str) -> dict:
             sec = time.perf_counter() - t
             if r.returncode or not os.path.exists(out):
                 raise RuntimeError(f"ABC failed on {cmd!r}: {r.stdout[-1500:]}")
-            back = optimize(blif.load(out).replace(head=c0.head), level=1)  # drop ABC's output buffers
+            back = blif.load(out).replace(head=c0.head, input_encoder=c0.input_encoder)
+            back = optimize(back, level=1)  # folds ABC's output buffers
             eq = equivalent(c0, back)
             if not eq:
                 raise RuntimeError(f"{label}: ABC result differs from the circuit ({eq.method})")
@@ -144,7 +146,10 @@ def run_case(name: str, spec: dict, exe: str) -> dict:
                          "aig_levels": "", "seconds": round(sec, 3), "checked": eq.method})
         yosys = None
         if spec.get("yosys"):
-            yosys = {"lgc O0": _yosys_cells(c0, tmp), "lgc O2": _yosys_cells(variants["lgc O2"], tmp)}
+            o2 = variants["lgc O2"]
+            yosys = {"lgc O0, bits only": _yosys_cells(c0.replace(head=None), tmp),
+                     "lgc O2, bits only": _yosys_cells(o2.replace(head=None), tmp),
+                     "lgc O2 + head (popcounts, argmax)": _yosys_cells(o2, tmp)}
     return {"case": name, "inputs": c0.num_inputs, "outputs": c0.num_outputs, "rows": rows, "yosys": yosys, **extra}
 
 
