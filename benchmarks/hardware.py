@@ -12,7 +12,9 @@ Every ABC result is read back with lgc's AIGER reader and checked equal with lgc
 
 Cases: random difflogic-shaped networks (784 -> 4 x 2000 -> 10; 784 -> 6 x 8000 -> 10) and,
 when torch works, a network trained briefly on scikit-learn digits (offline).
-Run with no arguments: ``python benchmarks/hardware.py``; writes ``benchmarks/out/hardware.json``.
+Last, the seconds to write and read back a 1M-gate circuit in each format (``export-speed``).
+Run with no arguments: ``python benchmarks/hardware.py`` (or name cases, ``export-speed`` among
+them); writes ``benchmarks/out/hardware.json``.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ sys.path.insert(0, str(HERE))
 
 from passes import machine  # noqa: E402  (one definition of the machine line)
 
-from lgc.backends import verilog  # noqa: E402
+from lgc.backends import export as lgc_export, verilog  # noqa: E402
 from lgc.ir import depth, random_layered_circuit  # noqa: E402
 from lgc.ir.formats import aiger, blif  # noqa: E402
 from lgc.passes import equivalent, optimize  # noqa: E402
@@ -153,11 +155,36 @@ def run_case(name: str, spec: dict, exe: str) -> dict:
     return {"case": name, "inputs": c0.num_inputs, "outputs": c0.num_outputs, "rows": rows, "yosys": yosys, **extra}
 
 
+def export_speed(widths=(250_000,) * 4) -> dict:
+    """Seconds to write (and read back) a 1M-gate circuit in each hardware format."""
+    c = random_layered_circuit(784, list(widths), num_classes=10, seed=0)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="lgc-hw-speed-") as tmp:
+        for label, suffix, opts, reader in (("verilog", ".v", {}, None),
+                                            ("verilog pipeline_every=2", ".v", {"pipeline_every": 2}, None),
+                                            ("aiger binary", ".aig", {}, aiger.load),
+                                            ("aiger ascii", ".aag", {}, aiger.load),
+                                            ("blif", ".blif", {}, blif.load)):
+            path = os.path.join(tmp, "net" + suffix)
+            t = time.perf_counter()
+            lgc_export(c, path, **opts)
+            write = time.perf_counter() - t
+            read = None
+            if reader is not None:
+                t = time.perf_counter()
+                reader(path)
+                read = time.perf_counter() - t
+            rows.append({"format": label, "gates": c.num_gates, "megabytes": round(os.path.getsize(path) / 1e6, 1),
+                         "write_s": round(write, 2), "read_s": None if read is None else round(read, 2)})
+            os.remove(path)
+    return {"rows": rows}
+
+
 def main(argv: list[str]) -> None:
     exe = find_abc()
     if exe is None:
         sys.exit("berkeley-abc is not installed (apt-get install berkeley-abc)")
-    names = argv or list(CASES)
+    names = [a for a in argv if a != "export-speed"] if argv else list(CASES)
     mach = machine()
     print(f"machine: {mach['cpu']}, {mach['cores']} cores, flags {' '.join(mach['flags'])}")
     results = []
@@ -180,9 +207,16 @@ def main(argv: list[str]) -> None:
         if res["yosys"]:
             for label, y in res["yosys"].items():
                 print(f"yosys synth ({label}): {y}")
+    speed = None
+    if not argv or "export-speed" in argv:
+        speed = export_speed()
+        print(f"\nexport speed ({speed['rows'][0]['gates']} gates):")
+        print(f"{'format':<26}{'MB':>8}{'write s':>9}{'read s':>9}")
+        for r in speed["rows"]:
+            print(f"{r['format']:<26}{r['megabytes']:>8}{r['write_s']:>9}{r['read_s'] if r['read_s'] is not None else '':>9}")
     out = HERE / "out" / "hardware.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": mach, "results": results}, indent=1))
+    out.write_text(json.dumps({"machine": mach, "results": results, "export_speed": speed}, indent=1))
     print(f"\nwrote {out}")
 
 
