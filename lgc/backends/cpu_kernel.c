@@ -173,23 +173,30 @@ static void pack_tile(const uint8_t *x, int64_t n_in, int64_t nrows, const uint8
     (void)pf;
 }
 
-/* pf..pf_end: the next tile's input rows, prefetched a line every gate or so, so the memory
- * traffic of packing overlaps the gates instead of stalling the next pack. */
+/* pf, pf_lines: the next tile's input rows, prefetched one line per gate (in a copy of each
+ * group's loop, so the plain loop carries no check), so the memory traffic of packing overlaps
+ * the gates instead of stalling the next pack. */
 static void run_gates(vec *S, int64_t ngroups, const int32_t *groups, const int32_t *gates,
-                      const uint8_t *pf, const uint8_t *pf_end, int64_t pf_step) {
+                      const uint8_t *pf, int64_t pf_lines) {
     const vec zero = {0};
     for (int64_t gi = 0; gi < ngroups; gi++) {
         const int32_t kind = groups[3 * gi], g0 = groups[3 * gi + 1], g1 = groups[3 * gi + 2];
-#define LOOP(EXPR)                                                   \
-    for (int32_t i = g0; i < g1; i++) {                              \
+        const int32_t gm = (int64_t)(g1 - g0) < pf_lines ? g1 : g0 + (int32_t)pf_lines;
+        pf_lines -= gm - g0;
+#define BODY(EXPR)                                                   \
         const int32_t *t = gates + 3 * (int64_t)i;                   \
         const vec a = S[t[0]], b = S[t[1]];                          \
         (void)a; (void)b;                                            \
-        S[t[2]] = (EXPR);                                            \
-        if (pf < pf_end) {                                           \
-            for (int64_t z = 0; z < pf_step; z += 64) __builtin_prefetch(pf + z, 0, 2); \
-            pf += pf_step;                                           \
+        S[t[2]] = (EXPR);
+#define LOOP(EXPR)                                                   \
+    {                                                                \
+        int32_t i = g0;                                              \
+        for (; i < gm; i++) {                                        \
+            BODY(EXPR)                                               \
+            __builtin_prefetch(pf, 0, 2);                            \
+            pf += 64;                                                \
         }                                                            \
+        for (; i < g1; i++) { BODY(EXPR) }                           \
     }                                                                \
     break;
         switch (kind) {
@@ -208,6 +215,7 @@ static void run_gates(vec *S, int64_t ngroups, const int32_t *groups, const int3
             default: break;
         }
 #undef LOOP
+#undef BODY
     }
 }
 
@@ -311,7 +319,6 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
     for (int64_t row0 = 0; row0 < n; row0 += TILE) {
         const int64_t nrows = n - row0 < TILE ? n - row0 : TILE;
         prefetch_cursor pf = {NULL, NULL};
-        int64_t pf_step = 64;
         if (!packed && row0 + TILE < n) {  /* fetch the next tile's rows while this one runs */
             const int64_t bytes = (n - row0 - TILE < TILE ? n - row0 - TILE : TILE) * n_in;
             pf.p = x + (row0 + TILE) * n_in;
@@ -326,13 +333,12 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
         } else {
             pack_tile(x + row0 * n_in, n_in, nrows, zero_row, rows, S, scratch, &pf);
         }
-        if (pf.p < pf.end) {
-            const int64_t lines = (pf.end - pf.p + 63) / 64;
-            pf_step = 64 * ((lines + n_gates - 1) / (n_gates > 0 ? n_gates : 1));
-            if (pf_step < 64) pf_step = 64;
-            if (n_gates == 0) for (const uint8_t *p = pf.p; p < pf.end; p += 64) __builtin_prefetch(p, 0, 2);
+        int64_t pf_lines = pf.p < pf.end ? (pf.end - pf.p + 63) / 64 : 0;
+        if (pf_lines > n_gates) {  /* more lines than gates: fetch the excess now */
+            for (int64_t z = n_gates; z < pf_lines; z++) __builtin_prefetch(pf.p + 64 * z, 0, 2);
+            pf_lines = n_gates;
         }
-        run_gates(S, ngroups, groups, gates, pf.p, pf.end, pf_step);
+        run_gates(S, ngroups, groups, gates, pf.p, pf_lines);
         if (k > 0) {
             for (int64_t c = 0; c < k; c++) {
                 group_count(S, out_slots + c * group, group, acc);
