@@ -2,7 +2,9 @@
 
 A backend only supplies ``_run_words(words: uint64[num_inputs, W]) -> uint64[num_outputs, W]``
 (or overrides ``__call__`` for a faster fused path); checking, packing, the group-sum readout,
-``predict`` and ``save`` live here once.
+``predict`` and ``save`` live here once. Native CPU targets derive from :class:`FastNet`, whose
+kernels pack bool rows and read out scores themselves; ``__call__`` there only checks the input
+and splits the batch into per-thread chunks (the native call releases the GIL).
 """
 from __future__ import annotations
 
