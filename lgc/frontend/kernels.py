@@ -4,7 +4,8 @@ All three compute ``y = c0 + c1 p + c2 q + c3 pq`` with ``p = x[:, a]``, ``q = x
 gradients for ``x`` (scaled by ``grad_factor``, as difflogic) and for the coefficients ``c``:
 
 - ``python``: PyTorch ops (three batch-sized temporaries; autograd does the backward).
-- ``cpu``: a fused C++/OpenMP forward and backward (``logic_layer_cpu.h``), built once with
+- ``cpu``: a fused, multi-threaded C++ forward and backward (``logic_layer_cpu.h``; threads from
+  ``chunk_pool.h``, ``torch.get_num_threads()`` of them), built once with
   ``torch.utils.cpp_extension`` into ``lgc._build.cache_dir()/torch_ext`` and reused by later runs.
 - ``cuda``: torch-free kernels (``cuda/logic_layer.cu``) built by nvcc into a shared library and
   called through ctypes with tensor data pointers on torch's current stream.
@@ -34,7 +35,7 @@ from .relax import bilinear_gate, gate_coefficients, relax_matrix
 
 IMPLEMENTATIONS = ("auto", "python", "cpu", "cuda")
 _HERE = pathlib.Path(__file__).resolve().parent
-_CPU_SOURCES = ("logic_layer_cpu.cpp", "logic_layer_cpu.h")
+_CPU_SOURCES = ("logic_layer_cpu.cpp", "logic_layer_cpu.h", "chunk_pool.h")
 _warned: set[str] = set()
 
 
@@ -159,7 +160,7 @@ class _CpuCoefficients(torch.autograd.Function):
 def cpu_backend() -> _CpuBackend:
     """Build (first time on this host, ~1 minute) or load the fused C++ kernel. Raises BuildError."""
     texts = [(_HERE / name).read_text() for name in _CPU_SOURCES]
-    flags = ["-O3", "-fopenmp", *cpu_simd_flags()]
+    flags = ["-O3", "-fopenmp-simd", "-pthread", *cpu_simd_flags()]
     key = content_key(*texts, flags, torch.__version__, sys.version, platform.machine(), platform.node())
     name = f"lgc_logic_layer_{key[:16]}"
     build_dir = cache_dir() / "torch_ext" / name
@@ -168,7 +169,7 @@ def cpu_backend() -> _CpuBackend:
         from torch.utils import cpp_extension
         module = cpp_extension.load(name=name, sources=[str(_HERE / "logic_layer_cpu.cpp")],
                                     extra_include_paths=[str(_HERE)], extra_cflags=flags,
-                                    extra_ldflags=["-fopenmp"], build_directory=str(build_dir), verbose=False)
+                                    extra_ldflags=["-pthread"], build_directory=str(build_dir), verbose=False)
     except Exception as e:  # compiler missing, headers missing, ninja missing, link errors ...
         raise BuildError(f"cannot build the fused CPU logic-layer kernel: {type(e).__name__}: {e}"[:4000]) from e
     return _CpuBackend(module)

@@ -12,28 +12,43 @@
 #include <limits>
 #include <vector>
 
+#include "chunk_pool.h"
+
 namespace lgc {
+
+// Work below this many gate-samples runs on the calling thread (a wake-up costs more).
+constexpr int64_t kParallelMin = 16384;
+
+// Split 0..n into about 4 chunks per thread (so a late helper still finds work) of >= min_size.
+inline int64_t chunk_count(int64_t n, int nthreads, int64_t min_size) {
+    int64_t chunks = std::min<int64_t>(4 * (int64_t)nthreads, (n + min_size - 1) / min_size);
+    return std::max<int64_t>(1, chunks);
+}
 
 template <typename T>
 void logic_forward(const T* x, int64_t batch, const int64_t* a, const int64_t* b, const T* c,
                    T* y, int64_t out_dim, int nthreads) {
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (out_dim * batch > 16384)
-    for (int64_t i = 0; i < out_dim; ++i) {
-        const T c0 = c[4 * i], c1 = c[4 * i + 1], c2 = c[4 * i + 2], c3 = c[4 * i + 3];
-        const T* p = x + a[i] * batch;
-        const T* q = x + b[i] * batch;
-        T* out = y + i * batch;
+    if (out_dim * batch <= kParallelMin) nthreads = 1;
+    const int64_t chunks = chunk_count(out_dim, nthreads, 64), per = (out_dim + chunks - 1) / chunks;
+    ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
+        const int64_t end = std::min(out_dim, (chunk + 1) * per);
+        for (int64_t i = chunk * per; i < end; ++i) {
+            const T c0 = c[4 * i], c1 = c[4 * i + 1], c2 = c[4 * i + 2], c3 = c[4 * i + 3];
+            const T* p = x + a[i] * batch;
+            const T* q = x + b[i] * batch;
+            T* out = y + i * batch;
 #pragma omp simd
-        for (int64_t j = 0; j < batch; ++j) out[j] = c0 + c2 * q[j] + p[j] * (c1 + c3 * q[j]);
-    }
+            for (int64_t j = 0; j < batch; ++j) out[j] = c0 + c2 * q[j] + p[j] * (c1 + c3 * q[j]);
+        }
+    });
 }
 
 // Backward. grad_c [out_dim, 4] is overwritten with dL/dc; grad_x [in_dim, batch] (may be null when
 // the input needs no gradient) is overwritten with dL/dx. A gate whose operands are the same node
 // contributes df/dp + df/dq to that node (not 2 df/dp).
 //
-// With grad_x, threads split the batch (each owns grad_x's columns lo..hi, so the scatter needs no
-// atomics) and each keeps partial sums of grad_c, reduced at the end; without it, threads split
+// With grad_x, chunks split the batch (each owns grad_x's columns lo..hi, so the scatter needs no
+// atomics) and each keeps partial sums of grad_c, reduced at the end; without it, chunks split
 // the gates.
 template <typename T>
 void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a, const int64_t* b,
@@ -42,34 +57,36 @@ void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a,
         std::fill(grad_c, grad_c + 4 * out_dim, T(0));
         return;  // grad_x is [in_dim, 0]: nothing to write
     }
+    if (out_dim * batch <= kParallelMin) nthreads = 1;
     if (grad_x == nullptr) {
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (out_dim * batch > 16384)
-        for (int64_t i = 0; i < out_dim; ++i) {
-            const T* p = x + a[i] * batch;
-            const T* q = x + b[i] * batch;
-            const T* g = grad_y + i * batch;
-            T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        const int64_t chunks = chunk_count(out_dim, nthreads, 64), per = (out_dim + chunks - 1) / chunks;
+        ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
+            const int64_t end = std::min(out_dim, (chunk + 1) * per);
+            for (int64_t i = chunk * per; i < end; ++i) {
+                const T* p = x + a[i] * batch;
+                const T* q = x + b[i] * batch;
+                const T* g = grad_y + i * batch;
+                T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
 #pragma omp simd reduction(+ : s0, s1, s2, s3)
-            for (int64_t j = 0; j < batch; ++j) {
-                s0 += g[j];
-                s1 += g[j] * p[j];
-                s2 += g[j] * q[j];
-                s3 += g[j] * p[j] * q[j];
+                for (int64_t j = 0; j < batch; ++j) {
+                    s0 += g[j];
+                    s1 += g[j] * p[j];
+                    s2 += g[j] * q[j];
+                    s3 += g[j] * p[j] * q[j];
+                }
+                grad_c[4 * i] = s0; grad_c[4 * i + 1] = s1; grad_c[4 * i + 2] = s2; grad_c[4 * i + 3] = s3;
             }
-            grad_c[4 * i] = s0; grad_c[4 * i + 1] = s1; grad_c[4 * i + 2] = s2; grad_c[4 * i + 3] = s3;
-        }
+        });
         return;
     }
     std::memset(grad_x, 0, sizeof(T) * in_dim * batch);
-    // Column blocks: a multiple of 16 samples each, at most one per thread.
-    int64_t nt = std::max<int64_t>(1, std::min<int64_t>(nthreads, (batch + 15) / 16));
-    if (out_dim * batch <= 16384) nt = 1;
+    // Column blocks of a multiple of 16 samples, about two per thread.
+    int64_t nt = chunk_count(batch, nthreads, 16);
+    nt = nthreads == 1 ? 1 : std::min<int64_t>(nt, 2 * (int64_t)nthreads);
     const int64_t block = ((batch + nt - 1) / nt + 15) / 16 * 16;
     nt = (batch + block - 1) / block;
     std::vector<double> partial(nt > 1 ? (size_t)(nt - 1) * out_dim * 4 : 0);
-    // a loop over blocks (not one block per thread id), so every block runs however many threads come
-#pragma omp parallel for schedule(static, 1) num_threads((int)nt) if (nt > 1)
-    for (int64_t t = 0; t < nt; ++t) {
+    ChunkPool::get().run(nt, nthreads, [&](int64_t t) {
         const int64_t lo = t * block, hi = std::min(batch, lo + block);
         // block 0 writes grad_c directly (as T), the others their double partials
         double* mine = t > 0 ? partial.data() + (size_t)(t - 1) * out_dim * 4 : nullptr;
@@ -104,7 +121,7 @@ void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a,
                 grad_c[4 * i] = s0; grad_c[4 * i + 1] = s1; grad_c[4 * i + 2] = s2; grad_c[4 * i + 3] = s3;
             }
         }
-    }
+    });
     if (nt > 1) {
         for (int64_t k = 0; k < out_dim * 4; ++k) {
             double s = grad_c[k];
@@ -175,7 +192,6 @@ inline void load_block(const T* w, int64_t i0, int nb, T (&wt)[16][kLanes], T (&
 template <typename T>
 void gate_coefficients(const T* w, const T* relax, int64_t out_dim, T* c, int nthreads) {
     const int64_t blocks = (out_dim + kLanes - 1) / kLanes;
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (out_dim > 65536)
     for (int64_t blk = 0; blk < blocks; ++blk) {
         const int64_t i0 = blk * kLanes;
         const int nb = (int)std::min<int64_t>(kLanes, out_dim - i0);
@@ -210,7 +226,6 @@ template <typename T>
 void gate_coefficients_backward(const T* w, const T* relax, const T* grad_c, int64_t out_dim, T* grad_w,
                                 int nthreads) {
     const int64_t blocks = (out_dim + kLanes - 1) / kLanes;
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (out_dim > 65536)
     for (int64_t blk = 0; blk < blocks; ++blk) {
         const int64_t i0 = blk * kLanes;
         const int nb = (int)std::min<int64_t>(kLanes, out_dim - i0);
