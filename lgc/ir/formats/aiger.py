@@ -373,6 +373,8 @@ def _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_
         ops.append(np.where(ev == 0, np.where(extra_lits == 0, 0, 15), 12).astype(np.uint8))
         aa.append(src)
         bb.append(src)
+    if n == 0 and (uses_const or extra_lits.size):
+        raise fail("constant outputs need at least one primary input in an lgc Circuit", first_out_line)
     head = encoder = None
     try:
         if "head" in comment:
