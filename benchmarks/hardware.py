@@ -216,6 +216,11 @@ def main(argv: list[str]) -> None:
             print(f"{r['format']:<26}{r['megabytes']:>8}{r['write_s']:>9}{r['read_s'] if r['read_s'] is not None else '':>9}")
     out = HERE / "out" / "hardware.json"
     out.parent.mkdir(exist_ok=True)
+    if argv and out.exists():  # a partial run updates the cases it ran and keeps the others
+        old = json.loads(out.read_text())
+        ran = {r["case"] for r in results}
+        results = [r for r in old.get("results", []) if r["case"] not in ran] + results
+        speed = speed or old.get("export_speed")
     out.write_text(json.dumps({"machine": mach, "results": results, "export_speed": speed}, indent=1))
     print(f"\nwrote {out}")
 
