@@ -3,7 +3,7 @@
 Writes the circuit as binary AIGER, runs ``berkeley-abc`` (Debian's name; ``abc`` elsewhere, or
 ``$LGC_ABC``) with ``read; <script>; write_aiger``, reads the AIGER back (an AND/inverter
 circuit) and checks it with :func:`lgc.passes.equivalent` before returning it. Cost: one ABC
-process plus the equivalence check; head, input encoder, layers-free, meta kept.
+process plus the equivalence check; head, input encoder and meta are kept, layers dropped.
 """
 from __future__ import annotations
 
