@@ -192,3 +192,33 @@ def test_cuda_kernels_match_cpu():
     a, b = wiring(6, 8, gen)
     be = kernels.resolve("cuda", x)
     assert torch.autograd.gradcheck(lambda x, w: run(be, x, coeffs(be, w), a.cuda(), b.cuda()), (x, w))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_cpu_kernel_works_in_a_forked_child(cpu_backend):
+    """DataLoader workers fork: the kernel's thread pool must not wait for helpers the child lacks."""
+    layer = LogicLayer(300, 400, implementation="cpu")
+    x = torch.rand(200, 300)
+    want = layer(x).detach()  # starts the pool's helpers in the parent
+    pid = os.fork()
+    if pid == 0:  # child: exit 0 only when the result is right
+        ok = False
+        try:
+            y = layer(x)
+            y.sum().backward()
+            ok = torch.allclose(y.detach(), want) and layer.weights.grad is not None
+        finally:
+            os._exit(0 if ok else 1)
+    import signal
+    import time
+    deadline = time.monotonic() + 60
+    while True:  # a hang in the child fails the test instead of hanging the suite
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child did not finish within 60 s")
+        time.sleep(0.05)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
