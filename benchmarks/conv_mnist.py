@@ -1,0 +1,174 @@
+"""Train a small convolutional logic gate network (LogicTreeNet-style) on MNIST on this CPU, then
+lower, optimise and compile it; report accuracy, wall time, gate counts and compiled throughput.
+
+    python benchmarks/conv_mnist.py                 # ~15 min of training on 2 cores, then lowering
+    LGC_CONV_MINUTES=3 python benchmarks/conv_mnist.py   # shorter run
+    LGC_CONV_VARIANT=a python benchmarks/conv_mnist.py   # architecture variant (see VARIANTS)
+
+Binarisation (DESIGN.md): train on grey values in [0, 1] (Binarize(train_passthrough=True)),
+evaluate, lower and compile on x > 0.5. Writes benchmarks/out/conv_mnist_<variant>.json and the checkpoint
+(state_dict + architecture) under $LGC_RUN_DIR (default /work/runs/conv_mnist, else ./runs).
+Baseline: difflogic's fully connected MNIST model, 48K gates (6 x 8000), 97.69% (difflogic paper).
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import pathlib
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+import lgc
+from lgc.frontend import Binarize, GroupSum, LogicLayer
+from lgc.frontend.conv import LogicConv2d, OrPool2d
+from lgc.frontend.lower_graph import lower_graph
+
+HERE = pathlib.Path(__file__).resolve().parent
+DATA = pathlib.Path(os.environ.get("LGC_DATA_DIR", HERE.parent.parent / "shared" / "data")) / "mnist"
+BASELINE = {"name": "difflogic FC 6 x 8000 (48K gates)", "accuracy": 0.9769, "gates": 48000}
+
+
+def read_idx(path: pathlib.Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_mnist() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    xs = [read_idx(DATA / f"{p}-images-idx3-ubyte.gz").astype(np.float32) / 255.0 for p in ("train", "t10k")]
+    ys = [read_idx(DATA / f"{p}-labels-idx1-ubyte.gz").astype(np.int64) for p in ("train", "t10k")]
+    return xs[0], ys[0], xs[1], ys[1]
+
+
+VARIANTS = {
+    # name: (conv residual-init logit or False, FC width, GroupSum tau)
+    "a": (5.0, 2000, 5.0),     # the paper's residual init (A gate at logit 5) everywhere in the convs
+    "b": (2.0, 6000, 10.0),    # weaker residual init (A at ~33%): more tree gates learn in few epochs
+}
+
+
+def build(variant: str = "b", seed: int = 0) -> nn.Sequential:
+    """1x28x28 -> tree conv (8 ch, depth 3, 3x3) -> OR pool 2 -> tree conv (32 ch) -> OR pool 2
+    -> 800 bits -> LogicLayer -> LogicLayer -> GroupSum(10)."""
+    residual, width, tau = VARIANTS[variant]
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        Binarize(0.5, train_passthrough=True, num_features=784), nn.Unflatten(1, (1, 28, 28)),
+        LogicConv2d(1, 8, 3, depth=3, residual_init=residual), OrPool2d(2),       # 26x26 -> 13x13
+        LogicConv2d(8, 32, 3, depth=3, residual_init=residual), OrPool2d(2),      # 11x11 -> 5x5
+        nn.Flatten(), LogicLayer(800, width), LogicLayer(width, width), GroupSum(10, tau=tau))
+
+
+def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 2000) -> float:
+    model.eval()
+    right = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            right += int((model(torch.from_numpy(x[i:i + batch])).argmax(1).numpy() == y[i:i + batch]).sum())
+    model.train()
+    return right / len(x)
+
+
+def main() -> None:
+    minutes = float(os.environ.get("LGC_CONV_MINUTES", "15"))
+    run_dir = pathlib.Path(os.environ.get("LGC_RUN_DIR", "/work/runs/conv_mnist" if pathlib.Path("/work/runs").is_dir()
+                                          else "runs/conv_mnist"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(int(os.environ.get("LGC_THREADS", str(os.cpu_count() or 1))))
+    xtr, ytr, xte, yte = load_mnist()
+    variant = os.environ.get("LGC_CONV_VARIANT", "b")
+    model = build(variant)
+    tau = model[-1].tau
+    print(model, flush=True)
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    loss_fn = nn.CrossEntropyLoss()
+    rng = np.random.default_rng(0)
+    batch, steps, epoch = 128, 0, 0
+    t0 = time.time()
+    history = []
+    while time.time() - t0 < minutes * 60:
+        perm = rng.permutation(len(xtr))
+        for i in range(0, len(perm) - batch + 1, batch):
+            idx = perm[i:i + batch]
+            loss = loss_fn(model(torch.from_numpy(xtr[idx])), torch.from_numpy(ytr[idx]))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            steps += 1
+            if steps % 100 == 0:
+                print(f"step {steps} epoch {epoch} loss {loss.item():.4f} {time.time() - t0:.0f}s", flush=True)
+            if time.time() - t0 >= minutes * 60:
+                break
+        epoch += 1
+        acc = evaluate(model, xte[:2000], yte[:2000])
+        history.append({"epoch": epoch, "steps": steps, "seconds": round(time.time() - t0, 1), "test2k_acc": acc})
+        print(f"epoch {epoch}: test[:2000] accuracy {acc:.4f} ({time.time() - t0:.0f}s)", flush=True)
+    train_s = time.time() - t0
+    test_acc = evaluate(model, xte, yte)
+    torch.save({"state_dict": model.state_dict(), "arch": f"benchmarks/conv_mnist.py:build({variant!r})"},
+               run_dir / f"model_{variant}.pt")
+
+    model.eval()
+    t = time.time()
+    circuit = lower_graph(model)
+    lower_s = time.time() - t
+    bits = xte.reshape(len(xte), -1) > 0.5
+    scores = lgc.ir.simulate(circuit, xte.reshape(len(xte), -1))                    # raw pixels through the input encoder
+    with torch.no_grad():
+        ref = torch.round(model(torch.from_numpy(xte)) * tau).numpy().astype(np.int32)
+    lowered_exact = bool(np.array_equal(scores, ref))
+    t = time.time()
+    small = lgc.optimize(circuit, level=2)
+    opt_s = time.time() - t
+    circuit_acc = float((scores.argmax(1) == yte).mean())
+    compiled: dict[str, object] = {}
+    targets = lgc.targets()
+    if "cpu" in targets:
+        t = time.time()
+        net = lgc.compile(small, target="cpu")
+        compile_s = time.time() - t
+        out = net(bits)
+        t = time.time()
+        reps = 5
+        for _ in range(reps):
+            net(bits)
+        sec = (time.time() - t) / reps
+        compiled = {"target": "cpu", "resolved": getattr(net, "target", "cpu"), "compile_s": round(compile_s, 2),
+                    "images_per_s": round(len(bits) / sec), "equal_to_oracle": bool(np.array_equal(out, scores))}
+    result = {
+        "machine": {"cores": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+                    "torch_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()},
+        "command": "python benchmarks/conv_mnist.py" + (f"  (LGC_CONV_MINUTES={minutes:g})" if minutes != 15 else ""),
+        "variant": variant, "architecture": str(model), "epochs": epoch, "steps": steps, "batch": batch, "lr": 0.02,
+        "train_wall_s": round(train_s, 1), "test_accuracy_eval_mode": test_acc, "circuit_accuracy": circuit_acc,
+        "lowered_bit_exact": lowered_exact, "nominal_gates": int(circuit.num_gates),
+        "optimised_gates_O2": int(small.num_gates), "lower_s": round(lower_s, 2), "optimize_s": round(opt_s, 2),
+        "compiled": compiled, "targets": targets, "baseline": BASELINE, "history": history,
+    }
+    out_dir = HERE / "out"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / f"conv_mnist_{variant}.json").write_text(json.dumps(result, indent=1))
+    print()
+    print(f"{'figure':34s} {'conv (this run)':>18s} {'FC baseline':>14s} {'ratio':>8s}")
+    print(f"{'test accuracy (x > 0.5)':34s} {test_acc:18.4f} {BASELINE['accuracy']:14.4f} "
+          f"{test_acc / BASELINE['accuracy']:8.3f}")
+    print(f"{'gates, nominal':34s} {circuit.num_gates:18d} {BASELINE['gates']:14d} "
+          f"{circuit.num_gates / BASELINE['gates']:8.3f}")
+    print(f"{'gates, lgc.optimize(level=2)':34s} {small.num_gates:18d} {BASELINE['gates']:14d} "
+          f"{small.num_gates / BASELINE['gates']:8.3f}")
+    print(f"training: {epoch} epochs, {steps} steps, {train_s:.0f} s; lowered bit-exact: {lowered_exact}; "
+          f"compiled: {compiled or 'no cpu target'}", flush=True)
+    print(json.dumps(result["machine"]))
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
