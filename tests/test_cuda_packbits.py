@@ -66,3 +66,14 @@ def test_layer_chain_hooks_match_run_packed():
     assert torch.equal(p.group_sum(model[-1]), out)  # the cached chain gives the same
     with pytest.raises(ValueError, match="queued layers"):
         run_packed(model, p)
+
+
+def test_model_called_on_packbitstensor_like_difflogic():
+    torch.manual_seed(2)
+    model = torch.nn.Sequential(torch.nn.Flatten(), LogicLayer(20, 48), LogicLayer(48, 30), GroupSum(k=3, tau=4.0)).eval()
+    x = torch.rand(97, 20) < 0.5
+    out = model(PackBitsTensor(x))
+    assert out.dtype == torch.int32
+    assert np.array_equal(out.numpy(), simulate(lgc.lower(model), x.numpy()))
+    with torch.no_grad():
+        assert torch.equal(out, torch.round(model(x.float()) * 4.0).to(torch.int32))

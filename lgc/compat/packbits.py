@@ -11,10 +11,10 @@ result (counts, not divided by tau) — as a torch tensor on the packed batch's 
 when a parameter changed (torch's in-place version counters), so validating during training
 costs one lowering per evaluation, not per batch.
 
-``model(PackBitsTensor(x))`` itself needs two hooks in lgc.frontend (not added here):
-``LogicLayer.forward`` returns ``x.then(self)`` and ``GroupSum.forward`` returns
-``x.group_sum(self)`` when ``x`` is a PackBitsTensor; ``then`` queues the layers and
-``group_sum`` runs the chain through :func:`run_packed`.
+``model(PackBitsTensor(x))`` works as in difflogic: ``nn.Flatten`` is a no-op on it,
+``LogicLayer.forward`` returns ``x.then(self)`` (queues the layer) and ``GroupSum.forward`` returns
+``x.group_sum(self)``, which runs the queued chain through :func:`run_packed`. The frontend
+recognises it by duck typing, so it need not import lgc.compat.
 """
 from __future__ import annotations
 
@@ -78,6 +78,12 @@ class PackBitsTensor:
         out.__dict__.update(self.__dict__)
         out.layers = self.layers + (layer,)
         return out
+
+    def flatten(self, start_dim: int = 1, end_dim: int = -1) -> "PackBitsTensor":
+        """``nn.Flatten`` on a packed batch: samples are already flat rows of bits, so a no-op."""
+        if (start_dim, end_dim) != (1, -1):
+            raise ValueError("a PackBitsTensor can only be flattened from dim 1 (samples stay rows)")
+        return self
 
     def group_sum(self, head: Any):
         """Run the queued layers and ``head`` (a GroupSum) on the batch: int32 class counts [N, k]

@@ -82,6 +82,8 @@ class LogicLayer(nn.Module):
         return gate_coefficients(self.weights, hard=not self.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) and hasattr(x, "then"):
+            return x.then(self)  # a PackBitsTensor (lgc.compat) queues the layer; duck-typed to keep layering
         if x.dim() < 1 or x.shape[-1] != self.in_dim:
             raise ValueError(f"LogicLayer({self.in_dim}, {self.out_dim}) expects input [..., {self.in_dim}], "
                              f"got {list(x.shape)}")
@@ -129,6 +131,8 @@ class GroupSum(nn.Module):
         self.k, self.tau, self.device = int(k), float(tau), device
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) and hasattr(x, "group_sum"):
+            return x.group_sum(self)  # a PackBitsTensor runs the queued layers as a compiled circuit
         if x.dim() < 1 or x.shape[-1] % self.k:
             raise ValueError(f"GroupSum(k={self.k}) needs a last dimension divisible by {self.k}, got {list(x.shape)}")
         n = x.shape[-1]
