@@ -16,9 +16,10 @@ from .passthrough import collapse_passthrough
 from .same_operand import simplify_same_operand
 from .structural_hash import canonical_form, structural_hash
 
-__all__ = [
-    "EquivalenceResult", "PASSES", "PIPELINES", "PassReport", "PassRun", "absorb_not", "canonical_form",
-    "collapse_passthrough", "constant_fold", "dead_gate_elimination", "equivalent", "merge_complements", "optimize",
-    "run_pipeline", "sat_solver_available", "simplify_same_operand", "structural_hash",
-]
 from .abc import ABCError, abc  # external pass (Berkeley ABC on the AIGER form); shadows the module name
+
+__all__ = [
+    "ABCError", "EquivalenceResult", "PASSES", "PIPELINES", "PassReport", "PassRun", "absorb_not", "canonical_form",
+    "collapse_passthrough", "constant_fold", "dead_gate_elimination", "equivalent", "merge_complements", "optimize",
+    "abc", "run_pipeline", "sat_solver_available", "simplify_same_operand", "structural_hash",
+]
