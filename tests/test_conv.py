@@ -261,3 +261,14 @@ def test_cuda_conv_kernel_matches_cpu_on_gpu():
     torch.testing.assert_close(y2.cpu(), y1.detach(), rtol=0, atol=1e-12)
     torch.testing.assert_close(gx2.cpu(), gx1, rtol=0, atol=1e-10)
     torch.testing.assert_close(gw2.cpu(), gw1, rtol=0, atol=1e-10)
+
+
+def test_logic_tree_net_builder_lowers_bit_exact():
+    from lgc.frontend.conv import logic_tree_net
+    torch.manual_seed(5)
+    model = logic_tree_net(3, 8, 2, thresholds=[0.3, 0.7], blocks=2, fc=(10, 5), residual_init=False,
+                           implementation="python").eval()
+    x = torch.rand(100, 3 * 8 * 8)
+    with torch.no_grad():
+        want = torch.round(model(x) * 10.0).numpy().astype(np.int32)
+    np.testing.assert_array_equal(lgc.ir.simulate(lgc.lower(model), x.numpy()), want)
