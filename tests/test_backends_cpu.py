@@ -148,3 +148,45 @@ def test_large_groups_and_constant_outputs(target):
     c = lgc.ir.Circuit(n, op, a, b, outputs, head=GroupSumHead(2, 1.0)).validate()
     x = rng.random((700, n)) < 0.5
     assert np.array_equal(build(c, target)(x), simulate(c, x))
+
+
+@pytest.mark.parametrize("target", ("c", "cpu-avx2", "cpu-avx512"))
+def test_weighted_readout_of_copies_negations_constants_and_duplicates(target):
+    """The kernels count a head as signed weighted popcounts: outputs that are NOT/copy chains,
+    constants, repeated many times (weights with several binary digits) or all constant."""
+    require(target)
+    from lgc.ir import ops
+    n = 20
+    rng = np.random.default_rng(7)
+    op = list(rng.integers(0, 16, size=40))
+    a = [int(rng.integers(0, n + i)) for i in range(40)]
+    b = [int(rng.integers(0, n + i)) for i in range(40)]
+    for code in (ops.NOT_A, ops.NOT_B, ops.A, ops.B, ops.NOT_A, ops.FALSE, ops.TRUE):  # chains of copies/NOTs
+        op.append(int(code))
+        a.append(len(a) + n - 1)
+        b.append(len(b) + n - 2)
+    last = n + len(op) - 1
+    outputs = list(range(n + 40, n + len(op))) * 13 + [0, last, last - 2] + [n + 3] * 9  # class 0
+    outputs = outputs[:100] + [n + 40 + 4] * 100 + [n + len(op) - 2] * 100  # class 1: one NOT, class 2: TRUE
+    c = lgc.ir.Circuit(n, op, a, b, outputs, head=GroupSumHead(3, 1.0)).validate()
+    x = rng.random((530, n)) < 0.5
+    assert np.array_equal(build(c, target, threads=1)(x), simulate(c, x))
+    const = c.replace(outputs=[n + len(op) - 1, n + len(op) - 2] * 3, head=GroupSumHead(2, 1.0))
+    assert np.array_equal(build(const, target, threads=1)(x), simulate(const, x))
+
+
+def test_readout_schedule_drops_output_only_negations():
+    from lgc.backends._schedule import readout_schedule, schedule
+    c = random_layered_circuit(30, [60, 40], num_classes=4, seed=9)
+    n = c.num_inputs
+    extra = c.replace(op=np.concatenate([np.ones_like(c.op), [12] * 40]),  # ANDs, then 40 NOT outputs
+                      a=np.concatenate([c.a, c.outputs[:40]]),
+                      b=np.concatenate([c.b, c.outputs[:40]]),
+                      outputs=np.concatenate([n + c.num_gates + np.arange(40), c.outputs[40:]]), layers=None)
+    full, (reduced, readout) = schedule(extra), readout_schedule(extra)
+    assert len(reduced.gates) <= len(full.gates) - 40
+    assert readout.consts.sum() == 40  # each ~y counts as 1 - y
+    assert (readout.terms[:, 2] == -1).any()
+    x = np.random.default_rng(0).random((100, n)) < 0.5
+    if cpu_c.available("c") is None:
+        assert np.array_equal(build(extra, "c")(x), simulate(extra, x))

@@ -104,6 +104,102 @@ def schedule(circuit: Circuit) -> Schedule:
     return Schedule(n, n + next_new, groups, np.ascontiguousarray(rows), out_slots)
 
 
+@dataclasses.dataclass(frozen=True)
+class Readout:
+    """A group-sum head as signed weighted popcounts, so duplicate, negated and constant outputs
+    cost no gates and are counted once. Class ``c``'s score is ``consts[c]`` plus, for every row
+    ``(c, shift, sign, start, end)`` of ``terms``, ``sign * (popcount of the slots
+    term_slots[start:end]) << shift``."""
+
+    consts: np.ndarray
+    terms: np.ndarray
+    term_slots: np.ndarray
+
+
+_FOLLOW = {3: (0, 1), 5: (1, 1), 12: (0, -1), 10: (1, -1)}  # op -> (operand b?, sign): A, B, NOT_A, NOT_B
+
+
+def readout_schedule(circuit: Circuit) -> tuple[Schedule, Readout]:
+    """The schedule of only the gates the head needs, and the head as weighted popcounts.
+
+    Outputs that are copies or negations of other nodes are followed to their source
+    (``~y`` counts as ``1 - y``), constant outputs fold into ``consts``, and equal outputs of one
+    class count once with their multiplicity as a weight (split into its binary digits); gates
+    no remaining output reads are dropped. Needs a group-sum head. Cost: O(outputs) Python work
+    plus :func:`schedule` of the reduced circuit.
+    """
+    circuit.validate()
+    if circuit.head is None:
+        raise ValueError("readout_schedule needs a group-sum head")
+    n, k = circuit.num_inputs, circuit.head.k
+    op, ca, cb = circuit.op.tolist(), circuit.a.tolist(), circuit.b.tolist()
+    outs = circuit.outputs.tolist()
+    group = len(outs) // k
+    consts = np.zeros(k, dtype=np.int64)
+    weights: list[dict[int, int]] = []
+    for c in range(k):
+        w: dict[int, int] = {}
+        for node in outs[c * group:(c + 1) * group]:
+            sign = 1
+            while node >= n:
+                o = op[node - n]
+                if o in _FOLLOW:
+                    use_b, flip = _FOLLOW[o]
+                    if flip < 0:
+                        consts[c] += sign
+                        sign = -sign
+                    node = cb[node - n] if use_b else ca[node - n]
+                elif o == 0 or o == 15:
+                    consts[c] += sign if o == 15 else 0
+                    node = -1
+                    break
+                else:
+                    break
+            if node >= 0:
+                w[node] = w.get(node, 0) + sign
+        weights.append({node: v for node, v in w.items() if v})
+    roots = np.array(sorted({node for w in weights for node in w}), dtype=np.int64)
+    reduced = _keep_cone(circuit, roots)
+    sched = schedule(reduced)
+    slot_of = dict(zip(roots.tolist(), sched.out_slots.tolist()))
+    terms, term_slots = [], []
+    for c, w in enumerate(weights):
+        for sign in (1, -1):
+            chosen = {node: abs(v) for node, v in w.items() if (v > 0) == (sign > 0)}
+            bit = 0
+            while any(v >> bit for v in chosen.values()):
+                slots = sorted(slot_of[node] for node, v in chosen.items() if (v >> bit) & 1)
+                if slots:
+                    terms.append((c, bit, sign, len(term_slots), len(term_slots) + len(slots)))
+                    term_slots.extend(slots)
+                bit += 1
+    return sched, Readout(consts.astype(np.int32), np.array(terms, dtype=np.int32).reshape(-1, 5),
+                          np.array(term_slots, dtype=np.int32))
+
+
+def _keep_cone(circuit: Circuit, roots: np.ndarray) -> Circuit:
+    """``circuit`` reduced to the gates ``roots`` depend on, with ``roots`` as its outputs and no
+    head (one numpy sweep per level)."""
+    n, g = circuit.num_inputs, circuit.num_gates
+    reads_a = ~_ops.IGNORES_A[circuit.op]
+    reads_b = ~_ops.IGNORES_B[circuit.op]
+    live = np.zeros(n + g, dtype=bool)
+    live[roots] = True
+    lv = levels(circuit) if g else np.zeros(0, dtype=np.int32)
+    for level in range(int(lv.max()) if g else 0, 0, -1):
+        here = np.flatnonzero((lv == level) & live[n:])
+        live[circuit.a[here][reads_a[here]]] = True
+        live[circuit.b[here][reads_b[here]]] = True
+    keep = live[n:]
+    remap = np.full(n + g, -1, dtype=np.int64)
+    remap[:n] = np.arange(n)
+    remap[n:][keep] = n + np.arange(int(keep.sum()))
+    a = np.where(reads_a, remap[circuit.a], 0)[keep]
+    b = np.where(reads_b, remap[circuit.b], 0)[keep]
+    reduced = Circuit(n, circuit.op[keep], a.astype(np.int32), b.astype(np.int32), remap[roots].astype(np.int32))
+    return reduced
+
+
 def check_schedule_semantics() -> None:  # pragma: no cover - a debugging aid
     """Assert the kind table matches the truth tables."""
     fns = {K_FALSE: lambda x, y: 0, K_TRUE: lambda x, y: 1, K_COPY: lambda x, y: x, K_NOT: lambda x, y: 1 - x,

@@ -18,7 +18,7 @@ import numpy as np
 from .._build import BuildError, build_shared_library, find_tool
 from ..ir import Circuit
 from ._common import FastNet, cpu_flags
-from ._schedule import schedule
+from ._schedule import readout_schedule, schedule
 
 TARGETS = ("c", "cpu-avx2", "cpu-avx512")
 SOURCE = pathlib.Path(__file__).with_name("cpu_kernel.c")
@@ -33,6 +33,7 @@ _CDEF = """
 int lgc_tile_samples(void);
 int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *groups, const int32_t *gates,
             int64_t n_out, const int32_t *out_slots, int64_t k,
+            int64_t nterms, const int32_t *terms, const int32_t *term_slots, const int32_t *consts,
             const uint8_t *x, const uint64_t *packed, int64_t wstride, int64_t n,
             int32_t *scores, uint8_t *bits);
 """
@@ -90,15 +91,21 @@ class KernelNet(FastNet):
         self.target = target
         self._ffi, self._lib = library(target)
         self.tile = int(self._lib.lgc_tile_samples())
-        self.schedule = schedule(self.circuit)
+        if self.circuit.head is not None:  # head as weighted popcounts: equal/negated/constant outputs free
+            self.schedule, self.readout = readout_schedule(self.circuit)
+        else:
+            self.schedule, self.readout = schedule(self.circuit), None
 
     def _run_chunk(self, x: np.ndarray | None, packed: np.ndarray | None, wstride: int, n: int,
                    scores: np.ndarray | None, bits: np.ndarray | None) -> None:
         ffi, s = self._ffi, self.schedule
         ptr = lambda arr, t: ffi.NULL if arr is None else ffi.cast(t, arr.ctypes.data)  # noqa: E731
         k = self.circuit.head.k if self.circuit.head is not None else 0
+        r = self.readout
         rc = self._lib.lgc_run(s.num_inputs, s.num_slots, len(s.groups), ptr(s.groups, "int32_t *"),
                                ptr(s.gates, "int32_t *"), len(s.out_slots), ptr(s.out_slots, "int32_t *"), k,
+                               len(r.terms) if r else 0, ptr(r.terms if r else None, "int32_t *"),
+                               ptr(r.term_slots if r else None, "int32_t *"), ptr(r.consts if r else None, "int32_t *"),
                                ptr(x, "uint8_t *"), ptr(packed, "uint64_t *"), wstride, n,
                                ptr(scores, "int32_t *"), ptr(bits, "uint8_t *"))
         if rc != 0:

@@ -22,6 +22,12 @@
 #define VW 1
 #endif
 #define TILE (64 * VW)
+#ifndef PF_LOCALITY
+#define PF_LOCALITY 2
+#endif
+#ifndef PACK_PREFETCH
+#define PACK_PREFETCH 1
+#endif
 
 typedef uint64_t vec __attribute__((vector_size(VW * 8), aligned(VW * 8)));
 
@@ -139,7 +145,7 @@ __attribute__((optimize("no-tree-vectorize"))) static void pack_columns_vector(c
                 t = BOR(t, BSLL(BLOADU(rg[6] + j), 6));
                 t = BOR(t, BSLL(BLOADU(rg[7] + j), 7));
                 T[blk * 8 + g] = t;
-                if (pf->p < pf->end) {  /* keep memory busy: start on the next tile's rows */
+                if (PACK_PREFETCH && pf->p < pf->end) {  /* keep memory busy: start on the next tile's rows */
                     __builtin_prefetch(pf->p, 0, 2);
                     __builtin_prefetch(pf->p + 64, 0, 2);
                     __builtin_prefetch(pf->p + 128, 0, 2);
@@ -173,16 +179,18 @@ static void pack_tile(const uint8_t *x, int64_t n_in, int64_t nrows, const uint8
     (void)pf;
 }
 
-/* pf, pf_lines: the next tile's input rows, prefetched one line per gate (in a copy of each
- * group's loop, so the plain loop carries no check), so the memory traffic of packing overlaps
- * the gates instead of stalling the next pack. */
+/* pf, pf_bytes: the next tile's input rows, prefetched evenly across all gates (in a copy of each
+ * group's loop, so the plain loop carries no prefetch), so the memory traffic of packing overlaps
+ * the gates at a steady rate the memory can sustain instead of stalling the next pack. */
 static void run_gates(vec *S, int64_t ngroups, const int32_t *groups, const int32_t *gates,
-                      const uint8_t *pf, int64_t pf_lines) {
+                      const uint8_t *pf, int64_t pf_bytes) {
     const vec zero = {0};
+    const int64_t n_gates = ngroups > 0 ? groups[3 * (ngroups - 1) + 2] : 0;
+    const int64_t step = n_gates > 0 ? (pf_bytes << 16) / n_gates : 0;  /* bytes per gate, 16.16 fixed point */
+    int64_t off = 0;
     for (int64_t gi = 0; gi < ngroups; gi++) {
         const int32_t kind = groups[3 * gi], g0 = groups[3 * gi + 1], g1 = groups[3 * gi + 2];
-        const int32_t gm = (int64_t)(g1 - g0) < pf_lines ? g1 : g0 + (int32_t)pf_lines;
-        pf_lines -= gm - g0;
+        const int32_t gm = pf_bytes > 0 ? g1 : g0;
 #define BODY(EXPR)                                                   \
         const int32_t *t = gates + 3 * (int64_t)i;                   \
         const vec a = S[t[0]], b = S[t[1]];                          \
@@ -193,8 +201,8 @@ static void run_gates(vec *S, int64_t ngroups, const int32_t *groups, const int3
         int32_t i = g0;                                              \
         for (; i < gm; i++) {                                        \
             BODY(EXPR)                                               \
-            __builtin_prefetch(pf, 0, 2);                            \
-            pf += 64;                                                \
+            __builtin_prefetch(pf + (off >> 16), 0, PF_LOCALITY);    \
+            off += step;                                             \
         }                                                            \
         for (; i < g1; i++) { BODY(EXPR) }                           \
     }                                                                \
@@ -219,10 +227,10 @@ static void run_gates(vec *S, int64_t ngroups, const int32_t *groups, const int3
     }
 }
 
-/* acc[s] += bit s of plane << k, for the TILE samples of one plane. */
-static inline void add_plane(int32_t *acc, vec plane, int k) {
+/* acc[s] += inc where bit s of plane is set, for the TILE samples of one plane. */
+static inline void add_plane(int32_t *acc, vec plane, int32_t inc_) {
 #if defined(__AVX512F__) && VW % 8 == 0
-    const __m512i inc = _mm512_set1_epi32(1 << k);
+    const __m512i inc = _mm512_set1_epi32(inc_);
     for (int w = 0; w < VW; w++) {
         const uint64_t word = plane[w];
         for (int q = 0; q < 4; q++) {
@@ -231,7 +239,7 @@ static inline void add_plane(int32_t *acc, vec plane, int k) {
         }
     }
 #elif defined(__AVX2__) && VW == 4
-    const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128), inc = _mm256_set1_epi32(1 << k);
+    const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128), inc = _mm256_set1_epi32(inc_);
     for (int w = 0; w < VW; w++) {
         const uint64_t word = plane[w];
         for (int q = 0; q < 8; q++) {
@@ -244,7 +252,7 @@ static inline void add_plane(int32_t *acc, vec plane, int k) {
     for (int w = 0; w < VW; w++) {
         const uint64_t word = plane[w];
         int32_t *a = acc + 64 * w;
-        for (int j = 0; j < 64; j++) a[j] += (int32_t)((word >> j) & 1) << k;
+        for (int j = 0; j < 64; j++) a[j] += (int32_t)((word >> j) & 1) * inc_;
     }
 #endif
 }
@@ -259,7 +267,8 @@ static inline void add_plane(int32_t *acc, vec plane, int k) {
 #define CSA(h, l, a, b, c) do { const vec u_ = (a) ^ (b); h = ((a) & (b)) | (u_ & (c)); l = u_ ^ (c); } while (0)
 #endif
 
-static void group_count(const vec *S, const int32_t *outs, int64_t m, int32_t *acc) {
+/* acc[s] += sign * (popcount over the m slots outs of sample s) << shift. */
+static void group_count(const vec *S, const int32_t *outs, int64_t m, int32_t *acc, int shift, int sign) {
     vec P[64];
     int L = 4;
     while (((int64_t)1 << L) <= m) L++;
@@ -291,15 +300,17 @@ static void group_count(const vec *S, const int32_t *outs, int64_t m, int32_t *a
         vec x = S[outs[o]];
         for (int i = 0; i < L; i++) { const vec t = P[i] & x; P[i] ^= x; x = t; }
     }
-    for (int s = 0; s < TILE; s++) acc[s] = 0;
-    for (int k = 0; k < L; k++) add_plane(acc, P[k], k);
+    for (int k = 0; k < L; k++) add_plane(acc, P[k], sign * (int32_t)((uint32_t)1 << (k + shift)));
 }
 
 /* Run rows [0, n) of x (bool [n, n_in], C-contiguous) or of packed words (uint64 [n_in, wstride],
  * starting at word 0). Writes scores int32 [n, k] (k > 0) or bits uint8 [n, n_out] (k == 0).
+ * Scores: class c = consts[c] + sum over rows (c, shift, sign, start, end) of terms of
+ * sign * popcount(slots term_slots[start:end]) << shift (see _schedule.Readout).
  * Returns 0, or -1 when out of memory. */
 int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *groups, const int32_t *gates,
             int64_t n_out, const int32_t *out_slots, int64_t k,
+            int64_t nterms, const int32_t *terms, const int32_t *term_slots, const int32_t *consts,
             const uint8_t *x, const uint64_t *packed, int64_t wstride, int64_t n,
             int32_t *scores, uint8_t *bits) {
 #ifdef BLK
@@ -308,13 +319,12 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
     vec *S = aligned_alloc(64, ((size_t)(n_slots > 0 ? n_slots : 1) * sizeof(vec) + 63) / 64 * 64);
     uint8_t *zero_row = calloc((size_t)n_in + 64, 1);
     const uint8_t **rows = malloc(sizeof(uint8_t *) * TILE);
-    int32_t *acc = aligned_alloc(64, sizeof(int32_t) * TILE);
+    int32_t *acc = aligned_alloc(64, sizeof(int32_t) * TILE * (size_t)(k > 0 ? k : 1));
     void *scratch = aligned_alloc(64, ((size_t)n_in / 8 + 8) * 64);  /* 8 vectors per column block */
     if (!S || !zero_row || !rows || !acc || !scratch) {
         free(S); free(zero_row); free(rows); free(acc); free(scratch);
         return -1;
     }
-    const int64_t group = k > 0 ? n_out / k : 0;
     const int64_t n_gates = ngroups > 0 ? groups[3 * (ngroups - 1) + 2] : 0;
     for (int64_t row0 = 0; row0 < n; row0 += TILE) {
         const int64_t nrows = n - row0 < TILE ? n - row0 : TILE;
@@ -333,17 +343,22 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
         } else {
             pack_tile(x + row0 * n_in, n_in, nrows, zero_row, rows, S, scratch, &pf);
         }
-        int64_t pf_lines = pf.p < pf.end ? (pf.end - pf.p + 63) / 64 : 0;
-        if (pf_lines > n_gates) {  /* more lines than gates: fetch the excess now */
-            for (int64_t z = n_gates; z < pf_lines; z++) __builtin_prefetch(pf.p + 64 * z, 0, 2);
-            pf_lines = n_gates;
+        int64_t pf_bytes = pf.p < pf.end ? pf.end - pf.p : 0;
+        if (pf_bytes > 64 * n_gates) {  /* more lines than gates: fetch the excess now */
+            for (int64_t z = 64 * n_gates; z < pf_bytes; z += 64) __builtin_prefetch(pf.p + z, 0, PF_LOCALITY);
+            pf_bytes = 64 * n_gates;
         }
-        run_gates(S, ngroups, groups, gates, pf.p, pf_lines);
+        run_gates(S, ngroups, groups, gates, pf.p, pf_bytes);
         if (k > 0) {
-            for (int64_t c = 0; c < k; c++) {
-                group_count(S, out_slots + c * group, group, acc);
-                int32_t *dst = scores + row0 * k + c;
-                for (int64_t s = 0; s < nrows; s++) dst[s * k] = acc[s];
+            for (int64_t c = 0; c < k; c++)
+                for (int s = 0; s < TILE; s++) acc[c * TILE + s] = consts[c];
+            for (int64_t t = 0; t < nterms; t++) {
+                const int32_t *tr = terms + 5 * t;
+                group_count(S, term_slots + tr[3], tr[4] - tr[3], acc + (int64_t)tr[0] * TILE, tr[1], tr[2]);
+            }
+            for (int64_t s = 0; s < nrows; s++) {
+                int32_t *dst = scores + (row0 + s) * k;
+                for (int64_t c = 0; c < k; c++) dst[c] = acc[c * TILE + s];
             }
         } else {
             for (int64_t s = 0; s < nrows; s++) {
