@@ -4,6 +4,7 @@ lower, optimise and compile it; report accuracy, wall time, gate counts and comp
     python benchmarks/conv_mnist.py                 # ~15 min of training on 2 cores, then lowering
     LGC_CONV_MINUTES=3 python benchmarks/conv_mnist.py   # shorter run
     LGC_CONV_VARIANT=a python benchmarks/conv_mnist.py   # architecture variant (see VARIANTS)
+    LGC_CONV_RESUME=/work/runs/conv_mnist/model_b.pt python benchmarks/conv_mnist.py   # train on
 
 Binarisation (DESIGN.md): train on grey values in [0, 1] (Binarize(train_passthrough=True)),
 evaluate, lower and compile on x > 0.5. Writes benchmarks/out/conv_mnist_<variant>.json and the checkpoint
@@ -87,6 +88,9 @@ def main() -> None:
     variant = os.environ.get("LGC_CONV_VARIANT", "b")
     model = build(variant)
     tau = model[-1].tau
+    resume = os.environ.get("LGC_CONV_RESUME")   # continue from a model_<variant>.pt (Adam state restarts)
+    if resume:
+        model.load_state_dict(torch.load(resume, weights_only=True)["state_dict"])
     print(model, flush=True)
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
     loss_fn = nn.CrossEntropyLoss()
@@ -147,7 +151,7 @@ def main() -> None:
         "machine": {"cores": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
                     "torch_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()},
         "command": "python benchmarks/conv_mnist.py" + (f"  (LGC_CONV_MINUTES={minutes:g})" if minutes != 15 else ""),
-        "variant": variant, "architecture": str(model), "epochs": epoch, "steps": steps, "batch": batch, "lr": 0.02,
+        "variant": variant, "resumed_from": resume, "architecture": str(model), "epochs": epoch, "steps": steps, "batch": batch, "lr": 0.02,
         "train_wall_s": round(train_s, 1), "test_accuracy_eval_mode": test_acc, "circuit_accuracy": circuit_acc,
         "lowered_bit_exact": lowered_exact, "nominal_gates": int(circuit.num_gates),
         "optimised_gates_O2": int(small.num_gates), "lower_s": round(lower_s, 2), "optimize_s": round(opt_s, 2),

@@ -3,8 +3,6 @@ bit-exact against the eval-mode model, and the lowered conv model through every 
 the Verilog export."""
 from __future__ import annotations
 
-import os
-import pathlib
 import re
 import shutil
 import subprocess

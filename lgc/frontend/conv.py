@@ -96,6 +96,9 @@ class LogicConv2d(nn.Module):
     ``(2g, 2g + 1)``, the next level reads pairs of those, the last gate is the root.
     Buffers ``leaf_channel``, ``leaf_dy``, ``leaf_dx [out_channels, 2**depth]`` are the wiring.
     ``input_size=(H, W)`` is optional; lowering uses it when the model does not say its input shape.
+    ``implementation``: ``auto`` (fused C++ kernel for CPU float tensors, CUDA kernel for CUDA tensors,
+    else — or when the kernel cannot be built, with a warning — the PyTorch path), ``python``, ``cpu``,
+    ``cuda`` (see :mod:`lgc.frontend.conv_kernels`).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any = 3, depth: int = 3,
