@@ -23,4 +23,4 @@ def naive_scores(circuit, bits: np.ndarray) -> np.ndarray:
     if circuit.head is None:
         return out
     k = circuit.head.k
-    return out.reshape(out.shape[0], k, -1).sum(axis=2).astype(np.int32)
+    return out.reshape(out.shape[0], k, circuit.num_outputs // k).sum(axis=2).astype(np.int32)
