@@ -190,3 +190,29 @@ def test_readout_schedule_drops_output_only_negations():
     x = np.random.default_rng(0).random((100, n)) < 0.5
     if cpu_c.available("c") is None:
         assert np.array_equal(build(extra, "c")(x), simulate(extra, x))
+
+
+@pytest.mark.parametrize("target", ("c", "cpu-avx2", "cpu-avx512"))
+def test_wide_rows_block_multiples_and_tails(target):
+    """Row widths at and around the 64-input mask blocks (cpu-avx512's GFNI packing) and 784."""
+    require(target)
+    rng = np.random.default_rng(11)
+    for n_in in (63, 64, 65, 128, 784):
+        c = random_layered_circuit(n_in, [200, 50], num_classes=5, seed=n_in)
+        for n in (1, 511, 1100):
+            x = rng.random((n, n_in)) < 0.5
+            assert np.array_equal(build(c, target, threads=1)(x), simulate(c, x)), (n_in, n)
+
+
+def test_avx512_without_gfni_extras_still_matches(monkeypatch):
+    """cpu-avx512 on a host without GFNI/VBMI builds the shift-or packing path: check it too."""
+    require("cpu-avx512")
+    monkeypatch.setattr(cpu_c, "_EXTRAS", {})
+    assert "-mgfni" not in cpu_c.build_flags("cpu-avx512")
+    ffi, lib = cpu_c._load.__wrapped__("cpu-avx512", cpu_c.compiler())
+    monkeypatch.setattr(cpu_c, "library", lambda target: (ffi, lib))
+    rng = np.random.default_rng(12)
+    for n_in in (60, 784):
+        c = random_layered_circuit(n_in, [150, 40], num_classes=4, seed=n_in)
+        x = rng.random((1100, n_in)) < 0.5
+        assert np.array_equal(build(c, "cpu-avx512", threads=2)(x), simulate(c, x))

@@ -5,7 +5,8 @@ size costs no compile time: the shared library is built once per target and comp
 content hash in ``lgc._build.cache_dir()``) and loaded with cffi in ABI mode, which releases the
 GIL during calls so ``threads=`` splits a batch across cores. Packing of bool rows and the
 group-sum popcount run in C. ``c`` is portable (64 samples per word), ``cpu-avx2`` uses 256-bit
-vectors, ``cpu-avx512`` 512-bit ones (needs AVX-512 F/BW/VL/DQ).
+vectors, ``cpu-avx512`` 512-bit ones (needs AVX-512 F/BW/VL/DQ; with GFNI and AVX-512 VBMI it
+packs rows through 64-bit masks and GF(2) bit transposes, one sequential stream per tile).
 """
 from __future__ import annotations
 
@@ -62,12 +63,26 @@ def available(target: str) -> str | None:
     return None
 
 
+#: optional extras per target: (CPU flags that must all be present, compiler flags they enable)
+_EXTRAS = {
+    # input packing by 64-bit row masks + GF(2) 8x8 bit transposes (kernel's MASK_PACK path)
+    "cpu-avx512": ((("gfni", "avx512vbmi"), ["-mgfni", "-mavx512vbmi"]),),
+}
+
+
+def build_flags(target: str) -> list[str]:
+    """Compiler flags for ``target`` on this host: the base ones plus every extra whose CPU
+    flags /proc/cpuinfo lists (so the kernel never uses an instruction the host lacks)."""
+    vw, flags, _ = _CONFIG[target]
+    extra = [f for needs, fl in _EXTRAS.get(target, ()) if all(n in cpu_flags() for n in needs) for f in fl]
+    return [f"-DVW={vw}", *flags, *extra]
+
+
 @functools.lru_cache(maxsize=None)
 def _load(target: str, cc: str):
     import cffi
-    vw, flags, _ = _CONFIG[target]
     lib_path = build_shared_library({"cpu_kernel.c": SOURCE.read_text()}, cc,
-                                    ["-O3", "-std=gnu11", "-shared", "-fPIC", "-Werror=implicit-function-declaration", f"-DVW={vw}", *flags],
+                                    ["-O3", "-std=gnu11", "-shared", "-fPIC", "-Werror=implicit-function-declaration", *build_flags(target)],
                                     kind=f"cpu-{target}")
     ffi = cffi.FFI()
     ffi.cdef(_CDEF)
