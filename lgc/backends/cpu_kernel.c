@@ -194,7 +194,7 @@ static void pack_masks(const uint8_t *const *rows, int64_t n_in, vec *S, uint64_
     const int64_t nb = (n_in + 63) / 64;
     const __mmask64 tail = (n_in % 64) ? (((__mmask64)1 << (n_in % 64)) - 1) : ~(__mmask64)0;
     if (nb == 0) return;
-    for (int s = 0; s < TILE; s++) {
+    for (int s = 0; s < TILE; s++) {  /* one stream: measured faster than 2-8 interleaved ones */
         const uint8_t *r = rows[s];
         for (int64_t blk = 0; blk + 1 < nb; blk++) {
             const __m512i v = _mm512_loadu_si512((const void *)(r + 64 * blk));
