@@ -395,7 +395,7 @@ def finish(run_dir: pathlib.Path, cfg: TrainConfig, data: Dataset, valid, *, mod
     best_path = run_dir / "best.pt"
     summary: dict[str, Any] = {"run_dir": str(run_dir), "dataset": cfg.dataset, "checkpoint": str(best_path)}
     if wall_seconds is not None:
-        summary["wall_seconds"] = round(wall_seconds, 1)
+        summary["session_wall_seconds"] = round(wall_seconds, 1)  # this process only (a resumed run restarts it)
     metrics = read_metrics(run_dir)
     if metrics:
         summary["train_seconds"] = metrics[-1].get("train_seconds")
