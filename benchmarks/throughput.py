@@ -30,7 +30,7 @@ def machine() -> dict:
     from lgc.backends._common import cpu_flags, default_threads
     model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?") \
         if os.path.exists("/proc/cpuinfo") else platform.processor()
-    wanted = ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vpopcntdq", "gfni")
+    wanted = ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512vbmi", "avx512_vpopcntdq", "gfni")
     return {"cpu": model, "cores": default_threads(), "flags": [f for f in wanted if f in cpu_flags()],
             "load_average": os.getloadavg(), "python": platform.python_version()}
 
