@@ -216,3 +216,12 @@ def test_avx512_without_gfni_extras_still_matches(monkeypatch):
         c = random_layered_circuit(n_in, [150, 40], num_classes=4, seed=n_in)
         x = rng.random((1100, n_in)) < 0.5
         assert np.array_equal(build(c, "cpu-avx512", threads=2)(x), simulate(c, x))
+
+
+def test_avx512_fuses_single_reader_pairs_into_3_input_gates():
+    require("cpu-avx512")
+    c = random_layered_circuit(100, [300, 200, 100], num_classes=5, seed=21)
+    net = build(c, "cpu-avx512", threads=1)
+    assert len(net.schedule.tgates) > 0 and len(net.schedule.gates) + len(net.schedule.tgates) < c.num_gates
+    x = np.random.default_rng(2).random((777, 100)) < 0.5
+    assert np.array_equal(net(x), simulate(c, x))

@@ -36,9 +36,14 @@ class Schedule:
     groups: np.ndarray
     gates: np.ndarray
     out_slots: np.ndarray
+    tgates: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 4), np.int32))
 
 
-def schedule(circuit: Circuit) -> Schedule:
+def schedule(circuit: Circuit, fused: tuple[np.ndarray, ...] | None = None) -> Schedule:
+    """``fused`` (from :func:`fuse_pairs`): ``(a, b, c, imm, alive)`` [G]: gates with ``imm >= 0``
+    are 3-input gates of operands (a, b, c) and kind ``16 + imm`` (``imm`` = vpternlogq truth
+    table, bit ``4a + 2b + c``), their rows in ``Schedule.tgates`` (a, b, c, result); gates not
+    ``alive`` are dropped (each was folded into its only reader)."""
     circuit.validate()
     n, g = circuit.num_inputs, circuit.num_gates
     if g == 0:
@@ -55,10 +60,22 @@ def schedule(circuit: Circuit) -> Schedule:
     reads_b = kind >= K_AND
     a = np.where(reads_a, a, 0)  # an ignored operand is never read: point it anywhere valid
     b = np.where(reads_b, b, a)
+    c3 = np.zeros(g, dtype=np.int64)
+    alive = np.ones(g, dtype=bool)
+    if fused is not None:
+        fa, fb, fc, imm, alive = fused
+        tern = imm >= 0
+        kind = np.where(tern, 16 + imm, kind)
+        a = np.where(tern, fa, a).astype(np.int64)
+        b = np.where(tern, fb, b).astype(np.int64)
+        c3 = np.where(tern, fc, 0).astype(np.int64)
+        reads_a = reads_a | tern
+        reads_b = reads_b | tern
+    reads_c = kind >= 16
 
     # last level at which each gate's value is read (outputs: never freed)
     last = lv.copy()  # a value nobody reads is freed right after its own level
-    for operand, used in ((a, reads_a), (b, reads_b)):
+    for operand, used in ((a, reads_a & alive), (b, reads_b & alive), (c3, reads_c & alive)):
         src = operand[used] - n
         keep = src >= 0
         np.maximum.at(last, src[keep], lv[used][keep])
@@ -66,11 +83,13 @@ def schedule(circuit: Circuit) -> Schedule:
     last[out_gates[out_gates >= 0]] = depth + 1
 
     # liveness-based slot allocation, one vectorised step per level
-    by_level = np.argsort(lv * 16 + kind, kind="stable")  # (level, kind) order: the run order
+    live_ids = np.flatnonzero(alive)
+    by_level = live_ids[np.argsort(lv[live_ids] * 512 + kind[live_ids], kind="stable")]  # (level, kind): the run order
     level_bounds = np.searchsorted(lv[by_level], np.arange(1, depth + 2), side="left")
-    free_order = np.argsort(last, kind="stable")
+    free_order = live_ids[np.argsort(last[live_ids], kind="stable")]
     free_bounds = np.searchsorted(last[free_order], np.arange(1, depth + 2), side="left")
     stack = np.empty(g, dtype=np.int64)
+    g_run = live_ids.size
     top = 0
     next_new = 0
     slot = np.empty(g, dtype=np.int64)
@@ -91,17 +110,60 @@ def schedule(circuit: Circuit) -> Schedule:
     gate_slot = slot + n
     node_slot = np.concatenate([np.arange(n, dtype=np.int64), gate_slot])
 
-    rows = np.stack([node_slot[a[by_level]], node_slot[b[by_level]], gate_slot[by_level]], axis=1).astype(np.int32)
-    key = lv[by_level] * 16 + kind[by_level]
+    rows = np.stack([node_slot[a[by_level]], node_slot[b[by_level]], node_slot[c3[by_level]], gate_slot[by_level]],
+                    axis=1).astype(np.int32)
+    key = lv[by_level] * 512 + kind[by_level]
     # gates of one group are independent: run them in operand-slot order so reads of a stream
     # through memory (fewer cache and TLB misses on wide nets)
     within = np.lexsort((rows[:, 0], key))
-    rows, key = rows[within], key[within]
+    rows, key, kinds = rows[within], key[within], kind[by_level][within]
+    is_t = kinds >= 16
+    # binary gates index `gates`, 3-input ones `tgates`: each group's rows are contiguous in its table
+    pos = np.where(is_t, np.cumsum(is_t) - 1, np.cumsum(~is_t) - 1)
     starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
-    ends = np.concatenate([starts[1:], [g]])
-    groups = np.stack([kind[by_level][starts], starts, ends], axis=1).astype(np.int32)
+    ends = np.concatenate([starts[1:], [g_run]])
+    groups = np.stack([kinds[starts], pos[starts], pos[ends - 1] + 1], axis=1).astype(np.int32)
     out_slots = node_slot[np.asarray(circuit.outputs, dtype=np.int64)].astype(np.int32)
-    return Schedule(n, n + next_new, groups, np.ascontiguousarray(rows), out_slots)
+    return Schedule(n, n + next_new, groups, np.ascontiguousarray(rows[~is_t][:, [0, 1, 3]]), out_slots,
+                    np.ascontiguousarray(rows[is_t]))
+
+
+def fuse_pairs(circuit: Circuit) -> tuple[np.ndarray, ...]:
+    """Fold gates with exactly one reader (a gate; not an output) into that reader, making it a
+    3-input gate: one slot store and load fewer per pair. A gate that absorbed another is not
+    absorbed itself (at most 3 inputs). Returns ``schedule``'s ``fused`` tuple. O(G) Python."""
+    n, g = circuit.num_inputs, circuit.num_gates
+    op, ca, cb = circuit.op.tolist(), circuit.a.tolist(), circuit.b.tolist()
+    use_a, use_b = (~_ops.IGNORES_A[circuit.op]).tolist(), (~_ops.IGNORES_B[circuit.op]).tolist()
+    readers = np.zeros(n + g, dtype=np.int64)
+    np.add.at(readers, circuit.a[~_ops.IGNORES_A[circuit.op]], 1)
+    np.add.at(readers, circuit.b[~_ops.IGNORES_B[circuit.op]], 1)
+    readers[circuit.outputs] += 2  # outputs are never folded away
+    readers = readers.tolist()
+    fa, fb, fc = (np.zeros(g, dtype=np.int64) for _ in range(3))
+    imm = np.full(g, -1, dtype=np.int64)
+    alive = np.ones(g, dtype=bool)
+    absorbed_any = [False] * g
+    truth = _ops.TRUTH
+    for h in range(g):
+        if not (use_a[h] and use_b[h]) or ca[h] == cb[h]:
+            continue
+        for side, p_node in ((0, ca[h]), (1, cb[h])):
+            p = p_node - n
+            if p < 0 or readers[p_node] != 1 or absorbed_any[p] or not alive[p]:
+                continue
+            z = cb[h] if side == 0 else ca[h]
+            t = 0
+            for bit in range(8):
+                x, y, zv = (bit >> 2) & 1, (bit >> 1) & 1, bit & 1
+                pv = int(truth[op[p], x, y])
+                hv = int(truth[op[h], pv, zv]) if side == 0 else int(truth[op[h], zv, pv])
+                t |= hv << bit
+            fa[h], fb[h], fc[h], imm[h] = ca[p], cb[p], z, t
+            alive[p] = False
+            absorbed_any[h] = True
+            break
+    return fa, fb, fc, imm, alive
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,13 +181,15 @@ class Readout:
 _FOLLOW = {3: (0, 1), 5: (1, 1), 12: (0, -1), 10: (1, -1)}  # op -> (operand b?, sign): A, B, NOT_A, NOT_B
 
 
-def readout_schedule(circuit: Circuit) -> tuple[Schedule, Readout]:
+def readout_schedule(circuit: Circuit, *, fuse: bool = False) -> tuple[Schedule, Readout]:
     """The schedule of only the gates the head needs, and the head as weighted popcounts.
 
     Outputs that are copies or negations of other nodes are followed to their source
     (``~y`` counts as ``1 - y``), constant outputs fold into ``consts``, and equal outputs of one
     class count once with their multiplicity as a weight (split into its binary digits); gates
-    no remaining output reads are dropped. Needs a group-sum head. Cost: O(outputs) Python work
+    no remaining output reads are dropped. ``fuse``: fold single-reader gates into their reader
+    as 3-input gates (:func:`fuse_pairs`; only for kernels that run them, ``lgc_has_ternary``).
+    Needs a group-sum head. Cost: O(outputs) Python work
     plus :func:`schedule` of the reduced circuit.
     """
     circuit.validate()
@@ -160,7 +224,7 @@ def readout_schedule(circuit: Circuit) -> tuple[Schedule, Readout]:
         weights.append({node: v for node, v in w.items() if v})
     roots = np.array(sorted({node for w in weights for node in w}), dtype=np.int64)
     reduced = _keep_cone(circuit, roots)
-    sched = schedule(reduced)
+    sched = schedule(reduced, fuse_pairs(reduced) if fuse else None)
     slot_of = dict(zip(roots.tolist(), sched.out_slots.tolist()))
     terms, term_slots = [], []
     for c, w in enumerate(weights):

@@ -32,8 +32,9 @@ _CONFIG = {
 }
 _CDEF = """
 int lgc_tile_samples(void);
+int lgc_has_ternary(void);
 int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *groups, const int32_t *gates,
-            int64_t n_out, const int32_t *out_slots, int64_t k,
+            const int32_t *tgates, int64_t n_out, const int32_t *out_slots, int64_t k,
             int64_t nterms, const int32_t *terms, const int32_t *term_slots, const int32_t *consts,
             const uint8_t *x, const uint64_t *packed, int64_t wstride, int64_t n,
             int32_t *scores, uint8_t *bits);
@@ -107,7 +108,8 @@ class KernelNet(FastNet):
         self._ffi, self._lib = library(target)
         self.tile = int(self._lib.lgc_tile_samples())
         if self.circuit.head is not None:  # head as weighted popcounts: equal/negated/constant outputs free
-            self.schedule, self.readout = readout_schedule(self.circuit)
+            # kernels with 3-input gates (AVX-512 vpternlogq) run single-reader gate pairs as one
+            self.schedule, self.readout = readout_schedule(self.circuit, fuse=bool(self._lib.lgc_has_ternary()))
         else:
             self.schedule, self.readout = schedule(self.circuit), None
 
@@ -118,7 +120,7 @@ class KernelNet(FastNet):
         k = self.circuit.head.k if self.circuit.head is not None else 0
         r = self.readout
         rc = self._lib.lgc_run(s.num_inputs, s.num_slots, len(s.groups), ptr(s.groups, "int32_t *"),
-                               ptr(s.gates, "int32_t *"), len(s.out_slots), ptr(s.out_slots, "int32_t *"), k,
+                               ptr(s.gates, "int32_t *"), ptr(s.tgates, "int32_t *"), len(s.out_slots), ptr(s.out_slots, "int32_t *"), k,
                                len(r.terms) if r else 0, ptr(r.terms if r else None, "int32_t *"),
                                ptr(r.term_slots if r else None, "int32_t *"), ptr(r.consts if r else None, "int32_t *"),
                                ptr(x, "uint8_t *"), ptr(packed, "uint64_t *"), wstride, n,

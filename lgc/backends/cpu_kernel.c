@@ -260,10 +260,19 @@ static void pack_tile(const uint8_t *x, int64_t n_in, int64_t nrows, const uint8
 /* pf, pf_bytes: the next tile's input rows, prefetched evenly across all gates (in a copy of each
  * group's loop, so the plain loop carries no prefetch), so the memory traffic of packing overlaps
  * the gates at a steady rate the memory can sustain instead of stalling the next pack. */
+#if defined(__AVX512F__) && VW == 8
+#define HAS_TERNARY 1
+#else
+#define HAS_TERNARY 0
+#endif
+int lgc_has_ternary(void) { return HAS_TERNARY; }
+
+/* tgates: 3-input gates (a, b, c, result) of kinds 16 + imm (vpternlogq truth table imm). */
 static void run_gates(vec *S, int64_t ngroups, const int32_t *groups, const int32_t *gates,
-                      const uint8_t *pf, int64_t pf_bytes) {
+                      const int32_t *tgates, const uint8_t *pf, int64_t pf_bytes) {
     const vec zero = {0};
-    const int64_t n_gates = ngroups > 0 ? groups[3 * (ngroups - 1) + 2] : 0;
+    int64_t n_gates = 0;  /* binary and 3-input */
+    for (int64_t gi = 0; gi < ngroups; gi++) n_gates += groups[3 * gi + 2] - groups[3 * gi + 1];
     const int64_t step = n_gates > 0 ? (pf_bytes << 16) / n_gates : 0;  /* bytes per gate, 16.16 fixed point */
     int64_t off = 0;
     for (int64_t gi = 0; gi < ngroups; gi++) {
@@ -285,6 +294,27 @@ static void run_gates(vec *S, int64_t ngroups, const int32_t *groups, const int3
         for (; i < g1; i++) { BODY(EXPR) }                           \
     }                                                                \
     break;
+#if HAS_TERNARY
+        if (kind >= 16) {
+#define TLOOP(IMM)                                                                          \
+    case IMM:                                                                               \
+        for (int32_t i = g0; i < g1; i++) {                                                 \
+            const int32_t *t = tgates + 4 * (int64_t)i;                                     \
+            S[t[3]] = (vec)_mm512_ternarylogic_epi64((__m512i)S[t[0]], (__m512i)S[t[1]],     \
+                                                     (__m512i)S[t[2]], IMM);                 \
+        }                                                                                   \
+        break;
+#define T4(i) TLOOP(i) TLOOP(i + 1) TLOOP(i + 2) TLOOP(i + 3)
+#define T16(i) T4(i) T4(i + 4) T4(i + 8) T4(i + 12)
+#define T64(i) T16(i) T16(i + 16) T16(i + 32) T16(i + 48)
+            switch (kind - 16) { T64(0) T64(64) T64(128) T64(192) default: break; }
+#undef T64
+#undef T16
+#undef T4
+#undef TLOOP
+            continue;
+        }
+#endif
         switch (kind) {
             case K_FALSE: LOOP(zero)
             case K_TRUE: LOOP(~zero)
@@ -387,7 +417,7 @@ static void group_count(const vec *S, const int32_t *outs, int64_t m, int32_t *a
  * sign * popcount(slots term_slots[start:end]) << shift (see _schedule.Readout).
  * Returns 0, or -1 when out of memory. */
 int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *groups, const int32_t *gates,
-            int64_t n_out, const int32_t *out_slots, int64_t k,
+            const int32_t *tgates, int64_t n_out, const int32_t *out_slots, int64_t k,
             int64_t nterms, const int32_t *terms, const int32_t *term_slots, const int32_t *consts,
             const uint8_t *x, const uint64_t *packed, int64_t wstride, int64_t n,
             int32_t *scores, uint8_t *bits) {
@@ -404,7 +434,8 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
         free(S); free(zero_row); free(rows); free(acc); free(scratch);
         return -1;
     }
-    const int64_t n_gates = ngroups > 0 ? groups[3 * (ngroups - 1) + 2] : 0;
+    int64_t n_gates = 0;  /* binary and 3-input */
+    for (int64_t gi = 0; gi < ngroups; gi++) n_gates += groups[3 * gi + 2] - groups[3 * gi + 1];
     for (int64_t row0 = 0; row0 < n; row0 += TILE) {
         const int64_t nrows = n - row0 < TILE ? n - row0 : TILE;
         prefetch_cursor pf = {NULL, NULL};
@@ -430,7 +461,7 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
 #ifdef MASK_PACK
         pf_bytes = 0;  /* measured: with the sequential row stream, prefetching during the gates only costs */
 #endif
-        run_gates(S, ngroups, groups, gates, pf.p, pf_bytes);
+        run_gates(S, ngroups, groups, gates, tgates, pf.p, pf_bytes);
         if (k > 0) {
             for (int64_t c = 0; c < k; c++)
                 for (int s = 0; s < TILE; s++) acc[c * TILE + s] = consts[c];
