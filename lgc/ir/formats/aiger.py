@@ -21,7 +21,8 @@ import os
 
 import numpy as np
 
-from ..circuit import Circuit, CircuitError, GroupSumHead, InputEncoder
+from ..circuit import Circuit, CircuitError
+from .annotation import readout_from_info, readout_info
 from .errors import FormatError
 
 # per op: number of ANDs, complement of operand a / b in the (first) AND, complement of the output
@@ -84,13 +85,7 @@ def _to_aig(c: Circuit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _comment(c: Circuit) -> str | None:
-    info: dict = {}
-    if c.head is not None:
-        info["head"] = c.head.to_json()
-    if c.input_encoder is not None:
-        enc = c.input_encoder
-        info["encoder"] = {"num_features": enc.num_features, "feature": enc.feature.tolist(),
-                           "threshold": enc.threshold.tolist()}
+    info = readout_info(c)
     return "lgc " + json.dumps(info, sort_keys=True) if info else None
 
 
@@ -375,14 +370,8 @@ def _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_
         bb.append(src)
     if n == 0 and (uses_const or extra_lits.size):
         raise fail("constant outputs need at least one primary input in an lgc Circuit", first_out_line)
-    head = encoder = None
     try:
-        if "head" in comment:
-            head = GroupSumHead.from_json(comment["head"])
-        if "encoder" in comment:
-            e = comment["encoder"]
-            encoder = InputEncoder(np.array(e["feature"], dtype=np.int64), np.array(e["threshold"], dtype=np.float64),
-                                   int(e["num_features"]))
+        head, encoder = readout_from_info(comment)
     except (CircuitError, KeyError, TypeError, ValueError) as e:
         raise fail(f"bad lgc comment ({e})", None) from None
     cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))

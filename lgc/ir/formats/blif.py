@@ -26,7 +26,8 @@ from typing import Iterable
 import numpy as np
 
 from .. import ops as _ops
-from ..circuit import Circuit, CircuitError, GroupSumHead, InputEncoder
+from ..circuit import Circuit, CircuitError
+from .annotation import readout_from_info, readout_info
 from .errors import FormatError
 
 BUFFER_MARK = "# lgc output buffers"
@@ -50,13 +51,7 @@ _COVERS = [_cover(o) for o in range(16)]
 
 
 def _comment(c: Circuit) -> str | None:
-    info: dict = {}
-    if c.head is not None:
-        info["head"] = c.head.to_json()
-    if c.input_encoder is not None:
-        enc = c.input_encoder
-        info["encoder"] = {"num_features": enc.num_features, "feature": enc.feature.tolist(),
-                           "threshold": enc.threshold.tolist()}
+    info = readout_info(c)
     return "# lgc " + json.dumps(info, sort_keys=True) + "\n" if info else None
 
 
@@ -159,14 +154,9 @@ def _fast_lgc(text: str) -> Circuit | None:
         note = re.search(r"^# lgc (\{.*\})$", text[:head.start()], re.M)
         if note:
             info = json.loads(note.group(1))
-        enc = None
-        if "encoder" in info:
-            e = info["encoder"]
-            enc = InputEncoder(np.array(e["feature"], dtype=np.int64), np.array(e["threshold"], dtype=np.float64),
-                               int(e["num_features"]))
+        group_head, enc = readout_from_info(info)
         c = Circuit(n, np.array(ops, dtype=np.int64), np.array(a, dtype=np.int64), np.array(b, dtype=np.int64),
-                    np.array(outputs, dtype=np.int64), head=GroupSumHead.from_json(info.get("head")),
-                    input_encoder=enc).validate()
+                    np.array(outputs, dtype=np.int64), head=group_head, input_encoder=enc).validate()
     except (KeyError, ValueError, TypeError, CircuitError, json.JSONDecodeError):
         return None
     return c if dumps(c, model=head.group(1)) == text else None
@@ -331,14 +321,8 @@ def _assemble(inputs, outputs, defs, order, info, fail) -> Circuit:
         if s not in node:
             raise fail(f"output {s!r} is never defined", None)
         out_nodes.append(node[s])
-    head = encoder = None
     try:
-        if "head" in info:
-            head = GroupSumHead.from_json(info["head"])
-        if "encoder" in info:
-            e = info["encoder"]
-            encoder = InputEncoder(np.array(e["feature"], dtype=np.int64), np.array(e["threshold"], dtype=np.float64),
-                                   int(e["num_features"]))
+        head, encoder = readout_from_info(info)
     except (CircuitError, KeyError, TypeError, ValueError) as e:
         raise fail(f"bad lgc comment ({e})", None) from None
     try:

@@ -1,0 +1,35 @@
+"""The group-sum head and input encoder as JSON, for formats that carry only output bits.
+
+BLIF and AIGER have no notion of a readout or of raw-feature thresholds; lgc keeps them in a
+comment (``# lgc {...}`` / the AIGER comment section) so a file written by lgc reads back whole.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..circuit import Circuit, GroupSumHead, InputEncoder
+
+
+def readout_info(circuit: Circuit) -> dict[str, Any]:
+    """``{"head": ..., "encoder": ...}`` for what the circuit has (empty when it has neither)."""
+    info: dict[str, Any] = {}
+    if circuit.head is not None:
+        info["head"] = circuit.head.to_json()
+    if circuit.input_encoder is not None:
+        enc = circuit.input_encoder
+        info["encoder"] = {"num_features": enc.num_features, "feature": enc.feature.tolist(),
+                           "threshold": enc.threshold.tolist()}
+    return info
+
+
+def readout_from_info(info: Mapping[str, Any]) -> tuple[GroupSumHead | None, InputEncoder | None]:
+    """Inverse of :func:`readout_info`; raises CircuitError, KeyError, TypeError or ValueError on bad data."""
+    head = GroupSumHead.from_json(info.get("head"))
+    encoder = None
+    if "encoder" in info:
+        e = info["encoder"]
+        encoder = InputEncoder(np.array(e["feature"], dtype=np.int64), np.array(e["threshold"], dtype=np.float64),
+                               int(e["num_features"]))
+    return head, encoder
