@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 import lgc
-from lgc.frontend import Binarize, GroupSum, LogicLayer
-from lgc.frontend.conv import LogicConv2d, OrPool2d
+from lgc.frontend import build_model, save_checkpoint
 from lgc.frontend.lower_graph import lower_graph
+from lgc.train import conv_model_config
 
 HERE = pathlib.Path(__file__).resolve().parent
 DATA = pathlib.Path(os.environ.get("LGC_DATA_DIR", HERE.parent.parent / "shared" / "data")) / "mnist"
@@ -58,14 +58,13 @@ VARIANTS = {
 
 def build(variant: str = "b", seed: int = 0) -> nn.Sequential:
     """1x28x28 -> tree conv (8 ch, depth 3, 3x3) -> OR pool 2 -> tree conv (32 ch) -> OR pool 2
-    -> 800 bits -> LogicLayer -> LogicLayer -> GroupSum(10)."""
+    -> 800 bits -> LogicLayer -> LogicLayer -> GroupSum(10); built by the config ``lgc train --arch
+    conv`` uses (``lgc.train.conv_model_config``), so the checkpoint reloads with ``load_checkpoint``."""
     residual, width, tau = VARIANTS[variant]
     torch.manual_seed(seed)
-    return nn.Sequential(
-        Binarize(0.5, train_passthrough=True, num_features=784), nn.Unflatten(1, (1, 28, 28)),
-        LogicConv2d(1, 8, 3, depth=3, residual_init=residual), OrPool2d(2),       # 26x26 -> 13x13
-        LogicConv2d(8, 32, 3, depth=3, residual_init=residual), OrPool2d(2),      # 11x11 -> 5x5
-        nn.Flatten(), LogicLayer(800, width), LogicLayer(width, width), GroupSum(10, tau=tau))
+    return build_model(conv_model_config((1, 28, 28), {"thresholds": 0.5, "train_passthrough": True}, 10,
+                                         channels=8, depth=3, blocks=2, fc=[width, width], tau=tau,
+                                         residual_init=residual, padding=0))
 
 
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 2000) -> float:
@@ -117,8 +116,10 @@ def main() -> None:
         print(f"epoch {epoch}: test[:2000] accuracy {acc:.4f} ({time.time() - t0:.0f}s)", flush=True)
     train_s = time.time() - t0
     test_acc = evaluate(model, xte, yte)
-    torch.save({"state_dict": model.state_dict(), "arch": f"benchmarks/conv_mnist.py:build({variant!r})"},
-               run_dir / f"model_{variant}.pt")
+    # an lgc checkpoint (config + state_dict): lgc inspect / lgc compile / load_checkpoint read it,
+    # and LGC_CONV_RESUME reads its "state_dict" as before
+    save_checkpoint(model, run_dir / f"model_{variant}.pt",
+                    extra={"arch": f"benchmarks/conv_mnist.py:build({variant!r})"})
 
     model.eval()
     t = time.time()

@@ -77,6 +77,11 @@ class TrainConfig:
     progress: bool = True
     device: str | None = None
     threads: int | None = None
+    arch: str = "fc"             # fc: difflogic's network; conv: LogicTreeNet-shaped (conv_model_config)
+    conv_channels: int = 8       # channels of the first conv block (block i has k * min(4**i, 32))
+    conv_depth: int = 3          # logic tree depth (2**depth leaves per tree)
+    conv_blocks: int = 2         # [LogicConv2d 3x3 + OrPool2d 2x2] blocks
+    conv_padding: int = 1        # conv padding (the paper pads by 1; benchmarks/conv_mnist.py uses 0)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -84,12 +89,70 @@ class TrainConfig:
 
 # ----------------------------------------------------------------------------------------------
 # model
+#: [C, H, W] of each image dataset's raw features (feature order C, H, W), for ``--arch conv``.
+IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "mnist20x20": (1, 20, 20),
+                "cifar-10-3-thresholds": (3, 32, 32), "cifar-10-31-thresholds": (3, 32, 32), "digits": (1, 8, 8)}
+
+
+def image_shape(data: Dataset) -> tuple[int, int, int]:
+    """The dataset's [C, H, W] (``data.image_shape`` if a loader sets one, else :data:`IMAGE_SHAPES`);
+    ValueError for tabular data, which a conv model cannot read."""
+    shape = getattr(data, "image_shape", None) or IMAGE_SHAPES.get(data.name)
+    if shape is None:
+        raise ValueError(f"--arch conv needs an image dataset, and {data.name!r} is not one (image datasets: "
+                         f"{', '.join(IMAGE_SHAPES)}); use --arch fc")
+    if int(np.prod(shape)) != data.num_features:
+        raise ValueError(f"{data.name}: image shape {tuple(shape)} does not match its {data.num_features} features")
+    return tuple(int(v) for v in shape)  # type: ignore[return-value]
+
+
+def conv_model_config(shape: tuple[int, int, int], binarize: dict[str, Any], num_classes: int, *, channels: int,
+                      depth: int, blocks: int, fc: list[int], tau: float, residual_init: bool | float = True,
+                      padding: int = 1, implementation: str = "auto", flatten: bool = False) -> dict[str, Any]:
+    """A LogicTreeNet-shaped model config (``lgc.frontend.build_model``): Binarize (T thresholds ->
+    T*C bit planes), ``blocks`` x [LogicConv2d 3x3 tree ``depth`` -> OrPool2d 2x2] with ``channels *
+    min(4**i, 32)`` channels, Flatten, LogicLayers of widths ``fc``, GroupSum. Shared by ``lgc train
+    --arch conv`` and ``benchmarks/conv_mnist.py``. Inputs are flat raw features ``[N, C*H*W]`` (no
+    leading Flatten by default: ``lower`` wants the Binarize first). Raises ValueError when the image
+    gets too small."""
+    from .frontend.conv import conv_output_size
+    c, h, w = shape
+    t = np.asarray(binarize["thresholds"], dtype=np.float64)
+    planes = c * (1 if t.ndim == 0 else t.shape[0])
+    layers: list[Any] = [{"type": "unflatten", "shape": [planes, h, w]}]
+    for i in range(blocks):
+        out = channels * min(4 ** i, 32)
+        try:
+            h, w = conv_output_size((h, w), (3, 3), (1, 1), (padding, padding))
+            h, w = conv_output_size((h, w), (2, 2), (2, 2), (0, 0))
+        except ValueError:
+            raise ValueError(f"a {shape[1]}x{shape[2]} image is too small for {blocks} conv blocks with padding "
+                             f"{padding} (block {i + 1} has nothing left to read)") from None
+        layers += [{"type": "conv", "in_channels": planes, "out_channels": out, "kernel_size": [3, 3], "depth": depth,
+                    "stride": [1, 1], "padding": [padding, padding], "residual_init": residual_init,
+                    "channels_per_tree": 2, "implementation": implementation, "input_size": None},
+                   {"type": "or_pool", "kernel_size": [2, 2], "stride": [2, 2], "padding": [0, 0]}]
+        planes = out
+    layers += [{"type": "flatten"}, *[int(f) for f in fc]]
+    return {"in_dim": c * shape[1] * shape[2], "flatten": flatten, "binarize": binarize, "layers": layers,
+            "implementation": implementation, "k": num_classes, "tau": tau}
+
+
 def model_config(cfg: TrainConfig, data: Dataset) -> dict[str, Any]:
     """The frontend model config (``lgc.frontend.build_model``) of difflogic's
     ``randomly_connected`` architecture with the dataset's binariser in front, so the model and
     its checkpoint carry the binarisation into ``lower`` (it becomes the circuit's input encoder)."""
     if cfg.num_neurons % data.num_classes:
         raise ValueError(f"-k {cfg.num_neurons} neurons cannot be split into {data.num_classes} equal class groups")
+    if cfg.arch == "conv":
+        if min(cfg.conv_channels, cfg.conv_depth, cfg.conv_blocks) < 1 or cfg.conv_padding < 0:
+            raise ValueError("--conv-channels, --conv-depth and --conv-blocks must be >= 1, --conv-padding >= 0")
+        return conv_model_config(image_shape(data), data.binarizer_config(), data.num_classes,
+                                 channels=cfg.conv_channels, depth=cfg.conv_depth, blocks=cfg.conv_blocks,
+                                 fc=[cfg.num_neurons] * cfg.num_layers, tau=cfg.tau, padding=cfg.conv_padding,
+                                 implementation=cfg.implementation)
+    if cfg.arch != "fc":
+        raise ValueError(f"arch must be fc or conv, got {cfg.arch!r}")
     return {"in_dim": data.num_features, "flatten": True, "binarize": data.binarizer_config(),
             "layers": [cfg.num_neurons] * cfg.num_layers, "connections": cfg.connections,
             "grad_factor": cfg.grad_factor, "implementation": cfg.implementation,
@@ -213,7 +276,7 @@ def _save_model(model, path: pathlib.Path, cfg: TrainConfig, extra: dict[str, An
 
 
 def default_run_dir(cfg: TrainConfig) -> pathlib.Path:
-    kind = "baseline" if cfg.baseline else "logic"
+    kind = "baseline" if cfg.baseline else ("logic" if cfg.arch == "fc" else f"conv{cfg.conv_channels}x{cfg.conv_blocks}")
     return pathlib.Path("runs") / f"{cfg.dataset.replace(':', '_').replace('/', '_')}-{kind}-k{cfg.num_neurons}-l{cfg.num_layers}-s{cfg.seed}"
 
 
@@ -226,6 +289,8 @@ def train(cfg: TrainConfig, *, log=print) -> dict[str, Any]:
     import torch
     if cfg.num_iterations < 0 or cfg.batch_size < 1 or cfg.eval_freq < 1 or cfg.num_layers < 1 or cfg.num_neurons < 1:
         raise ValueError("iterations must be >= 0 and batch size, eval frequency, layers and neurons >= 1")
+    if cfg.arch not in ("fc", "conv") or (cfg.baseline and cfg.arch != "fc"):
+        raise ValueError(f"arch must be fc or conv (and fc with --baseline), got {cfg.arch!r}")
     if cfg.threads is not None:
         if cfg.threads < 1:
             raise ValueError(f"threads must be >= 1, got {cfg.threads}")
@@ -240,7 +305,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict[str, Any]:
     if cfg.resume and (run_dir / "config.json").exists():
         saved = json.loads((run_dir / "config.json").read_text())
         fixed = ("dataset", "num_neurons", "num_layers", "tau", "batch_size", "connections", "seed", "valid_set_size",
-                 "baseline", "binarize")
+                 "baseline", "binarize", "arch", "conv_channels", "conv_depth", "conv_blocks", "conv_padding")
         differ = [f"{k}: run has {saved[k]!r}, now {getattr(cfg, k)!r}" for k in fixed
                   if k in saved and saved[k] != getattr(cfg, k)]
         if differ:

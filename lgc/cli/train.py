@@ -44,6 +44,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("-vss", "--valid-set-size", type=float, default=0.0,
                    help="fraction of the training set held out for validation / best-checkpoint selection (default 0)")
     g.add_argument("-ebs", "--eval-batch-size", type=int, default=4096, help="evaluation batch size (default 4096)")
+    c = p.add_argument_group("architecture")
+    c.add_argument("--arch", choices=("fc", "conv"), default="fc",
+                   help="fc: difflogic's fully connected network (default); conv: LogicTreeNet-shaped conv blocks, "
+                        "then -l layers of -k gates (image datasets only)")
+    c.add_argument("--conv-channels", type=int, default=8, help="conv: channels of block 1; block i has k*4^i, at most 32k (default 8)")
+    c.add_argument("--conv-depth", type=int, default=3, help="conv: logic tree depth, 1..4 (default 3)")
+    c.add_argument("--conv-blocks", type=int, default=2, help="conv: [3x3 tree conv + 2x2 OR pool] blocks (default 2)")
+    c.add_argument("--conv-padding", type=int, default=1, help="conv: padding of each 3x3 conv (default 1)")
     g.add_argument("--baseline", action="store_true", help="train difflogic's baseline MLP instead (Linear+ReLU)")
     o = p.add_argument_group("run")
     o.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/<dataset>-<kind>-k<k>-l<l>-s<seed>)")
@@ -72,7 +80,8 @@ def config_from_args(args: argparse.Namespace):
         compile=args.compile, target=args.target, opt_level=args.opt_level, baseline=args.baseline, out=args.out,
         data_dir=args.data_dir, download=not args.no_download, binarize=args.binarize, csv_label=args.csv_label,
         resume=args.resume, progress=not args.no_progress, device=args.device,
-        threads=args.threads)
+        threads=args.threads, arch=args.arch, conv_channels=args.conv_channels, conv_depth=args.conv_depth,
+        conv_blocks=args.conv_blocks, conv_padding=args.conv_padding)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,6 +15,21 @@ A model config is plain data (JSON-able) describing ``[Flatten] [Binarize] Logic
       "dtype": "float32"             # optional
     }
 
+Convolutional models (LogicTreeNet-shaped, :mod:`lgc.frontend.conv`) use typed entries in
+``layers``; an entry without ``"type"`` (or an int) is a LogicLayer as above::
+
+      "layers": [{"type": "unflatten", "shape": [C, H, W]},        # nn.Unflatten(1, shape)
+                 {"type": "conv", "in_channels": 1, "out_channels": 8, "kernel_size": [3, 3],
+                  "depth": 3, "stride": [1, 1], "padding": [1, 1], "residual_init": true,
+                  "channels_per_tree": 2, "implementation": "auto", "input_size": null},
+                 {"type": "or_pool", "kernel_size": [2, 2], "stride": [2, 2], "padding": [0, 0]},
+                 {"type": "flatten"},                                # nn.Flatten() back to [N, C*H*W]
+                 2000, 2000]                                         # then LogicLayers
+
+The conv entries are ``LogicConv2d.config()`` / ``OrPool2d.config()`` plus ``type``; their wiring
+(``leaf_channel``, ``leaf_dy``, ``leaf_dx``) and logits come from the state_dict. ``in_dim`` is
+still the raw feature count; an unflatten shape must hold exactly the bits that reach it.
+
 ``model_config(model)`` writes the explicit form; ``build_model(config)`` builds a fresh model
 (random logits and wiring unless a state_dict is loaded afterwards). A checkpoint (``.pt``) is
 ``{"format": "lgc-checkpoint", "version": 1, "config", "state_dict", "extra"}`` saved with
@@ -26,10 +41,12 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
 from .binarize import Binarize
+from .conv import LogicConv2d, OrPool2d
 from .layers import GroupSum, LogicLayer
 from .lower import _is_plain_flatten, _modules
 
@@ -44,40 +61,92 @@ def model_config(model: nn.Module) -> dict[str, Any]:
     cfg: dict[str, Any] = {"in_dim": None, "flatten": bool(mods) and _is_plain_flatten(mods[0]),
                            "binarize": None, "layers": [], "k": None, "tau": 1.0, "implementation": "auto"}
     thresholds = 1
+    width: int | None = None                  # flat bits reaching the next module, once known
+    img: tuple[int, int, int] | None = None   # (C, H, W) while activations are images
     for pos, m in enumerate(mods):
-        if _is_plain_flatten(m) or isinstance(m, nn.Identity):
+        if cfg["k"] is not None:
+            raise ValueError(f"model_config: module {pos} ({type(m).__name__}) follows the GroupSum")
+        if isinstance(m, nn.Identity) or (_is_plain_flatten(m) and img is None):
             continue
-        if isinstance(m, Binarize) and cfg["binarize"] is None and not cfg["layers"]:
+        if _is_plain_flatten(m):
+            cfg["layers"].append({"type": "flatten"})
+            width, img = int(np.prod(img)), None
+        elif isinstance(m, Binarize) and cfg["binarize"] is None and not cfg["layers"]:
             bc = m.config()
             cfg["binarize"] = {"thresholds": bc["thresholds"], "train_passthrough": bc["train_passthrough"]}
             thresholds = m.num_thresholds
             if bc["num_features"] is not None:
                 cfg["in_dim"] = bc["num_features"]
-        elif isinstance(m, LogicLayer) and cfg["k"] is None:
-            if not cfg["layers"]:
-                if cfg["in_dim"] is None:
-                    if m.in_dim % thresholds:
-                        raise ValueError(f"model_config: LogicLayer in_dim {m.in_dim} is not a multiple of the "
-                                         f"Binarize's {thresholds} thresholds")
-                    cfg["in_dim"] = m.in_dim // thresholds
-                elif cfg["in_dim"] * thresholds != m.in_dim:
-                    raise ValueError(f"model_config: Binarize emits {cfg['in_dim'] * thresholds} bits, "
-                                     f"the first LogicLayer reads {m.in_dim}")
+                width = cfg["in_dim"] * thresholds
+        elif isinstance(m, nn.Unflatten) and img is None:
+            shape = tuple(int(v) for v in m.unflattened_size)
+            if m.dim != 1 or len(shape) != 3:
+                raise ValueError(f"model_config: module {pos}: only nn.Unflatten(1, (C, H, W)) is supported, got {m}")
+            bits = int(np.prod(shape))
+            if width is None:
+                if bits % thresholds:
+                    raise ValueError(f"model_config: Unflatten shape {shape} is not a multiple of the Binarize's "
+                                     f"{thresholds} thresholds")
+                cfg["in_dim"], width = bits // thresholds, bits
+            elif bits != width:
+                raise ValueError(f"model_config: Unflatten to {shape} ({bits} values) after {width} values")
+            cfg["layers"].append({"type": "unflatten", "shape": list(shape)})
+            img = shape
+        elif isinstance(m, LogicConv2d):
+            if img is None and width is None and not cfg["layers"] and m.input_size is not None:
+                img = (m.in_channels, *m.input_size)        # the model takes [N, C, H, W] directly
+                cfg["in_dim"] = width = int(np.prod(img))
+            if img is None or img[0] != m.in_channels:
+                raise ValueError(f"model_config: LogicConv2d (module {pos}) with {m.in_channels} input channels "
+                                 f"needs a [C, H, W] input with C = {m.in_channels}, got {img or 'flat values'} "
+                                 f"(put an nn.Unflatten(1, (C, H, W)) before it)")
+            cfg.setdefault("dtype", str(m.weights.dtype).replace("torch.", ""))
+            cfg["layers"].append({"type": "conv", **m.config()})
+            img = (m.out_channels, *m.output_size(img[1:]))
+        elif isinstance(m, OrPool2d):
+            if img is None:
+                raise ValueError(f"model_config: OrPool2d (module {pos}) needs a [C, H, W] input")
+            cfg["layers"].append({"type": "or_pool", **m.config()})
+            img = (img[0], *m.output_size(img[1:]))
+        elif isinstance(m, LogicLayer) and img is None:
+            if width is None:
+                if m.in_dim % thresholds:
+                    raise ValueError(f"model_config: LogicLayer in_dim {m.in_dim} is not a multiple of the "
+                                     f"Binarize's {thresholds} thresholds")
+                cfg["in_dim"] = m.in_dim // thresholds
+            elif width != m.in_dim:
+                raise ValueError(f"model_config: module {pos} (LogicLayer) has in_dim {m.in_dim}, but {width} "
+                                 f"values reach it")
+            if not any(isinstance(x, Mapping) and "out_dim" in x for x in cfg["layers"]):
                 cfg["implementation"] = m.implementation
-                cfg["dtype"] = str(m.weights.dtype).replace("torch.", "")
-            elif m.in_dim != cfg["layers"][-1]["out_dim"]:
-                raise ValueError(f"model_config: module {pos} has in_dim {m.in_dim}, previous layer out_dim "
-                                 f"{cfg['layers'][-1]['out_dim']}")
+                cfg.setdefault("dtype", str(m.weights.dtype).replace("torch.", ""))
             cfg["layers"].append({"out_dim": m.out_dim, "connections": m.connections, "grad_factor": m.grad_factor,
                                   "residual_init": m.residual_init})
-        elif isinstance(m, GroupSum) and cfg["k"] is None:
+            width = m.out_dim
+        elif isinstance(m, GroupSum) and img is None:
             cfg["k"], cfg["tau"] = m.k, m.tau
         else:
-            raise ValueError(f"model_config: unsupported module {pos}: {type(m).__name__}; a checkpointable "
-                             f"model is [Flatten] [Binarize] LogicLayer* [GroupSum]")
+            raise ValueError(f"model_config: unsupported module {pos}: {type(m).__name__}"
+                             f"{' on [C, H, W] activations (Flatten first)' if img is not None else ''}; a "
+                             f"checkpointable model is [Flatten] [Binarize] [Unflatten LogicConv2d/OrPool2d* "
+                             f"Flatten] LogicLayer* [GroupSum]")
     if cfg["in_dim"] is None:
         raise ValueError("model_config: the model has no LogicLayer and no Binarize with a known feature count")
     return cfg
+
+
+_CONV_KEYS = {"in_channels", "out_channels", "kernel_size", "depth", "stride", "padding", "residual_init",
+              "channels_per_tree", "implementation", "input_size"}
+_POOL_KEYS = {"kernel_size", "stride", "padding"}
+
+
+def _entry(spec: Mapping[str, Any], allowed: set[str], i: int) -> dict[str, Any]:
+    kw = {k: v for k, v in spec.items() if k != "type"}
+    extra = set(kw) - allowed
+    if extra:
+        raise ValueError(f"build_model: layer {i} ({spec.get('type')}) has unknown keys {sorted(extra)}; "
+                         f"known: {sorted(allowed)}")
+    return kw
 
 
 def build_model(config: Mapping[str, Any], device: Any = "cpu", implementation: str | None = None) -> nn.Sequential:
@@ -94,6 +163,7 @@ def build_model(config: Mapping[str, Any], device: Any = "cpu", implementation: 
     if config.get("flatten", True):
         mods.append(nn.Flatten())
     width = int(config["in_dim"])
+    img: tuple[int, ...] | None = None
     bz = config.get("binarize")
     if bz is not None:
         if not isinstance(bz, Mapping):
@@ -106,20 +176,65 @@ def build_model(config: Mapping[str, Any], device: Any = "cpu", implementation: 
         mods.append(b)
         width *= b.num_thresholds
     for i, spec in enumerate(config.get("layers", [])):
-        if isinstance(spec, Mapping):
-            extra = set(spec) - set(_LAYER_KEYS)
-            if extra or "out_dim" not in spec:
-                raise ValueError(f"build_model: layer {i} needs out_dim and only {_LAYER_KEYS}, got {dict(spec)}")
+        kind = spec.get("type", "logic") if isinstance(spec, Mapping) else "logic"
+        if kind == "unflatten":
+            shape = tuple(int(v) for v in _entry(spec, {"shape"}, i).get("shape", ()))
+            if img is not None or len(shape) != 3 or min(shape) < 1 or int(np.prod(shape)) != width:
+                raise ValueError(f"build_model: layer {i}: unflatten needs a positive [C, H, W] shape holding the "
+                                 f"{width} flat values that reach it, got {spec.get('shape')}")
+            mods.append(nn.Unflatten(1, shape))
+            img = shape
+        elif kind == "conv":
+            kw = _entry(spec, _CONV_KEYS, i)
+            if implementation is not None:
+                kw["implementation"] = implementation
+            if img is None and i == 0 and not config.get("flatten", True) and bz is None and kw.get("input_size"):
+                img = (int(kw.get("in_channels", 0)), *(int(v) for v in kw["input_size"]))
+                if int(np.prod(img)) != width:
+                    raise ValueError(f"build_model: layer 0: conv input {img} does not hold in_dim={width} values")
+            if img is None or int(kw.get("in_channels", -1)) != img[0]:
+                raise ValueError(f"build_model: layer {i}: conv with in_channels {kw.get('in_channels')} needs a "
+                                 f"[C, H, W] input with that C (an unflatten entry first), got {img or 'flat values'}")
+            conv = LogicConv2d(**kw, device=device)
+            mods.append(conv)
+            img = (conv.out_channels, *conv.output_size(img[1:]))
+        elif kind == "or_pool":
+            pool = OrPool2d(**_entry(spec, _POOL_KEYS, i))
+            if img is None:
+                raise ValueError(f"build_model: layer {i}: or_pool needs a [C, H, W] input")
+            mods.append(pool)
+            img = (img[0], *pool.output_size(img[1:]))
+        elif kind == "flatten":
+            _entry(spec, set(), i)
+            if img is None:
+                raise ValueError(f"build_model: layer {i}: flatten needs a [C, H, W] input")
+            mods.append(nn.Flatten())
+            width, img = int(np.prod(img)), None
+        elif kind == "logic":
+            if isinstance(spec, Mapping):
+                spec = {k: v for k, v in spec.items() if k != "type"}
+                extra = set(spec) - set(_LAYER_KEYS)
+                if extra or "out_dim" not in spec:
+                    raise ValueError(f"build_model: layer {i} needs out_dim and only {_LAYER_KEYS}, got {dict(spec)}")
+            else:
+                spec = {"out_dim": spec}
+            if img is not None:
+                raise ValueError(f"build_model: layer {i}: a LogicLayer after [C, H, W] activations needs a "
+                                 f"flatten entry first")
+            layer = LogicLayer(width, int(spec["out_dim"]), device=device,
+                               grad_factor=float(spec.get("grad_factor", config.get("grad_factor", 1.0))),
+                               implementation=impl,
+                               connections=spec.get("connections", config.get("connections", "random")),
+                               residual_init=spec.get("residual_init", config.get("residual_init", False)))
+            mods.append(layer)
+            width = layer.out_dim
         else:
-            spec = {"out_dim": spec}
-        layer = LogicLayer(width, int(spec["out_dim"]), device=device,
-                           grad_factor=float(spec.get("grad_factor", config.get("grad_factor", 1.0))),
-                           implementation=impl, connections=spec.get("connections", config.get("connections", "random")),
-                           residual_init=spec.get("residual_init", config.get("residual_init", False)))
-        mods.append(layer)
-        width = layer.out_dim
+            raise ValueError(f"build_model: layer {i} has unknown type {kind!r}; known: logic (default), "
+                             f"unflatten, conv, or_pool, flatten")
     if config.get("k") is not None:
         k = int(config["k"])
+        if img is not None:
+            raise ValueError("build_model: the GroupSum head needs flat values (end the conv part with a flatten entry)")
         if width % k:
             raise ValueError(f"build_model: the last layer's {width} outputs cannot be split into k={k} groups")
         mods.append(GroupSum(k, float(config.get("tau", 1.0)), device=device))
@@ -129,7 +244,7 @@ def build_model(config: Mapping[str, Any], device: Any = "cpu", implementation: 
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise ValueError(f"build_model: dtype must name a torch floating type, got {config['dtype']!r}")
         for m in model:
-            if isinstance(m, LogicLayer):
+            if isinstance(m, (LogicLayer, LogicConv2d)):
                 m.to(dtype)  # the Binarize keeps float32 thresholds (its rule is x > float32(t))
     return model
 
