@@ -23,6 +23,31 @@ Distributed training: launched by ``torchrun --nproc_per_node=N -m lgc train ...
 wraps the model in DistributedDataParallel and draws its shard of every batch through
 DistributedSampler (``batch_size`` is per process); rank 0 evaluates and writes the run dir.
 
+Convolutional models (``arch="conv"``, ``lgc train --arch conv``): a LogicTreeNet-shaped network
+(:func:`conv_model_config`, Petersen et al. 2024): the dataset's Binarize (T thresholds -> T*C bit
+planes), ``conv_blocks`` x [LogicConv2d 3x3, tree depth ``conv_depth``, padding ``conv_padding`` ->
+OrPool2d 2x2] with ``conv_channels * min(4**i, 32)`` channels in block i, Flatten, ``num_layers`` x
+LogicLayer(``num_neurons``), GroupSum. Image datasets only (:data:`IMAGE_SHAPES`: mnist,
+mnist20x20, fashion-mnist, cifar-10-*, digits); tabular data raises ValueError. The checkpoints hold
+the conv wiring, ``lgc inspect`` / ``lgc compile`` read them, and ``compile=True`` checks compiled ==
+eval-mode accuracy as for fc models. Commands::
+
+    # MNIST, runs on this 2-core CPU (the architecture of benchmarks/conv_mnist.py variant b: 8 and
+    # 32 channels, 2 x 6000 FC gates; 469 steps per epoch, ~17-170 s per epoch with the host's load;
+    # that model reached 96.89% after ~30 epochs, see benchmarks/RESULTS.md, Accuracy):
+    lgc train --dataset mnist --arch conv --conv-channels 8 --conv-blocks 2 --conv-padding 0 \
+        --conv-residual 2 -k 6000 -l 2 -t 10 -bs 128 -lr 0.02 --connections random \
+        -ni 14000 -ef 2000 --compile --threads 2
+    # the same, a few steps, as a smoke test (~10 s):  ... -ni 3 -ef 3 --compile
+    # CIFAR-10 on a GPU machine, the paper's LogicTreeNet shape (4 blocks with k, 4k, 16k, 32k channels,
+    # padding 1, residual logit 5); the CLI's FC part is -l equal layers of -k gates, where the paper
+    # tapers 1280k/640k/320k (use lgc.frontend.conv.logic_tree_net for that exact head); take k, tau
+    # and epochs from the paper's tables (86.29% with its largest, 61M-gate model):
+    lgc train --dataset cifar-10-3-thresholds --arch conv --conv-channels 32 --conv-blocks 4 \
+        -k 20480 -l 3 -t 20 -bs 128 -lr 0.02 -ni 200000 -ef 5000 -vss 0.1 --compile --device cuda
+    lgc train --dataset cifar-10-31-thresholds --arch conv --conv-channels 256 --conv-blocks 4 \
+        -k 163840 -l 3 -t 100 -bs 128 -lr 0.02 -ni 200000 -ef 5000 -vss 0.1 --compile --device cuda
+
 Cost: one step is a forward+backward of the logic layers (see benchmarks/train_step.py); one
 evaluation runs the model in eval mode over the validation and test sets.
 """
@@ -82,6 +107,7 @@ class TrainConfig:
     conv_depth: int = 3          # logic tree depth (2**depth leaves per tree)
     conv_blocks: int = 2         # [LogicConv2d 3x3 + OrPool2d 2x2] blocks
     conv_padding: int = 1        # conv padding (the paper pads by 1; benchmarks/conv_mnist.py uses 0)
+    conv_residual: float = 5.0   # residual init: pass-through logit of every tree gate (paper: 5; 0 = random init)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -147,10 +173,12 @@ def model_config(cfg: TrainConfig, data: Dataset) -> dict[str, Any]:
     if cfg.arch == "conv":
         if min(cfg.conv_channels, cfg.conv_depth, cfg.conv_blocks) < 1 or cfg.conv_padding < 0:
             raise ValueError("--conv-channels, --conv-depth and --conv-blocks must be >= 1, --conv-padding >= 0")
-        return conv_model_config(image_shape(data), data.binarizer_config(), data.num_classes,
+        conv = conv_model_config(image_shape(data), data.binarizer_config(), data.num_classes,
                                  channels=cfg.conv_channels, depth=cfg.conv_depth, blocks=cfg.conv_blocks,
                                  fc=[cfg.num_neurons] * cfg.num_layers, tau=cfg.tau, padding=cfg.conv_padding,
+                                 residual_init=cfg.conv_residual if cfg.conv_residual > 0 else False,
                                  implementation=cfg.implementation)
+        return {**conv, "connections": cfg.connections, "grad_factor": cfg.grad_factor}
     if cfg.arch != "fc":
         raise ValueError(f"arch must be fc or conv, got {cfg.arch!r}")
     return {"in_dim": data.num_features, "flatten": True, "binarize": data.binarizer_config(),
@@ -305,7 +333,8 @@ def train(cfg: TrainConfig, *, log=print) -> dict[str, Any]:
     if cfg.resume and (run_dir / "config.json").exists():
         saved = json.loads((run_dir / "config.json").read_text())
         fixed = ("dataset", "num_neurons", "num_layers", "tau", "batch_size", "connections", "seed", "valid_set_size",
-                 "baseline", "binarize", "arch", "conv_channels", "conv_depth", "conv_blocks", "conv_padding")
+                 "baseline", "binarize", "arch", "conv_channels", "conv_depth", "conv_blocks", "conv_padding",
+                 "conv_residual")
         differ = [f"{k}: run has {saved[k]!r}, now {getattr(cfg, k)!r}" for k in fixed
                   if k in saved and saved[k] != getattr(cfg, k)]
         if differ:

@@ -15,6 +15,11 @@ Multi-GPU / multi-process: torchrun --nproc_per_node=N -m lgc train ... (Distrib
 
 Example (difflogic's small MNIST model, 48K gates):
   lgc train --dataset mnist20x20 -k 8000 -l 6 -t 10 -bs 100 -ni 200000 -ef 1000 --compile
+
+Convolutional (--arch conv, image datasets only; -k/-l then size the FC layers after the conv blocks;
+more commands, CIFAR-10 included, in lgc/train.py's docstring):
+  lgc train --dataset mnist --arch conv --conv-channels 8 --conv-blocks 2 --conv-padding 0 \
+      --conv-residual 2 -k 6000 -l 2 -t 10 -bs 128 -lr 0.02 --connections random -ni 14000 -ef 2000 --compile
 """
 from __future__ import annotations
 
@@ -52,6 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--conv-depth", type=int, default=3, help="conv: logic tree depth, 1..4 (default 3)")
     c.add_argument("--conv-blocks", type=int, default=2, help="conv: [3x3 tree conv + 2x2 OR pool] blocks (default 2)")
     c.add_argument("--conv-padding", type=int, default=1, help="conv: padding of each 3x3 conv (default 1)")
+    c.add_argument("--conv-residual", type=float, default=5.0, metavar="LOGIT",
+                   help="conv: residual init, the pass-through gate's logit (default 5 as the paper; 0: random init)")
     g.add_argument("--baseline", action="store_true", help="train difflogic's baseline MLP instead (Linear+ReLU)")
     o = p.add_argument_group("run")
     o.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/<dataset>-<kind>-k<k>-l<l>-s<seed>)")
@@ -81,7 +88,8 @@ def config_from_args(args: argparse.Namespace):
         data_dir=args.data_dir, download=not args.no_download, binarize=args.binarize, csv_label=args.csv_label,
         resume=args.resume, progress=not args.no_progress, device=args.device,
         threads=args.threads, arch=args.arch, conv_channels=args.conv_channels, conv_depth=args.conv_depth,
-        conv_blocks=args.conv_blocks, conv_padding=args.conv_padding)
+        conv_blocks=args.conv_blocks, conv_padding=args.conv_padding,
+        conv_residual=args.conv_residual)
 
 
 def run(args: argparse.Namespace) -> int:
