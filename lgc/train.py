@@ -513,14 +513,21 @@ def finish(run_dir: pathlib.Path, cfg: TrainConfig, data: Dataset, valid, *, mod
             predict_model(model, data, valid[0], train_mode=False, device=device, batch=cfg.eval_batch_size) == valid[1]))
     log(f"best checkpoint (step {best_step}): test accuracy {100 * summary['test_acc_eval']:.2f}% (eval mode)")
     if not cfg.baseline:
-        summary.update(compile_and_check(model, data, cfg, pred, log=log) if cfg.compile else
-                       {"gates": int(sum(getattr(m, "out_dim", 0) for m in model.modules()
-                                         if type(m).__name__ == "LogicLayer"))})
+        summary.update(compile_and_check(model, data, cfg, pred, log=log) if cfg.compile else {"gates": _gates(model)})
     _write_json(run_dir / "final.json", summary)
     if summary.get("compiled_matches") is False:
         raise CheckFailed(f"compiled accuracy {summary['compiled_test_acc']:.4%} != eval-mode accuracy "
                           f"{summary['test_acc_eval']:.4%} on the same binarised inputs")
     return summary
+
+
+def _gates(model) -> int:
+    """Nominal gates: the FC layers' widths, or for conv models the lowered circuit's gate count
+    (every position's tree copy; one lowering, cheap next to training)."""
+    if any(type(m).__name__ == "LogicConv2d" for m in model.modules()):
+        from .api import lower
+        return int(lower(model).num_gates)
+    return int(sum(getattr(m, "out_dim", 0) for m in model.modules() if type(m).__name__ == "LogicLayer"))
 
 
 def _ckpt_step(metrics: list[dict[str, Any]], cfg: TrainConfig, valid) -> int:

@@ -90,13 +90,20 @@ def test_train_arch_conv_compiles_exactly(tmp_path):
     assert main(["compile", str(out / "best.pt"), "-o", str(tmp_path / "net.lgc")]) == 0
     assert (tmp_path / "net.lgc").stat().st_size > 0
     assert main(argv[:-1] + [str(out), "--resume", "-ni", "9"]) == 0   # resume keeps the conv architecture
-    assert json.loads((out / "final.json").read_text())["steps"] == 9
+    final = json.loads((out / "final.json").read_text())
+    assert final["steps"] == 9 and final["compiled_matches"]
+    assert main(["train", "--dataset", "digits", "--arch", "conv", "--conv-channels", "2", "--conv-depth", "1",
+                 "-k", "20", "-l", "1", "-bs", "32", "-ni", "1", "--no-progress", "--out", str(tmp_path / "nc")]) == 0
+    gates = json.loads((tmp_path / "nc" / "final.json").read_text())["gates"]
+    assert gates == lower(load_checkpoint(tmp_path / "nc" / "best.pt")).num_gates > 20   # conv trees counted
 
 
 def test_train_arch_conv_refuses_tabular_data(tmp_path, capsys):
     assert main(["train", "--dataset", "iris", "--arch", "conv", "-k", "30", "-l", "1", "-ni", "2",
                  "--no-progress", "--out", str(tmp_path / "a")]) == 2
     assert "needs an image dataset" in capsys.readouterr().err
+    assert main(["train", "--dataset", "iris", "--arch", "conv", "--baseline", "-k", "30", "-l", "1", "-ni", "2",
+                 "--no-progress", "--out", str(tmp_path / "c")]) == 2
     assert main(["train", "--dataset", "digits", "--arch", "conv", "--conv-blocks", "4", "--conv-padding", "0",
                  "-k", "40", "-l", "1", "-ni", "2", "--no-progress", "--out", str(tmp_path / "b")]) == 2
     assert "too small" in capsys.readouterr().err
