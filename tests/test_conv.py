@@ -189,6 +189,17 @@ def test_binarize_unflatten_model_and_lower_dispatch():
     np.testing.assert_array_equal(lgc.ir.simulate(c2, x.numpy()), want)
 
 
+def test_leading_flatten_before_binarize_lowers():
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Flatten(), Binarize([0.5], num_features=36), nn.Unflatten(1, (1, 6, 6)),
+                          LogicConv2d(1, 4, 3, depth=2, residual_init=False), nn.Flatten(),
+                          LogicLayer(64, 20, implementation="python"), GroupSum(4, tau=2.0)).eval()
+    x = torch.rand(90, 1, 6, 6)
+    with torch.no_grad():
+        want = torch.round(model(x) * 2.0).numpy().astype(np.int32)
+    np.testing.assert_array_equal(lgc.ir.simulate(lgc.lower(model), x.numpy()), want)
+
+
 def test_lower_graph_errors():
     with pytest.raises(ValueError, match="input shape"):
         lower_graph(nn.Sequential(LogicConv2d(2, 3, 3)))

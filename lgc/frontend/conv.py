@@ -87,6 +87,16 @@ def draw_tree_leaves(in_channels: int, out_channels: int, kernel: tuple[int, int
     return channel.contiguous(), (pos // kw).contiguous(), (pos % kw).contiguous()
 
 
+
+def _pad_nodes(nodes: np.ndarray, ph: int, pw: int, builder: Any) -> np.ndarray:
+    """``[C, H, W]`` node ids padded by ``ph``/``pw`` with the builder's constant FALSE gate."""
+    if not (ph or pw):
+        return nodes
+    padded = np.full((nodes.shape[0], nodes.shape[1] + 2 * ph, nodes.shape[2] + 2 * pw), builder.false(),
+                     dtype=np.int64)
+    padded[:, ph:ph + nodes.shape[1], pw:pw + nodes.shape[2]] = nodes
+    return padded
+
 class LogicConv2d(nn.Module):
     """A convolution whose kernel is a binary tree of learned logic gates (see the module docstring).
 
@@ -250,12 +260,7 @@ class LogicConv2d(nn.Module):
         self.check_wiring()
         (ph, pw), (sh, sw) = self.padding, self.stride
         ho, wo = self.output_size(nodes.shape[1:])
-        if ph or pw:
-            padded = np.full((nodes.shape[0], nodes.shape[1] + 2 * ph, nodes.shape[2] + 2 * pw),
-                             builder.false(), dtype=np.int64)
-            padded[:, ph:ph + nodes.shape[1], pw:pw + nodes.shape[2]] = nodes
-        else:
-            padded = nodes
+        padded = _pad_nodes(nodes, ph, pw, builder)
         ch, dy, dx = (t.detach().cpu().numpy()[:, :, None, None] for t in
                       (self.leaf_channel, self.leaf_dy, self.leaf_dx))
         rows = (np.arange(ho) * sh)[None, None, :, None]
@@ -316,12 +321,7 @@ class OrPool2d(nn.Module):
             raise ValueError(f"lower: OrPool2d needs a [C, H, W] input, got {list(nodes.shape)}")
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         ho, wo = self.output_size(nodes.shape[1:])
-        if ph or pw:
-            padded = np.full((nodes.shape[0], nodes.shape[1] + 2 * ph, nodes.shape[2] + 2 * pw),
-                             builder.false(), dtype=np.int64)
-            padded[:, ph:ph + nodes.shape[1], pw:pw + nodes.shape[2]] = nodes
-        else:
-            padded = nodes
+        padded = _pad_nodes(nodes, ph, pw, builder)
         rows = (np.arange(ho) * sh)[:, None, None, None] + np.arange(kh)[None, None, :, None]
         cols = (np.arange(wo) * sw)[None, :, None, None] + np.arange(kw)[None, None, None, :]
         window = padded[:, rows, cols].reshape(nodes.shape[0], ho, wo, kh * kw)

@@ -20,7 +20,7 @@ from lgc.ir import ops as _ops
 
 from .binarize import Binarize
 from .layers import GroupSum, LogicLayer, check_indices
-from .lower import _modules
+from .lower import _is_plain_flatten, _modules
 from .relax import hard_ops
 
 SUPPORTED = "Binarize (first), Flatten, Unflatten, Identity, LogicConv2d, OrPool2d, LogicLayer, GroupSum (last)"
@@ -120,6 +120,8 @@ def lower_graph(model: nn.Module, input_shape: Sequence[int] | None = None) -> C
     or from the first ``LogicConv2d``'s ``input_size`` when omitted.
     """
     mods = [m for m in _modules(model) if not isinstance(m, nn.Identity)]
+    while mods and _is_plain_flatten(mods[0]):
+        mods = mods[1:]  # samples are lowered as flat bit vectors already: a leading Flatten is a no-op
     binarize = mods[0] if mods and isinstance(mods[0], Binarize) else None
     body = mods[1:] if binarize is not None else mods
     shape = _input_shape(body, binarize, input_shape)
