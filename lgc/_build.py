@@ -93,3 +93,20 @@ def build_shared_library(sources: dict[str, str], compiler: str, flags: Sequence
         shutil.copyfile(tmp_lib, staged)
         os.replace(staged, lib)
     return lib
+
+
+def nvcc_path() -> str | None:
+    """``$LGC_NVCC`` when set (None when it does not exist), else nvcc on PATH, else
+    /usr/local/cuda/bin/nvcc, else None."""
+    if os.environ.get("LGC_NVCC"):
+        return find_tool("nvcc", "LGC_NVCC")
+    return shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
+
+
+def cuda_source(name: str) -> str:
+    """A CUDA source shipped as package data ``lgc._cuda`` (else the repository's ``cuda/``)."""
+    try:
+        from importlib.resources import files
+        return (files("lgc._cuda") / name).read_text()
+    except (ModuleNotFoundError, FileNotFoundError):
+        return (pathlib.Path(__file__).resolve().parent.parent / "cuda" / name).read_text()

@@ -19,13 +19,12 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-import pathlib
 import threading
 from typing import Any
 
 import numpy as np
 
-from .._build import BuildError, build_shared_library, find_tool
+from .._build import BuildError, build_shared_library, cuda_source, nvcc_path
 from ..ir import Circuit, PackedBits
 from ..ir.packed import input_bits
 from ._common import CompiledNet
@@ -43,20 +42,7 @@ DEFAULT_MEMORY_BYTES = 2 << 30
 
 def source() -> str:
     """The runtime's CUDA source (package data ``lgc._cuda``, else the repository's ``cuda/``)."""
-    try:
-        from importlib.resources import files
-        return (files("lgc._cuda") / SOURCE_NAME).read_text()
-    except (ModuleNotFoundError, FileNotFoundError):
-        return (pathlib.Path(__file__).resolve().parents[2] / "cuda" / SOURCE_NAME).read_text()
-
-
-def nvcc_path() -> str | None:
-    """``$LGC_NVCC`` when set (None when it does not exist), else nvcc on PATH, else
-    /usr/local/cuda/bin/nvcc, else None."""
-    if os.environ.get("LGC_NVCC"):
-        return find_tool("nvcc", "LGC_NVCC")
-    return find_tool("nvcc", "LGC_NVCC") or (
-        "/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
+    return cuda_source(SOURCE_NAME)
 
 
 @functools.lru_cache(maxsize=None)

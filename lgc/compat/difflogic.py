@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import numpy as np
-
 from .._build import BuildError, find_tool
 from ..ir import Circuit
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
 import pathlib
 from typing import Any
 
 import torch
 
 from lgc._build import BuildError, build_shared_library, find_tool
+from lgc._build import cuda_source as read_cuda_source
+
+from .kernels import build_cuda_kernel
 
 _HERE = pathlib.Path(__file__).resolve().parent
 _P, _I64, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
@@ -91,26 +93,13 @@ def cpu_library() -> _ConvLib:
 
 
 def cuda_source() -> str:
-    try:
-        from importlib.resources import files
-        return (files("lgc._cuda") / "logic_conv.cu").read_text()
-    except (ModuleNotFoundError, FileNotFoundError):
-        return (_HERE.parent.parent / "cuda" / "logic_conv.cu").read_text()
+    return read_cuda_source("logic_conv.cu")
 
 
 @functools.lru_cache(maxsize=None)
 def cuda_library(arch: str | None = None) -> _ConvLib:
     """Build (once per source and GPU arch) and load the CUDA kernel. Raises BuildError."""
-    if arch is None:
-        if not torch.cuda.is_available():
-            raise BuildError("no CUDA device is available to PyTorch")
-        major, minor = torch.cuda.get_device_capability()
-        arch = f"sm_{major}{minor}"
-    nvcc = find_tool("nvcc", "LGC_NVCC") or ("/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
-    if nvcc is None:
-        raise BuildError("nvcc not found (set LGC_NVCC or put nvcc on PATH)")
-    lib = build_shared_library({"logic_conv.cu": cuda_source()}, nvcc,
-                               ["-O3", "-shared", "-Xcompiler", "-fPIC", f"-arch={arch}"], kind="cuda-conv")
+    lib = build_cuda_kernel("logic_conv.cu", arch, kind="cuda-conv")
     try:
         return _ConvLib(ctypes.CDLL(str(lib)), cuda=True)
     except OSError as e:

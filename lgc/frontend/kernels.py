@@ -29,7 +29,8 @@ from typing import Any, Callable, NamedTuple
 
 import torch
 
-from lgc._build import BuildError, build_shared_library, cache_dir, content_key, find_tool
+from lgc._build import BuildError, build_shared_library, cache_dir, content_key, nvcc_path
+from lgc._build import cuda_source as read_cuda_source
 
 from .relax import bilinear_gate, gate_coefficients, relax_matrix
 
@@ -186,16 +187,7 @@ def cpu_kernel_unavailable() -> str | None:
 
 # -- cuda --------------------------------------------------------------------------------------
 def cuda_source() -> str:
-    try:
-        from importlib.resources import files
-        return (files("lgc._cuda") / "logic_layer.cu").read_text()
-    except (ModuleNotFoundError, FileNotFoundError):
-        return (_HERE.parent.parent / "cuda" / "logic_layer.cu").read_text()
-
-
-def nvcc_path() -> str | None:
-    return find_tool("nvcc", "LGC_NVCC") or (
-        "/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
+    return read_cuda_source("logic_layer.cu")
 
 
 _P = ctypes.c_void_p
@@ -253,9 +245,9 @@ def cuda_flags(arch: str) -> list[str]:
     return ["-O3", "-shared", "-Xcompiler", "-fPIC", f"-arch={arch}"]
 
 
-@functools.lru_cache(maxsize=None)
-def cuda_backend(arch: str | None = None) -> _CudaBackend:
-    """Build (once per source and GPU arch) and load the CUDA kernels. Raises BuildError."""
+def build_cuda_kernel(source_name: str, arch: str | None, *, kind: str) -> pathlib.Path:
+    """Build a training kernel from ``cuda/`` for ``arch`` (default: PyTorch's current device),
+    cached by content. Raises BuildError without a device or nvcc."""
     if arch is None:
         if not torch.cuda.is_available():
             raise BuildError("no CUDA device is available to PyTorch")
@@ -264,7 +256,13 @@ def cuda_backend(arch: str | None = None) -> _CudaBackend:
     nvcc = nvcc_path()
     if nvcc is None:
         raise BuildError("nvcc not found (set LGC_NVCC or put nvcc on PATH)")
-    lib = build_shared_library({"logic_layer.cu": cuda_source()}, nvcc, cuda_flags(arch), kind="cuda-train")
+    return build_shared_library({source_name: read_cuda_source(source_name)}, nvcc, cuda_flags(arch), kind=kind)
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_backend(arch: str | None = None) -> _CudaBackend:
+    """Build (once per source and GPU arch) and load the CUDA kernels. Raises BuildError."""
+    lib = build_cuda_kernel("logic_layer.cu", arch, kind="cuda-train")
     try:
         backend = _CudaBackend(ctypes.CDLL(str(lib)))
     except (OSError, AttributeError) as e:
