@@ -6,8 +6,13 @@ lower, optimise and compile it; report accuracy, wall time, gate counts and comp
     LGC_CONV_VARIANT=a python benchmarks/conv_mnist.py   # architecture variant (see VARIANTS)
     LGC_CONV_RESUME=/work/runs/conv_mnist/model_b.pt python benchmarks/conv_mnist.py   # train on
 
-Binarisation (DESIGN.md): train on grey values in [0, 1] (Binarize(train_passthrough=True)),
-evaluate, lower and compile on x > 0.5. Writes benchmarks/out/conv_mnist_<variant>.json and the checkpoint
+    LGC_CONV_VARIANT=c LGC_CONV_EPOCHS=60 LGC_CONV_MINUTES=80 LGC_CONV_VALIDATION=5000 \
+        python benchmarks/conv_mnist.py   # cosine LR over 60 epochs, 5,000 training images held out
+
+Binarisation (DESIGN.md): variants a and b train on grey values in [0, 1]
+(Binarize(train_passthrough=True)) and evaluate, lower and compile on x > 0.5; c and d train,
+evaluate and compile on three bit planes x > 0.25, 0.5, 0.75. Every epoch prints the validation
+accuracy and the O2 gate count and writes the checkpoint. Writes benchmarks/out/conv_mnist_<variant>.json and the checkpoint
 (state_dict + architecture) under $LGC_RUN_DIR (default /work/runs/conv_mnist, else ./runs).
 Baseline: difflogic's fully connected MNIST model, 48K gates (6 x 8000), 97.69% (difflogic paper).
 """
@@ -50,9 +55,13 @@ def load_mnist() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 VARIANTS = {
-    # name: (conv residual-init logit or False, FC width, GroupSum tau)
-    "a": (5.0, 2000, 5.0),     # the paper's residual init (A gate at logit 5) everywhere in the convs
-    "b": (2.0, 6000, 10.0),    # weaker residual init (A at ~33%): more tree gates learn in few epochs
+    # name: (conv residual-init logit or False, FC width, GroupSum tau, input thresholds, first-block channels)
+    "a": (5.0, 2000, 5.0, 0.5, 8),     # the paper's residual init (A gate at logit 5) everywhere in the convs
+    "b": (2.0, 6000, 10.0, 0.5, 8),    # weaker residual init (A at ~33%): more tree gates learn in few epochs
+    # three bit planes (x > 0.25, 0.5, 0.75) instead of grey values in training: what the model trains
+    # on is what the circuit sees, and the first block's trees read grey levels at no gate cost
+    "c": (2.0, 6000, 10.0, [0.25, 0.5, 0.75], 12),
+    "d": (2.0, 6000, 10.0, [0.25, 0.5, 0.75], 8),
 }
 
 
@@ -60,10 +69,11 @@ def build(variant: str = "b", seed: int = 0) -> nn.Sequential:
     """1x28x28 -> tree conv (8 ch, depth 3, 3x3) -> OR pool 2 -> tree conv (32 ch) -> OR pool 2
     -> 800 bits -> LogicLayer -> LogicLayer -> GroupSum(10); built by the config ``lgc train --arch
     conv`` uses (``lgc.train.conv_model_config``), so the checkpoint reloads with ``load_checkpoint``."""
-    residual, width, tau = VARIANTS[variant]
+    residual, width, tau, thresholds, channels = VARIANTS[variant]
     torch.manual_seed(seed)
-    return build_model(conv_model_config((1, 28, 28), {"thresholds": 0.5, "train_passthrough": True}, 10,
-                                         channels=8, depth=3, blocks=2, fc=[width, width], tau=tau,
+    binarize = {"thresholds": thresholds, "train_passthrough": not isinstance(thresholds, list)}
+    return build_model(conv_model_config((1, 28, 28), binarize, 10,
+                                         channels=channels, depth=3, blocks=2, fc=[width, width], tau=tau,
                                          residual_init=residual, padding=0))
 
 
@@ -77,13 +87,27 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 2000) 
     return right / len(x)
 
 
+def optimised_gates(model: nn.Module) -> int:
+    """Gates of the eval-mode model after lowering and ``lgc.optimize(level=2)`` (a fraction of a second)."""
+    was_training = model.training
+    model.eval()
+    gates = int(lgc.optimize(lower_graph(model), level=2).num_gates)
+    model.train(was_training)
+    return gates
+
+
 def main() -> None:
     minutes = float(os.environ.get("LGC_CONV_MINUTES", "15"))
+    epochs_planned = int(os.environ.get("LGC_CONV_EPOCHS", "0"))   # > 0: cosine LR decay over this many epochs
     run_dir = pathlib.Path(os.environ.get("LGC_RUN_DIR", "/work/runs/conv_mnist" if pathlib.Path("/work/runs").is_dir()
                                           else "runs/conv_mnist"))
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(int(os.environ.get("LGC_THREADS", str(os.cpu_count() or 1))))
     xtr, ytr, xte, yte = load_mnist()
+    validation = int(os.environ.get("LGC_CONV_VALIDATION", "0"))   # > 0: hold out the last N training images
+    xva, yva = (xtr[-validation:], ytr[-validation:]) if validation else (xte[:2000], yte[:2000])
+    if validation:
+        xtr, ytr = xtr[:-validation], ytr[:-validation]
     variant = os.environ.get("LGC_CONV_VARIANT", "b")
     model = build(variant)
     tau = model[-1].tau
@@ -91,41 +115,56 @@ def main() -> None:
     if resume:
         model.load_state_dict(torch.load(resume, weights_only=True)["state_dict"])
     print(model, flush=True)
-    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    lr = 0.02
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    batch, steps, epoch = 128, 0, 0
+    steps_per_epoch = len(xtr) // batch
+    schedule = None
+    if epochs_planned:
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs_planned * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss()
     rng = np.random.default_rng(0)
-    batch, steps, epoch = 128, 0, 0
     t0 = time.time()
     history = []
-    while time.time() - t0 < minutes * 60:
+    out_of_time = False
+    while not out_of_time and (not epochs_planned or epoch < epochs_planned):
         perm = rng.permutation(len(xtr))
-        for i in range(0, len(perm) - batch + 1, batch):
+        for i in range(0, steps_per_epoch * batch, batch):
             idx = perm[i:i + batch]
             loss = loss_fn(model(torch.from_numpy(xtr[idx])), torch.from_numpy(ytr[idx]))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if schedule is not None:
+                schedule.step()
             steps += 1
             if steps % 100 == 0:
                 print(f"step {steps} epoch {epoch} loss {loss.item():.4f} {time.time() - t0:.0f}s", flush=True)
             if time.time() - t0 >= minutes * 60:
+                out_of_time = True
                 break
         epoch += 1
-        acc = evaluate(model, xte[:2000], yte[:2000])
-        history.append({"epoch": epoch, "steps": steps, "seconds": round(time.time() - t0, 1), "test2k_acc": acc})
-        print(f"epoch {epoch}: test[:2000] accuracy {acc:.4f} ({time.time() - t0:.0f}s)", flush=True)
+        acc = evaluate(model, xva, yva)
+        gates = optimised_gates(model)
+        history.append({"epoch": epoch, "steps": steps, "seconds": round(time.time() - t0, 1),
+                        "validation_acc" if validation else "test2k_acc": acc, "optimised_gates_O2": gates,
+                        "lr": opt.param_groups[0]["lr"]})
+        print(f"epoch {epoch}: {'validation' if validation else 'test[:2000]'} accuracy {acc:.4f}, "
+              f"{gates} O2 gates ({time.time() - t0:.0f}s)", flush=True)
+        save_checkpoint(model, run_dir / f"model_{variant}.pt",
+                        extra={"arch": f"benchmarks/conv_mnist.py:build({variant!r})", "epoch": epoch})
     train_s = time.time() - t0
     test_acc = evaluate(model, xte, yte)
     # an lgc checkpoint (config + state_dict): lgc inspect / lgc compile / load_checkpoint read it,
     # and LGC_CONV_RESUME reads its "state_dict" as before
     save_checkpoint(model, run_dir / f"model_{variant}.pt",
-                    extra={"arch": f"benchmarks/conv_mnist.py:build({variant!r})"})
+                    extra={"arch": f"benchmarks/conv_mnist.py:build({variant!r})", "epoch": epoch})
 
     model.eval()
     t = time.time()
     circuit = lower_graph(model)
     lower_s = time.time() - t
-    bits = xte.reshape(len(xte), -1) > 0.5
+    bits = circuit.input_encoder.encode(xte.reshape(len(xte), -1))   # the compiled net is timed on bits, as throughput.py
     scores = lgc.ir.simulate(circuit, xte.reshape(len(xte), -1))                    # raw pixels through the input encoder
     with torch.no_grad():
         ref = torch.round(model(torch.from_numpy(xte)) * tau).numpy().astype(np.int32)
@@ -151,8 +190,11 @@ def main() -> None:
     result = {
         "machine": {"cores": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
                     "torch_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()},
-        "command": "python benchmarks/conv_mnist.py" + (f"  (LGC_CONV_MINUTES={minutes:g})" if minutes != 15 else ""),
-        "variant": variant, "resumed_from": resume, "architecture": str(model), "epochs": epoch, "steps": steps, "batch": batch, "lr": 0.02,
+        "command": "python benchmarks/conv_mnist.py", "environment": {k: v for k, v in os.environ.items()
+                                                                     if k.startswith("LGC_")},
+        "variant": variant, "resumed_from": resume, "architecture": str(model), "epochs": epoch, "steps": steps, "batch": batch, "lr": lr,
+        "lr_schedule": f"cosine over {epochs_planned} epochs" if epochs_planned else "constant",
+        "validation_images": validation,
         "train_wall_s": round(train_s, 1), "test_accuracy_eval_mode": test_acc, "circuit_accuracy": circuit_acc,
         "lowered_bit_exact": lowered_exact, "nominal_gates": int(circuit.num_gates),
         "optimised_gates_O2": int(small.num_gates), "lower_s": round(lower_s, 2), "optimize_s": round(opt_s, 2),

@@ -225,3 +225,24 @@ def test_avx512_fuses_single_reader_pairs_into_3_input_gates():
     assert len(net.schedule.tgates) > 0 and len(net.schedule.gates) + len(net.schedule.tgates) < c.num_gates
     x = np.random.default_rng(2).random((777, 100)) < 0.5
     assert np.array_equal(net(x), simulate(c, x))
+
+
+@pytest.mark.parametrize("target", ("c", "cpu-avx2", "cpu-avx512"))
+def test_gates_only_the_head_reads_are_computed_inside_the_count(target):
+    """Last-layer gates read once by the head take no slot: the kernel computes them (2-input,
+    and 3-input on cpu-avx512) inside the popcount, with duplicate/negated outputs still in slots."""
+    require(target)
+    from lgc.backends._schedule import readout_schedule
+    c = random_layered_circuit(64, [300, 200, 120], num_classes=6, seed=23)
+    n = c.num_inputs
+    dup = c.replace(outputs=np.concatenate([c.outputs[:-6], c.outputs[:6]]))  # a few outputs counted twice
+    for circuit in (c, dup):
+        net = build(circuit, target, threads=1)
+        plain, _ = readout_schedule(circuit, fuse=len(net.schedule.tgates) > 0)
+        r = net.readout
+        assert len(r.term_gates) > 0 and (net.schedule.out_slots == -1).sum() == len(r.term_gates)
+        assert len(net.schedule.gates) + len(net.schedule.tgates) + len(r.term_gates) \
+            == len(plain.gates) + len(plain.tgates)
+        assert (r.term_groups[:, 0] >= 16).any() == (target == "cpu-avx512")
+        x = np.random.default_rng(3).random((1000, n)) < 0.5
+        assert np.array_equal(net(x), simulate(circuit, x))

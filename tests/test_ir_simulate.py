@@ -136,3 +136,28 @@ def test_one_million_gates_simulate_in_seconds():
     scores = simulate(c, x)
     assert scores.shape == (10_000, 10) and scores.max() <= 20_000
     np.testing.assert_array_equal(scores[:100], simulate(c, x[:100]))
+
+
+@given(st.integers(1, 6), st.integers(1, 3), st.booleans(), st.sampled_from(["float32", "float64", "uint8", "int16"]),
+       st.integers(0, 2**32 - 1))
+def test_encoder_equals_its_definition_for_every_layout_and_dtype(features, planes, shuffled, dtype, seed):
+    """The fast paths (plane broadcasting, float32 thresholds rounded down) give exactly
+    ``x[:, feature] > threshold`` compared in float64, also at thresholds between two float32s."""
+    rng = np.random.default_rng(seed)
+    feature = np.tile(np.arange(features), planes)
+    if shuffled:
+        feature = rng.integers(0, features, size=feature.size + 1)
+    values = rng.integers(0, 4, size=12).astype(np.float64) / 4     # 0, .25, .5, .75 (exact in float32)
+    threshold = rng.choice(np.concatenate([values, np.nextafter(values, 1), np.nextafter(values, -1),
+                                           [0.1, 1 / 3, 2.5]]), size=feature.size)
+    if dtype in ("uint8", "int16"):
+        threshold = threshold * 4
+    enc = InputEncoder(feature, threshold, features)
+    x = rng.choice(np.concatenate([values, [0.1, 1 / 3]]), size=(5, features)) * (4 if dtype[0] in "ui" else 1)
+    at_threshold = np.zeros((1, features))
+    at_threshold[0, feature] = threshold           # a row on the thresholds themselves (last bit per feature wins)
+    x = np.concatenate([x, at_threshold]).astype(dtype)
+    want = x.astype(np.float64)[:, feature] > threshold
+    got = enc.encode(x)
+    assert got.dtype == bool and got.flags["C_CONTIGUOUS"]
+    assert np.array_equal(got, want)

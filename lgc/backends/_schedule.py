@@ -37,18 +37,24 @@ class Schedule:
     gates: np.ndarray
     out_slots: np.ndarray
     tgates: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 4), np.int32))
+    #: gates left to the readout (``schedule(inline=...)``), in gate order: rows (kind, a, b, c)
+    inline: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 4), np.int32))
 
 
-def schedule(circuit: Circuit, fused: tuple[np.ndarray, ...] | None = None) -> Schedule:
+def schedule(circuit: Circuit, fused: tuple[np.ndarray, ...] | None = None,
+             inline: np.ndarray | None = None) -> Schedule:
     """``fused`` (from :func:`fuse_pairs`): ``(a, b, c, imm, alive)`` [G]: gates with ``imm >= 0``
     are 3-input gates of operands (a, b, c) and kind ``16 + imm`` (``imm`` = vpternlogq truth
     table, bit ``4a + 2b + c``), their rows in ``Schedule.tgates`` (a, b, c, result); gates not
-    ``alive`` are dropped (each was folded into its only reader)."""
+    ``alive`` are dropped (each was folded into its only reader). ``inline`` (bool [G]): gates
+    no gate reads that the readout computes itself; they get no slot (their ``out_slots`` entry
+    is -1), their operands stay live to the end, and their rows go to ``Schedule.inline``."""
     circuit.validate()
     n, g = circuit.num_inputs, circuit.num_gates
     if g == 0:
         return Schedule(n, n, np.zeros((0, 3), np.int32), np.zeros((0, 3), np.int32),
                         np.asarray(circuit.outputs, dtype=np.int32).copy())
+    inline = np.zeros(g, dtype=bool) if inline is None else np.asarray(inline, dtype=bool)
     lv = levels(circuit).astype(np.int64)
     depth = int(lv.max())
     op = circuit.op
@@ -73,17 +79,18 @@ def schedule(circuit: Circuit, fused: tuple[np.ndarray, ...] | None = None) -> S
         reads_b = reads_b | tern
     reads_c = kind >= 16
 
-    # last level at which each gate's value is read (outputs: never freed)
+    # last level at which each gate's value is read (outputs and operands of inline gates: never freed)
     last = lv.copy()  # a value nobody reads is freed right after its own level
+    read_at = np.where(inline, depth + 1, lv)
     for operand, used in ((a, reads_a & alive), (b, reads_b & alive), (c3, reads_c & alive)):
         src = operand[used] - n
         keep = src >= 0
-        np.maximum.at(last, src[keep], lv[used][keep])
+        np.maximum.at(last, src[keep], read_at[used][keep])
     out_gates = np.asarray(circuit.outputs, dtype=np.int64) - n
     last[out_gates[out_gates >= 0]] = depth + 1
 
     # liveness-based slot allocation, one vectorised step per level
-    live_ids = np.flatnonzero(alive)
+    live_ids = np.flatnonzero(alive & ~inline)
     by_level = live_ids[np.argsort(lv[live_ids] * 512 + kind[live_ids], kind="stable")]  # (level, kind): the run order
     level_bounds = np.searchsorted(lv[by_level], np.arange(1, depth + 2), side="left")
     free_order = live_ids[np.argsort(last[live_ids], kind="stable")]
@@ -92,7 +99,7 @@ def schedule(circuit: Circuit, fused: tuple[np.ndarray, ...] | None = None) -> S
     g_run = live_ids.size
     top = 0
     next_new = 0
-    slot = np.empty(g, dtype=np.int64)
+    slot = np.full(g, -1 - n, dtype=np.int64)   # gates without a slot end up at -1
     for level in range(1, depth + 1):
         # values whose last reader ran at level-1 (or earlier) are free now
         if level >= 2:
@@ -120,12 +127,16 @@ def schedule(circuit: Circuit, fused: tuple[np.ndarray, ...] | None = None) -> S
     is_t = kinds >= 16
     # binary gates index `gates`, 3-input ones `tgates`: each group's rows are contiguous in its table
     pos = np.where(is_t, np.cumsum(is_t) - 1, np.cumsum(~is_t) - 1)
-    starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
-    ends = np.concatenate([starts[1:], [g_run]])
-    groups = np.stack([kinds[starts], pos[starts], pos[ends - 1] + 1], axis=1).astype(np.int32)
+    groups = np.zeros((0, 3), np.int32)   # every gate may be left to the readout
+    if g_run:
+        starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+        ends = np.concatenate([starts[1:], [g_run]])
+        groups = np.stack([kinds[starts], pos[starts], pos[ends - 1] + 1], axis=1).astype(np.int32)
     out_slots = node_slot[np.asarray(circuit.outputs, dtype=np.int64)].astype(np.int32)
+    ids = np.flatnonzero(inline)
+    inline_rows = np.stack([kind[ids], node_slot[a[ids]], node_slot[b[ids]], node_slot[c3[ids]]], axis=1)
     return Schedule(n, n + next_new, groups, np.ascontiguousarray(rows[~is_t][:, [0, 1, 3]]), out_slots,
-                    np.ascontiguousarray(rows[is_t]))
+                    np.ascontiguousarray(rows[is_t]), np.ascontiguousarray(inline_rows.astype(np.int32)))
 
 
 def fuse_pairs(circuit: Circuit) -> tuple[np.ndarray, ...]:
@@ -170,18 +181,22 @@ def fuse_pairs(circuit: Circuit) -> tuple[np.ndarray, ...]:
 class Readout:
     """A group-sum head as signed weighted popcounts, so duplicate, negated and constant outputs
     cost no gates and are counted once. Class ``c``'s score is ``consts[c]`` plus, for every row
-    ``(c, shift, sign, start, end)`` of ``terms``, ``sign * (popcount of the slots
-    term_slots[start:end]) << shift``."""
+    ``(c, shift, sign, start, end, gstart, gend)`` of ``terms``, ``sign * (popcount of the slots
+    term_slots[start:end] and of the gates term_groups[gstart:gend]) << shift``. A row
+    ``(kind, g0, g1)`` of ``term_groups`` stands for the gates ``term_gates[g0:g1]`` (slots a, b,
+    c) of that kind, which the kernel computes inside the count instead of storing them."""
 
     consts: np.ndarray
     terms: np.ndarray
     term_slots: np.ndarray
+    term_groups: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 3), np.int32))
+    term_gates: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 3), np.int32))
 
 
 _FOLLOW = {3: (0, 1), 5: (1, 1), 12: (0, -1), 10: (1, -1)}  # op -> (operand b?, sign): A, B, NOT_A, NOT_B
 
 
-def readout_schedule(circuit: Circuit, *, fuse: bool = False) -> tuple[Schedule, Readout]:
+def readout_schedule(circuit: Circuit, *, fuse: bool = False, inline: bool = False) -> tuple[Schedule, Readout]:
     """The schedule of only the gates the head needs, and the head as weighted popcounts.
 
     Outputs that are copies or negations of other nodes are followed to their source
@@ -189,8 +204,9 @@ def readout_schedule(circuit: Circuit, *, fuse: bool = False) -> tuple[Schedule,
     class count once with their multiplicity as a weight (split into its binary digits); gates
     no remaining output reads are dropped. ``fuse``: fold single-reader gates into their reader
     as 3-input gates (:func:`fuse_pairs`; only for kernels that run them, ``lgc_has_ternary``).
-    Needs a group-sum head. Cost: O(outputs) Python work
-    plus :func:`schedule` of the reduced circuit.
+    ``inline``: gates that only the head reads, once, are computed inside the popcount (their
+    values never go through a slot: one store and one load fewer each, and a smaller live set).
+    Needs a group-sum head. Cost: O(outputs) Python work plus :func:`schedule` of the reduced circuit.
     """
     circuit.validate()
     if circuit.head is None:
@@ -224,21 +240,57 @@ def readout_schedule(circuit: Circuit, *, fuse: bool = False) -> tuple[Schedule,
         weights.append({node: v for node, v in w.items() if v})
     roots = np.array(sorted({node for w in weights for node in w}), dtype=np.int64)
     reduced = _keep_cone(circuit, roots)
-    sched = schedule(reduced, fuse_pairs(reduced) if fuse else None)
+    fused = fuse_pairs(reduced) if fuse else None
+    in_line = _inline_roots(reduced, weights, roots) if inline else None
+    sched = schedule(reduced, fused, in_line)
     slot_of = dict(zip(roots.tolist(), sched.out_slots.tolist()))
-    terms, term_slots = [], []
+    gate_of: dict[int, tuple[int, ...]] = {}
+    if in_line is not None:
+        ids = np.flatnonzero(in_line) + n       # reduced node ids, in the order of sched.inline
+        root_of = dict(zip(reduced.outputs.tolist(), roots.tolist()))
+        gate_of = {root_of[int(i)]: tuple(row) for i, row in zip(ids, sched.inline.tolist())}
+    terms, term_slots, term_groups, term_gates = [], [], [], []
     for c, w in enumerate(weights):
         for sign in (1, -1):
             chosen = {node: abs(v) for node, v in w.items() if (v > 0) == (sign > 0)}
             bit = 0
             while any(v >> bit for v in chosen.values()):
-                slots = sorted(slot_of[node] for node, v in chosen.items() if (v >> bit) & 1)
-                if slots:
-                    terms.append((c, bit, sign, len(term_slots), len(term_slots) + len(slots)))
+                nodes = [node for node, v in chosen.items() if (v >> bit) & 1]
+                slots = sorted(slot_of[node] for node in nodes if node not in gate_of)
+                gates = sorted(gate_of[node] for node in nodes if node in gate_of)   # by kind, then slots
+                if slots or gates:
+                    g0 = len(term_groups)
+                    for kind in sorted({row[0] for row in gates}):
+                        rows = [row[1:] for row in gates if row[0] == kind]
+                        term_groups.append((kind, len(term_gates), len(term_gates) + len(rows)))
+                        term_gates.extend(rows)
+                    terms.append((c, bit, sign, len(term_slots), len(term_slots) + len(slots), g0, len(term_groups)))
                     term_slots.extend(slots)
                 bit += 1
-    return sched, Readout(consts.astype(np.int32), np.array(terms, dtype=np.int32).reshape(-1, 5),
-                          np.array(term_slots, dtype=np.int32))
+    return sched, Readout(consts.astype(np.int32), np.array(terms, dtype=np.int32).reshape(-1, 7),
+                          np.array(term_slots, dtype=np.int32),
+                          np.array(term_groups, dtype=np.int32).reshape(-1, 3),
+                          np.array(term_gates, dtype=np.int32).reshape(-1, 3))
+
+
+def _inline_roots(reduced: Circuit, weights: list[dict[int, int]], roots: np.ndarray) -> np.ndarray:
+    """bool [G] of ``reduced``: root gates no gate reads that appear in one class with weight +-1
+    (so in exactly one popcount term)."""
+    n, g = reduced.num_inputs, reduced.num_gates
+    readers = np.zeros(n + g, dtype=np.int64)
+    np.add.at(readers, reduced.a[~_ops.IGNORES_A[reduced.op]], 1)
+    np.add.at(readers, reduced.b[~_ops.IGNORES_B[reduced.op]], 1)
+    seen: dict[int, int] = {}
+    for w in weights:
+        for node, v in w.items():
+            seen[node] = seen.get(node, 0) + (1 if abs(v) == 1 else 2)
+    once = np.array([seen[int(r)] == 1 for r in roots], dtype=bool)
+    node = reduced.outputs.astype(np.int64)     # reduced id of each root, in roots' order
+    mask = np.zeros(g, dtype=bool)
+    pick = once & (node >= n)
+    pick[pick] &= readers[node[pick]] == 0
+    mask[node[pick] - n] = True
+    return mask
 
 
 def _keep_cone(circuit: Circuit, roots: np.ndarray) -> Circuit:

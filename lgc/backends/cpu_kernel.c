@@ -375,51 +375,141 @@ static inline void add_plane(int32_t *acc, vec plane, int32_t inc_) {
 #define CSA(h, l, a, b, c) do { const vec u_ = (a) ^ (b); h = ((a) & (b)) | (u_ & (c)); l = u_ ^ (c); } while (0)
 #endif
 
-/* acc[s] += sign * (popcount over the m slots outs of sample s) << shift. */
-static void group_count(const vec *S, const int32_t *outs, int64_t m, int32_t *acc, int shift, int sign) {
+/* A bit-sliced per-sample counter fed one vector at a time: values wait in buf until 16 are
+ * there, then one Harley-Seal step adds them (15 full adders); weight-16 carries ripple into P. */
+typedef struct {
+    vec ones, twos, fours, eights;
     vec P[64];
-    int L = 4;
-    while (((int64_t)1 << L) <= m) L++;
-    for (int i = 0; i < L; i++) P[i] = (vec){0};
-    vec ones = {0}, twos = {0}, fours = {0}, eights = {0};
+    int L, nb;
+    vec buf[16];
+} counter;
+
+#define HS16(q, X)                                                              \
+    do {                                                                        \
+        vec twosA, twosB, foursA, foursB, eightsA, eightsB, sixteens;           \
+        CSA(twosA, (q)->ones, (q)->ones, X(0), X(1));                           \
+        CSA(twosB, (q)->ones, (q)->ones, X(2), X(3));                           \
+        CSA(foursA, (q)->twos, (q)->twos, twosA, twosB);                        \
+        CSA(twosA, (q)->ones, (q)->ones, X(4), X(5));                           \
+        CSA(twosB, (q)->ones, (q)->ones, X(6), X(7));                           \
+        CSA(foursB, (q)->twos, (q)->twos, twosA, twosB);                        \
+        CSA(eightsA, (q)->fours, (q)->fours, foursA, foursB);                   \
+        CSA(twosA, (q)->ones, (q)->ones, X(8), X(9));                           \
+        CSA(twosB, (q)->ones, (q)->ones, X(10), X(11));                         \
+        CSA(foursA, (q)->twos, (q)->twos, twosA, twosB);                        \
+        CSA(twosA, (q)->ones, (q)->ones, X(12), X(13));                         \
+        CSA(twosB, (q)->ones, (q)->ones, X(14), X(15));                         \
+        CSA(foursB, (q)->twos, (q)->twos, twosA, twosB);                        \
+        CSA(eightsB, (q)->fours, (q)->fours, foursA, foursB);                   \
+        CSA(sixteens, (q)->eights, (q)->eights, eightsA, eightsB);              \
+        for (int i_ = 4; i_ < (q)->L; i_++) {                                   \
+            const vec t_ = (q)->P[i_] & sixteens;                               \
+            (q)->P[i_] ^= sixteens;                                             \
+            sixteens = t_;                                                      \
+        }                                                                       \
+    } while (0)
+
+__attribute__((noinline)) static void counter_flush(counter *q) {
+#define XBUF(i) q->buf[i]
+    HS16(q, XBUF);
+#undef XBUF
+    q->nb = 0;
+}
+
+static inline void counter_push(counter *q, vec x) {
+    q->buf[q->nb++] = x;
+    if (q->nb == 16) counter_flush(q);
+}
+
+/* acc[s] += sign * (popcount over sample s of the m slots outs and of the gates of the ng
+ * groups tg (kind, first, end) over rows tgates (slots a, b, c)) << shift. The gates are
+ * computed here, straight into the counter: they never take a slot. */
+static void group_count(const vec *S, const int32_t *outs, int64_t m, const int32_t *tg, int64_t ng,
+                        const int32_t *tgates, int32_t *acc, int shift, int sign) {
+    counter q;
+    int64_t total = m;
+    for (int64_t gi = 0; gi < ng; gi++) total += tg[3 * gi + 2] - tg[3 * gi + 1];
+    q.L = 4;
+    while (((int64_t)1 << q.L) <= total) q.L++;
+    q.nb = 0;
+    q.ones = q.twos = q.fours = q.eights = (vec){0};
+    for (int i = 0; i < q.L; i++) q.P[i] = (vec){0};
     int64_t o = 0;
     for (; o + 16 <= m; o += 16) {
-        const int32_t *q = outs + o;
-        vec twosA, twosB, foursA, foursB, eightsA, eightsB, sixteens;
-        CSA(twosA, ones, ones, S[q[0]], S[q[1]]);
-        CSA(twosB, ones, ones, S[q[2]], S[q[3]]);
-        CSA(foursA, twos, twos, twosA, twosB);
-        CSA(twosA, ones, ones, S[q[4]], S[q[5]]);
-        CSA(twosB, ones, ones, S[q[6]], S[q[7]]);
-        CSA(foursB, twos, twos, twosA, twosB);
-        CSA(eightsA, fours, fours, foursA, foursB);
-        CSA(twosA, ones, ones, S[q[8]], S[q[9]]);
-        CSA(twosB, ones, ones, S[q[10]], S[q[11]]);
-        CSA(foursA, twos, twos, twosA, twosB);
-        CSA(twosA, ones, ones, S[q[12]], S[q[13]]);
-        CSA(twosB, ones, ones, S[q[14]], S[q[15]]);
-        CSA(foursB, twos, twos, twosA, twosB);
-        CSA(eightsB, fours, fours, foursA, foursB);
-        CSA(sixteens, eights, eights, eightsA, eightsB);
-        for (int i = 4; i < L; i++) { const vec t = P[i] & sixteens; P[i] ^= sixteens; sixteens = t; }
+        const int32_t *idx = outs + o;
+#define XSLOT(i) S[idx[i]]
+        HS16(&q, XSLOT);
+#undef XSLOT
     }
-    P[0] = ones; P[1] = twos; P[2] = fours; P[3] = eights;
-    for (; o < m; o++) {
-        vec x = S[outs[o]];
-        for (int i = 0; i < L; i++) { const vec t = P[i] & x; P[i] ^= x; x = t; }
+    for (; o < m; o++) counter_push(&q, S[outs[o]]);
+    const vec zero = {0};
+    for (int64_t gi = 0; gi < ng; gi++) {
+        const int32_t kind = tg[3 * gi], g0 = tg[3 * gi + 1], g1 = tg[3 * gi + 2];
+#define PUSH(EXPR)                                                                      \
+    for (int32_t i = g0; i < g1; i++) {                                                 \
+        const int32_t *t = tgates + 3 * (int64_t)i;                                     \
+        const vec a = S[t[0]], b = S[t[1]];                                             \
+        (void)a; (void)b;                                                               \
+        counter_push(&q, (EXPR));                                                       \
+    }                                                                                   \
+    break;
+#if HAS_TERNARY
+        if (kind >= 16) {
+#define TPUSH(IMM)                                                                      \
+    case IMM:                                                                           \
+        for (int32_t i = g0; i < g1; i++) {                                             \
+            const int32_t *t = tgates + 3 * (int64_t)i;                                 \
+            counter_push(&q, (vec)_mm512_ternarylogic_epi64((__m512i)S[t[0]], (__m512i)S[t[1]], \
+                                                              (__m512i)S[t[2]], IMM));  \
+        }                                                                               \
+        break;
+#define T4(i) TPUSH(i) TPUSH(i + 1) TPUSH(i + 2) TPUSH(i + 3)
+#define T16(i) T4(i) T4(i + 4) T4(i + 8) T4(i + 12)
+#define T64(i) T16(i) T16(i + 16) T16(i + 32) T16(i + 48)
+            switch (kind - 16) { T64(0) T64(64) T64(128) T64(192) default: break; }
+#undef T64
+#undef T16
+#undef T4
+#undef TPUSH
+            continue;
+        }
+#endif
+        switch (kind) {
+            case K_FALSE: PUSH(zero)
+            case K_TRUE: PUSH(~zero)
+            case K_COPY: PUSH(a)
+            case K_NOT: PUSH(~a)
+            case K_AND: PUSH(a & b)
+            case K_ANDNOT: PUSH(a & ~b)
+            case K_XOR: PUSH(a ^ b)
+            case K_OR: PUSH(a | b)
+            case K_NOR: PUSH(~(a | b))
+            case K_XNOR: PUSH(~(a ^ b))
+            case K_ORNOT: PUSH(a | ~b)
+            case K_NAND: PUSH(~(a & b))
+            default: break;
+        }
+#undef PUSH
     }
-    for (int k = 0; k < L; k++) add_plane(acc, P[k], sign * (int32_t)((uint32_t)1 << (k + shift)));
+    vec *P = q.P;
+    P[0] = q.ones; P[1] = q.twos; P[2] = q.fours; P[3] = q.eights;
+    for (int j = 0; j < q.nb; j++) {
+        vec x = q.buf[j];
+        for (int i = 0; i < q.L; i++) { const vec t = P[i] & x; P[i] ^= x; x = t; }
+    }
+    for (int i = 0; i < q.L; i++) add_plane(acc, P[i], sign * (int32_t)((uint32_t)1 << (i + shift)));
 }
 
 /* Run rows [0, n) of x (bool [n, n_in], C-contiguous) or of packed words (uint64 [n_in, wstride],
  * starting at word 0). Writes scores int32 [n, k] (k > 0) or bits uint8 [n, n_out] (k == 0).
- * Scores: class c = consts[c] + sum over rows (c, shift, sign, start, end) of terms of
- * sign * popcount(slots term_slots[start:end]) << shift (see _schedule.Readout).
+ * Scores: class c = consts[c] + sum over rows (c, shift, sign, start, end, gstart, gend) of terms
+ * of sign * popcount(slots term_slots[start:end], gates of term_groups[gstart:gend]) << shift
+ * (see _schedule.Readout).
  * Returns 0, or -1 when out of memory. */
 int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *groups, const int32_t *gates,
             const int32_t *tgates, int64_t n_out, const int32_t *out_slots, int64_t k,
-            int64_t nterms, const int32_t *terms, const int32_t *term_slots, const int32_t *consts,
-            const uint8_t *x, const uint64_t *packed, int64_t wstride, int64_t n,
+            int64_t nterms, const int32_t *terms, const int32_t *term_slots, const int32_t *term_groups,
+            const int32_t *term_gates, const int32_t *consts, const uint8_t *x, const uint64_t *packed, int64_t wstride, int64_t n,
             int32_t *scores, uint8_t *bits) {
 #ifdef BLK
     init_col_table();
@@ -466,8 +556,9 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
             for (int64_t c = 0; c < k; c++)
                 for (int s = 0; s < TILE; s++) acc[c * TILE + s] = consts[c];
             for (int64_t t = 0; t < nterms; t++) {
-                const int32_t *tr = terms + 5 * t;
-                group_count(S, term_slots + tr[3], tr[4] - tr[3], acc + (int64_t)tr[0] * TILE, tr[1], tr[2]);
+                const int32_t *tr = terms + 7 * t;
+                group_count(S, term_slots + tr[3], tr[4] - tr[3], term_groups + 3 * (int64_t)tr[5], tr[6] - tr[5],
+                            term_gates, acc + (int64_t)tr[0] * TILE, tr[1], tr[2]);
             }
             for (int64_t s = 0; s < nrows; s++) {
                 int32_t *dst = scores + (row0 + s) * k;

@@ -59,7 +59,7 @@ class InputEncoder:
     (several thresholds), so a compiled net can take raw images or tabular rows directly.
     """
 
-    __slots__ = ("feature", "threshold", "num_features")
+    __slots__ = ("feature", "threshold", "num_features", "_planes", "_threshold32")
 
     def __init__(self, feature: Sequence[int] | np.ndarray, threshold: Sequence[float] | np.ndarray,
                  num_features: int):
@@ -77,10 +77,22 @@ class InputEncoder:
         self.feature = _frozen(feature.astype(np.int32))
         self.threshold = _frozen(threshold.astype(np.float64))
         self.num_features = int(num_features)
+        # Binarize's layout (plane t holds every feature against threshold t) encodes by broadcasting,
+        # about 10x faster than gathering columns
+        f = self.num_features
+        planes = self.feature.size // f if self.feature.size % f == 0 else 0
+        self._planes = planes if planes and np.array_equal(self.feature, np.tile(np.arange(f), planes)) else 0
+        # float32 x > t  <=>  x > (largest float32 <= t): the comparison stays in float32, exactly
+        t32 = self.threshold.astype(np.float32)
+        self._threshold32 = np.where(t32.astype(np.float64) > self.threshold, np.nextafter(t32, np.float32(-np.inf)), t32)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
-        """Raw features ``[N, num_features]`` (any numeric dtype) -> bool bits ``[N, num_inputs]``."""
-        return np.asarray(x)[:, self.feature] > self.threshold
+        """Raw features ``[N, num_features]`` (any numeric dtype) -> bool bits ``[N, num_inputs]``, C-contiguous."""
+        x = np.asarray(x)
+        threshold = self._threshold32 if x.dtype == np.float32 else self.threshold
+        if self._planes:
+            return (x[:, None, :] > threshold.reshape(self._planes, self.num_features)).reshape(x.shape[0], -1)
+        return np.take(x, self.feature, axis=1) > threshold
 
     def to_json(self) -> dict[str, Any]:
         return {"num_features": self.num_features}
