@@ -62,6 +62,7 @@ VARIANTS = {
     # on is what the circuit sees, and the first block's trees read grey levels at no gate cost
     "c": (2.0, 6000, 10.0, [0.25, 0.5, 0.75], 12),
     "d": (2.0, 6000, 10.0, [0.25, 0.5, 0.75], 8),
+    "e": (2.0, 4000, 10.0, [0.25, 0.5, 0.75], 8),   # d with narrower FC layers: fewer optimised gates
 }
 
 

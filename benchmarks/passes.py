@@ -60,7 +60,6 @@ def _circuit(case: str):
 
 def run_one(case: str, level: int) -> dict:
     """One case at one level, in this process: returns the figures as a dict."""
-    import numpy as np
     from lgc.passes import equivalent, optimize, sat_solver_available
     from lgc.passes._rewrite import live_gates
 

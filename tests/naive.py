@@ -7,7 +7,6 @@ import numpy as np
 
 def naive_eval(circuit, bits: np.ndarray) -> np.ndarray:
     """bool [N, num_inputs] -> uint8 [N, num_outputs], one sample and one gate at a time."""
-    n = circuit.num_inputs
     out = np.zeros((bits.shape[0], circuit.num_outputs), dtype=np.uint8)
     ops, aa, bb, outs = circuit.op.tolist(), circuit.a.tolist(), circuit.b.tolist(), circuit.outputs.tolist()
     for s, row in enumerate(bits):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from naive import naive_eval, naive_scores
-from strategies import batches, circuit_and_batch, circuits
+from strategies import circuit_and_batch, circuits
 from hypothesis import strategies as st
 
 from lgc.ir import (Circuit, GroupSumHead, InputEncoder, PackedBits, levels, pack_bits, predict, simulate,

@@ -181,16 +181,17 @@ def fuse_pairs(circuit: Circuit) -> tuple[np.ndarray, ...]:
 class Readout:
     """A group-sum head as signed weighted popcounts, so duplicate, negated and constant outputs
     cost no gates and are counted once. Class ``c``'s score is ``consts[c]`` plus, for every row
-    ``(c, shift, sign, start, end, gstart, gend)`` of ``terms``, ``sign * (popcount of the slots
-    term_slots[start:end] and of the gates term_groups[gstart:gend]) << shift``. A row
-    ``(kind, g0, g1)`` of ``term_groups`` stands for the gates ``term_gates[g0:g1]`` (slots a, b,
-    c) of that kind, which the kernel computes inside the count instead of storing them."""
+    ``(c, shift, sign, start, end, v0, v1)`` of ``terms``, ``sign * (popcount of the slots
+    term_slots[start:end] and of the values V[v0:v1]) << shift``. V holds the *head gates*, which
+    the kernel computes per tile instead of giving them slots: a row ``(kind, g0, g1)`` of
+    ``term_groups`` stands for the gates ``term_gates[g0:g1]`` of that kind, rows (slot a, slot
+    b, slot c, place in V). Terms of one class are consecutive."""
 
     consts: np.ndarray
     terms: np.ndarray
     term_slots: np.ndarray
     term_groups: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 3), np.int32))
-    term_gates: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 3), np.int32))
+    term_gates: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 4), np.int32))
 
 
 _FOLLOW = {3: (0, 1), 5: (1, 1), 12: (0, -1), 10: (1, -1)}  # op -> (operand b?, sign): A, B, NOT_A, NOT_B
@@ -249,7 +250,7 @@ def readout_schedule(circuit: Circuit, *, fuse: bool = False, inline: bool = Fal
         ids = np.flatnonzero(in_line) + n       # reduced node ids, in the order of sched.inline
         root_of = dict(zip(reduced.outputs.tolist(), roots.tolist()))
         gate_of = {root_of[int(i)]: tuple(row) for i, row in zip(ids, sched.inline.tolist())}
-    terms, term_slots, term_groups, term_gates = [], [], [], []
+    terms, term_slots, head_rows = [], [], []
     for c, w in enumerate(weights):
         for sign in (1, -1):
             chosen = {node: abs(v) for node, v in w.items() if (v > 0) == (sign > 0)}
@@ -257,20 +258,22 @@ def readout_schedule(circuit: Circuit, *, fuse: bool = False, inline: bool = Fal
             while any(v >> bit for v in chosen.values()):
                 nodes = [node for node, v in chosen.items() if (v >> bit) & 1]
                 slots = sorted(slot_of[node] for node in nodes if node not in gate_of)
-                gates = sorted(gate_of[node] for node in nodes if node in gate_of)   # by kind, then slots
+                gates = [gate_of[node] for node in nodes if node in gate_of]
                 if slots or gates:
-                    g0 = len(term_groups)
-                    for kind in sorted({row[0] for row in gates}):
-                        rows = [row[1:] for row in gates if row[0] == kind]
-                        term_groups.append((kind, len(term_gates), len(term_gates) + len(rows)))
-                        term_gates.extend(rows)
-                    terms.append((c, bit, sign, len(term_slots), len(term_slots) + len(slots), g0, len(term_groups)))
+                    v0 = len(head_rows)   # this term's values: V[v0:v1]
+                    head_rows.extend((*row, v0 + i) for i, row in enumerate(gates))
+                    terms.append((c, bit, sign, len(term_slots), len(term_slots) + len(slots), v0, len(head_rows)))
                     term_slots.extend(slots)
                 bit += 1
+    # all head gates of a tile run at once, grouped by kind (few, long branch-free loops), in
+    # operand-slot order within a kind; each writes its value to its term's place in V
+    rows = np.array(sorted(head_rows), dtype=np.int64).reshape(-1, 5)
+    starts = np.flatnonzero(np.concatenate([[True], rows[1:, 0] != rows[:-1, 0]])) if len(rows) else np.zeros(0, np.int64)
+    ends = np.concatenate([starts[1:], [len(rows)]])
+    term_groups = np.stack([rows[starts, 0], starts, ends], axis=1) if len(rows) else np.zeros((0, 3), np.int64)
     return sched, Readout(consts.astype(np.int32), np.array(terms, dtype=np.int32).reshape(-1, 7),
-                          np.array(term_slots, dtype=np.int32),
-                          np.array(term_groups, dtype=np.int32).reshape(-1, 3),
-                          np.array(term_gates, dtype=np.int32).reshape(-1, 3))
+                          np.array(term_slots, dtype=np.int32), term_groups.astype(np.int32),
+                          np.ascontiguousarray(rows[:, 1:], dtype=np.int32))
 
 
 def _inline_roots(reduced: Circuit, weights: list[dict[int, int]], roots: np.ndarray) -> np.ndarray:

@@ -35,8 +35,8 @@ int lgc_tile_samples(void);
 int lgc_has_ternary(void);
 int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *groups, const int32_t *gates,
             const int32_t *tgates, int64_t n_out, const int32_t *out_slots, int64_t k,
-            int64_t nterms, const int32_t *terms, const int32_t *term_slots, const int32_t *term_groups,
-            const int32_t *term_gates, const int32_t *consts, const uint8_t *x, const uint64_t *packed, int64_t wstride, int64_t n,
+            int64_t nterms, const int32_t *terms, const int32_t *term_slots, int64_t nterm_groups,
+            const int32_t *term_groups, const int32_t *term_gates, const int32_t *consts, const uint8_t *x, const uint64_t *packed, int64_t wstride, int64_t n,
             int32_t *scores, uint8_t *bits);
 """
 
@@ -125,7 +125,8 @@ class KernelNet(FastNet):
                                ptr(s.gates, "int32_t *"), ptr(s.tgates, "int32_t *"), len(s.out_slots), ptr(s.out_slots, "int32_t *"), k,
                                len(r.terms) if r else 0, ptr(r.terms if r else None, "int32_t *"),
                                ptr(r.term_slots if r else None, "int32_t *"),
-                               ptr(r.term_groups if r else None, "int32_t *"), ptr(r.term_gates if r else None, "int32_t *"),
+                               len(r.term_groups) if r else 0, ptr(r.term_groups if r else None, "int32_t *"),
+                               ptr(r.term_gates if r else None, "int32_t *"),
                                ptr(r.consts if r else None, "int32_t *"),
                                ptr(x, "uint8_t *"), ptr(packed, "uint64_t *"), wstride, n,
                                ptr(scores, "int32_t *"), ptr(bits, "uint8_t *"))

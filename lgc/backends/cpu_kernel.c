@@ -335,32 +335,54 @@ static void run_gates(vec *S, int64_t ngroups, const int32_t *groups, const int3
     }
 }
 
-/* acc[s] += inc where bit s of plane is set, for the TILE samples of one plane. */
-static inline void add_plane(int32_t *acc, vec plane, int32_t inc_) {
+/* acc[s] += sum over k < L of (bit s of plane P[k]) * w[k], for the TILE samples. Chunk by chunk
+ * of acc, all planes at once: acc is loaded and stored once per chunk (a masked add per plane in
+ * a register, 4 chunks as independent chains), not once per plane. */
+static void add_planes(int32_t *acc, const vec *P, int L, const int32_t *w) {
 #if defined(__AVX512F__) && VW % 8 == 0
-    const __m512i inc = _mm512_set1_epi32(inc_);
-    for (int w = 0; w < VW; w++) {
-        const uint64_t word = plane[w];
-        for (int q = 0; q < 4; q++) {
-            __m512i *p = (__m512i *)(acc + 64 * w + 16 * q);
-            *p = _mm512_mask_add_epi32(*p, (__mmask16)(word >> (16 * q)), *p, inc);
+    __m512i inc[64];
+    for (int k = 0; k < L; k++) inc[k] = _mm512_set1_epi32(w[k]);
+    const uint16_t *bits = (const uint16_t *)P;  /* plane k, samples 16c .. 16c+15: bits[k * TILE / 16 + c] */
+    for (int c = 0; c < TILE / 16; c += 4) {  /* 4 chunks at once: 4 independent add chains */
+        __m512i r0 = _mm512_load_si512((const void *)(acc + 16 * c)), r1 = _mm512_load_si512((const void *)(acc + 16 * c + 16));
+        __m512i r2 = _mm512_load_si512((const void *)(acc + 16 * c + 32)), r3 = _mm512_load_si512((const void *)(acc + 16 * c + 48));
+        for (int k = 0; k < L; k++) {
+            const uint16_t *b = bits + k * (TILE / 16) + c;
+            r0 = _mm512_mask_add_epi32(r0, (__mmask16)b[0], r0, inc[k]);
+            r1 = _mm512_mask_add_epi32(r1, (__mmask16)b[1], r1, inc[k]);
+            r2 = _mm512_mask_add_epi32(r2, (__mmask16)b[2], r2, inc[k]);
+            r3 = _mm512_mask_add_epi32(r3, (__mmask16)b[3], r3, inc[k]);
         }
+        _mm512_store_si512((void *)(acc + 16 * c), r0);
+        _mm512_store_si512((void *)(acc + 16 * c + 16), r1);
+        _mm512_store_si512((void *)(acc + 16 * c + 32), r2);
+        _mm512_store_si512((void *)(acc + 16 * c + 48), r3);
     }
 #elif defined(__AVX2__) && VW == 4
-    const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128), inc = _mm256_set1_epi32(inc_);
-    for (int w = 0; w < VW; w++) {
-        const uint64_t word = plane[w];
-        for (int q = 0; q < 8; q++) {
-            __m256i *p = (__m256i *)(acc + 64 * w + 8 * q);
-            const __m256i b = _mm256_and_si256(_mm256_set1_epi32((int)((word >> (8 * q)) & 0xFF)), sel);
-            *p = _mm256_add_epi32(*p, _mm256_and_si256(_mm256_cmpeq_epi32(b, sel), inc));
+    __m256i inc[64];
+    for (int k = 0; k < L; k++) inc[k] = _mm256_set1_epi32(w[k]);
+    const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const uint8_t *bits = (const uint8_t *)P;  /* plane k, samples 8c .. 8c+7: bits[k * TILE / 8 + c] */
+    for (int c = 0; c < TILE / 8; c += 2) {  /* 2 chunks at once: independent add chains */
+        __m256i r0 = _mm256_loadu_si256((const __m256i *)(acc + 8 * c));
+        __m256i r1 = _mm256_loadu_si256((const __m256i *)(acc + 8 * c + 8));
+        for (int k = 0; k < L; k++) {
+            const uint8_t *bk = bits + k * (TILE / 8) + c;
+            const __m256i b0 = _mm256_and_si256(_mm256_set1_epi32(bk[0]), sel);
+            const __m256i b1 = _mm256_and_si256(_mm256_set1_epi32(bk[1]), sel);
+            r0 = _mm256_add_epi32(r0, _mm256_and_si256(_mm256_cmpeq_epi32(b0, sel), inc[k]));
+            r1 = _mm256_add_epi32(r1, _mm256_and_si256(_mm256_cmpeq_epi32(b1, sel), inc[k]));
         }
+        _mm256_storeu_si256((__m256i *)(acc + 8 * c), r0);
+        _mm256_storeu_si256((__m256i *)(acc + 8 * c + 8), r1);
     }
 #else
-    for (int w = 0; w < VW; w++) {
-        const uint64_t word = plane[w];
-        int32_t *a = acc + 64 * w;
-        for (int j = 0; j < 64; j++) a[j] += (int32_t)((word >> j) & 1) * inc_;
+    for (int k = 0; k < L; k++) {
+        for (int q = 0; q < VW; q++) {
+            const uint64_t word = P[k][q];
+            int32_t *a = acc + 64 * q;
+            for (int j = 0; j < 64; j++) a[j] += (int32_t)((word >> j) & 1) * w[k];
+        }
     }
 #endif
 }
@@ -375,141 +397,171 @@ static inline void add_plane(int32_t *acc, vec plane, int32_t inc_) {
 #define CSA(h, l, a, b, c) do { const vec u_ = (a) ^ (b); h = ((a) & (b)) | (u_ & (c)); l = u_ ^ (c); } while (0)
 #endif
 
-/* A bit-sliced per-sample counter fed one vector at a time: values wait in buf until 16 are
- * there, then one Harley-Seal step adds them (15 full adders); weight-16 carries ripple into P. */
-typedef struct {
-    vec ones, twos, fours, eights;
-    vec P[64];
-    int L, nb;
-    vec buf[16];
-} counter;
-
-#define HS16(q, X)                                                              \
+/* Harley-Seal step over 16 values X(0..15) (15 full adders) into the count planes ones, twos,
+ * fours, eights (locals of the caller, kept in registers); weight-16 carries ripple into P[4..L). */
+#define HS16(X)                                                                 \
     do {                                                                        \
         vec twosA, twosB, foursA, foursB, eightsA, eightsB, sixteens;           \
-        CSA(twosA, (q)->ones, (q)->ones, X(0), X(1));                           \
-        CSA(twosB, (q)->ones, (q)->ones, X(2), X(3));                           \
-        CSA(foursA, (q)->twos, (q)->twos, twosA, twosB);                        \
-        CSA(twosA, (q)->ones, (q)->ones, X(4), X(5));                           \
-        CSA(twosB, (q)->ones, (q)->ones, X(6), X(7));                           \
-        CSA(foursB, (q)->twos, (q)->twos, twosA, twosB);                        \
-        CSA(eightsA, (q)->fours, (q)->fours, foursA, foursB);                   \
-        CSA(twosA, (q)->ones, (q)->ones, X(8), X(9));                           \
-        CSA(twosB, (q)->ones, (q)->ones, X(10), X(11));                         \
-        CSA(foursA, (q)->twos, (q)->twos, twosA, twosB);                        \
-        CSA(twosA, (q)->ones, (q)->ones, X(12), X(13));                         \
-        CSA(twosB, (q)->ones, (q)->ones, X(14), X(15));                         \
-        CSA(foursB, (q)->twos, (q)->twos, twosA, twosB);                        \
-        CSA(eightsB, (q)->fours, (q)->fours, foursA, foursB);                   \
-        CSA(sixteens, (q)->eights, (q)->eights, eightsA, eightsB);              \
-        for (int i_ = 4; i_ < (q)->L; i_++) {                                   \
-            const vec t_ = (q)->P[i_] & sixteens;                               \
-            (q)->P[i_] ^= sixteens;                                             \
+        CSA(twosA, ones, ones, X(0), X(1));                                     \
+        CSA(twosB, ones, ones, X(2), X(3));                                     \
+        CSA(foursA, twos, twos, twosA, twosB);                                  \
+        CSA(twosA, ones, ones, X(4), X(5));                                     \
+        CSA(twosB, ones, ones, X(6), X(7));                                     \
+        CSA(foursB, twos, twos, twosA, twosB);                                  \
+        CSA(eightsA, fours, fours, foursA, foursB);                             \
+        CSA(twosA, ones, ones, X(8), X(9));                                     \
+        CSA(twosB, ones, ones, X(10), X(11));                                   \
+        CSA(foursA, twos, twos, twosA, twosB);                                  \
+        CSA(twosA, ones, ones, X(12), X(13));                                   \
+        CSA(twosB, ones, ones, X(14), X(15));                                   \
+        CSA(foursB, twos, twos, twosA, twosB);                                  \
+        CSA(eightsB, fours, fours, foursA, foursB);                             \
+        CSA(sixteens, eights, eights, eightsA, eightsB);                        \
+        for (int i_ = 4; i_ < L; i_++) {                                        \
+            const vec t_ = P[i_] & sixteens;                                    \
+            P[i_] ^= sixteens;                                                  \
             sixteens = t_;                                                      \
         }                                                                       \
     } while (0)
 
-__attribute__((noinline)) static void counter_flush(counter *q) {
-#define XBUF(i) q->buf[i]
-    HS16(q, XBUF);
-#undef XBUF
-    q->nb = 0;
-}
-
-static inline void counter_push(counter *q, vec x) {
-    q->buf[q->nb++] = x;
-    if (q->nb == 16) counter_flush(q);
-}
-
-/* acc[s] += sign * (popcount over sample s of the m slots outs and of the gates of the ng
- * groups tg (kind, first, end) over rows tgates (slots a, b, c)) << shift. The gates are
- * computed here, straight into the counter: they never take a slot. */
-static void group_count(const vec *S, const int32_t *outs, int64_t m, const int32_t *tg, int64_t ng,
-                        const int32_t *tgates, int32_t *acc, int shift, int sign) {
-    counter q;
-    int64_t total = m;
-    for (int64_t gi = 0; gi < ng; gi++) total += tg[3 * gi + 2] - tg[3 * gi + 1];
-    q.L = 4;
-    while (((int64_t)1 << q.L) <= total) q.L++;
-    q.nb = 0;
-    q.ones = q.twos = q.fours = q.eights = (vec){0};
-    for (int i = 0; i < q.L; i++) q.P[i] = (vec){0};
-    int64_t o = 0;
-    for (; o + 16 <= m; o += 16) {
-        const int32_t *idx = outs + o;
-#define XSLOT(i) S[idx[i]]
-        HS16(&q, XSLOT);
-#undef XSLOT
-    }
-    for (; o < m; o++) counter_push(&q, S[outs[o]]);
+/* The head gates (values only the head reads, which never take a slot): for the ng groups tg
+ * (kind, first, end) over rows tgates (slot a, slot b, slot c, place in V), V[place] = value. */
+static void head_gates(const vec *S, const int32_t *tg, int64_t ng, const int32_t *tgates, vec *V) {
     const vec zero = {0};
     for (int64_t gi = 0; gi < ng; gi++) {
         const int32_t kind = tg[3 * gi], g0 = tg[3 * gi + 1], g1 = tg[3 * gi + 2];
-#define PUSH(EXPR)                                                                      \
+#define PUT(EXPR)                                                                       \
     for (int32_t i = g0; i < g1; i++) {                                                 \
-        const int32_t *t = tgates + 3 * (int64_t)i;                                     \
+        const int32_t *t = tgates + 4 * (int64_t)i;                                     \
         const vec a = S[t[0]], b = S[t[1]];                                             \
         (void)a; (void)b;                                                               \
-        counter_push(&q, (EXPR));                                                       \
+        V[t[3]] = (EXPR);                                                               \
     }                                                                                   \
     break;
 #if HAS_TERNARY
         if (kind >= 16) {
-#define TPUSH(IMM)                                                                      \
+#define TPUT(IMM)                                                                       \
     case IMM:                                                                           \
         for (int32_t i = g0; i < g1; i++) {                                             \
-            const int32_t *t = tgates + 3 * (int64_t)i;                                 \
-            counter_push(&q, (vec)_mm512_ternarylogic_epi64((__m512i)S[t[0]], (__m512i)S[t[1]], \
-                                                              (__m512i)S[t[2]], IMM));  \
+            const int32_t *t = tgates + 4 * (int64_t)i;                                 \
+            V[t[3]] = (vec)_mm512_ternarylogic_epi64((__m512i)S[t[0]], (__m512i)S[t[1]], \
+                                                     (__m512i)S[t[2]], IMM);            \
         }                                                                               \
         break;
-#define T4(i) TPUSH(i) TPUSH(i + 1) TPUSH(i + 2) TPUSH(i + 3)
+#define T4(i) TPUT(i) TPUT(i + 1) TPUT(i + 2) TPUT(i + 3)
 #define T16(i) T4(i) T4(i + 4) T4(i + 8) T4(i + 12)
 #define T64(i) T16(i) T16(i + 16) T16(i + 32) T16(i + 48)
             switch (kind - 16) { T64(0) T64(64) T64(128) T64(192) default: break; }
 #undef T64
 #undef T16
 #undef T4
-#undef TPUSH
+#undef TPUT
             continue;
         }
 #endif
         switch (kind) {
-            case K_FALSE: PUSH(zero)
-            case K_TRUE: PUSH(~zero)
-            case K_COPY: PUSH(a)
-            case K_NOT: PUSH(~a)
-            case K_AND: PUSH(a & b)
-            case K_ANDNOT: PUSH(a & ~b)
-            case K_XOR: PUSH(a ^ b)
-            case K_OR: PUSH(a | b)
-            case K_NOR: PUSH(~(a | b))
-            case K_XNOR: PUSH(~(a ^ b))
-            case K_ORNOT: PUSH(a | ~b)
-            case K_NAND: PUSH(~(a & b))
+            case K_FALSE: PUT(zero)
+            case K_TRUE: PUT(~zero)
+            case K_COPY: PUT(a)
+            case K_NOT: PUT(~a)
+            case K_AND: PUT(a & b)
+            case K_ANDNOT: PUT(a & ~b)
+            case K_XOR: PUT(a ^ b)
+            case K_OR: PUT(a | b)
+            case K_NOR: PUT(~(a | b))
+            case K_XNOR: PUT(~(a ^ b))
+            case K_ORNOT: PUT(a | ~b)
+            case K_NAND: PUT(~(a & b))
             default: break;
         }
-#undef PUSH
+#undef PUT
     }
-    vec *P = q.P;
-    P[0] = q.ones; P[1] = q.twos; P[2] = q.fours; P[3] = q.eights;
-    for (int j = 0; j < q.nb; j++) {
-        vec x = q.buf[j];
-        for (int i = 0; i < q.L; i++) { const vec t = P[i] & x; P[i] ^= x; x = t; }
+}
+
+/* P[0..L) = per-sample popcount of the m slots outs and the mv values V, bit-sliced (a carry-save
+ * count, about one full adder per value; what is left after whole blocks of 16 is zero-padded
+ * to a block). Returns L. */
+static int group_count(const vec *S, const int32_t *outs, int64_t m, const vec *V, int64_t mv, vec P[64]) {
+    int L = 4;
+    while (((int64_t)1 << L) <= m + mv) L++;
+    for (int i = 4; i < L; i++) P[i] = (vec){0};
+    vec ones = {0}, twos = {0}, fours = {0}, eights = {0};
+    int64_t o = 0, v = 0;
+    for (; o + 16 <= m; o += 16) {
+        const int32_t *q = outs + o;
+#define XSLOT(i) S[q[i]]
+        HS16(XSLOT);
+#undef XSLOT
     }
-    for (int i = 0; i < q.L; i++) add_plane(acc, P[i], sign * (int32_t)((uint32_t)1 << (i + shift)));
+    for (; v + 16 <= mv; v += 16) {
+        const vec *q = V + v;
+#define XVAL(i) q[i]
+        HS16(XVAL);
+#undef XVAL
+    }
+    vec rest[32];
+    int nr = 0;
+    for (; o < m; o++) rest[nr++] = S[outs[o]];
+    for (; v < mv; v++) rest[nr++] = V[v];
+    while (nr % 16) rest[nr++] = (vec){0};
+    for (int r = 0; r < nr; r += 16) {
+        const vec *q = rest + r;
+#define XVAL(i) q[i]
+        HS16(XVAL);
+#undef XVAL
+    }
+    P[0] = ones; P[1] = twos; P[2] = fours; P[3] = eights;
+    return L;
+}
+
+/* A (W planes, two's complement) += sign * (P (L planes) << shift): a bit-sliced ripple adder.
+ * Subtracting adds ~P + 1 from bit shift up (the planes below are 0 in P << shift). */
+static void add_shifted(vec *A, int W, const vec *P, int L, int shift, int sign) {
+    const vec zero = {0};
+    vec carry = sign < 0 ? ~zero : zero;
+    for (int i = shift; i < W; i++) {
+        vec p = i - shift < L ? P[i - shift] : zero;
+        if (sign < 0) p = ~p;
+        const vec a = A[i], u = a ^ p;
+        A[i] = u ^ carry;
+        carry = (a & p) | (u & carry);
+    }
+}
+
+/* acc (TILE samples of one class) += the terms t0..t1 of that class: each term's count planes
+ * are summed, shifted and signed, into one bit-sliced two's complement number, converted once. */
+static void class_count(const vec *S, const int32_t *terms, int64_t t0, int64_t t1, const int32_t *term_slots,
+                        const vec *V, int32_t *acc) {
+    int64_t total = 0;  /* the largest |score| these terms can reach */
+    for (int64_t t = t0; t < t1; t++) {
+        const int32_t *tr = terms + 7 * t;
+        total += (int64_t)(tr[4] - tr[3] + tr[6] - tr[5]) << tr[1];
+    }
+    int W = 1;
+    while (W < 63 && ((int64_t)1 << (W - 1)) <= total) W++;  /* 2^(W-1) > total: no overflow */
+    vec A[64], P[64];
+    for (int i = 0; i < W; i++) A[i] = (vec){0};
+    for (int64_t t = t0; t < t1; t++) {
+        const int32_t *tr = terms + 7 * t;
+        const int L = group_count(S, term_slots + tr[3], tr[4] - tr[3], V + tr[5], tr[6] - tr[5], P);
+        add_shifted(A, W, P, L, tr[1], tr[2]);
+    }
+    int32_t w[64];
+    for (int i = 0; i + 1 < W; i++) w[i] = (int32_t)((uint32_t)1 << i);
+    w[W - 1] = (int32_t)(0u - ((uint32_t)1 << (W - 1)));  /* the sign plane */
+    add_planes(acc, A, W, w);
 }
 
 /* Run rows [0, n) of x (bool [n, n_in], C-contiguous) or of packed words (uint64 [n_in, wstride],
  * starting at word 0). Writes scores int32 [n, k] (k > 0) or bits uint8 [n, n_out] (k == 0).
- * Scores: class c = consts[c] + sum over rows (c, shift, sign, start, end, gstart, gend) of terms
- * of sign * popcount(slots term_slots[start:end], gates of term_groups[gstart:gend]) << shift
- * (see _schedule.Readout).
+ * Scores: class c = consts[c] + sum over rows (c, shift, sign, start, end, v0, v1) of terms of
+ * sign * popcount(slots term_slots[start:end], head gate values V[v0:v1]) << shift, where the
+ * head gates (groups term_groups over rows term_gates) fill V once per tile (see _schedule.Readout).
  * Returns 0, or -1 when out of memory. */
 int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *groups, const int32_t *gates,
             const int32_t *tgates, int64_t n_out, const int32_t *out_slots, int64_t k,
-            int64_t nterms, const int32_t *terms, const int32_t *term_slots, const int32_t *term_groups,
-            const int32_t *term_gates, const int32_t *consts, const uint8_t *x, const uint64_t *packed, int64_t wstride, int64_t n,
+            int64_t nterms, const int32_t *terms, const int32_t *term_slots, int64_t nterm_groups,
+            const int32_t *term_groups, const int32_t *term_gates, const int32_t *consts, const uint8_t *x, const uint64_t *packed, int64_t wstride, int64_t n,
             int32_t *scores, uint8_t *bits) {
 #ifdef BLK
     init_col_table();
@@ -520,8 +572,11 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
     int32_t *acc = aligned_alloc(64, sizeof(int32_t) * TILE * (size_t)(k > 0 ? k : 1));
     /* 8 vectors per column block, or one mask per sample and 64-input block */
     void *scratch = aligned_alloc(64, ((size_t)n_in / 8 + 8) * 64 + ((size_t)n_in + 63) / 64 * (TILE + 8) * 8);
-    if (!S || !zero_row || !rows || !acc || !scratch) {
-        free(S); free(zero_row); free(rows); free(acc); free(scratch);
+    int64_t nv = 1;  /* head gate values per tile */
+    for (int64_t t = 0; t < nterms; t++) nv = terms[7 * t + 6] > nv ? terms[7 * t + 6] : nv;
+    vec *V = aligned_alloc(64, (size_t)nv * sizeof(vec));
+    if (!S || !zero_row || !rows || !acc || !scratch || !V) {
+        free(S); free(zero_row); free(rows); free(acc); free(scratch); free(V);
         return -1;
     }
     int64_t n_gates = 0;  /* binary and 3-input */
@@ -555,10 +610,10 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
         if (k > 0) {
             for (int64_t c = 0; c < k; c++)
                 for (int s = 0; s < TILE; s++) acc[c * TILE + s] = consts[c];
-            for (int64_t t = 0; t < nterms; t++) {
-                const int32_t *tr = terms + 7 * t;
-                group_count(S, term_slots + tr[3], tr[4] - tr[3], term_groups + 3 * (int64_t)tr[5], tr[6] - tr[5],
-                            term_gates, acc + (int64_t)tr[0] * TILE, tr[1], tr[2]);
+            head_gates(S, term_groups, nterm_groups, term_gates, V);
+            for (int64_t t0 = 0, t1; t0 < nterms; t0 = t1) {  /* runs of terms of one class */
+                for (t1 = t0 + 1; t1 < nterms && terms[7 * t1] == terms[7 * t0]; t1++) {}
+                class_count(S, terms, t0, t1, term_slots, V, acc + (int64_t)terms[7 * t0] * TILE);
             }
             for (int64_t s = 0; s < nrows; s++) {
                 int32_t *dst = scores + (row0 + s) * k;
@@ -572,6 +627,6 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
             }
         }
     }
-    free(S); free(zero_row); free(rows); free(acc); free(scratch);
+    free(S); free(zero_row); free(rows); free(acc); free(scratch); free(V);
     return 0;
 }

@@ -124,6 +124,5 @@ class CompiledLogicNet:
         return f"<CompiledLogicNet {state} {self.circuit!r}>"
 
 
-# Reserved for the CUDA helper: difflogic's PackBitsTensor (packed-bits GPU inference) goes here.
-# -- PackBitsTensor (CUDA) ---------------------------------------------------------------------
+# -- PackBitsTensor (difflogic's packed-bits GPU inference; lgc/compat/packbits.py) --------------
 from .packbits import PackBitsTensor, run_packed  # noqa: E402,F401  (lgc/compat/packbits.py)
