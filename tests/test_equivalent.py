@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from conftest import need
 from strategies import circuits
 from lgc.ir import Circuit, GroupSumHead, ops, random_layered_circuit, simulate
-from lgc.passes import EquivalenceResult, equivalent, optimize, sat_solver_available
+from lgc.passes import EquivalenceResult, EquivalenceTimeout, equivalent, optimize, sat_solver_available
 
 
 def _shows_difference(c1: Circuit, c2: Circuit, row: np.ndarray) -> bool:
@@ -140,3 +140,58 @@ def test_missing_python_sat_is_a_clear_error(monkeypatch):
     with pytest.raises(ImportError, match="python-sat"):
         equivalent(c, c)  # auto needs SAT beyond 20 inputs
     assert equivalent(c, c, method="simulate")
+
+
+def _multiplier(width: int, swapped: bool) -> Circuit:
+    """An array multiplier of two ``width``-bit numbers (inputs x then y, outputs the product's
+    bits); ``swapped`` builds y * x. Proving x*y == y*x is notoriously hard for SAT solvers."""
+    op, a, b = [], [], []
+
+    def gate(code: int, u: int, v: int) -> int:
+        op.append(code)
+        a.append(u)
+        b.append(v)
+        return 2 * width + len(op) - 1
+
+    x, y = list(range(width)), list(range(width, 2 * width))
+    if swapped:
+        x, y = y, x
+    row = [gate(ops.AND, x[j], y[0]) for j in range(width)]
+    product = [row[0]]
+    carry_in = row[1:]
+    for i in range(1, width):
+        pp = [gate(ops.AND, x[j], y[i]) for j in range(width)]
+        carry, sums = None, []
+        for j in range(width):
+            u = pp[j]
+            v = carry_in[j] if j < len(carry_in) else None
+            if v is None and carry is None:
+                sums.append(u)
+                continue
+            if v is None or carry is None:
+                w = v if v is not None else carry
+                sums.append(gate(ops.XOR, u, w))
+                carry = gate(ops.AND, u, w)
+                continue
+            t = gate(ops.XOR, u, v)
+            sums.append(gate(ops.XOR, t, carry))
+            carry = gate(ops.OR, gate(ops.AND, u, v), gate(ops.AND, t, carry))
+        product.append(sums[0])
+        carry_in = sums[1:] + [carry]
+    product += carry_in
+    return Circuit(2 * width, op, a, b, product).validate()
+
+
+def test_sat_time_limit_raises_instead_of_guessing():
+    need("sat", sat_solver_available())
+    small = _multiplier(3, False), _multiplier(3, True)
+    x = np.random.default_rng(0).random((64, 6)) < 0.5
+    assert np.array_equal(simulate(small[0], x), simulate(small[1], x))
+    assert equivalent(*small, method="sat", time_limit=30).proven
+    hard = _multiplier(12, False), _multiplier(12, True)
+    with pytest.raises(EquivalenceTimeout, match="time_limit=0.5"):
+        equivalent(*hard, time_limit=0.5)          # auto: simulation agrees, then SAT is stopped
+    with pytest.raises(ValueError, match="cannot be interrupted"):
+        equivalent(*small, method="sat", solver="cadical153", time_limit=1)
+    with pytest.raises(ValueError, match="positive"):
+        equivalent(*small, method="sat", time_limit=0)

@@ -9,7 +9,7 @@ are remapped), and return the input circuit itself when they have nothing to do.
 from .absorb_not import absorb_not
 from .constant_fold import constant_fold
 from .dead_gates import dead_gate_elimination
-from .equivalence import EquivalenceResult, equivalent, sat_solver_available
+from .equivalence import EquivalenceResult, EquivalenceTimeout, equivalent, sat_solver_available
 from .merge_complements import merge_complements
 from .manager import PASSES, PIPELINES, PassReport, PassRun, optimize, run_pipeline
 from .passthrough import collapse_passthrough
@@ -19,7 +19,7 @@ from .structural_hash import canonical_form, structural_hash
 from .abc import ABCError, abc  # external pass (Berkeley ABC on the AIGER form); shadows the module name
 
 __all__ = [
-    "ABCError", "EquivalenceResult", "PASSES", "PIPELINES", "PassReport", "PassRun", "absorb_not", "canonical_form",
+    "ABCError", "EquivalenceResult", "EquivalenceTimeout", "PASSES", "PIPELINES", "PassReport", "PassRun", "absorb_not", "canonical_form",
     "collapse_passthrough", "constant_fold", "dead_gate_elimination", "equivalent", "merge_complements", "optimize",
     "abc", "run_pipeline", "sat_solver_available", "simplify_same_operand", "structural_hash",
 ]

@@ -9,12 +9,16 @@
   ORed. SAT gives a counterexample from the model; UNSAT is a proof. Cost: the solver's.
 - ``auto``: simulate first (a cheap disproof), then exhaustive when n <= 20, else SAT.
 
+SAT proofs of large or arithmetic circuits can take very long: ``time_limit=`` (seconds) stops
+the solver and raises :class:`EquivalenceTimeout` instead of answering (never a guess).
+
 Circuits with different input or output counts, heads or input encoders are reported unequal
 (``equal=False`` with a ``reason``, no counterexample) rather than raising.
 """
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any
 
 import numpy as np
@@ -24,6 +28,12 @@ from lgc.ir import Circuit, ops as _ops, simulate_words
 from .dead_gates import dead_gate_elimination
 
 EXHAUSTIVE_MAX_INPUTS = 20
+#: the solver when none is named: CaDiCaL, or Glucose under a time limit (python-sat cannot interrupt CaDiCaL)
+DEFAULT_SOLVER, INTERRUPTIBLE_SOLVER = "cadical153", "glucose4"
+
+
+class EquivalenceTimeout(TimeoutError):
+    """The SAT solver reached ``time_limit`` without a proof or a counterexample."""
 
 
 @dataclasses.dataclass
@@ -155,7 +165,7 @@ def sat_solver_available() -> str | None:
     return None
 
 
-def _sat(c1: Circuit, c2: Circuit, solver: str) -> EquivalenceResult:
+def _sat(c1: Circuit, c2: Circuit, solver: str, time_limit: float | None) -> EquivalenceResult:
     why = sat_solver_available()
     if why is not None:
         raise ImportError(f"equivalent(method='sat') needs a SAT solver: {why}")
@@ -173,7 +183,20 @@ def _sat(c1: Circuit, c2: Circuit, solver: str) -> EquivalenceResult:
     with Solver(name=solver) as s:
         s.append_formula(np.concatenate([cl1, cl2, xor]).tolist())
         s.add_clause(d.tolist())
-        if not s.solve():
+        if time_limit is None:
+            satisfiable = s.solve()
+        else:
+            timer = threading.Timer(time_limit, s.interrupt)
+            timer.start()
+            try:
+                satisfiable = s.solve_limited(expect_interrupt=True)
+            finally:
+                timer.cancel()
+            if satisfiable is None:
+                raise EquivalenceTimeout(
+                    f"the SAT miter ({c1.num_gates} + {c2.num_gates} gates, solver {solver}) found no proof and no "
+                    f"counterexample within time_limit={time_limit:g} s; random simulation found no difference")
+        if not satisfiable:
             return EquivalenceResult(True, "sat", proven=True, reason="miter is unsatisfiable")
         model = np.asarray(s.get_model(), dtype=np.int64)
     values = np.zeros(max(n, int(np.abs(model).max()) if model.size else 0) + 1, dtype=bool)
@@ -196,17 +219,26 @@ def _check_counterexample(c1: Circuit, c2: Circuit, result: EquivalenceResult) -
 
 
 def equivalent(c1: Circuit, c2: Circuit, method: str = "auto", *, vectors: int = 1 << 14, seed: int = 0,
-               max_exhaustive_inputs: int = EXHAUSTIVE_MAX_INPUTS, solver: str = "cadical153",
-               **unused: Any) -> EquivalenceResult:
+               max_exhaustive_inputs: int = EXHAUSTIVE_MAX_INPUTS, solver: str | None = None,
+               time_limit: float | None = None, **unused: Any) -> EquivalenceResult:
     """Do ``c1`` and ``c2`` compute the same output bits for every input row?
 
     ``method``: 'simulate' (``vectors`` random rows; probable only), 'exhaustive' (all rows,
     n <= ``max_exhaustive_inputs``), 'sat' (python-sat miter, ``solver`` name), or 'auto'.
     Raw output bits are compared; heads, input counts, output counts and encoders must match,
     else the result is unequal with a ``reason`` and no counterexample.
+    ``time_limit`` (seconds, SAT only): raise :class:`EquivalenceTimeout` when the solver has not
+    decided by then; needs an interruptible solver (default then ``glucose4``; CaDiCaL is not).
     Raises ImportError when the SAT method is needed but python-sat is missing."""
     if unused:
         raise TypeError(f"unexpected keyword arguments {sorted(unused)}")
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+    if solver is None:
+        solver = DEFAULT_SOLVER if time_limit is None else INTERRUPTIBLE_SOLVER
+    elif time_limit is not None and solver.startswith("cadical"):
+        raise ValueError(f"solver {solver!r} cannot be interrupted, so time_limit cannot stop it; "
+                         f"use e.g. solver={INTERRUPTIBLE_SOLVER!r}")
     if method not in ("auto", "simulate", "exhaustive", "sat"):
         raise ValueError(f"unknown method {method!r}; use 'auto', 'simulate', 'exhaustive' or 'sat'")
     for c in (c1, c2):
@@ -225,5 +257,5 @@ def equivalent(c1: Circuit, c2: Circuit, method: str = "auto", *, vectors: int =
         if method == "simulate" or not result.equal:
             return result if result.equal else _check_counterexample(c1, c2, result)
         method = "exhaustive" if n <= max_exhaustive_inputs else "sat"
-    result = _exhaustive(c1, c2) if method == "exhaustive" else _sat(c1, c2, solver)
+    result = _exhaustive(c1, c2) if method == "exhaustive" else _sat(c1, c2, solver, time_limit)
     return result if result.equal else _check_counterexample(c1, c2, result)
