@@ -5,9 +5,12 @@
  * i.e. TILE = 64*VW samples of one node. Slots are allocated by liveness in Python, so the
  * working set per tile is the widest live cut of the circuit, not the whole circuit.
  *
- * Per tile: pack bool rows into bit-sliced input slots (8x8 shift-or + byte transpose), run every
- * (level, kind) group as a tight loop with no branch per gate, then read out: a bit-sliced
- * carry-save popcount per class (group-sum head) or the raw output bits.
+ * Per tile: pack bool rows into bit-sliced input slots (8x8 shift-or + byte transpose, or 64-bit
+ * masks + GF(2) transposes), run every (level, kind) group as a tight loop with no branch per
+ * gate, then read out the raw output bits or the group-sum head: the gates only the head reads
+ * ("head gates") are computed into a value buffer instead of slots, each popcount term is a
+ * bit-sliced carry-save count, a class's terms are summed bit-sliced (two's complement) and the
+ * sum is converted to int32 once per class.
  *
  * VW (words per vector) is set by the build: 1 (portable C), 4 (AVX2), 8 (AVX-512).
  */
