@@ -205,8 +205,9 @@ def readout_schedule(circuit: Circuit, *, fuse: bool = False, inline: bool = Fal
     class count once with their multiplicity as a weight (split into its binary digits); gates
     no remaining output reads are dropped. ``fuse``: fold single-reader gates into their reader
     as 3-input gates (:func:`fuse_pairs`; only for kernels that run them, ``lgc_has_ternary``).
-    ``inline``: gates that only the head reads, once, are computed inside the popcount (their
-    values never go through a slot: one store and one load fewer each, and a smaller live set).
+    ``inline``: gates that only the head reads, once ("head gates"), are run by the readout into
+    a value buffer in count order, grouped by kind, instead of taking slots (a smaller live set,
+    and the count reads them sequentially).
     Needs a group-sum head. Cost: O(outputs) Python work plus :func:`schedule` of the reduced circuit.
     """
     circuit.validate()
