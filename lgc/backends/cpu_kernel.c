@@ -31,6 +31,18 @@
 #ifndef PACK_PREFETCH
 #define PACK_PREFETCH 1
 #endif
+#ifndef PAGE_AHEAD
+#define PAGE_AHEAD 64  /* rows; mask packing: 7-10% faster end to end on the 48K net (16-256 alike; neutral for shift-or) */
+#endif
+
+/* The row PAGE_AHEAD rows after r (rows are n_in bytes apart) and the one after it: when they
+ * straddle a 4 KiB page, touch the new page's first line. Hardware prefetchers stop at page
+ * boundaries; this starts the next page (and its TLB entry) early. Never faults (a prefetch),
+ * so it may run past the end of the batch; the address is computed as an integer. */
+static inline void touch_page_ahead(const uint8_t *r, int64_t n_in) {
+    const uintptr_t p = (uintptr_t)r + (uintptr_t)(PAGE_AHEAD * n_in);
+    if ((p ^ (p + (uintptr_t)n_in)) >> 12) __builtin_prefetch((const void *)(((p + (uintptr_t)n_in) >> 12) << 12), 0, 3);
+}
 
 typedef uint64_t vec __attribute__((vector_size(VW * 8), aligned(VW * 8)));
 
@@ -199,18 +211,15 @@ static void pack_masks(const uint8_t *const *rows, int64_t n_in, vec *S, uint64_
     if (nb == 0) return;
     for (int s = 0; s < TILE; s++) {  /* one stream: measured faster than 2-8 interleaved ones */
         const uint8_t *r = rows[s];
+        touch_page_ahead(r, n_in);
         for (int64_t blk = 0; blk + 1 < nb; blk++) {
             const __m512i v = _mm512_loadu_si512((const void *)(r + 64 * blk));
             M[blk * MSTRIDE + s] = (uint64_t)_mm512_test_epi8_mask(v, v);
         }
         const __m512i v = _mm512_maskz_loadu_epi8(tail, (const void *)(r + 64 * (nb - 1)));
         M[(nb - 1) * MSTRIDE + s] = (uint64_t)_mm512_test_epi8_mask(v, v);
-        if (PACK_PREFETCH && pf->p < pf->end) {
-            __builtin_prefetch(pf->p, 0, PF_LOCALITY);
-            __builtin_prefetch(pf->p + 64, 0, PF_LOCALITY);
-            pf->p += 128;
-        }
     }
+    (void)pf;  /* measured: with touch_page_ahead, prefetching the next tile here costs ~3% */
     /* dest byte 8B + 7 - i <- source byte 8i + B (with the row reversal gf2p8affine's bit order needs) */
     uint8_t p1[64], p2[64];
     for (int B = 0; B < 8; B++)
@@ -601,13 +610,14 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
         } else {
             pack_tile(x + row0 * n_in, n_in, nrows, zero_row, rows, S, scratch, &pf);
         }
+#ifdef MASK_PACK
+        const int64_t pf_bytes = 0;  /* measured: with the sequential row stream, prefetching during the gates only costs */
+#else
         int64_t pf_bytes = pf.p < pf.end ? pf.end - pf.p : 0;
         if (pf_bytes > 64 * n_gates) {  /* more lines than gates: fetch the excess now */
             for (int64_t z = 64 * n_gates; z < pf_bytes; z += 64) __builtin_prefetch(pf.p + z, 0, PF_LOCALITY);
             pf_bytes = 64 * n_gates;
         }
-#ifdef MASK_PACK
-        pf_bytes = 0;  /* measured: with the sequential row stream, prefetching during the gates only costs */
 #endif
         run_gates(S, ngroups, groups, gates, tgates, pf.p, pf_bytes);
         if (k > 0) {
