@@ -69,7 +69,25 @@ VARIANTS = {
     # border, which halves its positions, so twice the channels fit the same gate budget
     "h": (2.0, 6000, 10.0, [0.25, 0.5, 0.75], 16, 4),
     "i": (2.0, 8000, 10.0, [0.25, 0.5, 0.75], 12, 4),
+    # i trained on randomly placed 20x20 windows (offset 4 +- 2 px): i fits the training set
+    # (98.7%) well past the test set (97.2%), and shifts are the classic MNIST regulariser
+    "j": (2.0, 8000, 10.0, [0.25, 0.5, 0.75], 12, 4, 2),
+    "k": (2.0, 10000, 10.0, [0.25, 0.5, 0.75], 12, 4, 2),
 }
+
+
+def shift(variant: str) -> int:
+    """Training-time random offset of the crop window, in pixels each way (0: fixed centre)."""
+    return VARIANTS[variant][6] if len(VARIANTS[variant]) > 6 else 0
+
+
+def random_windows(images: np.ndarray, cut: int, jitter: int, rng: np.random.Generator) -> np.ndarray:
+    """[B, 28, 28] -> [B, (28 - 2 cut)^2]: each image's window offset by up to ``jitter`` pixels."""
+    b, side = len(images), 28 - 2 * cut
+    oy, ox = (rng.integers(cut - jitter, cut + jitter + 1, size=b) for _ in range(2))
+    rows = (oy[:, None] + np.arange(side))[:, :, None]
+    cols = (ox[:, None] + np.arange(side))[:, None, :]
+    return images[np.arange(b)[:, None, None], rows, cols].reshape(b, -1)
 
 
 def crop(variant: str) -> int:
@@ -118,8 +136,9 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("LGC_THREADS", str(os.cpu_count() or 1))))
     xtr, ytr, xte, yte = load_mnist()
     variant = os.environ.get("LGC_CONV_VARIANT", "b")
-    if crop(variant):
-        cut = crop(variant)
+    cut, jitter = crop(variant), shift(variant)
+    full28 = xtr.reshape(-1, 28, 28)   # the uncropped training images, for shifted windows
+    if cut:
         xtr, xte = (np.ascontiguousarray(x.reshape(-1, 28, 28)[:, cut:28 - cut, cut:28 - cut]) for x in (xtr, xte))
     validation = int(os.environ.get("LGC_CONV_VALIDATION", "0"))   # > 0: hold out the last N training images
     # per-epoch monitoring only (never selection): held-out images, else 2,000 training images
@@ -152,7 +171,8 @@ def main() -> None:
         perm = rng.permutation(len(xtr))
         for i in range(0, steps_per_epoch * batch, batch):
             idx = perm[i:i + batch]
-            loss = loss_fn(model(torch.from_numpy(xtr[idx])), torch.from_numpy(ytr[idx]))
+            xb = random_windows(full28[idx], cut, jitter, rng) if jitter else xtr[idx]
+            loss = loss_fn(model(torch.from_numpy(xb)), torch.from_numpy(ytr[idx]))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -219,7 +239,7 @@ def main() -> None:
                                                                      if k.startswith("LGC_")},
         "variant": variant, "resumed_from": resume, "architecture": str(model), "epochs": epoch, "steps": steps, "batch": batch, "lr": lr,
         "lr_schedule": f"cosine over {epochs_planned} epochs" if epochs_planned else "constant",
-        "validation_images": validation, "gate_budget": budget, "crop": crop(variant),
+        "validation_images": validation, "gate_budget": budget, "crop": cut, "shift": jitter,
         "selected_epoch": best[0] if best[1] is not None else epoch,
         "train_wall_s": round(train_s, 1), "test_accuracy_eval_mode": test_acc, "circuit_accuracy": circuit_acc,
         "lowered_bit_exact": lowered_exact, "nominal_gates": int(circuit.num_gates),
