@@ -279,6 +279,30 @@ static void pack_tile(const uint8_t *x, int64_t n_in, int64_t nrows, const uint8
 #endif
 int lgc_has_ternary(void) { return HAS_TERNARY; }
 
+/* One loop per gate kind, shared by run_gates and head_gates: KIND_SWITCH(F, kind) expands to a
+ * switch whose case for each 2-input kind runs F(expression of a, b, zero); TERNARY_SWITCH(F, imm)
+ * to one whose case for each vpternlogq immediate runs F(imm). */
+#define KIND_SWITCH(F, kind)                                                    \
+    switch (kind) {                                                             \
+        case K_FALSE: F(zero)                                                   \
+        case K_TRUE: F(~zero)                                                   \
+        case K_COPY: F(a)                                                       \
+        case K_NOT: F(~a)                                                       \
+        case K_AND: F(a & b)                                                    \
+        case K_ANDNOT: F(a & ~b)                                                \
+        case K_XOR: F(a ^ b)                                                    \
+        case K_OR: F(a | b)                                                     \
+        case K_NOR: F(~(a | b))                                                 \
+        case K_XNOR: F(~(a ^ b))                                                \
+        case K_ORNOT: F(a | ~b)                                                 \
+        case K_NAND: F(~(a & b))                                                \
+        default: break;                                                         \
+    }
+#define T4_(F, i) F(i) F(i + 1) F(i + 2) F(i + 3)
+#define T16_(F, i) T4_(F, i) T4_(F, i + 4) T4_(F, i + 8) T4_(F, i + 12)
+#define T64_(F, i) T16_(F, i) T16_(F, i + 16) T16_(F, i + 32) T16_(F, i + 48)
+#define TERNARY_SWITCH(F, imm) switch (imm) { T64_(F, 0) T64_(F, 64) T64_(F, 128) T64_(F, 192) default: break; }
+
 /* tgates: 3-input gates (a, b, c, result) of kinds 16 + imm (vpternlogq truth table imm). */
 static void run_gates(vec *S, int64_t ngroups, const int32_t *groups, const int32_t *gates,
                       const int32_t *tgates, const uint8_t *pf, int64_t pf_bytes) {
@@ -316,32 +340,12 @@ static void run_gates(vec *S, int64_t ngroups, const int32_t *groups, const int3
                                                      (__m512i)S[t[2]], IMM);                 \
         }                                                                                   \
         break;
-#define T4(i) TLOOP(i) TLOOP(i + 1) TLOOP(i + 2) TLOOP(i + 3)
-#define T16(i) T4(i) T4(i + 4) T4(i + 8) T4(i + 12)
-#define T64(i) T16(i) T16(i + 16) T16(i + 32) T16(i + 48)
-            switch (kind - 16) { T64(0) T64(64) T64(128) T64(192) default: break; }
-#undef T64
-#undef T16
-#undef T4
+            TERNARY_SWITCH(TLOOP, kind - 16)
 #undef TLOOP
             continue;
         }
 #endif
-        switch (kind) {
-            case K_FALSE: LOOP(zero)
-            case K_TRUE: LOOP(~zero)
-            case K_COPY: LOOP(a)
-            case K_NOT: LOOP(~a)
-            case K_AND: LOOP(a & b)
-            case K_ANDNOT: LOOP(a & ~b)
-            case K_XOR: LOOP(a ^ b)
-            case K_OR: LOOP(a | b)
-            case K_NOR: LOOP(~(a | b))
-            case K_XNOR: LOOP(~(a ^ b))
-            case K_ORNOT: LOOP(a | ~b)
-            case K_NAND: LOOP(~(a & b))
-            default: break;
-        }
+        KIND_SWITCH(LOOP, kind)
 #undef LOOP
 #undef BODY
     }
@@ -460,32 +464,12 @@ static void head_gates(const vec *S, const int32_t *tg, int64_t ng, const int32_
                                                      (__m512i)S[t[2]], IMM);            \
         }                                                                               \
         break;
-#define T4(i) TPUT(i) TPUT(i + 1) TPUT(i + 2) TPUT(i + 3)
-#define T16(i) T4(i) T4(i + 4) T4(i + 8) T4(i + 12)
-#define T64(i) T16(i) T16(i + 16) T16(i + 32) T16(i + 48)
-            switch (kind - 16) { T64(0) T64(64) T64(128) T64(192) default: break; }
-#undef T64
-#undef T16
-#undef T4
+            TERNARY_SWITCH(TPUT, kind - 16)
 #undef TPUT
             continue;
         }
 #endif
-        switch (kind) {
-            case K_FALSE: PUT(zero)
-            case K_TRUE: PUT(~zero)
-            case K_COPY: PUT(a)
-            case K_NOT: PUT(~a)
-            case K_AND: PUT(a & b)
-            case K_ANDNOT: PUT(a & ~b)
-            case K_XOR: PUT(a ^ b)
-            case K_OR: PUT(a | b)
-            case K_NOR: PUT(~(a | b))
-            case K_XNOR: PUT(~(a ^ b))
-            case K_ORNOT: PUT(a | ~b)
-            case K_NAND: PUT(~(a & b))
-            default: break;
-        }
+        KIND_SWITCH(PUT, kind)
 #undef PUT
     }
 }
