@@ -31,7 +31,8 @@ import torch
 from torch import nn
 
 import lgc
-from lgc.frontend import build_model, save_checkpoint
+from lgc.frontend import build_model, save_checkpoint, set_relaxation
+from lgc.frontend.conv import LogicConv2d
 from lgc.frontend.lower_graph import lower_graph
 from lgc.train import conv_model_config
 
@@ -73,6 +74,14 @@ VARIANTS = {
     # (98.7%) well past the test set (97.2%), and shifts are the classic MNIST regulariser
     "j": (2.0, 8000, 10.0, [0.25, 0.5, 0.75], 12, 4, 2),
     "k": (2.0, 10000, 10.0, [0.25, 0.5, 0.75], 12, 4, 2),
+    "l": (2.0, 10000, 10.0, [0.25, 0.5, 0.75], 12, 4),   # i with FC 10000 (the 20x20 crop leaves ~7K gates)
+    # i with three FC layers (a list is the FC widths): the FC baseline is six layers deep
+    "m": (2.0, [8000, 8000, 8000], 10.0, [0.25, 0.5, 0.75], 12, 4),
+    "n": (2.0, [8000] * 4, 10.0, [0.25, 0.5, 0.75], 12, 4),
+    # the paper's shape: padding 1 and three conv blocks (k, 4k, 16k channels; the last dict overrides
+    # conv_model_config's blocks/padding)
+    "o": (2.0, 8000, 10.0, [0.25, 0.5, 0.75], 4, 0, 0, {"blocks": 3, "padding": 1}),
+    "p": (2.0, 8000, 10.0, [0.25, 0.5, 0.75], 8, 4, 0, {"blocks": 3, "padding": 1}),
 }
 
 
@@ -100,12 +109,13 @@ def build(variant: str = "b", seed: int = 0) -> nn.Sequential:
     -> 800 bits -> LogicLayer -> LogicLayer -> GroupSum(10); built by the config ``lgc train --arch
     conv`` uses (``lgc.train.conv_model_config``), so the checkpoint reloads with ``load_checkpoint``."""
     residual, width, tau, thresholds, channels = VARIANTS[variant][:5]
+    shape = {"blocks": 2, "padding": 0, **(VARIANTS[variant][7] if len(VARIANTS[variant]) > 7 else {})}
     side = 28 - 2 * crop(variant)
     torch.manual_seed(seed)
     binarize = {"thresholds": thresholds, "train_passthrough": not isinstance(thresholds, list)}
     return build_model(conv_model_config((1, side, side), binarize, 10,
-                                         channels=channels, depth=3, blocks=2, fc=[width, width], tau=tau,
-                                         residual_init=residual, padding=0))
+                                         channels=channels, depth=3, blocks=shape["blocks"], fc=list(width) if isinstance(width, list) else [width, width], tau=tau,
+                                         residual_init=residual, padding=shape["padding"]))
 
 
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 2000) -> float:
@@ -146,12 +156,19 @@ def main() -> None:
     if validation:
         xtr, ytr = xtr[:-validation], ytr[:-validation]
     model = build(variant)
+    # LGC_CONV_RELAXATION=gumbel-st|hard-st: train with a straight-through relaxation (lgc.frontend.set_relaxation)
+    # in every logic layer, or with LGC_CONV_RELAX_LAYERS=conv in the conv layers only
+    relaxation = os.environ.get("LGC_CONV_RELAXATION", "softmax")
+    relax_layers = os.environ.get("LGC_CONV_RELAX_LAYERS", "all")
+    for mod in [model] if relax_layers == "all" else [m for m in model if isinstance(m, LogicConv2d)]:
+        set_relaxation(mod, relaxation, float(os.environ.get("LGC_CONV_TEMPERATURE", "1.0")))
+    name = variant if relaxation == "softmax" else f"{variant}-{relaxation}" + ("" if relax_layers == "all" else "-conv")
     tau = model[-1].tau
     resume = os.environ.get("LGC_CONV_RESUME")   # continue from a model_<variant>.pt (Adam state restarts)
     if resume:
         model.load_state_dict(torch.load(resume, weights_only=True)["state_dict"])
     print(model, flush=True)
-    lr = 0.02
+    lr = float(os.environ.get("LGC_CONV_LR", "0.02"))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     batch, steps, epoch = 128, 0, 0
     steps_per_epoch = len(xtr) // batch
@@ -194,14 +211,14 @@ def main() -> None:
               f"{gates} O2 gates ({time.time() - t0:.0f}s)", flush=True)
         # an lgc checkpoint (config + state_dict): lgc inspect / lgc compile / load_checkpoint read it,
         # and LGC_CONV_RESUME reads its "state_dict" as before
-        save_checkpoint(model, run_dir / f"model_{variant}.pt",
+        save_checkpoint(model, run_dir / f"model_{name}.pt",
                         extra={"arch": f"benchmarks/conv_mnist.py:build({variant!r})", "epoch": epoch})
         if gates <= budget:
             best = (epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
     train_s = time.time() - t0
     if best[1] is not None and best[0] != epoch:
         model.load_state_dict(best[1])
-        save_checkpoint(model, run_dir / f"model_{variant}_within_budget.pt",
+        save_checkpoint(model, run_dir / f"model_{name}_within_budget.pt",
                         extra={"arch": f"benchmarks/conv_mnist.py:build({variant!r})", "epoch": best[0]})
     test_acc = evaluate(model, xte, yte)
 
@@ -237,7 +254,7 @@ def main() -> None:
                     "torch_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()},
         "command": "python benchmarks/conv_mnist.py", "environment": {k: v for k, v in os.environ.items()
                                                                      if k.startswith("LGC_")},
-        "variant": variant, "resumed_from": resume, "architecture": str(model), "epochs": epoch, "steps": steps, "batch": batch, "lr": lr,
+        "variant": variant, "relaxation": relaxation, "resumed_from": resume, "architecture": str(model), "epochs": epoch, "steps": steps, "batch": batch, "lr": lr,
         "lr_schedule": f"cosine over {epochs_planned} epochs" if epochs_planned else "constant",
         "validation_images": validation, "gate_budget": budget, "crop": cut, "shift": jitter,
         "selected_epoch": best[0] if best[1] is not None else epoch,
@@ -248,7 +265,7 @@ def main() -> None:
     }
     out_dir = HERE / "out"
     out_dir.mkdir(exist_ok=True)
-    (out_dir / f"conv_mnist_{variant}.json").write_text(json.dumps(result, indent=1))
+    (out_dir / f"conv_mnist_{name}.json").write_text(json.dumps(result, indent=1))
     print()
     print(f"{'figure':34s} {'conv (this run)':>18s} {'FC baseline':>14s} {'ratio':>8s}")
     print(f"{'test accuracy (x > 0.5)':34s} {test_acc:18.4f} {BASELINE['accuracy']:14.4f} "

@@ -11,7 +11,7 @@ from torch import nn
 
 import lgc
 from lgc.frontend import (Binarize, GroupSum, LogicLayer, build_model, from_difflogic, load_checkpoint, lower,
-                          model_config, save_checkpoint)
+                          model_config, save_checkpoint, set_relaxation)
 from lgc.frontend.connections import random_connections, unique_connections
 from lgc.ir import ops, simulate
 
@@ -342,3 +342,83 @@ def test_layer_argument_errors():
     bad["index_a"] = torch.tensor([0, 9])
     with pytest.raises(ValueError, match="must lie in 0..3"):
         LogicLayer(4, 2).load_state_dict(bad)
+
+
+# -- training relaxations -----------------------------------------------------------------------
+def _sampled_ops(c: torch.Tensor) -> torch.Tensor:
+    """The op whose integer coefficients ``c [..., 4]`` are (every row must be one of the 16)."""
+    relax = torch.tensor(ops.RELAX, dtype=c.dtype)
+    match = (c.detach()[..., None, :] == relax).all(-1)
+    assert (match.sum(-1) == 1).all()
+    return match.int().argmax(-1)
+
+
+def test_gumbel_st_samples_gates_by_softmax_probabilities():
+    from lgc.frontend.relax import gumbel_st_coefficients
+    w = torch.tensor([[2.0, 1.0, 0.0, -1.0] + [-30.0] * 12]).repeat(40000, 1)
+    drawn = _sampled_ops(gumbel_st_coefficients(w, generator=torch.Generator().manual_seed(0)))
+    freq = torch.bincount(drawn, minlength=16).double() / len(w)
+    assert torch.allclose(freq, torch.softmax(w[0].double(), 0), atol=0.01)   # the Gumbel-max trick
+
+
+def test_gumbel_st_gradient_is_the_gumbel_softmax_gradient():
+    from lgc.frontend.relax import gumbel_st_coefficients, relax_matrix
+    w = torch.randn(50, 16, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(50, 4, dtype=torch.float64)
+    (gumbel_st_coefficients(w, 0.5, torch.Generator().manual_seed(3)) * g).sum().backward()
+    u = torch.rand(w.shape, dtype=w.dtype, generator=torch.Generator().manual_seed(3)).clamp(1e-10, 1 - 1e-7)
+    w2 = w.detach().clone().requires_grad_(True)
+    soft = torch.softmax((w2 - torch.log(-torch.log(u))) / 0.5, -1) @ relax_matrix(w2)
+    (soft * g).sum().backward()
+    assert torch.allclose(w.grad, w2.grad)
+
+
+def test_gumbel_st_training_forward_runs_hard_gates():
+    torch.manual_seed(0)
+    layer = LogicLayer(6, 40, implementation="python")
+    set_relaxation(nn.Sequential(layer), "gumbel-st")
+    x = torch.from_numpy(np.indices((2,) * 6).reshape(6, -1).T.copy()).float()   # all 64 inputs
+    y = layer(x)
+    a, b = layer.index_a, layer.index_b
+    for g in range(40):   # each gate is one of the 16 gates, the same one for every sample of the step
+        p, q = x[:, a[g]].long(), x[:, b[g]].long()
+        assert any(torch.equal(y[:, g], torch.from_numpy(ops.TRUTH[o]).float()[p, q]) for o in range(16))
+    layer.eval()
+    assert torch.equal(layer(x), lower_eval(layer, x))
+
+
+def lower_eval(layer: LogicLayer, x: torch.Tensor) -> torch.Tensor:
+    """Eval-mode output computed from the argmax ops' truth tables."""
+    op = layer.weights.argmax(-1)
+    t = torch.from_numpy(ops.TRUTH).float()
+    return t[op, x[:, layer.index_a].long(), x[:, layer.index_b].long()]
+
+
+def test_set_relaxation_reaches_conv_layers_and_checks_arguments():
+    from lgc.frontend import LogicConv2d
+    model = nn.Sequential(LogicConv2d(2, 3, 3, depth=2, implementation="python"), nn.Flatten(), LogicLayer(27, 10))
+    assert set_relaxation(model, "gumbel-st", 2.0) is model
+    assert model[0].relaxation == model[2].relaxation == ("gumbel-st", 2.0)
+    out = model((torch.rand(5, 2, 5, 5) > 0.5).float())
+    assert set(out.unique().tolist()) <= {0.0, 1.0}
+    out.sum().backward()
+    assert model[0].weights.grad.abs().sum() > 0 and model[2].weights.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="relaxation must be one of"):
+        set_relaxation(model, "gumbel")
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        set_relaxation(model, "gumbel-st", 0.0)
+
+
+def test_hard_st_forward_is_the_eval_circuit_and_backward_the_softmax_gradient():
+    torch.manual_seed(1)
+    layer = LogicLayer(6, 40, implementation="python")
+    twin = LogicLayer(6, 40, implementation="python")
+    twin.load_state_dict(layer.state_dict())
+    set_relaxation(layer, "hard-st")
+    x = (torch.rand(32, 6) > 0.5).float()
+    y = layer(x)
+    assert torch.equal(y, lower_eval(layer, x))           # training forward = the discrete circuit
+    g = torch.randn_like(y)
+    (layer.coefficients() * g[:4, :, None].mean(0)).sum().backward()
+    (twin.coefficients() * g[:4, :, None].mean(0)).sum().backward()   # softmax coefficients of the same logits
+    assert torch.allclose(layer.weights.grad, twin.weights.grad)

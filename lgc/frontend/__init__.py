@@ -16,10 +16,11 @@ from .checkpoint import build_model, load_checkpoint, model_config, read_checkpo
 from .kernels import IMPLEMENTATIONS, cpu_kernel_unavailable
 from .layers import GroupSum, LogicLayer
 from .lower import from_difflogic, lower
-from .relax import RESIDUAL_LOGIT, gate_coefficients
+from .relax import RELAXATIONS, RESIDUAL_LOGIT, gate_coefficients, set_relaxation
 
 __all__ = [
-    "Binarize", "GroupSum", "IMPLEMENTATIONS", "LogicConv2d", "LogicLayer", "OrPool2d", "RESIDUAL_LOGIT", "ThresholdEncoder",
+    "Binarize", "GroupSum", "IMPLEMENTATIONS", "LogicConv2d", "LogicLayer", "OrPool2d", "RELAXATIONS", "RESIDUAL_LOGIT",
+    "ThresholdEncoder",
     "build_model", "cpu_kernel_unavailable", "from_difflogic", "gate_coefficients", "load_checkpoint",
-    "lower", "model_config", "read_checkpoint", "save_checkpoint",
+    "lower", "model_config", "read_checkpoint", "save_checkpoint", "set_relaxation",
 ]

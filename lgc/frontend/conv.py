@@ -39,7 +39,7 @@ from lgc._build import BuildError
 from lgc.ir import ops as _ops
 
 from .kernels import _required
-from .relax import RESIDUAL_LOGIT, bilinear_gate, gate_coefficients, hard_ops, residual_logits
+from .relax import RESIDUAL_LOGIT, bilinear_gate, hard_ops, relaxed_coefficients, residual_logits
 
 CONV_IMPLEMENTATIONS = ("auto", "python", "cpu", "cuda")
 MAX_DEPTH = 4   # the fused kernels keep a tree's 2**depth leaves on the stack / in registers
@@ -111,6 +111,9 @@ class LogicConv2d(nn.Module):
     ``cuda`` (see :mod:`lgc.frontend.conv_kernels`).
     """
 
+    #: training relaxation (kind, temperature); set by ``lgc.frontend.set_relaxation``
+    relaxation: tuple[str, float] = ("softmax", 1.0)
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any = 3, depth: int = 3,
                  stride: Any = 1, padding: Any = 0, residual_init: bool | float = True,
                  channels_per_tree: int | None = 2, implementation: str = "auto",
@@ -181,7 +184,7 @@ class LogicConv2d(nn.Module):
 
     def coefficients(self) -> torch.Tensor:
         """Relaxation coefficients ``[out, 2**depth - 1, 4]`` for the current mode (hard in eval)."""
-        return gate_coefficients(self.weights, hard=not self.training)
+        return relaxed_coefficients(self)
 
     def gather_index(self, height: int, width: int) -> torch.Tensor:
         """Flat index ``[out * leaves * positions]`` into a padded ``[C, H + 2ph, W + 2pw]`` sample."""

@@ -18,7 +18,7 @@ from lgc.ir import ops as _ops
 
 from . import kernels
 from .connections import CONNECTIONS, make_connections
-from .relax import RESIDUAL_LOGIT, gate_coefficients, residual_logits
+from .relax import RESIDUAL_LOGIT, relaxed_coefficients, residual_logits
 
 
 class LogicLayer(nn.Module):
@@ -35,6 +35,9 @@ class LogicLayer(nn.Module):
     ``implementation``: ``auto`` | ``python`` | ``cpu`` | ``cuda`` (see :mod:`lgc.frontend.kernels`).
     ``generator``: optional ``torch.Generator`` for the wiring (default: torch's global RNG).
     """
+
+    #: training relaxation (kind, temperature); set by ``lgc.frontend.set_relaxation``
+    relaxation: tuple[str, float] = ("softmax", 1.0)
 
     def __init__(self, in_dim: int, out_dim: int, device: Any = "cpu", grad_factor: float = 1.0,
                  implementation: str = "auto", connections: str = "random", residual_init: bool | float = False,
@@ -79,7 +82,7 @@ class LogicLayer(nn.Module):
 
     def coefficients(self) -> torch.Tensor:
         """The gates' relaxation coefficients [out_dim, 4] for the current mode."""
-        return gate_coefficients(self.weights, hard=not self.training)
+        return relaxed_coefficients(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) and hasattr(x, "then"):
@@ -94,7 +97,10 @@ class LogicLayer(nn.Module):
             x = x.to(self.weights.dtype)
         impl = kernels.resolve(self.implementation, x)
         w = self.weights if self.weights.dtype == x.dtype else self.weights.to(x.dtype)
-        c = impl.coefficients(w, not self.training)
+        if self.training and self.relaxation[0] != "softmax":
+            c = relaxed_coefficients(self).to(x.dtype)
+        else:
+            c = impl.coefficients(w, not self.training)
         y = impl.logic(x, c, self.index_a, self.index_b, self.grad_factor)
         return y if len(lead) == 1 else y.reshape(*lead, self.out_dim)
 

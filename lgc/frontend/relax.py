@@ -10,6 +10,7 @@ convolutional logic layer, gather its coefficients per gate and reuse the same k
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
 import torch
 
@@ -42,6 +43,62 @@ def gate_coefficients(weights: torch.Tensor, hard: bool) -> torch.Tensor:
     if hard:
         return relax[weights.argmax(dim=-1)]
     return torch.softmax(weights, dim=-1) @ relax
+
+
+#: Training relaxations of the gate choice (the eval-mode argmax gate is the same for all of them):
+#: ``softmax`` mixes the 16 gates by softmax(logits) (difflogic); ``gumbel-st`` draws one gate per
+#: gate and step as argmax(logits + Gumbel noise) and runs it hard in the forward pass, with the
+#: gradient of the Gumbel-softmax mixture (straight-through; Yousefi et al., "Mind the Gap",
+#: NeurIPS 2025): training then sees the discrete circuit, which shrinks the train/eval gap;
+#: ``hard-st`` is the same without noise (the argmax gate forward, the softmax gradient backward).
+RELAXATIONS = ("softmax", "gumbel-st", "hard-st")
+
+
+def gumbel_st_coefficients(weights: torch.Tensor, temperature: float = 1.0,
+                           generator: torch.Generator | None = None, noise: bool = True) -> torch.Tensor:
+    """Straight-through Gumbel coefficients ``[..., 4]``: forward the sampled gate's integer
+    coefficients, backward the gradient of ``softmax((weights + g) / temperature) @ RELAX``
+    (``noise=False``: g = 0, the hard-st relaxation)."""
+    relax = relax_matrix(weights)
+    z = weights
+    if noise:
+        u = torch.rand(weights.shape, device=weights.device, dtype=weights.dtype, generator=generator)
+        z = z - torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
+    z = z / temperature
+    soft = torch.softmax(z, dim=-1) @ relax
+    hard = relax[z.detach().argmax(dim=-1)]
+    return hard + (soft - soft.detach())   # exactly hard in value (soft + (hard - soft) is not, in floats)
+
+
+def relaxed_coefficients(layer: torch.nn.Module, soft: Callable[[torch.Tensor], torch.Tensor] | None = None
+                         ) -> torch.Tensor:
+    """A logic layer's coefficients for its mode and ``layer.relaxation`` (see ``set_relaxation``).
+
+    ``soft``: the layer's softmax-mixture function (a fused kernel), default ``gate_coefficients``.
+    """
+    w = layer.weights
+    if not layer.training:
+        return gate_coefficients(w, hard=True)
+    kind, temperature = getattr(layer, "relaxation", ("softmax", 1.0))
+    if kind in ("gumbel-st", "hard-st"):
+        return gumbel_st_coefficients(w, temperature, noise=kind == "gumbel-st")
+    return soft(w) if soft is not None else gate_coefficients(w, hard=False)
+
+
+def set_relaxation(model: torch.nn.Module, kind: str = "softmax", temperature: float = 1.0) -> torch.nn.Module:
+    """Set the training relaxation (``RELAXATIONS``) of every logic layer in ``model``; returns ``model``.
+
+    A training choice, not part of the architecture: eval mode, lowering and checkpoints do not
+    depend on it (a reloaded model trains with ``softmax`` until this is called again).
+    """
+    if kind not in RELAXATIONS:
+        raise ValueError(f"relaxation must be one of {RELAXATIONS}, got {kind!r}")
+    if not temperature > 0:
+        raise ValueError(f"relaxation temperature must be > 0, got {temperature!r}")
+    for m in model.modules():
+        if isinstance(getattr(m, "weights", None), torch.Tensor) and hasattr(m, "coefficients"):
+            m.relaxation = (kind, float(temperature))
+    return model
 
 
 def hard_ops(weights: torch.Tensor) -> torch.Tensor:
