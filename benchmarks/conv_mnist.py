@@ -155,7 +155,8 @@ def main() -> None:
     xva, yva = (xtr[-validation:], ytr[-validation:]) if validation else (xtr[:2000], ytr[:2000])
     if validation:
         xtr, ytr = xtr[:-validation], ytr[:-validation]
-    model = build(variant)
+    seed = int(os.environ.get("LGC_CONV_SEED", "0"))   # wiring, initial logits and batch order
+    model = build(variant, seed)
     # LGC_CONV_RELAXATION=gumbel-st|hard-st: train with a straight-through relaxation (lgc.frontend.set_relaxation)
     # in every logic layer, or with LGC_CONV_RELAX_LAYERS=conv in the conv layers only
     relaxation = os.environ.get("LGC_CONV_RELAXATION", "softmax")
@@ -163,6 +164,14 @@ def main() -> None:
     for mod in [model] if relax_layers == "all" else [m for m in model if isinstance(m, LogicConv2d)]:
         set_relaxation(mod, relaxation, float(os.environ.get("LGC_CONV_TEMPERATURE", "1.0")))
     name = variant if relaxation == "softmax" else f"{variant}-{relaxation}" + ("" if relax_layers == "all" else "-conv")
+    name += f"-seed{seed}" if seed else ""
+    # LGC_CONV_ANNEAL=T0:T1: anneal the conv layers' relaxation temperature from T0 to T1 (per epoch)
+    anneal = [float(v) for v in os.environ["LGC_CONV_ANNEAL"].split(":")] if os.environ.get("LGC_CONV_ANNEAL") else None
+    if anneal:
+        name += "-anneal"
+        for mod in model:
+            if isinstance(mod, LogicConv2d):
+                set_relaxation(mod, relaxation, anneal[0])
     tau = model[-1].tau
     resume = os.environ.get("LGC_CONV_RESUME")   # continue from a model_<variant>.pt (Adam state restarts)
     if resume:
@@ -176,7 +185,7 @@ def main() -> None:
     if epochs_planned:
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs_planned * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss()
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     t0 = time.time()
     history = []
     out_of_time = False
@@ -202,6 +211,11 @@ def main() -> None:
                 out_of_time = True
                 break
         epoch += 1
+        if anneal:   # the conv layers' softmax temperature, geometric from T0 to T1 over the planned epochs
+            t = anneal[0] * (anneal[1] / anneal[0]) ** min(1.0, epoch / max(1, epochs_planned))
+            for mod in model:
+                if isinstance(mod, LogicConv2d):
+                    set_relaxation(mod, relaxation, t)
         acc = evaluate(model, xva, yva)
         gates = optimised_gates(model)
         history.append({"epoch": epoch, "steps": steps, "seconds": round(time.time() - t0, 1),
@@ -254,7 +268,7 @@ def main() -> None:
                     "torch_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()},
         "command": "python benchmarks/conv_mnist.py", "environment": {k: v for k, v in os.environ.items()
                                                                      if k.startswith("LGC_")},
-        "variant": variant, "relaxation": relaxation, "resumed_from": resume, "architecture": str(model), "epochs": epoch, "steps": steps, "batch": batch, "lr": lr,
+        "variant": variant, "seed": seed, "relaxation": relaxation, "resumed_from": resume, "architecture": str(model), "epochs": epoch, "steps": steps, "batch": batch, "lr": lr,
         "lr_schedule": f"cosine over {epochs_planned} epochs" if epochs_planned else "constant",
         "validation_images": validation, "gate_budget": budget, "crop": cut, "shift": jitter,
         "selected_epoch": best[0] if best[1] is not None else epoch,

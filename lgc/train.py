@@ -107,6 +107,7 @@ class TrainConfig:
     conv_blocks: int = 2         # [LogicConv2d 3x3 + OrPool2d 2x2] blocks
     conv_padding: int = 1        # conv padding (the paper pads by 1; benchmarks/conv_mnist.py uses 0)
     conv_residual: float = 5.0   # residual init: pass-through logit of every tree gate (paper: 5; 0 = random init)
+    relaxation: str = "softmax"  # training relaxation of the gate choice (lgc.frontend.set_relaxation)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -351,6 +352,8 @@ def train(cfg: TrainConfig, *, log=print) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = (build_baseline_model if cfg.baseline else build_logic_model)(cfg, data, device)
+    from .frontend import set_relaxation
+    set_relaxation(model, cfg.relaxation)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     loss_fn = torch.nn.CrossEntropyLoss()
 

@@ -422,3 +422,19 @@ def test_hard_st_forward_is_the_eval_circuit_and_backward_the_softmax_gradient()
     (layer.coefficients() * g[:4, :, None].mean(0)).sum().backward()
     (twin.coefficients() * g[:4, :, None].mean(0)).sum().backward()   # softmax coefficients of the same logits
     assert torch.allclose(layer.weights.grad, twin.weights.grad)
+
+
+def test_softmax_temperature_sharpens_the_mixture_towards_the_argmax_gate():
+    from lgc.frontend.relax import relax_matrix
+    torch.manual_seed(2)
+    layer = LogicLayer(8, 30)   # default implementation: the fused kernel's softmax path is bypassed for T != 1
+    x = torch.rand(16, 8)
+    set_relaxation(layer, "softmax", 0.25)
+    expected = torch.softmax(layer.weights / 0.25, -1) @ relax_matrix(layer.weights)
+    assert torch.allclose(layer.coefficients(), expected)
+    p, q = x[:, layer.index_a], x[:, layer.index_b]
+    c = expected.detach()
+    assert torch.allclose(layer(x), c[:, 0] + c[:, 1] * p + c[:, 2] * q + c[:, 3] * p * q, atol=1e-6)
+    set_relaxation(layer, "softmax", 1e-3)   # nearly hard: the train-mode output is the eval-mode circuit's
+    xb = (x > 0.5).float()
+    assert torch.allclose(layer(xb), lower_eval(layer, xb), atol=1e-4)

@@ -87,3 +87,13 @@ def test_resume_with_other_architecture_is_refused(tmp_path):
     train(_tiny(tmp_path, num_iterations=20), log=lambda s: None)
     with pytest.raises(ValueError, match="num_neurons: run has 300, now 400"):
         train(_tiny(tmp_path, num_neurons=400, resume=True), log=lambda s: None)
+
+
+def test_hard_st_relaxation_trains_the_discrete_network(tmp_path):
+    summary = train(_tiny(tmp_path, relaxation="hard-st", num_iterations=60, binarize="threshold:8"),
+                    log=lambda s: None)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["relaxation"] == "hard-st"
+    metrics = read_metrics(tmp_path / "run")
+    # the training forward runs the argmax gates, so train-mode and eval-mode accuracy coincide
+    assert all(m["test_acc_train"] == m["test_acc_eval"] for m in metrics)
+    assert summary["test_acc_eval"] > 0.4   # 10 classes; 0.59 after 60 steps with this seed

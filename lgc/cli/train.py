@@ -59,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--conv-padding", type=int, default=1, help="conv: padding of each 3x3 conv (default 1)")
     c.add_argument("--conv-residual", type=float, default=5.0, metavar="LOGIT",
                    help="conv: residual init, the pass-through gate's logit (default 5 as the paper; 0: random init)")
+    g.add_argument("--relaxation", choices=("softmax", "gumbel-st", "hard-st"), default="softmax",
+                   help="training relaxation of the gate choice: softmax mixture (difflogic, default), or one hard gate "
+                        "per neuron forward, Gumbel-sampled or argmax, with the softmax gradient (straight-through)")
     g.add_argument("--baseline", action="store_true", help="train difflogic's baseline MLP instead (Linear+ReLU)")
     o = p.add_argument_group("run")
     o.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/<dataset>-<kind>-k<k>-l<l>-s<seed>)")
@@ -89,7 +92,7 @@ def config_from_args(args: argparse.Namespace):
         resume=args.resume, progress=not args.no_progress, device=args.device,
         threads=args.threads, arch=args.arch, conv_channels=args.conv_channels, conv_depth=args.conv_depth,
         conv_blocks=args.conv_blocks, conv_padding=args.conv_padding,
-        conv_residual=args.conv_residual)
+        conv_residual=args.conv_residual, relaxation=args.relaxation)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -51,6 +51,8 @@ def gate_coefficients(weights: torch.Tensor, hard: bool) -> torch.Tensor:
 #: gradient of the Gumbel-softmax mixture (straight-through; Yousefi et al., "Mind the Gap",
 #: NeurIPS 2025): training then sees the discrete circuit, which shrinks the train/eval gap;
 #: ``hard-st`` is the same without noise (the argmax gate forward, the softmax gradient backward).
+#: Every kind takes a temperature T (softmax(logits / T)); annealing T towards 0 during training
+#: hardens the softmax mixture step by step.
 RELAXATIONS = ("softmax", "gumbel-st", "hard-st")
 
 
@@ -82,6 +84,8 @@ def relaxed_coefficients(layer: torch.nn.Module, soft: Callable[[torch.Tensor], 
     kind, temperature = getattr(layer, "relaxation", ("softmax", 1.0))
     if kind in ("gumbel-st", "hard-st"):
         return gumbel_st_coefficients(w, temperature, noise=kind == "gumbel-st")
+    if temperature != 1.0:   # softmax(w / T): T -> 0 anneals the mixture towards the argmax gate
+        return gate_coefficients(w / temperature, hard=False)
     return soft(w) if soft is not None else gate_coefficients(w, hard=False)
 
 
