@@ -113,9 +113,13 @@ def build(variant: str = "b", seed: int = 0) -> nn.Sequential:
     side = 28 - 2 * crop(variant)
     torch.manual_seed(seed)
     binarize = {"thresholds": thresholds, "train_passthrough": not isinstance(thresholds, list)}
-    return build_model(conv_model_config((1, side, side), binarize, 10,
-                                         channels=channels, depth=3, blocks=shape["blocks"], fc=list(width) if isinstance(width, list) else [width, width], tau=tau,
-                                         residual_init=residual, padding=shape["padding"]))
+    config = conv_model_config((1, side, side), binarize, 10, channels=channels, depth=3, blocks=shape["blocks"],
+                               fc=list(width) if isinstance(width, list) else [width, width], tau=tau,
+                               residual_init=residual, padding=shape["padding"])
+    # LGC_CONV_CONNECTIONS=unique: the FC layers wired like difflogic's default (every input read, no
+    # gate reading one input twice) instead of independently random pairs
+    config["connections"] = os.environ.get("LGC_CONV_CONNECTIONS", "random")
+    return build_model(config)
 
 
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 2000) -> float:
@@ -165,6 +169,7 @@ def main() -> None:
         set_relaxation(mod, relaxation, float(os.environ.get("LGC_CONV_TEMPERATURE", "1.0")))
     name = variant if relaxation == "softmax" else f"{variant}-{relaxation}" + ("" if relax_layers == "all" else "-conv")
     name += f"-seed{seed}" if seed else ""
+    name += "-unique" if os.environ.get("LGC_CONV_CONNECTIONS") == "unique" else ""
     # LGC_CONV_ANNEAL=T0:T1: anneal the conv layers' relaxation temperature from T0 to T1 (per epoch)
     anneal = [float(v) for v in os.environ["LGC_CONV_ANNEAL"].split(":")] if os.environ.get("LGC_CONV_ANNEAL") else None
     if anneal:

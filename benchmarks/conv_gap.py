@@ -1,0 +1,96 @@
+"""Where does a conv logic network lose accuracy when it is discretised? For a checkpoint written by
+``benchmarks/conv_mnist.py``, print the test accuracy with every layer soft (train mode), with the conv
+layers hard and the FC layers soft, and fully hard (eval mode = the circuit); then optionally
+fine-tune the FC layers on the frozen hard conv features and report the test accuracy again.
+
+    python benchmarks/conv_gap.py /work/runs/conv2/model_i.pt --crop 4 [--finetune-epochs 8 --lr 0.005]
+
+Writes benchmarks/out/conv_gap_<checkpoint name>.json. The fine-tuned model is not saved (a diagnostic).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import numpy as np
+import torch
+
+import lgc
+from lgc.frontend import load_checkpoint
+from lgc.frontend.conv import LogicConv2d
+from lgc.frontend.lower_graph import lower_graph
+
+from conv_mnist import HERE, load_mnist
+
+
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: np.ndarray, batch: int = 2000) -> float:
+    with torch.no_grad():
+        pred = torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
+    return float((pred.numpy() == y).mean())
+
+
+def split_at_features(model: torch.nn.Sequential) -> tuple[torch.nn.Sequential, torch.nn.Sequential]:
+    """(conv front through its flatten, FC back end) of a conv_mnist model."""
+    last_conv = max(i for i, m in enumerate(model) if isinstance(m, LogicConv2d))
+    cut = next(i for i in range(last_conv, len(model)) if isinstance(model[i], torch.nn.Flatten)) + 1
+    return model[:cut], model[cut:]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("--crop", type=int, default=0, help="pixels cut from each border (4 for the 20x20 variants)")
+    ap.add_argument("--finetune-epochs", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=0.005)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    xtr, ytr, xte, yte = load_mnist()
+    if args.crop:
+        c = args.crop
+        xtr, xte = (np.ascontiguousarray(x.reshape(-1, 28, 28)[:, c:28 - c, c:28 - c]).reshape(len(x), -1)
+                    for x in (xtr, xte))
+    xtr_t, xte_t = torch.from_numpy(xtr), torch.from_numpy(xte)
+    model = load_checkpoint(args.checkpoint)
+    front, back = split_at_features(model)
+    result: dict = {"checkpoint": args.checkpoint, "command": "python benchmarks/conv_gap.py " + " ".join(sys.argv[1:])}
+    model.train()
+    result["test_all_soft"] = accuracy(model, xte_t, yte)
+    front.eval()
+    result["test_hard_conv_soft_fc"] = accuracy(model, xte_t, yte)
+    model.eval()
+    result["test_eval_mode"] = accuracy(model, xte_t, yte)
+    if args.finetune_epochs:
+        with torch.no_grad():   # the hard conv features are fixed: compute them once
+            ftr = torch.cat([front(xtr_t[i:i + 2000]) for i in range(0, len(xtr_t), 2000)])
+            fte = torch.cat([front(xte_t[i:i + 2000]) for i in range(0, len(xte_t), 2000)])
+        back.train()
+        opt = torch.optim.Adam(back.parameters(), lr=args.lr)
+        steps = len(ftr) // 128
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.finetune_epochs * steps)
+        rng, labels, loss_fn, t0 = np.random.default_rng(1), torch.from_numpy(ytr), torch.nn.CrossEntropyLoss(), time.time()
+        for _ in range(args.finetune_epochs):
+            perm = torch.from_numpy(rng.permutation(len(ftr)))
+            for i in range(steps):
+                idx = perm[i * 128:(i + 1) * 128]
+                loss = loss_fn(back(ftr[idx]), labels[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                schedule.step()
+        back.eval()
+        result.update(finetune_epochs=args.finetune_epochs, finetune_lr=args.lr, finetune_s=round(time.time() - t0, 1),
+                      test_after_fc_finetune=accuracy(back, fte, yte), train_after_fc_finetune=accuracy(back, ftr, ytr),
+                      optimised_gates_O2_after=int(lgc.optimize(lower_graph(model.eval()), level=2).num_gates))
+    for k, v in result.items():
+        print(f"{k:28s} {v}")
+    out = HERE / "out"
+    out.mkdir(exist_ok=True)
+    (out / f"conv_gap_{pathlib.Path(args.checkpoint).stem}.json").write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
