@@ -78,6 +78,7 @@ VARIANTS = {
     # i with three FC layers (a list is the FC widths): the FC baseline is six layers deep
     "m": (2.0, [8000, 8000, 8000], 10.0, [0.25, 0.5, 0.75], 12, 4),
     "n": (2.0, [8000] * 4, 10.0, [0.25, 0.5, 0.75], 12, 4),
+    "q": (2.0, 8000, 10.0, [0.25, 0.5, 0.75], 16, 4),    # i with 16/64 conv channels (h with FC 8000)
     # the paper's shape: padding 1 and three conv blocks (k, 4k, 16k channels; the last dict overrides
     # conv_model_config's blocks/padding)
     "o": (2.0, 8000, 10.0, [0.25, 0.5, 0.75], 4, 0, 0, {"blocks": 3, "padding": 1}),
@@ -170,6 +171,7 @@ def main() -> None:
     name = variant if relaxation == "softmax" else f"{variant}-{relaxation}" + ("" if relax_layers == "all" else "-conv")
     name += f"-seed{seed}" if seed else ""
     name += "-unique" if os.environ.get("LGC_CONV_CONNECTIONS") == "unique" else ""
+    name += os.environ.get("LGC_CONV_TAG", "")   # any suffix, to keep runs of one configuration apart
     # LGC_CONV_ANNEAL=T0:T1: anneal the conv layers' relaxation temperature from T0 to T1 (per epoch)
     anneal = [float(v) for v in os.environ["LGC_CONV_ANNEAL"].split(":")] if os.environ.get("LGC_CONV_ANNEAL") else None
     if anneal:
