@@ -8,6 +8,12 @@ lower, optimise and compile it; report accuracy, wall time, gate counts and comp
 
     LGC_CONV_VARIANT=c LGC_CONV_EPOCHS=60 LGC_CONV_MINUTES=80 LGC_CONV_VALIDATION=5000 \
         python benchmarks/conv_mnist.py   # cosine LR over 60 epochs, 5,000 training images held out
+    LGC_CONV_VARIANT=i LGC_CONV_SEED=1 LGC_CONV_CONNECTIONS=unique LGC_CONV_EPOCHS=80 LGC_CONV_TAG=-e80 \
+        python benchmarks/conv_mnist.py   # the best run so far (97.40%, 19,295 O2 gates; RESULTS.md)
+
+Other knobs: LGC_CONV_SEED (wiring, initial logits, batch order), LGC_CONV_CONNECTIONS (FC wiring),
+LGC_CONV_RELAXATION / LGC_CONV_RELAX_LAYERS / LGC_CONV_TEMPERATURE / LGC_CONV_ANNEAL (training
+relaxation, lgc.frontend.set_relaxation), LGC_CONV_LR, LGC_CONV_GATE_BUDGET, LGC_CONV_TAG (name suffix).
 
 Binarisation (DESIGN.md): variants a and b train on grey values in [0, 1]
 (Binarize(train_passthrough=True)) and evaluate, lower and compile on x > 0.5; c and d train,
