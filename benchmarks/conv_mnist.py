@@ -172,7 +172,8 @@ def main() -> None:
     # in every logic layer, or with LGC_CONV_RELAX_LAYERS=conv in the conv layers only
     relaxation = os.environ.get("LGC_CONV_RELAXATION", "softmax")
     relax_layers = os.environ.get("LGC_CONV_RELAX_LAYERS", "all")
-    for mod in [model] if relax_layers == "all" else [m for m in model if isinstance(m, LogicConv2d)]:
+    conv_layers = [m for m in model if isinstance(m, LogicConv2d)]
+    for mod in [model] if relax_layers == "all" else conv_layers:
         set_relaxation(mod, relaxation, float(os.environ.get("LGC_CONV_TEMPERATURE", "1.0")))
     name = variant if relaxation == "softmax" else f"{variant}-{relaxation}" + ("" if relax_layers == "all" else "-conv")
     name += f"-seed{seed}" if seed else ""
@@ -180,11 +181,16 @@ def main() -> None:
     name += os.environ.get("LGC_CONV_TAG", "")   # any suffix, to keep runs of one configuration apart
     # LGC_CONV_ANNEAL=T0:T1: anneal the conv layers' relaxation temperature from T0 to T1 (per epoch)
     anneal = [float(v) for v in os.environ["LGC_CONV_ANNEAL"].split(":")] if os.environ.get("LGC_CONV_ANNEAL") else None
+
+    def anneal_conv(epoch: int) -> None:
+        """The conv layers' temperature after ``epoch`` epochs: geometric from T0 to T1 over the planned epochs."""
+        t = anneal[0] * (anneal[1] / anneal[0]) ** min(1.0, epoch / max(1, epochs_planned))
+        for mod in conv_layers:
+            set_relaxation(mod, relaxation, t)
+
     if anneal:
         name += "-anneal"
-        for mod in model:
-            if isinstance(mod, LogicConv2d):
-                set_relaxation(mod, relaxation, anneal[0])
+        anneal_conv(0)
     tau = model[-1].tau
     resume = os.environ.get("LGC_CONV_RESUME")   # continue from a model_<variant>.pt (Adam state restarts)
     if resume:
@@ -224,11 +230,8 @@ def main() -> None:
                 out_of_time = True
                 break
         epoch += 1
-        if anneal:   # the conv layers' softmax temperature, geometric from T0 to T1 over the planned epochs
-            t = anneal[0] * (anneal[1] / anneal[0]) ** min(1.0, epoch / max(1, epochs_planned))
-            for mod in model:
-                if isinstance(mod, LogicConv2d):
-                    set_relaxation(mod, relaxation, t)
+        if anneal:
+            anneal_conv(epoch)
         acc = evaluate(model, xva, yva)
         gates = optimised_gates(model)
         history.append({"epoch": epoch, "steps": steps, "seconds": round(time.time() - t0, 1),

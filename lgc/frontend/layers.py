@@ -97,10 +97,7 @@ class LogicLayer(nn.Module):
             x = x.to(self.weights.dtype)
         impl = kernels.resolve(self.implementation, x)
         w = self.weights if self.weights.dtype == x.dtype else self.weights.to(x.dtype)
-        if self.training and self.relaxation != ("softmax", 1.0):
-            c = relaxed_coefficients(self).to(x.dtype)
-        else:
-            c = impl.coefficients(w, not self.training)
+        c = relaxed_coefficients(self, w, soft=lambda v: impl.coefficients(v, False))
         y = impl.logic(x, c, self.index_a, self.index_b, self.grad_factor)
         return y if len(lead) == 1 else y.reshape(*lead, self.out_dim)
 

@@ -72,13 +72,14 @@ def gumbel_st_coefficients(weights: torch.Tensor, temperature: float = 1.0,
     return hard + (soft - soft.detach())   # exactly hard in value (soft + (hard - soft) is not, in floats)
 
 
-def relaxed_coefficients(layer: torch.nn.Module, soft: Callable[[torch.Tensor], torch.Tensor] | None = None
-                         ) -> torch.Tensor:
+def relaxed_coefficients(layer: torch.nn.Module, weights: torch.Tensor | None = None,
+                         soft: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """A logic layer's coefficients for its mode and ``layer.relaxation`` (see ``set_relaxation``).
 
-    ``soft``: the layer's softmax-mixture function (a fused kernel), default ``gate_coefficients``.
+    ``weights``: the logits to use (default ``layer.weights``; a layer passes a dtype-cast copy).
+    ``soft``: the softmax-mixture function at temperature 1 (a fused kernel), default ``gate_coefficients``.
     """
-    w = layer.weights
+    w = layer.weights if weights is None else weights
     if not layer.training:
         return gate_coefficients(w, hard=True)
     kind, temperature = getattr(layer, "relaxation", ("softmax", 1.0))
