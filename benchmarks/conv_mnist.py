@@ -12,6 +12,8 @@ lower, optimise and compile it; report accuracy, wall time, gate counts and comp
         python benchmarks/conv_mnist.py   # the best run so far (97.40%, 19,295 O2 gates; RESULTS.md)
 
 Other knobs: LGC_CONV_SEED (wiring, initial logits, batch order), LGC_CONV_CONNECTIONS (FC wiring),
+LGC_CONV_PARAM (gates | inputwise logits), LGC_CONV_TAU (GroupSum temperature), LGC_CONV_TEACHERS and
+LGC_CONV_KD=alpha:T (knowledge distillation from trained checkpoints),
 LGC_CONV_RELAXATION / LGC_CONV_RELAX_LAYERS / LGC_CONV_TEMPERATURE / LGC_CONV_ANNEAL (training
 relaxation, lgc.frontend.set_relaxation), LGC_CONV_LR, LGC_CONV_GATE_BUDGET, LGC_CONV_TAG (name suffix).
 
@@ -116,17 +118,31 @@ def build(variant: str = "b", seed: int = 0) -> nn.Sequential:
     -> 800 bits -> LogicLayer -> LogicLayer -> GroupSum(10); built by the config ``lgc train --arch
     conv`` uses (``lgc.train.conv_model_config``), so the checkpoint reloads with ``load_checkpoint``."""
     residual, width, tau, thresholds, channels = VARIANTS[variant][:5]
+    tau = float(os.environ.get("LGC_CONV_TAU", tau))   # GroupSum temperature override
     shape = {"blocks": 2, "padding": 0, **(VARIANTS[variant][7] if len(VARIANTS[variant]) > 7 else {})}
     side = 28 - 2 * crop(variant)
     torch.manual_seed(seed)
     binarize = {"thresholds": thresholds, "train_passthrough": not isinstance(thresholds, list)}
     config = conv_model_config((1, side, side), binarize, 10, channels=channels, depth=3, blocks=shape["blocks"],
                                fc=list(width) if isinstance(width, list) else [width, width], tau=tau,
-                               residual_init=residual, padding=shape["padding"])
+                               residual_init=residual, padding=shape["padding"],
+                               parametrization=os.environ.get("LGC_CONV_PARAM", "gates"))
     # LGC_CONV_CONNECTIONS=unique: the FC layers wired like difflogic's default (every input read, no
     # gate reading one input twice) instead of independently random pairs
     config["connections"] = os.environ.get("LGC_CONV_CONNECTIONS", "random")
     return build_model(config)
+
+
+def teacher_logits(paths: list[str], x: np.ndarray, batch: int = 2000) -> np.ndarray:
+    """Mean GroupSum logits of trained checkpoints on ``x`` (relaxed, train-mode forward: smoother
+    than the circuits' popcounts), the soft targets of knowledge distillation (LGC_CONV_TEACHERS)."""
+    from lgc.frontend import load_checkpoint
+    total = np.zeros((len(x), 10), np.float32)
+    for path in paths:
+        teacher = load_checkpoint(path).train()
+        with torch.no_grad():
+            total += torch.cat([teacher(torch.from_numpy(x[i:i + batch])) for i in range(0, len(x), batch)]).numpy()
+    return total / len(paths)
 
 
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 2000) -> float:
@@ -166,6 +182,16 @@ def main() -> None:
     xva, yva = (xtr[-validation:], ytr[-validation:]) if validation else (xtr[:2000], ytr[:2000])
     if validation:
         xtr, ytr = xtr[:-validation], ytr[:-validation]
+    # LGC_CONV_TEACHERS=a.pt,b.pt,...: distil from the mean logits of trained models (Hinton et al. 2015):
+    # loss = (1 - alpha) CE + alpha T^2 KL(teacher_T || student_T), LGC_CONV_KD=alpha:T (default 0.5:2)
+    teachers = [p for p in os.environ.get("LGC_CONV_TEACHERS", "").split(",") if p]
+    kd_alpha, kd_t = (float(v) for v in os.environ.get("LGC_CONV_KD", "0.5:2").split(":"))
+    if teachers and jitter:
+        raise SystemExit("LGC_CONV_TEACHERS needs fixed training windows (a variant without shift)")
+    soft_targets = teacher_logits(teachers, xtr) if teachers else None
+    if soft_targets is not None:
+        print(f"teachers: {teachers}; their mean on the training images: "
+              f"{float((soft_targets.argmax(1) == ytr).mean()):.4f}", flush=True)
     seed = int(os.environ.get("LGC_CONV_SEED", "0"))   # wiring, initial logits and batch order
     model = build(variant, seed)
     # LGC_CONV_RELAXATION=gumbel-st|hard-st: train with a straight-through relaxation (lgc.frontend.set_relaxation)
@@ -178,6 +204,9 @@ def main() -> None:
     name = variant if relaxation == "softmax" else f"{variant}-{relaxation}" + ("" if relax_layers == "all" else "-conv")
     name += f"-seed{seed}" if seed else ""
     name += "-unique" if os.environ.get("LGC_CONV_CONNECTIONS") == "unique" else ""
+    name += f"-tau{os.environ['LGC_CONV_TAU']}" if os.environ.get("LGC_CONV_TAU") else ""
+    name += "-iwp" if os.environ.get("LGC_CONV_PARAM") == "inputwise" else ""
+    name += f"-kd{kd_alpha:g}_{kd_t:g}" if teachers else ""
     name += os.environ.get("LGC_CONV_TAG", "")   # any suffix, to keep runs of one configuration apart
     # LGC_CONV_ANNEAL=T0:T1: anneal the conv layers' relaxation temperature from T0 to T1 (per epoch)
     anneal = [float(v) for v in os.environ["LGC_CONV_ANNEAL"].split(":")] if os.environ.get("LGC_CONV_ANNEAL") else None
@@ -217,7 +246,13 @@ def main() -> None:
         for i in range(0, steps_per_epoch * batch, batch):
             idx = perm[i:i + batch]
             xb = random_windows(full28[idx], cut, jitter, rng) if jitter else xtr[idx]
-            loss = loss_fn(model(torch.from_numpy(xb)), torch.from_numpy(ytr[idx]))
+            logits = model(torch.from_numpy(xb))
+            loss = loss_fn(logits, torch.from_numpy(ytr[idx]))
+            if soft_targets is not None:
+                kd = nn.functional.kl_div(nn.functional.log_softmax(logits / kd_t, 1),
+                                          nn.functional.log_softmax(torch.from_numpy(soft_targets[idx]) / kd_t, 1),
+                                          log_target=True, reduction="batchmean")
+                loss = (1 - kd_alpha) * loss + kd_alpha * kd_t ** 2 * kd
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -284,6 +319,7 @@ def main() -> None:
                     "torch_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()},
         "command": "python benchmarks/conv_mnist.py", "environment": {k: v for k, v in os.environ.items()
                                                                      if k.startswith("LGC_")},
+        "teachers": teachers, "kd_alpha_T": [kd_alpha, kd_t] if teachers else None,
         "variant": variant, "seed": seed, "relaxation": relaxation, "resumed_from": resume, "architecture": str(model), "epochs": epoch, "steps": steps, "batch": batch, "lr": lr,
         "lr_schedule": f"cosine over {epochs_planned} epochs" if epochs_planned else "constant",
         "validation_images": validation, "gate_budget": budget, "crop": cut, "shift": jitter,

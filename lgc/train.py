@@ -108,6 +108,7 @@ class TrainConfig:
     conv_padding: int = 1        # conv padding (the paper pads by 1; benchmarks/conv_mnist.py uses 0)
     conv_residual: float = 5.0   # residual init: pass-through logit of every tree gate (paper: 5; 0 = random init)
     relaxation: str = "softmax"  # training relaxation of the gate choice (lgc.frontend.set_relaxation)
+    parametrization: str = "gates"   # gate logits: gates (16, difflogic) | inputwise (4, Rüttgers et al.)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -134,13 +135,14 @@ def image_shape(data: Dataset) -> tuple[int, int, int]:
 
 def conv_model_config(shape: tuple[int, int, int], binarize: dict[str, Any], num_classes: int, *, channels: int,
                       depth: int, blocks: int, fc: list[int], tau: float, residual_init: bool | float = True,
-                      padding: int = 1, implementation: str = "auto", flatten: bool = False) -> dict[str, Any]:
+                      padding: int = 1, implementation: str = "auto", flatten: bool = False,
+                      parametrization: str = "gates") -> dict[str, Any]:
     """A LogicTreeNet-shaped model config (``lgc.frontend.build_model``): Binarize (T thresholds ->
     T*C bit planes), ``blocks`` x [LogicConv2d 3x3 tree ``depth`` -> OrPool2d 2x2] with ``channels *
     min(4**i, 32)`` channels, Flatten, LogicLayers of widths ``fc``, GroupSum. Shared by ``lgc train
     --arch conv`` and ``benchmarks/conv_mnist.py``. Inputs are flat raw features ``[N, C*H*W]`` (no
-    leading Flatten by default: ``lower`` wants the Binarize first). Raises ValueError when the image
-    gets too small."""
+    leading Flatten by default: ``lower`` wants the Binarize first). ``parametrization`` is every logic
+    layer's (``gates`` | ``inputwise``). Raises ValueError when the image gets too small."""
     from .frontend.conv import conv_output_size
     c, h, w = shape
     t = np.asarray(binarize["thresholds"], dtype=np.float64)
@@ -156,12 +158,13 @@ def conv_model_config(shape: tuple[int, int, int], binarize: dict[str, Any], num
                              f"{padding} (block {i + 1} has nothing left to read)") from None
         layers += [{"type": "conv", "in_channels": planes, "out_channels": out, "kernel_size": [3, 3], "depth": depth,
                     "stride": [1, 1], "padding": [padding, padding], "residual_init": residual_init,
-                    "channels_per_tree": 2, "implementation": implementation, "input_size": None},
+                    "channels_per_tree": 2, "implementation": implementation, "input_size": None,
+                    "parametrization": parametrization},
                    {"type": "or_pool", "kernel_size": [2, 2], "stride": [2, 2], "padding": [0, 0]}]
         planes = out
     layers += [{"type": "flatten"}, *[int(f) for f in fc]]
     return {"in_dim": c * shape[1] * shape[2], "flatten": flatten, "binarize": binarize, "layers": layers,
-            "implementation": implementation, "k": num_classes, "tau": tau}
+            "implementation": implementation, "k": num_classes, "tau": tau, "parametrization": parametrization}
 
 
 def model_config(cfg: TrainConfig, data: Dataset) -> dict[str, Any]:
@@ -177,14 +180,14 @@ def model_config(cfg: TrainConfig, data: Dataset) -> dict[str, Any]:
                                  channels=cfg.conv_channels, depth=cfg.conv_depth, blocks=cfg.conv_blocks,
                                  fc=[cfg.num_neurons] * cfg.num_layers, tau=cfg.tau, padding=cfg.conv_padding,
                                  residual_init=cfg.conv_residual if cfg.conv_residual > 0 else False,
-                                 implementation=cfg.implementation)
+                                 implementation=cfg.implementation, parametrization=cfg.parametrization)
         return {**conv, "connections": cfg.connections, "grad_factor": cfg.grad_factor}
     if cfg.arch != "fc":
         raise ValueError(f"arch must be fc or conv, got {cfg.arch!r}")
     return {"in_dim": data.num_features, "flatten": True, "binarize": data.binarizer_config(),
             "layers": [cfg.num_neurons] * cfg.num_layers, "connections": cfg.connections,
             "grad_factor": cfg.grad_factor, "implementation": cfg.implementation,
-            "k": data.num_classes, "tau": cfg.tau}
+            "k": data.num_classes, "tau": cfg.tau, "parametrization": cfg.parametrization}
 
 
 def build_logic_model(cfg: TrainConfig, data: Dataset, device: str):

@@ -97,3 +97,14 @@ def test_hard_st_relaxation_trains_the_discrete_network(tmp_path):
     # the training forward runs the argmax gates, so train-mode and eval-mode accuracy coincide
     assert all(m["test_acc_train"] == m["test_acc_eval"] for m in metrics)
     assert summary["test_acc_eval"] > 0.4   # 10 classes; 0.59 after 60 steps with this seed
+
+
+def test_inputwise_parametrization_trains_and_compiles_exactly(tmp_path):
+    from lgc.frontend import load_checkpoint
+    summary = train(_tiny(tmp_path, parametrization="inputwise", num_iterations=60, compile=True, target="numpy"),
+                    log=lambda s: None)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["parametrization"] == "inputwise"
+    model = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert all(m.weights.shape[-1] == 4 for m in model if hasattr(m, "weights"))
+    assert summary["compiled_matches"] and summary["compiled_test_acc"] == summary["test_acc_eval"]
+    assert summary["test_acc_eval"] > 0.4   # 10 classes, 60 steps

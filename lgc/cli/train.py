@@ -62,6 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--relaxation", choices=("softmax", "gumbel-st", "hard-st"), default="softmax",
                    help="training relaxation of the gate choice: softmax mixture (difflogic, default), or one hard gate "
                         "per neuron forward, Gumbel-sampled or argmax, with the softmax gradient (straight-through)")
+    g.add_argument("--parametrization", choices=("gates", "inputwise"), default="gates",
+                   help="gate logits: gates (16 per gate, softmax; difflogic, default) or inputwise (4 per gate, one "
+                        "sigmoid per truth-table row; Ruttgers et al. 2025: fewer steps to converge)")
     g.add_argument("--baseline", action="store_true", help="train difflogic's baseline MLP instead (Linear+ReLU)")
     o = p.add_argument_group("run")
     o.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/<dataset>-<kind>-k<k>-l<l>-s<seed>)")
@@ -92,7 +95,8 @@ def config_from_args(args: argparse.Namespace):
         resume=args.resume, progress=not args.no_progress, device=args.device,
         threads=args.threads, arch=args.arch, conv_channels=args.conv_channels, conv_depth=args.conv_depth,
         conv_blocks=args.conv_blocks, conv_padding=args.conv_padding,
-        conv_residual=args.conv_residual, relaxation=args.relaxation)
+        conv_residual=args.conv_residual, relaxation=args.relaxation,
+        parametrization=args.parametrization)
 
 
 def run(args: argparse.Namespace) -> int:

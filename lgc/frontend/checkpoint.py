@@ -7,9 +7,10 @@ A model config is plain data (JSON-able) describing ``[Flatten] [Binarize] Logic
       "flatten": true,               # start with nn.Flatten (default true)
       "binarize": null | {"thresholds": 0.5 | [t1, t2, ...] | [[per-feature] * T],
                           "train_passthrough": false},   # optional; first layer then reads in_dim * T bits
-      "layers": [8000, 8000, {"out_dim": 8000, "connections": "unique",
-                              "grad_factor": 1.0, "residual_init": false}],   # ints or dicts
+      "layers": [8000, 8000, {"out_dim": 8000, "connections": "unique", "grad_factor": 1.0,
+                              "residual_init": false, "parametrization": "gates"}],   # ints or dicts
       "connections": "random", "grad_factor": 1.0, "residual_init": false,    # defaults for the layers
+      "parametrization": "gates",    # gates (16 logits) | inputwise (4); default for logic and conv layers
       "implementation": "auto",      # auto | python | cpu | cuda
       "k": 10, "tau": 10.0,          # GroupSum head; k null (or absent) -> no head
       "dtype": "float32"             # optional
@@ -21,7 +22,8 @@ Convolutional models (LogicTreeNet-shaped, :mod:`lgc.frontend.conv`) use typed e
       "layers": [{"type": "unflatten", "shape": [C, H, W]},        # nn.Unflatten(1, shape)
                  {"type": "conv", "in_channels": 1, "out_channels": 8, "kernel_size": [3, 3],
                   "depth": 3, "stride": [1, 1], "padding": [1, 1], "residual_init": true,
-                  "channels_per_tree": 2, "implementation": "auto", "input_size": null},
+                  "channels_per_tree": 2, "implementation": "auto", "input_size": null,
+                  "parametrization": "gates"},
                  {"type": "or_pool", "kernel_size": [2, 2], "stride": [2, 2], "padding": [0, 0]},
                  {"type": "flatten"},                                # nn.Flatten() back to [N, C*H*W]
                  2000, 2000]                                         # then LogicLayers
@@ -52,7 +54,7 @@ from .lower import _is_plain_flatten, _modules
 
 CHECKPOINT_FORMAT = "lgc-checkpoint"
 CHECKPOINT_VERSION = 1
-_LAYER_KEYS = ("out_dim", "connections", "grad_factor", "residual_init")
+_LAYER_KEYS = ("out_dim", "connections", "grad_factor", "residual_init", "parametrization")
 
 
 def model_config(model: nn.Module) -> dict[str, Any]:
@@ -121,7 +123,7 @@ def model_config(model: nn.Module) -> dict[str, Any]:
                 cfg["implementation"] = m.implementation
                 cfg.setdefault("dtype", str(m.weights.dtype).replace("torch.", ""))
             cfg["layers"].append({"out_dim": m.out_dim, "connections": m.connections, "grad_factor": m.grad_factor,
-                                  "residual_init": m.residual_init})
+                                  "residual_init": m.residual_init, "parametrization": m.parametrization})
             width = m.out_dim
         elif isinstance(m, GroupSum) and img is None:
             cfg["k"], cfg["tau"] = m.k, m.tau
@@ -136,7 +138,7 @@ def model_config(model: nn.Module) -> dict[str, Any]:
 
 
 _CONV_KEYS = {"in_channels", "out_channels", "kernel_size", "depth", "stride", "padding", "residual_init",
-              "channels_per_tree", "implementation", "input_size"}
+              "channels_per_tree", "implementation", "input_size", "parametrization"}
 _POOL_KEYS = {"kernel_size", "stride", "padding"}
 
 
@@ -152,7 +154,7 @@ def _entry(spec: Mapping[str, Any], allowed: set[str], i: int) -> dict[str, Any]
 def build_model(config: Mapping[str, Any], device: Any = "cpu", implementation: str | None = None) -> nn.Sequential:
     """A fresh ``nn.Sequential`` from a model config (schema in the module docstring)."""
     known = {"in_dim", "flatten", "binarize", "layers", "connections", "grad_factor", "residual_init",
-             "implementation", "k", "tau", "dtype"}
+             "parametrization", "implementation", "k", "tau", "dtype"}
     unknown = set(config) - known
     if unknown:
         raise ValueError(f"build_model: unknown config keys {sorted(unknown)}; known: {sorted(known)}")
@@ -188,6 +190,7 @@ def build_model(config: Mapping[str, Any], device: Any = "cpu", implementation: 
             kw = _entry(spec, _CONV_KEYS, i)
             if implementation is not None:
                 kw["implementation"] = implementation
+            kw.setdefault("parametrization", config.get("parametrization", "gates"))
             if img is None and i == 0 and not config.get("flatten", True) and bz is None and kw.get("input_size"):
                 img = (int(kw.get("in_channels", 0)), *(int(v) for v in kw["input_size"]))
                 if int(np.prod(img)) != width:
@@ -225,7 +228,8 @@ def build_model(config: Mapping[str, Any], device: Any = "cpu", implementation: 
                                grad_factor=float(spec.get("grad_factor", config.get("grad_factor", 1.0))),
                                implementation=impl,
                                connections=spec.get("connections", config.get("connections", "random")),
-                               residual_init=spec.get("residual_init", config.get("residual_init", False)))
+                               residual_init=spec.get("residual_init", config.get("residual_init", False)),
+                               parametrization=spec.get("parametrization", config.get("parametrization", "gates")))
             mods.append(layer)
             width = layer.out_dim
         else:

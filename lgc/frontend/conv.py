@@ -39,7 +39,7 @@ from lgc._build import BuildError
 from lgc.ir import ops as _ops
 
 from .kernels import _required
-from .relax import RESIDUAL_LOGIT, bilinear_gate, hard_ops, relaxed_coefficients, residual_logits
+from .relax import bilinear_gate, check_parametrization, hard_ops, init_logits, relaxed_coefficients
 
 CONV_IMPLEMENTATIONS = ("auto", "python", "cpu", "cuda")
 MAX_DEPTH = 4   # the fused kernels keep a tree's 2**depth leaves on the stack / in registers
@@ -101,8 +101,8 @@ class LogicConv2d(nn.Module):
     """A convolution whose kernel is a binary tree of learned logic gates (see the module docstring).
 
     Input ``[batch, in_channels, H, W]`` with values in [0, 1]; output ``[batch, out_channels, H', W']``
-    with ``H' = (H + 2 padding - kernel) // stride + 1``. ``weights [out_channels, 2**depth - 1, 16]``
-    holds the gate logits level by level: gates ``0 .. 2**(depth-1) - 1`` read leaf pairs
+    with ``H' = (H + 2 padding - kernel) // stride + 1``. ``weights [out_channels, 2**depth - 1, 16 | 4]``
+    holds the gate logits (``parametrization`` ``gates`` or ``inputwise``, :mod:`lgc.frontend.relax`) level by level: gates ``0 .. 2**(depth-1) - 1`` read leaf pairs
     ``(2g, 2g + 1)``, the next level reads pairs of those, the last gate is the root.
     Buffers ``leaf_channel``, ``leaf_dy``, ``leaf_dx [out_channels, 2**depth]`` are the wiring.
     ``input_size=(H, W)`` is optional; lowering uses it when the model does not say its input shape.
@@ -117,7 +117,8 @@ class LogicConv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any = 3, depth: int = 3,
                  stride: Any = 1, padding: Any = 0, residual_init: bool | float = True,
                  channels_per_tree: int | None = 2, implementation: str = "auto",
-                 input_size: Any = None, device: Any = "cpu", generator: torch.Generator | None = None):
+                 input_size: Any = None, device: Any = "cpu", generator: torch.Generator | None = None,
+                 parametrization: str = "gates"):
         super().__init__()
         if int(in_channels) != in_channels or int(out_channels) != out_channels or in_channels < 1 or out_channels < 1:
             raise ValueError(f"LogicConv2d needs positive integer channel counts, got {in_channels!r}, {out_channels!r}")
@@ -125,6 +126,7 @@ class LogicConv2d(nn.Module):
             raise ValueError(f"LogicConv2d depth must be an integer in 1..{MAX_DEPTH}, got {depth!r}")
         if implementation not in CONV_IMPLEMENTATIONS:
             raise ValueError(f"implementation must be one of {CONV_IMPLEMENTATIONS}, got {implementation!r}")
+        logits = check_parametrization(parametrization)
         self.in_channels, self.out_channels, self.depth = int(in_channels), int(out_channels), int(depth)
         self.kernel_size = _pair(kernel_size, "kernel_size", 1)
         self.stride = _pair(stride, "stride", 1)
@@ -133,13 +135,10 @@ class LogicConv2d(nn.Module):
         self.residual_init = residual_init
         self.channels_per_tree = None if channels_per_tree is None else int(channels_per_tree)
         self.implementation = implementation
+        self.parametrization = parametrization
         gates = 2 ** self.depth - 1
-        if residual_init is False or residual_init is None:
-            w = torch.randn(self.out_channels * gates, _ops.NUM_OPS, device=device)
-        else:
-            logit = RESIDUAL_LOGIT if residual_init is True else float(residual_init)
-            w = residual_logits(self.out_channels * gates, logit, device=device)
-        self.weights = nn.Parameter(w.reshape(self.out_channels, gates, _ops.NUM_OPS))
+        w = init_logits(self.out_channels * gates, parametrization, residual_init, device)
+        self.weights = nn.Parameter(w.reshape(self.out_channels, gates, logits))
         ch, dy, dx = draw_tree_leaves(self.in_channels, self.out_channels, self.kernel_size, 2 ** self.depth,
                                       self.channels_per_tree, generator)
         self.register_buffer("leaf_channel", ch.to(device))
@@ -281,11 +280,13 @@ class LogicConv2d(nn.Module):
                 "kernel_size": list(self.kernel_size), "depth": self.depth, "stride": list(self.stride),
                 "padding": list(self.padding), "residual_init": self.residual_init,
                 "channels_per_tree": self.channels_per_tree, "implementation": self.implementation,
-                "input_size": None if self.input_size is None else list(self.input_size)}
+                "input_size": None if self.input_size is None else list(self.input_size),
+                "parametrization": self.parametrization}
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, depth={self.depth}, "
-                f"stride={self.stride}, padding={self.padding}, channels_per_tree={self.channels_per_tree}")
+                f"stride={self.stride}, padding={self.padding}, channels_per_tree={self.channels_per_tree}"
+                + ("" if self.parametrization == "gates" else f", parametrization={self.parametrization!r}"))
 
 
 class OrPool2d(nn.Module):
@@ -339,13 +340,15 @@ class OrPool2d(nn.Module):
 
 def logic_tree_net(in_channels: int, image_size: Any, k: int, *, num_classes: int = 10, tau: float = 10.0,
                    blocks: int = 4, depth: int = 3, fc: Any = (1280, 640, 320), thresholds: Any = None,
-                   residual_init: bool | float = True, implementation: str = "auto") -> nn.Sequential:
+                   residual_init: bool | float = True, implementation: str = "auto",
+                   parametrization: str = "gates") -> nn.Sequential:
     """A LogicTreeNet-shaped model (Petersen et al. 2024, Fig. 1, as we read it): ``blocks`` blocks of
     [LogicConv2d 3x3, tree ``depth``, padding 1 -> OrPool2d 2x2 stride 2] with ``k, 4k, 16k, 32k, ...``
     channels (capped at 32k), then Flatten and fully connected LogicLayers of ``fc[i] * k`` gates, then
     GroupSum(num_classes, tau). ``thresholds``: when given, a leading Binarize (one channel plane per
     threshold) + Unflatten, so the model takes raw images ``[N, C*H*W]`` scaled to [0, 1].
-    The last FC width is rounded down to a multiple of ``num_classes``.
+    The last FC width is rounded down to a multiple of ``num_classes``. ``parametrization``: of every
+    logic layer (``gates`` or ``inputwise``).
     """
     from .binarize import Binarize
     from .layers import GroupSum, LogicLayer
@@ -359,7 +362,7 @@ def logic_tree_net(in_channels: int, image_size: Any, k: int, *, num_classes: in
     widths = [k * min(4 ** i, 32) for i in range(blocks)]
     for i, out in enumerate(widths):
         mods += [LogicConv2d(channels, out, 3, depth=depth, padding=1, residual_init=residual_init,
-                             implementation=implementation, input_size=(h, w) if i == 0 and thresholds is None else None),
+                             implementation=implementation, parametrization=parametrization, input_size=(h, w) if i == 0 and thresholds is None else None),
                  OrPool2d(2)]
         channels, h, w = out, h // 2, w // 2
     width = channels * h * w
@@ -367,8 +370,8 @@ def logic_tree_net(in_channels: int, image_size: Any, k: int, *, num_classes: in
     sizes = [int(f) * k for f in fc]
     sizes[-1] -= sizes[-1] % num_classes
     for out in sizes:
-        mods.append(LogicLayer(width, out, residual_init=residual_init, implementation=implementation
-                               if implementation != "cpu" else "auto"))
+        mods.append(LogicLayer(width, out, residual_init=residual_init, parametrization=parametrization,
+                               implementation=implementation if implementation != "cpu" else "auto"))
         width = out
     mods.append(GroupSum(num_classes, tau))
     return nn.Sequential(*mods)

@@ -14,11 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from lgc.ir import ops as _ops
 
 from . import kernels
 from .connections import CONNECTIONS, make_connections
-from .relax import RESIDUAL_LOGIT, relaxed_coefficients, residual_logits
+from .relax import check_parametrization, init_logits, relaxed_coefficients
 
 
 class LogicLayer(nn.Module):
@@ -32,6 +31,8 @@ class LogicLayer(nn.Module):
     ``residual_init``: ``False`` draws logits from N(0, 1) like difflogic; ``True`` (or a float)
     sets every logit to 0 except the pass-through gate A (op 3) at 5.0 (or the float), so deep
     networks start close to the identity (~91% mass on A; convolutional DLGN paper).
+    ``parametrization``: ``gates`` (16 logits per gate, difflogic) or ``inputwise`` (4 logits per
+    gate, one per truth-table row; see :mod:`lgc.frontend.relax`).
     ``implementation``: ``auto`` | ``python`` | ``cpu`` | ``cuda`` (see :mod:`lgc.frontend.kernels`).
     ``generator``: optional ``torch.Generator`` for the wiring (default: torch's global RNG).
     """
@@ -41,7 +42,7 @@ class LogicLayer(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, device: Any = "cpu", grad_factor: float = 1.0,
                  implementation: str = "auto", connections: str = "random", residual_init: bool | float = False,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, parametrization: str = "gates"):
         super().__init__()
         if int(in_dim) != in_dim or int(out_dim) != out_dim or in_dim < 1 or out_dim < 1:
             raise ValueError(f"LogicLayer needs positive integer in_dim and out_dim, got {in_dim!r}, {out_dim!r}")
@@ -49,17 +50,14 @@ class LogicLayer(nn.Module):
             raise ValueError(f"implementation must be one of {kernels.IMPLEMENTATIONS}, got {implementation!r}")
         if connections not in CONNECTIONS:
             raise ValueError(f"connections must be one of {CONNECTIONS}, got {connections!r}")
+        check_parametrization(parametrization)
         self.in_dim, self.out_dim = int(in_dim), int(out_dim)
         self.grad_factor = float(grad_factor)
         self.implementation = implementation
         self.connections = connections
         self.residual_init = residual_init
-        if residual_init is False or residual_init is None:
-            w = torch.randn(self.out_dim, _ops.NUM_OPS, device=device)
-        else:
-            logit = RESIDUAL_LOGIT if residual_init is True else float(residual_init)
-            w = residual_logits(self.out_dim, logit, device=device)
-        self.weights = nn.Parameter(w)
+        self.parametrization = parametrization
+        self.weights = nn.Parameter(init_logits(self.out_dim, parametrization, residual_init, device))
         a, b = make_connections(connections, self.in_dim, self.out_dim, generator)
         self.register_buffer("index_a", a.to(device))
         self.register_buffer("index_b", b.to(device))
@@ -97,12 +95,15 @@ class LogicLayer(nn.Module):
             x = x.to(self.weights.dtype)
         impl = kernels.resolve(self.implementation, x)
         w = self.weights if self.weights.dtype == x.dtype else self.weights.to(x.dtype)
-        c = relaxed_coefficients(self, w, soft=lambda v: impl.coefficients(v, False))
+        fused = self.parametrization == "gates"   # the kernels fuse the 16-way softmax only
+        c = relaxed_coefficients(self, w, soft=(lambda v: impl.coefficients(v, False)) if fused else None)
         y = impl.logic(x, c, self.index_a, self.index_b, self.grad_factor)
         return y if len(lead) == 1 else y.reshape(*lead, self.out_dim)
 
     def extra_repr(self) -> str:
         extra = "" if self.connections == "random" else f", connections={self.connections!r}"
+        if self.parametrization != "gates":
+            extra += f", parametrization={self.parametrization!r}"
         if self.grad_factor != 1.0:
             extra += f", grad_factor={self.grad_factor:g}"
         return f"{self.in_dim}, {self.out_dim}, implementation={self.implementation!r}{extra}"
