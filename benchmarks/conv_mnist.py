@@ -14,7 +14,7 @@ lower, optimise and compile it; report accuracy, wall time, gate counts and comp
 Other knobs: LGC_CONV_SEED (wiring, initial logits, batch order), LGC_CONV_CONNECTIONS (FC wiring),
 LGC_CONV_PARAM (gates | inputwise logits), LGC_CONV_TAU (GroupSum temperature), LGC_CONV_TEACHERS and
 LGC_CONV_KD=alpha:T (knowledge distillation from trained checkpoints),
-LGC_CONV_RELAXATION / LGC_CONV_RELAX_LAYERS / LGC_CONV_TEMPERATURE / LGC_CONV_ANNEAL (training
+LGC_CONV_RELAXATION / LGC_CONV_RELAX_LAYERS / LGC_CONV_TEMPERATURE / LGC_CONV_ANNEAL[_LAYERS] (training
 relaxation, lgc.frontend.set_relaxation), LGC_CONV_LR, LGC_CONV_GATE_BUDGET, LGC_CONV_TAG (name suffix).
 
 Binarisation (DESIGN.md): variants a and b train on grey values in [0, 1]
@@ -208,17 +208,19 @@ def main() -> None:
     name += "-iwp" if os.environ.get("LGC_CONV_PARAM") == "inputwise" else ""
     name += f"-kd{kd_alpha:g}_{kd_t:g}" if teachers else ""
     name += os.environ.get("LGC_CONV_TAG", "")   # any suffix, to keep runs of one configuration apart
-    # LGC_CONV_ANNEAL=T0:T1: anneal the conv layers' relaxation temperature from T0 to T1 (per epoch)
+    # LGC_CONV_ANNEAL=T0:T1: anneal the relaxation temperature from T0 to T1 (per epoch) of the conv
+    # layers, or of every logic layer with LGC_CONV_ANNEAL_LAYERS=all
     anneal = [float(v) for v in os.environ["LGC_CONV_ANNEAL"].split(":")] if os.environ.get("LGC_CONV_ANNEAL") else None
+    annealed = [model] if os.environ.get("LGC_CONV_ANNEAL_LAYERS", "conv") == "all" else conv_layers
 
     def anneal_conv(epoch: int) -> None:
-        """The conv layers' temperature after ``epoch`` epochs: geometric from T0 to T1 over the planned epochs."""
+        """The temperature after ``epoch`` epochs: geometric from T0 to T1 over the planned epochs."""
         t = anneal[0] * (anneal[1] / anneal[0]) ** min(1.0, epoch / max(1, epochs_planned))
-        for mod in conv_layers:
+        for mod in annealed:
             set_relaxation(mod, relaxation, t)
 
     if anneal:
-        name += "-anneal"
+        name += "-anneal" + ("-all" if annealed == [model] else "")
         anneal_conv(0)
     tau = model[-1].tau
     resume = os.environ.get("LGC_CONV_RESUME")   # continue from a model_<variant>.pt (Adam state restarts)

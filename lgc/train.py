@@ -109,6 +109,9 @@ class TrainConfig:
     conv_residual: float = 5.0   # residual init: pass-through logit of every tree gate (paper: 5; 0 = random init)
     relaxation: str = "softmax"  # training relaxation of the gate choice (lgc.frontend.set_relaxation)
     parametrization: str = "gates"   # gate logits: gates (16, difflogic) | inputwise (4, Rüttgers et al.)
+    temperature: float = 1.0     # relaxation temperature (softmax(w / T), sigmoid(w / T) for inputwise)
+    anneal_to: float | None = None   # anneal T geometrically to this value ...
+    anneal_from: float = 0.8     # ... over the run's last (1 - anneal_from) of steps
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -188,6 +191,17 @@ def model_config(cfg: TrainConfig, data: Dataset) -> dict[str, Any]:
             "layers": [cfg.num_neurons] * cfg.num_layers, "connections": cfg.connections,
             "grad_factor": cfg.grad_factor, "implementation": cfg.implementation,
             "k": data.num_classes, "tau": cfg.tau, "parametrization": cfg.parametrization}
+
+
+def annealed_temperature(cfg: TrainConfig, step: int) -> float:
+    """The relaxation temperature at ``step``: ``cfg.temperature`` until ``anneal_from`` of the run,
+    then geometric to ``anneal_to`` at the last step. Hardening the relaxed gates at the end of
+    training lets the network adapt to the circuit it becomes (it narrows the train/eval gap:
+    benchmarks/RESULTS.md, conv MNIST fourth round)."""
+    if cfg.anneal_to is None:
+        return cfg.temperature
+    frac = (step / max(1, cfg.num_iterations) - cfg.anneal_from) / max(1e-9, 1.0 - cfg.anneal_from)
+    return cfg.temperature * (cfg.anneal_to / cfg.temperature) ** min(1.0, max(0.0, frac))
 
 
 def build_logic_model(cfg: TrainConfig, data: Dataset, device: str):
@@ -337,7 +351,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict[str, Any]:
         saved = json.loads((run_dir / "config.json").read_text())
         fixed = ("dataset", "num_neurons", "num_layers", "tau", "batch_size", "connections", "seed", "valid_set_size",
                  "baseline", "binarize", "arch", "conv_channels", "conv_depth", "conv_blocks", "conv_padding",
-                 "conv_residual")
+                 "conv_residual", "parametrization")
         differ = [f"{k}: run has {saved[k]!r}, now {getattr(cfg, k)!r}" for k in fixed
                   if k in saved and saved[k] != getattr(cfg, k)]
         if differ:
@@ -356,7 +370,10 @@ def train(cfg: TrainConfig, *, log=print) -> dict[str, Any]:
     np.random.seed(cfg.seed)
     model = (build_baseline_model if cfg.baseline else build_logic_model)(cfg, data, device)
     from .frontend import set_relaxation
-    set_relaxation(model, cfg.relaxation)
+    if not (cfg.temperature > 0 and (cfg.anneal_to is None or cfg.anneal_to > 0) and 0 <= cfg.anneal_from < 1):
+        raise ValueError(f"temperature and anneal_to must be > 0 and anneal_from in [0, 1), got {cfg.temperature}, "
+                         f"{cfg.anneal_to}, {cfg.anneal_from}")
+    set_relaxation(model, cfg.relaxation, cfg.temperature)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -412,6 +429,8 @@ def train(cfg: TrainConfig, *, log=print) -> dict[str, Any]:
             xb = torch.from_numpy(data.x_train[idx]).to(device)
             yb = torch.from_numpy(data.y_train[idx]).to(device)
             t0 = time.perf_counter()
+            if cfg.anneal_to is not None:
+                set_relaxation(model, cfg.relaxation, annealed_temperature(cfg, step))
             train_model.train()
             loss = loss_fn(train_model(xb), yb)
             optimizer.zero_grad(set_to_none=True)

@@ -108,3 +108,17 @@ def test_inputwise_parametrization_trains_and_compiles_exactly(tmp_path):
     assert all(m.weights.shape[-1] == 4 for m in model if hasattr(m, "weights"))
     assert summary["compiled_matches"] and summary["compiled_test_acc"] == summary["test_acc_eval"]
     assert summary["test_acc_eval"] > 0.4   # 10 classes, 60 steps
+
+
+def test_annealed_temperature_schedule_and_run(tmp_path):
+    from lgc.train import annealed_temperature
+    cfg = _tiny(tmp_path, temperature=1.0, anneal_to=0.05, anneal_from=0.5, num_iterations=40)
+    assert [annealed_temperature(cfg, s) for s in (0, 10, 20)] == [1.0, 1.0, 1.0]
+    assert annealed_temperature(cfg, 30) == pytest.approx(0.05 ** 0.5)
+    assert annealed_temperature(cfg, 40) == pytest.approx(0.05)
+    assert annealed_temperature(_tiny(tmp_path, temperature=0.5), 40) == 0.5   # no annealing: constant
+    summary = train(cfg, log=lambda s: None)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["anneal_to"] == 0.05
+    assert summary["test_acc_eval"] > 0.3
+    with pytest.raises(ValueError, match="anneal_from in"):
+        train(_tiny(tmp_path, "bad", anneal_to=0.1, anneal_from=1.0), log=lambda s: None)

@@ -65,6 +65,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--parametrization", choices=("gates", "inputwise"), default="gates",
                    help="gate logits: gates (16 per gate, softmax; difflogic, default) or inputwise (4 per gate, one "
                         "sigmoid per truth-table row; Ruttgers et al. 2025: fewer steps to converge)")
+    g.add_argument("--temperature", type=float, default=1.0, help="relaxation temperature T (default 1)")
+    g.add_argument("--anneal-to", type=float, metavar="T1",
+                   help="anneal T geometrically to T1 over the last part of the run (e.g. 0.05: the relaxed gates "
+                        "harden, so the network adapts to the circuit it becomes)")
+    g.add_argument("--anneal-from", type=float, default=0.8, metavar="FRACTION",
+                   help="fraction of the steps after which annealing starts (default 0.8)")
     g.add_argument("--baseline", action="store_true", help="train difflogic's baseline MLP instead (Linear+ReLU)")
     o = p.add_argument_group("run")
     o.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/<dataset>-<kind>-k<k>-l<l>-s<seed>)")
@@ -96,7 +102,8 @@ def config_from_args(args: argparse.Namespace):
         threads=args.threads, arch=args.arch, conv_channels=args.conv_channels, conv_depth=args.conv_depth,
         conv_blocks=args.conv_blocks, conv_padding=args.conv_padding,
         conv_residual=args.conv_residual, relaxation=args.relaxation,
-        parametrization=args.parametrization)
+        parametrization=args.parametrization, temperature=args.temperature, anneal_to=args.anneal_to,
+        anneal_from=args.anneal_from)
 
 
 def run(args: argparse.Namespace) -> int:
