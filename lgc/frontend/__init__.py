@@ -16,11 +16,13 @@ from .checkpoint import build_model, load_checkpoint, model_config, read_checkpo
 from .kernels import IMPLEMENTATIONS, cpu_kernel_unavailable
 from .layers import GroupSum, LogicLayer
 from .lower import from_difflogic, lower
-from .relax import RELAXATIONS, RESIDUAL_LOGIT, gate_coefficients, set_relaxation
+from .relax import PARAMETRIZATIONS, RELAXATIONS, RESIDUAL_LOGIT, gate_coefficients, hard_ops, set_relaxation
 
 __all__ = [
-    "Binarize", "GroupSum", "IMPLEMENTATIONS", "LogicConv2d", "LogicLayer", "OrPool2d", "RELAXATIONS", "RESIDUAL_LOGIT",
+    "Binarize", "GroupSum", "IMPLEMENTATIONS", "LogicConv2d", "LogicLayer", "OrPool2d", "PARAMETRIZATIONS", "RELAXATIONS",
+    "RESIDUAL_LOGIT",
     "ThresholdEncoder",
-    "build_model", "cpu_kernel_unavailable", "from_difflogic", "gate_coefficients", "load_checkpoint",
+    "build_model", "cpu_kernel_unavailable", "from_difflogic", "gate_coefficients", "hard_ops",
+    "load_checkpoint",
     "lower", "model_config", "read_checkpoint", "save_checkpoint", "set_relaxation",
 ]

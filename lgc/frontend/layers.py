@@ -25,7 +25,7 @@ class LogicLayer(nn.Module):
 
     Input ``x [batch, in_dim]`` (or ``[..., in_dim]``) with values in [0, 1]; output
     ``[batch, out_dim]``. Train mode: each gate is the softmax(``weights``) mixture of the 16
-    gates, relaxed as probabilities. Eval mode: each gate is its argmax gate (lowest index on
+    gates (or, ``inputwise``, the sigmoid truth table), relaxed as probabilities. Eval mode: each gate is its argmax gate (lowest index on
     ties), so on 0/1 inputs the output is exactly the hard circuit's bits.
 
     ``residual_init``: ``False`` draws logits from N(0, 1) like difflogic; ``True`` (or a float)
