@@ -14,7 +14,6 @@ from typing import Any
 import torch
 from torch import nn
 
-
 from . import kernels
 from .connections import CONNECTIONS, make_connections
 from .relax import check_parametrization, init_logits, relaxed_coefficients
@@ -25,8 +24,9 @@ class LogicLayer(nn.Module):
 
     Input ``x [batch, in_dim]`` (or ``[..., in_dim]``) with values in [0, 1]; output
     ``[batch, out_dim]``. Train mode: each gate is the softmax(``weights``) mixture of the 16
-    gates (or, ``inputwise``, the sigmoid truth table), relaxed as probabilities. Eval mode: each gate is its argmax gate (lowest index on
-    ties), so on 0/1 inputs the output is exactly the hard circuit's bits.
+    gates (``inputwise``: the sigmoid truth table), relaxed as probabilities. Eval mode: each gate
+    is its argmax gate, lowest index on ties (``inputwise``: the truth table ``weights > 0``), so
+    on 0/1 inputs the output is exactly the hard circuit's bits.
 
     ``residual_init``: ``False`` draws logits from N(0, 1) like difflogic; ``True`` (or a float)
     sets every logit to 0 except the pass-through gate A (op 3) at 5.0 (or the float), so deep

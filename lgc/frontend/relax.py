@@ -106,13 +106,6 @@ def _probabilities(z: torch.Tensor) -> torch.Tensor:
     return torch.softmax(z, dim=-1) if z.shape[-1] == _ops.NUM_OPS else torch.sigmoid(z)
 
 
-def _hard_rows(z: torch.Tensor) -> torch.Tensor:
-    """The eval gate as a one-hot over 16 gates, or as its 0/1 truth-table rows (4)."""
-    if z.shape[-1] == _ops.NUM_OPS:
-        return torch.nn.functional.one_hot(z.argmax(dim=-1), _ops.NUM_OPS).to(z.dtype)
-    return (z > 0).to(z.dtype)
-
-
 def gate_coefficients(weights: torch.Tensor, hard: bool) -> torch.Tensor:
     """Coefficients ``c [..., 4]`` of the relaxed gates from logits ``weights [..., 16 | 4]``.
 
@@ -152,7 +145,7 @@ def gumbel_st_coefficients(weights: torch.Tensor, temperature: float = 1.0,
         z = z - torch.log(-torch.log(u)) if z.shape[-1] == _ops.NUM_OPS else z + torch.log(u) - torch.log1p(-u)
     z = z / temperature
     soft = _probabilities(z) @ relax
-    hard = _hard_rows(z.detach()) @ relax
+    hard = gate_coefficients(z.detach(), hard=True)
     return hard + (soft - soft.detach())   # exactly hard in value (soft + (hard - soft) is not, in floats)
 
 
