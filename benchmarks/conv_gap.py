@@ -23,13 +23,12 @@ from lgc.frontend import load_checkpoint
 from lgc.frontend.conv import LogicConv2d
 from lgc.frontend.lower_graph import lower_graph
 
-from conv_mnist import HERE, load_mnist
+from conv_mnist import HERE, crop_images, load_mnist, predict
 
 
-def accuracy(model: torch.nn.Module, x: torch.Tensor, y: np.ndarray, batch: int = 2000) -> float:
-    with torch.no_grad():
-        pred = torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
-    return float((pred.numpy() == y).mean())
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: np.ndarray) -> float:
+    """Accuracy in the model's current mode (the callers mix soft and hard layers)."""
+    return float((predict(model, x).argmax(1).numpy() == y).mean())
 
 
 def split_at_features(model: torch.nn.Sequential) -> tuple[torch.nn.Sequential, torch.nn.Sequential]:
@@ -50,9 +49,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     xtr, ytr, xte, yte = load_mnist()
     if args.crop:
-        c = args.crop
-        xtr, xte = (np.ascontiguousarray(x.reshape(-1, 28, 28)[:, c:28 - c, c:28 - c]).reshape(len(x), -1)
-                    for x in (xtr, xte))
+        xtr, xte = crop_images(xtr, args.crop), crop_images(xte, args.crop)
     xtr_t, xte_t = torch.from_numpy(xtr), torch.from_numpy(xte)
     model = load_checkpoint(args.checkpoint)
     front, back = split_at_features(model)
@@ -64,9 +61,7 @@ def main() -> None:
     model.eval()
     result["test_eval_mode"] = accuracy(model, xte_t, yte)
     if args.finetune_epochs:
-        with torch.no_grad():   # the hard conv features are fixed: compute them once
-            ftr = torch.cat([front(xtr_t[i:i + 2000]) for i in range(0, len(xtr_t), 2000)])
-            fte = torch.cat([front(xte_t[i:i + 2000]) for i in range(0, len(xte_t), 2000)])
+        ftr, fte = predict(front, xtr_t), predict(front, xte_t)   # the hard conv features are fixed: once
         back.train()
         opt = torch.optim.Adam(back.parameters(), lr=args.lr)
         steps = len(ftr) // 128

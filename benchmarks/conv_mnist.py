@@ -144,26 +144,34 @@ def build(variant: str = "b", seed: int = 0) -> nn.Sequential:
     return build_model(config)
 
 
-def teacher_logits(paths: list[str], x: np.ndarray, batch: int = 2000) -> np.ndarray:
+def crop_images(x: np.ndarray, cut: int) -> np.ndarray:
+    """[N, 784] or [N, 28, 28] -> [N, (28 - 2 cut)^2]: the centre window, flat and contiguous."""
+    side = 28 - 2 * cut
+    return np.ascontiguousarray(x.reshape(-1, 28, 28)[:, cut:28 - cut, cut:28 - cut]).reshape(len(x), side * side)
+
+
+def predict(model: nn.Module, x: np.ndarray | torch.Tensor, batch: int = 2000) -> torch.Tensor:
+    """``model`` on ``x`` in batches, without autograd, in the model's current mode."""
+    x = torch.as_tensor(x)
+    with torch.no_grad():
+        return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+def teacher_logits(paths: list[str], x: np.ndarray) -> np.ndarray:
     """Mean GroupSum logits of trained checkpoints on ``x`` (relaxed, train-mode forward: smoother
     than the circuits' popcounts), the soft targets of knowledge distillation (LGC_CONV_TEACHERS)."""
     from lgc.frontend import load_checkpoint
     total = np.zeros((len(x), 10), np.float32)
     for path in paths:
-        teacher = load_checkpoint(path).train()
-        with torch.no_grad():
-            total += torch.cat([teacher(torch.from_numpy(x[i:i + batch])) for i in range(0, len(x), batch)]).numpy()
+        total += predict(load_checkpoint(path).train(), x).numpy()
     return total / len(paths)
 
 
-def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 2000) -> float:
-    model.eval()
-    right = 0
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            right += int((model(torch.from_numpy(x[i:i + batch])).argmax(1).numpy() == y[i:i + batch]).sum())
+def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    """Eval-mode (circuit) accuracy; leaves the model in train mode."""
+    acc = float((predict(model.eval(), x).argmax(1).numpy() == y).mean())
     model.train()
-    return right / len(x)
+    return acc
 
 
 def optimised_gates(model: nn.Module) -> int:
@@ -188,7 +196,7 @@ def main() -> None:
     cut, jitter = crop(variant), shift(variant)
     full28 = xtr.reshape(-1, 28, 28)   # the uncropped training images, for shifted windows
     if cut:
-        xtr, xte = (np.ascontiguousarray(x.reshape(-1, 28, 28)[:, cut:28 - cut, cut:28 - cut]) for x in (xtr, xte))
+        xtr, xte = crop_images(xtr, cut), crop_images(xte, cut)
     validation = int(os.environ.get("LGC_CONV_VALIDATION", "0"))   # > 0: hold out the last N training images
     # per-epoch monitoring only (never selection): held-out images, else 2,000 training images
     xva, yva = (xtr[-validation:], ytr[-validation:]) if validation else (xtr[:2000], ytr[:2000])

@@ -30,12 +30,7 @@ from lgc.frontend import load_checkpoint, save_checkpoint
 from lgc.frontend.conv import LogicConv2d
 from lgc.frontend.lower_graph import lower_graph
 
-from conv_mnist import HERE, load_mnist
-
-
-def run(model: torch.nn.Module, x: torch.Tensor, batch: int = 2500) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
+from conv_mnist import HERE, crop_images, load_mnist, predict
 
 
 def alternatives(w: torch.Tensor, count: int) -> list[torch.Tensor]:
@@ -67,9 +62,9 @@ def refine(model: torch.nn.Sequential, x: torch.Tensor, y: torch.Tensor, candida
     for li, layer in enumerate(model):
         if not isinstance(layer, LogicConv2d):
             continue
-        inputs = run(model[:li], x)     # the layers before this one are fixed while it is refined
+        inputs = predict(model[:li], x)     # the layers before this one are fixed while it is refined
         suffix = model[li:]
-        best = float(loss_fn(run(suffix, inputs), y))
+        best = float(loss_fn(predict(suffix, inputs), y))
         start, changed, tried, t0 = best, 0, 0, time.time()
         w = layer.weights.data
         for o in range(w.shape[0]):
@@ -78,7 +73,7 @@ def refine(model: torch.nn.Sequential, x: torch.Tensor, y: torch.Tensor, candida
                 keep = original
                 for cand in alternatives(original, candidates):
                     w[o, g] = cand
-                    loss = float(loss_fn(run(suffix, inputs), y))
+                    loss = float(loss_fn(predict(suffix, inputs), y))
                     tried += 1
                     if loss < best - 1e-7:
                         best, keep = loss, cand
@@ -92,7 +87,7 @@ def refine(model: torch.nn.Sequential, x: torch.Tensor, y: torch.Tensor, candida
 
 
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: np.ndarray) -> float:
-    return float((run(model.eval(), x).argmax(1).numpy() == y).mean())
+    return float((predict(model.eval(), x).argmax(1).numpy() == y).mean())
 
 
 def main() -> None:
@@ -108,9 +103,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     xtr, ytr, xte, yte = load_mnist()
     if args.crop:
-        c = args.crop
-        xtr, xte = (np.ascontiguousarray(x.reshape(-1, 28, 28)[:, c:28 - c, c:28 - c]).reshape(len(x), -1)
-                    for x in (xtr, xte))
+        xtr, xte = crop_images(xtr, args.crop), crop_images(xte, args.crop)
     pick = np.random.default_rng(args.seed).choice(len(xtr), args.images, replace=False)
     xs, ys = torch.from_numpy(xtr[pick]), torch.from_numpy(ytr[pick])
     xte_t = torch.from_numpy(xte)
@@ -125,7 +118,7 @@ def main() -> None:
     circuit = lower_graph(model)
     scores = lgc.ir.simulate(circuit, xte)
     tau = model[-1].tau
-    exact = bool(np.array_equal(scores, torch.round(run(model.eval(), xte_t) * tau).numpy().astype(np.int32)))
+    exact = bool(np.array_equal(scores, torch.round(predict(model.eval(), xte_t) * tau).numpy().astype(np.int32)))
     after = {"test": accuracy(model, xte_t, yte), "train_subset": accuracy(model, xs, ys.numpy()),
              "gates_O2": int(lgc.optimize(circuit, level=2).num_gates), "lowered_bit_exact": exact}
     print(f"after:  test {after['test']:.4f}, training subset {after['train_subset']:.4f}, "
