@@ -26,7 +26,8 @@ Other knobs: LGC_CONV_SEED (wiring, initial logits, batch order), LGC_CONV_CONNE
 LGC_CONV_PARAM (gates | inputwise logits), LGC_CONV_TAU (GroupSum temperature), LGC_CONV_TEACHERS and
 LGC_CONV_KD=alpha:T (knowledge distillation from trained checkpoints),
 LGC_CONV_RELAXATION / LGC_CONV_RELAX_LAYERS / LGC_CONV_TEMPERATURE / LGC_CONV_ANNEAL[_LAYERS] (training
-relaxation, lgc.frontend.set_relaxation), LGC_CONV_LR, LGC_CONV_GATE_BUDGET, LGC_CONV_TAG (name suffix).
+relaxation, lgc.frontend.set_relaxation), LGC_CONV_STOCHASTIC=conv|all (Bernoulli-sampled layer outputs in
+training, straight through), LGC_CONV_LR, LGC_CONV_GATE_BUDGET, LGC_CONV_TAG (name suffix).
 
 Binarisation (DESIGN.md): variants a and b train on grey values in [0, 1]
 (Binarize(train_passthrough=True)) and evaluate, lower and compile on x > 0.5; c and d train,
@@ -50,7 +51,7 @@ import torch
 from torch import nn
 
 import lgc
-from lgc.frontend import build_model, save_checkpoint, set_relaxation
+from lgc.frontend import LogicLayer, build_model, save_checkpoint, set_relaxation
 from lgc.frontend.conv import LogicConv2d
 from lgc.frontend.lower_graph import lower_graph
 from lgc.train import conv_model_config
@@ -167,6 +168,14 @@ def teacher_logits(paths: list[str], x: np.ndarray) -> np.ndarray:
     return total / len(paths)
 
 
+def bernoulli_straight_through(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+    """Forward hook: in training, a Bernoulli sample of the relaxed output with the output's gradient."""
+    if not module.training:
+        return None
+    p = output.clamp(0.0, 1.0)
+    return torch.bernoulli(p.detach()) + p - p.detach()
+
+
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     """Eval-mode (circuit) accuracy; leaves the model in train mode."""
     acc = float((predict(model.eval(), x).argmax(1).numpy() == y).mean())
@@ -242,6 +251,15 @@ def main() -> None:
     if anneal:
         name += "-anneal" + ("-all" if annealed == [model] else "")
         anneal_conv(0)
+    # LGC_CONV_STOCHASTIC=conv|all: in training, replace each conv layer's (or every logic layer's) relaxed
+    # output p by a Bernoulli(p) sample, straight through (gradient of p): the layers after it learn on
+    # bits, as the circuit will give them, and the sampling noise regularises (eval mode is unchanged)
+    stochastic = os.environ.get("LGC_CONV_STOCHASTIC")
+    if stochastic:
+        sampled = conv_layers if stochastic == "conv" else [m for m in model if isinstance(m, (LogicConv2d, LogicLayer))]
+        for mod in sampled:
+            mod.register_forward_hook(bernoulli_straight_through)
+        name += f"-bern{stochastic}"
     tau = model[-1].tau
     resume = os.environ.get("LGC_CONV_RESUME")   # continue from a model_<variant>.pt (Adam state restarts)
     if resume:
