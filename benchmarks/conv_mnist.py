@@ -139,16 +139,12 @@ def build(variant: str = "b", seed: int = 0) -> nn.Sequential:
     config = conv_model_config((1, side, side), binarize, 10, channels=channels, depth=3, blocks=shape["blocks"],
                                fc=list(width) if isinstance(width, list) else [width, width], tau=tau,
                                residual_init=residual, padding=shape["padding"],
-                               parametrization=os.environ.get("LGC_CONV_PARAM", "gates"))
+                               parametrization=os.environ.get("LGC_CONV_PARAM", "gates"),
+                               # LGC_CONV_UNPOOLED=1: no OR pool after the last block (the FC layers read 4x the bits)
+                               last_pool=not os.environ.get("LGC_CONV_UNPOOLED"))
     # LGC_CONV_CONNECTIONS=unique: the FC layers wired like difflogic's default (every input read, no
     # gate reading one input twice) instead of independently random pairs
     config["connections"] = os.environ.get("LGC_CONV_CONNECTIONS", "random")
-    if os.environ.get("LGC_CONV_UNPOOLED"):
-        # LGC_CONV_UNPOOLED=1: no OR pool after the last conv block; the FC layers read 4x the bits (an
-        # FC head retrained on a frozen trunk's unpooled bits beat one on its pooled bits: conv_heads.py)
-        last_pool = max(i for i, layer in enumerate(config["layers"]) if isinstance(layer, dict)
-                        and layer.get("type") == "or_pool")
-        del config["layers"][last_pool]
     return build_model(config)
 
 

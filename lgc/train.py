@@ -26,7 +26,8 @@ DistributedSampler (``batch_size`` is per process); rank 0 evaluates and writes 
 Convolutional models (``arch="conv"``, ``lgc train --arch conv``): a LogicTreeNet-shaped network
 (:func:`conv_model_config`, Petersen et al. 2024): the dataset's Binarize (T thresholds -> T*C bit
 planes), ``conv_blocks`` x [LogicConv2d 3x3, tree depth ``conv_depth``, padding ``conv_padding`` ->
-OrPool2d 2x2] with ``conv_channels * min(4**i, 32)`` channels in block i, Flatten, ``num_layers`` x
+OrPool2d 2x2] with ``conv_channels * min(4**i, 32)`` channels in block i (``conv_last_pool=False``,
+``--conv-no-last-pool``: no pool after the last block), Flatten, ``num_layers`` x
 LogicLayer(``num_neurons``), GroupSum. Image datasets only (:data:`IMAGE_SHAPES`: mnist,
 mnist20x20, fashion-mnist, cifar-10-*, digits); tabular data raises ValueError. The checkpoints hold
 the conv wiring, ``lgc inspect`` / ``lgc compile`` read them, and ``compile=True`` checks compiled ==
@@ -107,6 +108,7 @@ class TrainConfig:
     conv_blocks: int = 2         # [LogicConv2d 3x3 + OrPool2d 2x2] blocks
     conv_padding: int = 1        # conv padding (the paper pads by 1; benchmarks/conv_mnist.py uses 0)
     conv_residual: float = 5.0   # residual init: pass-through logit of every tree gate (paper: 5; 0 = random init)
+    conv_last_pool: bool = True  # OR pool after the last conv block too (False: the FC layers read 4x the bits)
     relaxation: str = "softmax"  # training relaxation of the gate choice (lgc.frontend.set_relaxation)
     parametrization: str = "gates"   # gate logits: gates (16, difflogic) | inputwise (4, Rüttgers et al.)
     temperature: float = 1.0     # relaxation temperature (softmax(w / T), sigmoid(w / T) for inputwise)
@@ -139,13 +141,15 @@ def image_shape(data: Dataset) -> tuple[int, int, int]:
 def conv_model_config(shape: tuple[int, int, int], binarize: dict[str, Any], num_classes: int, *, channels: int,
                       depth: int, blocks: int, fc: list[int], tau: float, residual_init: bool | float = True,
                       padding: int = 1, implementation: str = "auto", flatten: bool = False,
-                      parametrization: str = "gates") -> dict[str, Any]:
+                      parametrization: str = "gates", last_pool: bool = True) -> dict[str, Any]:
     """A LogicTreeNet-shaped model config (``lgc.frontend.build_model``): Binarize (T thresholds ->
     T*C bit planes), ``blocks`` x [LogicConv2d 3x3 tree ``depth`` -> OrPool2d 2x2] with ``channels *
     min(4**i, 32)`` channels, Flatten, LogicLayers of widths ``fc``, GroupSum. Shared by ``lgc train
     --arch conv`` and ``benchmarks/conv_mnist.py``. Inputs are flat raw features ``[N, C*H*W]`` (no
     leading Flatten by default: ``lower`` wants the Binarize first). ``parametrization`` is every logic
-    layer's (``gates`` | ``inputwise``). Raises ValueError when the image gets too small."""
+    layer's (``gates`` | ``inputwise``). ``last_pool=False`` leaves out the last block's OR pool: the FC
+    layers read 4x the bits and the pool's OR gates go (on MNIST this gave better accuracy with fewer
+    optimised gates; benchmarks/RESULTS.md). Raises ValueError when the image gets too small."""
     from .frontend.conv import conv_output_size
     c, h, w = shape
     t = np.asarray(binarize["thresholds"], dtype=np.float64)
@@ -153,17 +157,20 @@ def conv_model_config(shape: tuple[int, int, int], binarize: dict[str, Any], num
     layers: list[Any] = [{"type": "unflatten", "shape": [planes, h, w]}]
     for i in range(blocks):
         out = channels * min(4 ** i, 32)
+        pooled = last_pool or i < blocks - 1
         try:
             h, w = conv_output_size((h, w), (3, 3), (1, 1), (padding, padding))
-            h, w = conv_output_size((h, w), (2, 2), (2, 2), (0, 0))
+            if pooled:
+                h, w = conv_output_size((h, w), (2, 2), (2, 2), (0, 0))
         except ValueError:
             raise ValueError(f"a {shape[1]}x{shape[2]} image is too small for {blocks} conv blocks with padding "
                              f"{padding} (block {i + 1} has nothing left to read)") from None
         layers += [{"type": "conv", "in_channels": planes, "out_channels": out, "kernel_size": [3, 3], "depth": depth,
                     "stride": [1, 1], "padding": [padding, padding], "residual_init": residual_init,
                     "channels_per_tree": 2, "implementation": implementation, "input_size": None,
-                    "parametrization": parametrization},
-                   {"type": "or_pool", "kernel_size": [2, 2], "stride": [2, 2], "padding": [0, 0]}]
+                    "parametrization": parametrization}]
+        if pooled:
+            layers.append({"type": "or_pool", "kernel_size": [2, 2], "stride": [2, 2], "padding": [0, 0]})
         planes = out
     layers += [{"type": "flatten"}, *[int(f) for f in fc]]
     return {"in_dim": c * shape[1] * shape[2], "flatten": flatten, "binarize": binarize, "layers": layers,
@@ -183,7 +190,8 @@ def model_config(cfg: TrainConfig, data: Dataset) -> dict[str, Any]:
                                  channels=cfg.conv_channels, depth=cfg.conv_depth, blocks=cfg.conv_blocks,
                                  fc=[cfg.num_neurons] * cfg.num_layers, tau=cfg.tau, padding=cfg.conv_padding,
                                  residual_init=cfg.conv_residual if cfg.conv_residual > 0 else False,
-                                 implementation=cfg.implementation, parametrization=cfg.parametrization)
+                                 implementation=cfg.implementation, parametrization=cfg.parametrization,
+                                 last_pool=cfg.conv_last_pool)
         return {**conv, "connections": cfg.connections, "grad_factor": cfg.grad_factor}
     if cfg.arch != "fc":
         raise ValueError(f"arch must be fc or conv, got {cfg.arch!r}")
@@ -351,7 +359,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict[str, Any]:
         saved = json.loads((run_dir / "config.json").read_text())
         fixed = ("dataset", "num_neurons", "num_layers", "tau", "batch_size", "connections", "seed", "valid_set_size",
                  "baseline", "binarize", "arch", "conv_channels", "conv_depth", "conv_blocks", "conv_padding",
-                 "conv_residual", "parametrization")
+                 "conv_residual", "conv_last_pool", "parametrization")
         differ = [f"{k}: run has {saved[k]!r}, now {getattr(cfg, k)!r}" for k in fixed
                   if k in saved and saved[k] != getattr(cfg, k)]
         if differ:

@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lgc.cli.main import main  # noqa: E402
-from lgc.frontend import build_model, load_checkpoint, lower, model_config, save_checkpoint  # noqa: E402
+from lgc.frontend import LogicLayer, build_model, load_checkpoint, lower, model_config, save_checkpoint  # noqa: E402
 from lgc.frontend.conv import LogicConv2d, OrPool2d, logic_tree_net  # noqa: E402
 from lgc.ir import simulate  # noqa: E402
 from lgc.train import conv_model_config  # noqa: E402
@@ -107,3 +107,38 @@ def test_train_arch_conv_refuses_tabular_data(tmp_path, capsys):
     assert main(["train", "--dataset", "digits", "--arch", "conv", "--conv-blocks", "4", "--conv-padding", "0",
                  "-k", "40", "-l", "1", "-ni", "2", "--no-progress", "--out", str(tmp_path / "b")]) == 2
     assert "too small" in capsys.readouterr().err
+
+
+def test_conv_config_without_last_pool_lowers_exactly():
+    """``last_pool=False``: one OR pool fewer, the FC layer reads the last block's unpooled bits, and
+    the lowered circuit equals the eval-mode model."""
+    torch.manual_seed(3)
+    common = dict(channels=2, depth=2, blocks=2, fc=[40], tau=3.0, residual_init=2.0, padding=1)
+    binarize = {"thresholds": [0.3, 0.6], "train_passthrough": False}
+    pooled = build_model(conv_model_config((1, 8, 8), binarize, 4, **common))
+    unpooled = build_model(conv_model_config((1, 8, 8), binarize, 4, last_pool=False, **common))
+    assert [sum(isinstance(x, OrPool2d) for x in m) for m in (pooled, unpooled)] == [2, 1]
+    fc_inputs = [next(x for x in m if isinstance(x, LogicLayer)).in_dim for m in (pooled, unpooled)]
+    assert fc_inputs == [8 * 2 * 2, 8 * 4 * 4]   # block 2's 8 channels at 2x2 pooled, 4x4 unpooled
+    with torch.no_grad():
+        for p in unpooled.parameters():
+            p.add_(torch.randn_like(p))
+    x = torch.rand(64, 64)
+    unpooled.eval()
+    with torch.no_grad():
+        ref = torch.round(unpooled(x) * 3.0).numpy().astype(np.int64)
+    assert np.array_equal(simulate(lower(unpooled), x.numpy()).astype(np.int64), ref)
+
+
+def test_train_conv_no_last_pool_flag(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", "digits", "--arch", "conv", "--conv-channels", "2", "--conv-depth", "1",
+            "--conv-blocks", "1", "--conv-no-last-pool", "-k", "40", "-l", "1", "-bs", "32", "-ni", "2",
+            "--compile", "--no-progress", "--threads", "1", "--out", str(out)]
+    assert main(argv) == 0
+    assert json.loads((out / "final.json").read_text())["compiled_matches"]
+    model = load_checkpoint(out / "best.pt")
+    assert not any(isinstance(m, OrPool2d) for m in model)
+    # resume keeps the architecture: a run without the flag is refused, naming the option
+    assert main([a for a in argv if a != "--conv-no-last-pool"] + ["--resume", "-ni", "3"]) != 0
+    assert "conv_last_pool: run has False, now True" in capsys.readouterr().err

@@ -57,6 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--conv-depth", type=int, default=3, help="conv: logic tree depth, 1..4 (default 3)")
     c.add_argument("--conv-blocks", type=int, default=2, help="conv: [3x3 tree conv + 2x2 OR pool] blocks (default 2)")
     c.add_argument("--conv-padding", type=int, default=1, help="conv: padding of each 3x3 conv (default 1)")
+    c.add_argument("--conv-no-last-pool", action="store_true",
+                   help="conv: no OR pool after the last block (the FC layers read 4x the bits; fewer gates)")
     c.add_argument("--conv-residual", type=float, default=5.0, metavar="LOGIT",
                    help="conv: residual init, the pass-through gate's logit (default 5 as the paper; 0: random init)")
     g.add_argument("--relaxation", choices=("softmax", "gumbel-st", "hard-st"), default="softmax",
@@ -101,7 +103,7 @@ def config_from_args(args: argparse.Namespace):
         resume=args.resume, progress=not args.no_progress, device=args.device,
         threads=args.threads, arch=args.arch, conv_channels=args.conv_channels, conv_depth=args.conv_depth,
         conv_blocks=args.conv_blocks, conv_padding=args.conv_padding,
-        conv_residual=args.conv_residual, relaxation=args.relaxation,
+        conv_residual=args.conv_residual, conv_last_pool=not args.conv_no_last_pool, relaxation=args.relaxation,
         parametrization=args.parametrization, temperature=args.temperature, anneal_to=args.anneal_to,
         anneal_from=args.anneal_from)
 
