@@ -20,6 +20,11 @@ lower, optimise and compile it; report accuracy, wall time, gate counts and comp
         LGC_CONV_ANNEAL=1:0.05 LGC_CONV_ANNEAL_LAYERS=all LGC_CONV_TAG=-e80+12 \
         LGC_CONV_RESUME=/work/runs/conv_mnist/model_i-unique-iwp-e80.pt python benchmarks/conv_mnist.py
 
+    # fifth round (the recipe that beats the FC baseline): input-wise logits and no OR pool after the
+    # last conv block, 80 epochs (RESULTS.md, "Accuracy - convolutional", fifth round)
+    LGC_CONV_VARIANT=i LGC_CONV_CONNECTIONS=unique LGC_CONV_PARAM=inputwise LGC_CONV_UNPOOLED=1 \
+        LGC_CONV_EPOCHS=80 LGC_CONV_SEED=2 LGC_CONV_TAG=-e80 python benchmarks/conv_mnist.py
+
 LGC_CONV_MINUTES stops training at that wall time (default: 15 without LGC_CONV_EPOCHS, no limit with
 it; ~17 s per epoch of variant i on one quiet core).
 

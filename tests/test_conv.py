@@ -272,11 +272,14 @@ def test_cuda_conv_kernel_matches_cpu_on_gpu():
     torch.testing.assert_close(gw2.cpu(), gw1, rtol=0, atol=1e-10)
 
 
-def test_logic_tree_net_builder_lowers_bit_exact():
+@pytest.mark.parametrize("last_pool", [True, False])
+def test_logic_tree_net_builder_lowers_bit_exact(last_pool):
     from lgc.frontend.conv import logic_tree_net
     torch.manual_seed(5)
     model = logic_tree_net(3, 8, 2, thresholds=[0.3, 0.7], blocks=2, fc=(10, 5), residual_init=False,
-                           implementation="python").eval()
+                           implementation="python", last_pool=last_pool).eval()
+    assert sum(isinstance(m, OrPool2d) for m in model) == (2 if last_pool else 1)
+    assert model[-3].in_dim == 8 * (2 * 2 if last_pool else 4 * 4)   # block 2: 8 channels, pooled or not
     x = torch.rand(100, 3 * 8 * 8)
     with torch.no_grad():
         want = torch.round(model(x) * 10.0).numpy().astype(np.int32)

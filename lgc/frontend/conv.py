@@ -341,14 +341,15 @@ class OrPool2d(nn.Module):
 def logic_tree_net(in_channels: int, image_size: Any, k: int, *, num_classes: int = 10, tau: float = 10.0,
                    blocks: int = 4, depth: int = 3, fc: Any = (1280, 640, 320), thresholds: Any = None,
                    residual_init: bool | float = True, implementation: str = "auto",
-                   parametrization: str = "gates") -> nn.Sequential:
+                   parametrization: str = "gates", last_pool: bool = True) -> nn.Sequential:
     """A LogicTreeNet-shaped model (Petersen et al. 2024, Fig. 1, as we read it): ``blocks`` blocks of
     [LogicConv2d 3x3, tree ``depth``, padding 1 -> OrPool2d 2x2 stride 2] with ``k, 4k, 16k, 32k, ...``
     channels (capped at 32k), then Flatten and fully connected LogicLayers of ``fc[i] * k`` gates, then
     GroupSum(num_classes, tau). ``thresholds``: when given, a leading Binarize (one channel plane per
     threshold) + Unflatten, so the model takes raw images ``[N, C*H*W]`` scaled to [0, 1].
     The last FC width is rounded down to a multiple of ``num_classes``. ``parametrization``: of every
-    logic layer (``gates`` or ``inputwise``).
+    logic layer (``gates`` or ``inputwise``). ``last_pool=False``: no OrPool2d after the last block (the
+    FC layers read 4x the bits; on MNIST this removed most of the discretisation gap, RESULTS.md).
     """
     from .binarize import Binarize
     from .layers import GroupSum, LogicLayer
@@ -362,9 +363,12 @@ def logic_tree_net(in_channels: int, image_size: Any, k: int, *, num_classes: in
     widths = [k * min(4 ** i, 32) for i in range(blocks)]
     for i, out in enumerate(widths):
         mods += [LogicConv2d(channels, out, 3, depth=depth, padding=1, residual_init=residual_init,
-                             implementation=implementation, parametrization=parametrization, input_size=(h, w) if i == 0 and thresholds is None else None),
-                 OrPool2d(2)]
-        channels, h, w = out, h // 2, w // 2
+                             implementation=implementation, parametrization=parametrization,
+                             input_size=(h, w) if i == 0 and thresholds is None else None)]
+        channels = out
+        if last_pool or i < blocks - 1:
+            mods.append(OrPool2d(2))
+            h, w = h // 2, w // 2
     width = channels * h * w
     mods.append(nn.Flatten())
     sizes = [int(f) * k for f in fc]
