@@ -55,6 +55,7 @@ evaluation runs the model in eval mode over the validation and test sets.
 from __future__ import annotations
 
 import dataclasses
+import math
 import json
 import os
 import pathlib
@@ -81,6 +82,7 @@ class TrainConfig:
     tau: float = 10.0
     batch_size: int = 128
     learning_rate: float = 0.01
+    lr_schedule: str = "constant"    # constant | cosine (to 0 at the last step; the conv MNIST runs use it)
     num_iterations: int = 100_000
     eval_freq: int = 2000
     connections: str = "unique"
@@ -210,6 +212,19 @@ def annealed_temperature(cfg: TrainConfig, step: int) -> float:
         return cfg.temperature
     frac = (step / max(1, cfg.num_iterations) - cfg.anneal_from) / max(1e-9, 1.0 - cfg.anneal_from)
     return cfg.temperature * (cfg.anneal_to / cfg.temperature) ** min(1.0, max(0.0, frac))
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate_at(cfg: TrainConfig, step: int) -> float:
+    """The learning rate of ``step``: ``cfg.learning_rate``, or cosine-decayed from it to 0 over the
+    run (a function of the step alone, so a resumed run continues the same schedule)."""
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {cfg.lr_schedule!r}")
+    if cfg.lr_schedule == "constant":
+        return cfg.learning_rate
+    return cfg.learning_rate * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / max(1, cfg.num_iterations))))
 
 
 def build_logic_model(cfg: TrainConfig, data: Dataset, device: str):
@@ -344,6 +359,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict[str, Any]:
         raise ValueError("iterations must be >= 0 and batch size, eval frequency, layers and neurons >= 1")
     if cfg.arch not in ("fc", "conv") or (cfg.baseline and cfg.arch != "fc"):
         raise ValueError(f"arch must be fc or conv (and fc with --baseline), got {cfg.arch!r}")
+    learning_rate_at(cfg, 0)   # an unknown lr_schedule fails here, before any work
     if cfg.threads is not None:
         if cfg.threads < 1:
             raise ValueError(f"threads must be >= 1, got {cfg.threads}")
@@ -439,6 +455,9 @@ def train(cfg: TrainConfig, *, log=print) -> dict[str, Any]:
             t0 = time.perf_counter()
             if cfg.anneal_to is not None:
                 set_relaxation(model, cfg.relaxation, annealed_temperature(cfg, step))
+            if cfg.lr_schedule != "constant":
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate_at(cfg, step)
             train_model.train()
             loss = loss_fn(train_model(xb), yb)
             optimizer.zero_grad(set_to_none=True)

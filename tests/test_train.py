@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 
 from lgc.train import CheckFailed, TrainConfig, read_metrics, train  # noqa: E402
 
@@ -122,3 +122,16 @@ def test_annealed_temperature_schedule_and_run(tmp_path):
     assert summary["test_acc_eval"] > 0.3
     with pytest.raises(ValueError, match="anneal_from in"):
         train(_tiny(tmp_path, "bad", anneal_to=0.1, anneal_from=1.0), log=lambda s: None)
+
+
+def test_cosine_learning_rate_schedule_and_run(tmp_path):
+    from lgc.train import learning_rate_at
+    cfg = _tiny(tmp_path, learning_rate=0.05, lr_schedule="cosine", num_iterations=40)
+    assert [learning_rate_at(cfg, s) for s in (0, 20, 40)] == pytest.approx([0.05, 0.025, 0.0])
+    assert learning_rate_at(_tiny(tmp_path, learning_rate=0.02), 30) == 0.02   # constant: difflogic's
+    summary = train(cfg, log=lambda s: None)
+    assert summary["test_acc_eval"] > 0.3
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=False)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(learning_rate_at(cfg, 39))   # the last step's
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        train(_tiny(tmp_path, "bad", lr_schedule="linear"), log=lambda s: None)

@@ -68,6 +68,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="gate logits: gates (16 per gate, softmax; difflogic, default) or inputwise (4 per gate, one "
                         "sigmoid per truth-table row; Ruttgers et al. 2025: fewer steps to converge)")
     g.add_argument("--temperature", type=float, default=1.0, help="relaxation temperature T (default 1)")
+    g.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                   help="learning rate: constant (difflogic, default) or cosine decay to 0 over the run")
     g.add_argument("--anneal-to", type=float, metavar="T1",
                    help="anneal T geometrically to T1 over the last part of the run (e.g. 0.05: the relaxed gates "
                         "harden, so the network adapts to the circuit it becomes)")
@@ -105,7 +107,7 @@ def config_from_args(args: argparse.Namespace):
         conv_blocks=args.conv_blocks, conv_padding=args.conv_padding,
         conv_residual=args.conv_residual, conv_last_pool=not args.conv_no_last_pool, relaxation=args.relaxation,
         parametrization=args.parametrization, temperature=args.temperature, anneal_to=args.anneal_to,
-        anneal_from=args.anneal_from)
+        anneal_from=args.anneal_from, lr_schedule=args.lr_schedule)
 
 
 def run(args: argparse.Namespace) -> int:
