@@ -20,8 +20,8 @@ lower, optimise and compile it; report accuracy, wall time, gate counts and comp
         LGC_CONV_ANNEAL=1:0.05 LGC_CONV_ANNEAL_LAYERS=all LGC_CONV_TAG=-e80+12 \
         LGC_CONV_RESUME=/work/runs/conv_mnist/model_i-unique-iwp-e80.pt python benchmarks/conv_mnist.py
 
-    # fifth round (beats the FC baseline on average): input-wise logits and no OR pool after the last
-    # conv block, 80 epochs (seeds 0-3, 5, 6: mean 97.70%, 24.1-26.3K O2 gates; RESULTS.md, fifth round)
+    # fifth round: input-wise logits and no OR pool after the last conv block, 80 epochs (seeds 0-7:
+    # 97.24-97.96%, mean 97.60%, 24.1-26.8K O2 gates; FC baseline 97.58% at 26,854; RESULTS.md)
     LGC_CONV_VARIANT=i LGC_CONV_CONNECTIONS=unique LGC_CONV_PARAM=inputwise LGC_CONV_UNPOOLED=1 \
         LGC_CONV_EPOCHS=80 LGC_CONV_SEED=2 LGC_CONV_TAG=-e80 python benchmarks/conv_mnist.py
 
