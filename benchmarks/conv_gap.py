@@ -23,7 +23,7 @@ from lgc.frontend import load_checkpoint
 from lgc.frontend.conv import LogicConv2d
 from lgc.frontend.lower_graph import lower_graph
 
-from conv_mnist import HERE, crop_images, load_mnist, predict
+from conv_mnist import HERE, load_mnist, predict
 
 
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: np.ndarray) -> float:
@@ -47,9 +47,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    xtr, ytr, xte, yte = load_mnist()
-    if args.crop:
-        xtr, xte = crop_images(xtr, args.crop), crop_images(xte, args.crop)
+    xtr, ytr, xte, yte = load_mnist(args.crop)
     xtr_t, xte_t = torch.from_numpy(xtr), torch.from_numpy(xte)
     model = load_checkpoint(args.checkpoint)
     front, back = split_at_features(model)

@@ -37,7 +37,7 @@ from lgc.frontend.conv import OrPool2d
 from lgc.frontend.lower_graph import lower_graph
 
 from conv_gap import split_at_features
-from conv_mnist import HERE, crop_images, load_mnist, predict
+from conv_mnist import HERE, load_mnist, optimised_gates, predict
 
 
 def ensemble_heads(in_dim: int, widths: list[int], heads: int, classes: int, tau: float, connections: str,
@@ -101,9 +101,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     widths = [int(w) for w in args.widths.split(",")]
 
-    xtr, ytr, xte, yte = load_mnist()
-    if args.crop:
-        xtr, xte = crop_images(xtr, args.crop), crop_images(xte, args.crop)
+    xtr, ytr, xte, yte = load_mnist(args.crop)
     model = load_checkpoint(args.checkpoint).eval()
     trunk, old_back = split_at_features(model)
     if args.unpooled:   # the last conv block's outputs before its OR pool: 4x the feature bits, no pool gates
@@ -146,14 +144,15 @@ def main() -> None:
     with torch.no_grad():
         head_scores = torch.cat([per_head_logits(back, fte[i:i + 2000], args.heads, 10) for i in range(0, len(fte), 2000)])
     per_head = [float((head_scores[:, :, k].argmax(1).numpy() == yte).mean()) for k in range(args.heads)]
-    test_acc = float((predict(full, xte).argmax(1).numpy() == yte).mean())
+    full_scores = predict(full, xte)
+    test_acc = float((full_scores.argmax(1).numpy() == yte).mean())
     circuit = lower_graph(full)
     scores = lgc.ir.simulate(circuit, xte)
-    ref = torch.round(predict(full, xte) * tau).numpy().astype(np.int32)
+    ref = torch.round(full_scores * tau).numpy().astype(np.int32)
     small = lgc.optimize(circuit, level=2)
     net = lgc.compile(small, target="cpu")
     compiled_equal = bool(np.array_equal(net(circuit.input_encoder.encode(xte)), scores))
-    trunk_gates = int(lgc.optimize(lower_graph(trunk), level=2).num_gates)
+    trunk_gates = optimised_gates(trunk)
     result = {
         "command": "python benchmarks/conv_heads.py " + " ".join(sys.argv[1:]),
         "machine": {"cores": os.cpu_count(), "cpu": platform.processor() or platform.machine(), "threads": args.threads},

@@ -75,9 +75,13 @@ def read_idx(path: pathlib.Path) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def load_mnist() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def load_mnist(crop: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train, x_test, y_test), images in [0, 1]; ``crop > 0``: the centre windows
+    (``crop_images``), as the 20x20 variants and the diagnostics on their checkpoints read them."""
     xs = [read_idx(DATA / f"{p}-images-idx3-ubyte.gz").astype(np.float32) / 255.0 for p in ("train", "t10k")]
     ys = [read_idx(DATA / f"{p}-labels-idx1-ubyte.gz").astype(np.int64) for p in ("train", "t10k")]
+    if crop:
+        xs = [crop_images(x, crop) for x in xs]
     return xs[0], ys[0], xs[1], ys[1]
 
 

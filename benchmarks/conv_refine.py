@@ -30,7 +30,7 @@ from lgc.frontend import load_checkpoint, save_checkpoint
 from lgc.frontend.conv import LogicConv2d
 from lgc.frontend.lower_graph import lower_graph
 
-from conv_mnist import HERE, crop_images, load_mnist, predict
+from conv_mnist import HERE, load_mnist, predict
 
 
 def alternatives(w: torch.Tensor, count: int) -> list[torch.Tensor]:
@@ -101,9 +101,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    xtr, ytr, xte, yte = load_mnist()
-    if args.crop:
-        xtr, xte = crop_images(xtr, args.crop), crop_images(xte, args.crop)
+    xtr, ytr, xte, yte = load_mnist(args.crop)
     pick = np.random.default_rng(args.seed).choice(len(xtr), args.images, replace=False)
     xs, ys = torch.from_numpy(xtr[pick]), torch.from_numpy(ytr[pick])
     xte_t = torch.from_numpy(xte)
