@@ -37,6 +37,11 @@
 
 #define LGC_CU_EBADARG (-1)
 #define LGC_CU_PLANES 24  // group sizes up to 2^24 - 1 output bits per class
+// Most blocks one level's launch uses: several times what any current GPU holds at once (an H200
+// runs 132 SMs x 8 blocks of 256 threads). Past it the blocks' threads loop over rows (the kernel
+// is grid-stride along rows) instead of the launch asking for one tiny block per row or two: on a
+// 48K-gate net at 2^22 samples that was ~360,000 blocks per level, each doing 256 word-gates.
+#define LGC_CU_LEVEL_BLOCKS 16384
 
 #define CK(call)                                   \
     do {                                           \
@@ -155,7 +160,9 @@ static int launch_level(const int4 *rows, int64_t nrows, uint64_t *v, int64_t cw
     while (bx < cw && bx < 256) bx <<= 1;  // words per block; the rest of 256 threads go along rows
     int by = 256 / bx;
     dim3 block(bx, by);
-    dim3 grid((unsigned)ceil_div(cw, bx), grid_limit(ceil_div(nrows, by)));
+    int64_t gx = ceil_div(cw, bx), gy = ceil_div(nrows, by);
+    if (gy * gx > LGC_CU_LEVEL_BLOCKS) gy = LGC_CU_LEVEL_BLOCKS / gx > 0 ? LGC_CU_LEVEL_BLOCKS / gx : 1;
+    dim3 grid((unsigned)gx, grid_limit(gy));
     lgc_eval_level<<<grid, block, 0, stream>>>(rows, nrows, v, cw);
     CK(cudaGetLastError());
     return 0;

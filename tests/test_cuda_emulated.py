@@ -26,7 +26,7 @@ from lgc.backends.cuda import CudaNet
 from lgc.frontend import kernels
 from lgc.frontend.conv import LogicConv2d
 from lgc.frontend.conv_kernels import _ConvLib, cpu_kernel_unavailable
-from lgc.ir import pack_bits, packed_input, random_layered_circuit, simulate
+from lgc.ir import PackedBits, pack_bits, packed_input, random_layered_circuit, simulate
 
 sys.path.insert(0, str(REPO / "tools"))
 import cuda_emu  # noqa: E402
@@ -339,3 +339,20 @@ def test_runtime_refuses_bad_tables(runtime_emu):
                                            t.level_bounds.ctypes.data, t.out_slots.size, t.out_slots.ctypes.data, t.k,
                                            ctypes.byref(handle))
     assert rc == -1 and not handle.value
+
+
+def test_runtime_launch_shapes_are_bounded(runtime_emu):
+    """One launch per level plus the readout per chunk; a wide level at a large batch loops its
+    blocks over rows instead of asking for one tiny block per row (counted, not run)."""
+    circuit = random_layered_circuit(100, [3000, 3000], num_classes=10, tau=1.0, seed=1)
+    n = 1 << 17
+    runtime_emu.configure(execute=False, garbage=0)
+    net = CudaNet(circuit, runtime=runtime_emu.lib)
+    net(PackedBits(np.zeros((100, n // 64), np.uint64), n))
+    counts = runtime_emu.counters()
+    runtime_emu.check()
+    chunks = -(-(n // 64) // net.chunk_words)
+    assert counts["launches"] == chunks * (net.tables.num_levels + 1)
+    level_blocks = counts["blocks"] - chunks * 10 * -(-min(net.chunk_words, n // 64) // 64)  # less the readout's
+    assert level_blocks <= chunks * net.tables.num_levels * 16384
+    runtime_emu.configure()

@@ -103,14 +103,18 @@ class Emulator:
         lib.lgc_emu_counters.argtypes = [ctypes.POINTER(ctypes.c_int64)]
         lib.lgc_emu_counters.restype = None
         lib.lgc_emu_live_allocations.restype = ctypes.c_int64
+        lib.lgc_emu_set_execute.argtypes = [ctypes.c_int]
+        lib.lgc_emu_set_execute.restype = None
         self.configure()
 
     def configure(self, order: str = "forward", seed: int = 1, cap: tuple[int, int, int] = (0, 0, 0),
-                  garbage: int = 0xA5, devices: int = 1) -> None:
+                  garbage: int = 0xA5, devices: int = 1, execute: bool = True) -> None:
         """Block/thread ``order`` ('forward', 'reverse', 'shuffled' by ``seed``); ``cap`` grid
         dimensions (0 = none) so grid-stride loops run with few blocks; ``garbage`` fill byte of
-        new device memory (-1: random bytes); ``devices`` the device count. Clears violations."""
+        new device memory (-1: random bytes); ``devices`` the device count; ``execute`` False
+        checks and counts launches without running them. Clears violations and counters."""
         self.lib.lgc_emu_configure(ORDERS[order], seed, *cap, garbage, devices)
+        self.lib.lgc_emu_set_execute(int(execute))
         self.lib.lgc_emu_clear()
 
     def violations(self) -> str:

@@ -137,6 +137,7 @@ struct State {
     unsigned cap[3] = {0, 0, 0};
     int garbage = 0xA5;  // -1: random bytes
     int device_count = 1;
+    bool execute = true;  // false: launches are checked and counted, not run
     // state
     int device = 0;
     cudaError_t last_error = cudaSuccess;
@@ -380,6 +381,7 @@ struct Launch {
         ++s.launches;
         s.blocks += (int64_t)nblocks;
         s.threads += (int64_t)nblocks * block.x * block.y * block.z;
+        if (!s.execute) return;
         for (size_t i : ordering(nblocks)) {
             uint3 bid{(unsigned)(i % g.x), (unsigned)((i / g.x) % g.y), (unsigned)(i / ((size_t)g.x * g.y))};
             run_block(block, bid);
@@ -566,6 +568,8 @@ LGC_EMU_API void lgc_emu_configure(int order, uint64_t seed, unsigned cap_x, uns
     s.cap[0] = cap_x, s.cap[1] = cap_y, s.cap[2] = cap_z;
     s.garbage = garbage, s.device_count = device_count;
 }
+// execute 0: launches are checked and counted but not run (counting the work of big problems)
+LGC_EMU_API void lgc_emu_set_execute(int execute) { lgc_emu::S().execute = execute != 0; }
 LGC_EMU_API const char* lgc_emu_violations() { return lgc_emu::S().violations.c_str(); }
 LGC_EMU_API void lgc_emu_clear() {
     lgc_emu::State& s = lgc_emu::S();
