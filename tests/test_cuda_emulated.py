@@ -356,3 +356,23 @@ def test_runtime_launch_shapes_are_bounded(runtime_emu):
     level_blocks = counts["blocks"] - chunks * 10 * -(-min(net.chunk_words, n // 64) // 64)  # less the readout's
     assert level_blocks <= chunks * net.tables.num_levels * 16384
     runtime_emu.configure()
+
+
+def test_gpu_benchmark_dry_run_end_to_end(tmp_path, monkeypatch):
+    """benchmarks/gpu.py's every section on the emulator, so the one shot on a GPU is the only untested step."""
+    need("cuda-emu", None if cuda_emu.compiler() else "no C++ compiler for the CUDA emulator")
+    import importlib.util
+    import json
+    spec = importlib.util.spec_from_file_location("gpu_benchmark", REPO / "benchmarks" / "gpu.py")
+    gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu)
+    monkeypatch.setenv("OUT", str(tmp_path))
+    assert gpu.main(["--dry-run"]) == 0
+    result = json.loads((tmp_path / "gpu.json").read_text())
+    sections = result["sections"]
+    assert {"versions", "runtime build", "runtime throughput", "bool-row paths", "training kernels",
+            "conv kernels"} <= set(sections)
+    assert not [name for name, v in sections.items() if isinstance(v["result"], dict) and "error" in v["result"]]
+    assert all(c["ok"] for c in sections["training kernels"]["result"]["checks"])
+    assert all(r["checked_samples"] > 0 for r in sections["runtime throughput"]["result"])
+    assert result["failures"] == []
