@@ -1,19 +1,25 @@
-"""GPU throughput of the ``cuda`` target (the packed-bits runtime), checked against lgc.ir.simulate.
+"""GPU figures for lgc in one shot: the ``cuda`` target (packed-bits runtime) and the CUDA training
+kernels, each checked against its CPU reference, on a fresh GPU machine (Python, numpy, nvcc; torch
+with CUDA adds the tensor paths, the training step and the conv kernels; cffi not needed).
 
-Runs with no arguments on a machine with an NVIDIA GPU and nvcc (budget: < 5 minutes on one
-H200, build included). For random MNIST-shaped networks (784 -> 6 x 8000 -> 10, 48K gates, and
-784 -> 6 x 166670 -> 10, 1M gates), raw (O0) and optimised (O2): uploads the circuit, then for
-batch sizes 2^16 .. 2^22 (run in chunks sized by the net's memory budget) times the runtime with
-CUDA events on packed input words already on the device (median of REPS runs on each of SETS
-random input sets) and checks the first and last CHECK samples of every run against
-lgc.ir.simulate (the whole batch for the smallest one on the 48K net). Also: the bool-rows paths
-(numpy host round trip; CUDA torch tensors when torch has CUDA), and the frontend's training
-step (forward + backward + Adam) with the CUDA kernels against the CPU implementation when
-torch has CUDA. Prints a table; writes gpu.json to $OUT if set, else benchmarks/out/.
-Exits 1 if any check fails, 2 when the cuda target is unavailable here.
+    python benchmarks/gpu.py             # on a GPU machine: about 4 minutes on one H200, build included
+    python benchmarks/gpu.py --dry-run   # anywhere with g++: the same script on the CPU emulation of
+                                         # CUDA (tools/cuda_emu), small sizes, about a minute
+
+The script sets its own import path (no PYTHONPATH needed), prints the driver, CUDA, compiler and
+torch versions, and runs in sections — versions, runtime build, runtime throughput (48K and 1M-gate
+random MNIST-shaped nets, O0 and O2, batch 2^16 .. 2^22 on packed words already on the device; CUDA
+events, median of several runs per input set; the workspace is allocated by an untimed run first),
+bool-row paths, training kernels (forward and gradients against the CPU implementation, then the
+step time of 784 -> 6 x 8000 -> 10 against the CPU one), conv kernels (forward and gradients of
+LogicConv2d against the CPU kernel, and their time). Each section catches its own errors, and the
+JSON (``$OUT/gpu.json`` when OUT is set, else ``benchmarks/out/gpu.json``) is rewritten after every
+section, so one failure loses no figure. Exits 1 if any check failed or a section crashed, 2 when
+the cuda target is unavailable (and not a dry run).
 """
 from __future__ import annotations
 
+import argparse
 import ctypes
 import json
 import os
@@ -23,41 +29,126 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 import zlib
+from typing import Any, Callable
 
-import numpy as np
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tools"))
 
-SETS = 3
-BATCH_EXPS = range(16, 23)
-CHECK = 1024
-TIME_BUDGET_S = 220  # stop adding larger batches past this, so the script stays under 5 minutes
+import numpy as np  # noqa: E402
+
 K = 10
+CHECK = 1024
+SETS = 3
+
+
+class Run:
+    """Sizes and the runtime library for a real run or a dry run on the emulator."""
+
+    def __init__(self, dry_run: bool):
+        self.dry_run = dry_run
+        self.batch_exps = range(10, 13) if dry_run else range(16, 23)
+        self.widths = (("48K-like", 200),) if dry_run else (("48K", 8000), ("1M", 166670))
+        self.time_budget_s = 60 if dry_run else 200
+        self.t_start = time.perf_counter()
+        self.failures: list[str] = []
+        self.result: dict[str, Any] = {"command": "python benchmarks/gpu.py" + (" --dry-run" if dry_run else ""),
+                                       "dry_run": dry_run, "sections": {}, "failures": self.failures}
+        self._lib = None
+        self._emulators: dict[str, Any] = {}
+
+    def emulator(self, name: str):
+        if name not in self._emulators:
+            import cuda_emu
+            self._emulators[name] = cuda_emu.load(name)
+        return self._emulators[name]
+
+    def runtime(self):
+        """The runtime library: the nvcc build, or the emulated one in a dry run."""
+        if self._lib is None:
+            from lgc.backends import cuda
+            self._lib = cuda.bind(self.emulator("runtime.cu").lib) if self.dry_run else cuda.library()
+        return self._lib
+
+    def net(self, circuit, memory_bytes: int | None = None):
+        from lgc.backends.cuda import CudaNet
+        return CudaNet(circuit, memory_bytes=memory_bytes, runtime=self._lib if self.dry_run else None)
+
+    def over_budget(self) -> bool:
+        return time.perf_counter() - self.t_start > self.time_budget_s
+
+    def save(self) -> None:
+        self.result["total_s"] = time.perf_counter() - self.t_start
+        out_path().write_text(json.dumps(self.result, indent=2, default=str))
+
+    def section(self, name: str, fn: Callable[["Run"], Any]) -> Any:
+        """Run one section; record its result or its error; write the JSON either way."""
+        print(f"\n== {name}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            value = fn(self)
+        except Exception as e:
+            value = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-3000:]}
+            self.failures.append(f"section {name!r} crashed: {type(e).__name__}: {e}")
+            print(f"   section crashed: {type(e).__name__}: {e}")
+        entry = self.result["sections"].setdefault(name, {})  # may hold the section's partial figures
+        entry.update(seconds=time.perf_counter() - t0, result=value)
+        self.save()
+        return value
 
 
 def out_path() -> pathlib.Path:
     root = os.environ.get("OUT")
-    d = pathlib.Path(root) if root else pathlib.Path(__file__).resolve().parent / "out"
+    d = pathlib.Path(root) if root else REPO / "benchmarks" / "out"
     d.mkdir(parents=True, exist_ok=True)
     return d / "gpu.json"
 
 
-def machine() -> dict:
+def _command_line(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.strip()
+        return out.splitlines()[-1] if out else "?"
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "?"
+
+
+def versions(run: Run) -> dict:
     from lgc.backends._common import default_threads
+    from lgc.backends.cuda import nvcc_path
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                "?") if os.path.exists("/proc/cpuinfo") else platform.processor()
-    gpu = "?"
+    info = {"cpu": cpu, "cores": default_threads(), "python": platform.python_version(), "numpy": np.__version__,
+            "gpu": _command_line(["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
+                                  "--format=csv,noheader"]),
+            "nvcc": _command_line([nvcc_path() or "nvcc", "--version"])}
     try:
-        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30).stdout.strip() or "?"
-    except (OSError, subprocess.SubprocessError):
-        pass
-    nvcc = ""
+        drv = ctypes.CDLL("libcuda.so.1")
+        v = ctypes.c_int(0)
+        drv.cuDriverGetVersion(ctypes.byref(v))
+        info["driver_cuda_version"] = f"{v.value // 1000}.{v.value % 1000 // 10}"
+    except OSError:
+        info["driver_cuda_version"] = "no driver"
     try:
-        from lgc.backends.cuda import nvcc_path
-        nvcc = subprocess.run([nvcc_path(), "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    except Exception:
-        pass
-    return {"cpu": cpu, "cores": default_threads(), "gpu": gpu, "nvcc": nvcc, "python": platform.python_version()}
+        import torch
+        info["torch"] = torch.__version__
+        info["torch_cuda"] = torch.version.cuda
+        info["torch_sees_gpu"] = torch.cuda.is_available()
+    except ImportError:
+        info["torch"] = "not installed"
+    for k, v in info.items():
+        print(f"   {k}: {v}")
+    return info
+
+
+def runtime_build(run: Run) -> dict:
+    t0 = time.perf_counter()
+    run.runtime()
+    s = time.perf_counter() - t0
+    what = "g++ build of the emulated runtime" if run.dry_run else "nvcc sm_80, sm_90, compute_90 PTX"
+    print(f"   runtime build + load ({what}; cached afterwards): {s:.1f} s")
+    return {"build_s": s, "what": what}
 
 
 class DeviceBuffer:
@@ -65,9 +156,8 @@ class DeviceBuffer:
 
     def __init__(self, lib, nbytes: int):
         from lgc.backends.cuda import check
-        self.lib, self.ptr = lib, ctypes.c_void_p()
-        check(lib.lgc_cu_malloc(ctypes.byref(self.ptr), nbytes), f"cudaMalloc({nbytes})")
-        self.nbytes = nbytes
+        self.lib, self.ptr, self.nbytes = lib, ctypes.c_void_p(), nbytes
+        check(lib.lgc_cu_malloc(ctypes.byref(self.ptr), nbytes), f"cudaMalloc({nbytes})", lib)
 
     def at(self, offset: int) -> int:
         return (self.ptr.value or 0) + offset
@@ -75,60 +165,54 @@ class DeviceBuffer:
     def upload(self, arr: np.ndarray) -> None:
         from lgc.backends.cuda import check
         arr = np.ascontiguousarray(arr)
-        check(self.lib.lgc_cu_memcpy(self.ptr, arr.ctypes.data, arr.nbytes), "upload")
+        check(self.lib.lgc_cu_memcpy(self.ptr, arr.ctypes.data, arr.nbytes), "upload", self.lib)
 
     def download(self, offset: int, out: np.ndarray) -> np.ndarray:
         from lgc.backends.cuda import check
-        check(self.lib.lgc_cu_memcpy(out.ctypes.data, self.at(offset), out.nbytes), "download")
+        check(self.lib.lgc_cu_memcpy(out.ctypes.data, self.at(offset), out.nbytes), "download", self.lib)
         return out
 
     def free(self) -> None:
         self.lib.lgc_cu_free(self.ptr)
 
 
-def random_words(rng: np.random.Generator, bits: int, words: int) -> np.ndarray:
-    return rng.integers(0, np.iinfo(np.uint64).max, size=(bits, words), dtype=np.uint64, endpoint=True)
-
-
-def bench_net(name: str, circuit, lib, failures: list, t_start: float) -> list[dict]:
-    from lgc.backends import cuda
+def _bench_net(run: Run, name: str, circuit) -> list[dict]:
     from lgc.backends.cuda import check
     from lgc.ir import PackedBits, simulate
-
+    lib = run.runtime()
     t0 = time.perf_counter()
-    net = cuda.build(circuit)
+    net = run.net(circuit)
     upload_s = time.perf_counter() - t0
-    n_in = circuit.num_inputs
-    w_max = (1 << max(BATCH_EXPS)) // 64
-    x_dev = DeviceBuffer(lib, n_in * w_max * 8)
-    out_dev = DeviceBuffer(lib, (1 << max(BATCH_EXPS)) * K * 4)
+    n_in, n_max = circuit.num_inputs, 1 << max(run.batch_exps)
+    w_max = n_max // 64
+    x_dev, out_dev = DeviceBuffer(lib, n_in * w_max * 8), DeviceBuffer(lib, n_max * K * 4)
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    # untimed: the grow-only workspace is allocated for the largest batch before any timing
+    check(lib.lgc_cu_run(net._handle, x_dev.at(0), 3, w_max, n_max, out_dev.at(0), 1, net.chunk_words, None),
+          "warm-up", lib)
+    check(lib.lgc_cu_synchronize(), "synchronize", lib)
     times: dict[int, list[float]] = {}
     checked: dict[int, int] = {}
-    rng = np.random.default_rng(zlib.crc32(name.encode()))
-    skipped = []
     for s in range(SETS):
-        host = random_words(rng, n_in, w_max)
+        host = rng.integers(0, np.iinfo(np.uint64).max, size=(n_in, w_max), dtype=np.uint64, endpoint=True)
         x_dev.upload(host)
-        for e in BATCH_EXPS:
+        for e in run.batch_exps:
             n = 1 << e
-            if time.perf_counter() - t_start > TIME_BUDGET_S:
-                if n not in times and n not in skipped:
-                    skipped.append(n)
+            if run.over_budget() and n in times:
                 continue
             reps = 5 if n <= (1 << 20) else 3
             ms = (ctypes.c_float * reps)()
             check(lib.lgc_cu_time_runs(net._handle, x_dev.at(0), 3, w_max, n, out_dev.at(0), net.chunk_words,
-                                       reps, ms), f"{name} n={n}")
+                                       reps, ms), f"{name} n={n}", lib)
             times.setdefault(n, []).extend(ms)
-            windows = [(0, n)] if (s == 0 and n == 1 << min(BATCH_EXPS) and circuit.num_gates <= 100_000) \
-                else [(0, CHECK), (n - CHECK, n)]
-            for lo, hi in windows:
+            whole = s == 0 and n == 1 << min(run.batch_exps) and circuit.num_gates <= 100_000
+            for lo, hi in [(0, n)] if whole else [(0, CHECK), (n - CHECK, n)]:
                 got = out_dev.download(lo * K * 4, np.empty((hi - lo, K), dtype=np.int32))
                 want = simulate(circuit, PackedBits(np.ascontiguousarray(host[:, lo // 64:hi // 64]), hi - lo))
                 checked[n] = checked.get(n, 0) + (hi - lo)
                 if not np.array_equal(got, want):
                     bad = int(np.flatnonzero((got != want).any(axis=1))[0]) + lo
-                    failures.append(f"{name} n={n} set {s}: sample {bad} differs from simulate")
+                    run.failures.append(f"{name} n={n} set {s}: sample {bad} differs from simulate")
     x_dev.free()
     out_dev.free()
     rows = []
@@ -139,86 +223,146 @@ def bench_net(name: str, circuit, lib, failures: list, t_start: float) -> list[d
                      "median_s": med, "min_s": min(times[n]) / 1e3, "samples_per_s": n / med,
                      "gate_evals_per_s": n * circuit.num_gates / med, "checked_samples": checked.get(n, 0),
                      "upload_s": upload_s})
-    for n in skipped:
-        rows.append({"net": name, "gates": circuit.num_gates, "batch": n, "skipped": "time budget"})
     return rows
 
 
-def bench_rows_paths(circuit, failures: list) -> list[dict]:
-    """bool rows: numpy (host round trip) and, with torch CUDA, device tensors (pack kernel included)."""
-    from lgc.backends import cuda
+def runtime_throughput(run: Run) -> list[dict]:
+    import lgc
+    from lgc.backends.bench import mnist_shaped
+    print(f"   {'net':9s} {'gates':>8s} {'batch':>8s} {'chunk':>6s} {'median ms':>10s} {'samples/s':>10s} "
+          f"{'gate-evals/s':>12s} {'checked':>8s}")
+    rows = []
+    for label, width in run.widths:
+        raw = mnist_shaped(width)
+        for name, circuit in ((f"{label} O0", raw), (f"{label} O2", lgc.optimize(raw, level=2))):
+            for r in _bench_net(run, name, circuit):
+                print(f"   {name:9s} {r['gates']:8d} {r['batch']:8d} {r['chunk_words']:6d} {r['median_s'] * 1e3:10.3f} "
+                      f"{r['samples_per_s']:10.3g} {r['gate_evals_per_s']:12.3g} {r['checked_samples']:8d}", flush=True)
+                rows.append(r)
+            run.result["sections"]["runtime throughput"] = {"partial": rows}  # kept if a later net crashes
+            run.save()
+    return rows
+
+
+def rows_paths(run: Run) -> list[dict]:
+    """Bool rows: numpy (host round trip) and, with torch CUDA, device tensors (pack kernel included)."""
+    from lgc.backends.bench import mnist_shaped
     from lgc.ir import simulate
-    net = cuda.build(circuit)
+    import lgc
+    circuit = lgc.optimize(mnist_shaped(run.widths[0][1]), level=2)
+    net = run.net(circuit)
     rng = np.random.default_rng(7)
-    out = []
-    x = rng.random((1 << 16, circuit.num_inputs)) < 0.5
-    net(x[:1024])
+    x = rng.random((1 << min(run.batch_exps), circuit.num_inputs)) < 0.5
+    net(x[:64])
     t0 = time.perf_counter()
     got = net(x)
     dt = time.perf_counter() - t0
     if not np.array_equal(got, simulate(circuit, x)):
-        failures.append("numpy bool rows path differs from simulate")
-    out.append({"path": "numpy bool rows (host round trip)", "batch": x.shape[0], "seconds": dt,
-                "samples_per_s": x.shape[0] / dt})
-    try:
-        import torch
-        has_cuda = torch.cuda.is_available()
-    except ImportError:
-        has_cuda = False
-    if not has_cuda:
-        out.append({"path": "torch CUDA bool rows", "skipped": "torch without CUDA"})
-        return out
-    n = 1 << 20
-    xt = torch.rand((n, circuit.num_inputs), device="cuda") < 0.5
-    net(xt[:1024])
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    ts = []
-    for _ in range(5):
-        start.record()
-        res = net(xt)
-        stop.record()
-        torch.cuda.synchronize()
-        ts.append(start.elapsed_time(stop) / 1e3)
-    sub = xt[-CHECK:].cpu().numpy()
-    if not (res.is_cuda and np.array_equal(res[-CHECK:].cpu().numpy(), simulate(circuit, sub))):
-        failures.append("torch CUDA bool rows path differs from simulate")
-    med = statistics.median(ts)
-    out.append({"path": "torch CUDA bool rows (pack kernel included)", "batch": n, "seconds": med,
-                "samples_per_s": n / med})
+        run.failures.append("numpy bool rows path differs from simulate")
+    out = [{"path": "numpy bool rows (host round trip)", "batch": x.shape[0], "seconds": dt,
+            "samples_per_s": x.shape[0] / dt}]
+    torch = _torch_cuda()
+    if torch is None or run.dry_run:
+        out.append({"path": "torch CUDA bool rows", "skipped": "dry run" if run.dry_run else "torch without CUDA"})
+    else:
+        n = 1 << 20
+        xt = torch.rand((n, circuit.num_inputs), device="cuda") < 0.5
+        net(xt[:1024])
+        ts, res = [], None
+        for _ in range(5):
+            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            res = net(xt)
+            stop.record()
+            torch.cuda.synchronize()
+            ts.append(start.elapsed_time(stop) / 1e3)
+        if not (res.is_cuda and np.array_equal(res[-CHECK:].cpu().numpy(), simulate(circuit, xt[-CHECK:].cpu().numpy()))):
+            run.failures.append("torch CUDA bool rows path differs from simulate")
+        med = statistics.median(ts)
+        out.append({"path": "torch CUDA bool rows (pack kernel included)", "batch": n, "seconds": med,
+                    "samples_per_s": n / med})
+    for p in out:
+        print(f"   {p['path']}: " + (f"{p['samples_per_s']:.3g} samples/s (batch {p['batch']})"
+                                     if "samples_per_s" in p else f"skipped ({p['skipped']})"))
     return out
 
 
-def bench_training(failures: list) -> dict:
-    """Training step (forward, backward, Adam) of 784 -> 6 x 8000 -> GroupSum(10): CUDA kernels vs CPU."""
+def _torch_cuda():
     try:
         import torch
     except ImportError:
-        return {"skipped": "torch is not installed"}
-    if not torch.cuda.is_available():
-        return {"skipped": "torch has no CUDA"}
-    try:
-        from lgc.frontend import GroupSum, LogicLayer
-        from lgc.frontend.kernels import cuda_backend
-        cuda_backend()
-    except Exception as e:  # the frontend offers no usable CUDA implementation here
-        return {"skipped": f"frontend CUDA kernels unavailable: {type(e).__name__}: {e}"}
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
+def _max_diff(a, b) -> float:
+    return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
+
+
+def training_kernels(run: Run) -> dict:
+    """Forward and gradients of one relaxed layer against the CPU/python implementation, both dtypes,
+    gates reading one node twice; then (on a GPU) the training step of 784 -> 6 x 8000 -> 10."""
+    import functools
+    import torch
+    from lgc.frontend import kernels
+    if run.dry_run:
+        backend = kernels._CudaBackend(run.emulator("logic_layer.cu").lib, device_type="cpu")
+        device = "cpu"
+    else:
+        if _torch_cuda() is None:
+            return {"skipped": "torch has no CUDA"}
+        backend, device = kernels.cuda_backend(), "cuda"
+    impl = kernels.Implementation("cuda", kernels.gate_coefficients, functools.partial(kernels.kernel_logic, backend))
+    result: dict[str, Any] = {"checks": []}
+    gen = torch.Generator().manual_seed(0)
+    for dtype, tol in ((torch.float32, 1e-4), (torch.float64, 1e-10)):
+        for batch, in_dim, out_dim in ((1, 5, 7), (100, 300, 500), (257, 64, 301)):
+            x = torch.rand(batch, in_dim, dtype=dtype, generator=gen)
+            w = torch.randn(out_dim, 16, dtype=dtype, generator=gen)
+            a = torch.randint(0, in_dim, (out_dim,), generator=gen)
+            b = torch.randint(0, in_dim, (out_dim,), generator=gen)
+            b[::3] = a[::3]
+            got = _step(impl, x.to(device), w.to(device), a.to(device), b.to(device))
+            want = _step(kernels.PYTHON, x, w, a, b)
+            diffs = [_max_diff(g.cpu(), e) for g, e in zip(got, want)]
+            ok = all(d <= tol * 10 for d in diffs)
+            result["checks"].append({"dtype": str(dtype), "shape": [batch, in_dim, out_dim],
+                                     "max_abs_diff_y_gx_gw": diffs, "ok": ok})
+            if not ok:
+                run.failures.append(f"training kernels {dtype} {batch}x{in_dim}->{out_dim}: diffs {diffs}")
+    print(f"   forward/gradient checks: {sum(c['ok'] for c in result['checks'])}/{len(result['checks'])} agree")
+    if not run.dry_run:
+        result["step"] = _training_step()
+        s = result["step"]
+        print(f"   step 784 -> 6 x 8000 -> 10, batch {s['batch']}: cuda {s['cuda_step_s'] * 1e3:.2f} ms, "
+              f"cpu {s['cpu_step_s'] * 1e3:.1f} ms ({s['speedup']:.1f}x)")
+    return result
+
+
+def _step(impl, x, w, a, b):
+    import torch
+    x = x.clone().requires_grad_(True)
+    w = w.clone().requires_grad_(True)
+    y = impl.logic(x, impl.coefficients(w, False), a, b, 1.0)
+    g = torch.randn(y.shape, dtype=y.dtype, generator=torch.Generator().manual_seed(1)).to(y.device)
+    (y * g).sum().backward()
+    return y.detach(), x.grad, w.grad
+
+
+def _training_step() -> dict:
     import copy
+    import torch
+    from lgc.frontend import GroupSum, LogicLayer
     torch.manual_seed(0)
-    layers = [LogicLayer(784, 8000)] + [LogicLayer(8000, 8000) for _ in range(5)]  # auto: the CPU kernel here
-    cpu_model = torch.nn.Sequential(*layers, GroupSum(10, tau=10.0))
+    cpu_model = torch.nn.Sequential(LogicLayer(784, 8000), *[LogicLayer(8000, 8000) for _ in range(5)],
+                                    GroupSum(10, tau=10.0))
     gpu_model = copy.deepcopy(cpu_model).cuda()
     for m in gpu_model.modules():
         if isinstance(m, LogicLayer):
             m.implementation = "cuda"
     batch = 128
-    x = torch.rand(batch, 784)
-    y = torch.randint(0, 10, (batch,))
-    with torch.no_grad():
-        a, b = cpu_model(x), gpu_model(x.cuda()).cpu()
-    diff = float((a - b).abs().max())
-    if not torch.allclose(a, b, rtol=1e-4, atol=1e-3):
-        failures.append(f"training forward: cuda vs cpu max abs diff {diff}")
-    result = {"batch": batch, "forward_max_abs_diff": diff}
+    x, y = torch.rand(batch, 784), torch.randint(0, 10, (batch,))
+    result: dict[str, Any] = {"batch": batch}
     for name, model, dev in (("cuda", gpu_model, "cuda"), ("cpu", cpu_model, "cpu")):
         opt = torch.optim.Adam(model.parameters(), lr=0.01)
         xd, yd = x.to(dev), y.to(dev)
@@ -228,8 +372,7 @@ def bench_training(failures: list) -> dict:
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
             opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(xd), yd)
-            loss.backward()
+            torch.nn.functional.cross_entropy(model(xd), yd).backward()
             opt.step()
             if dev == "cuda":
                 torch.cuda.synchronize()
@@ -240,70 +383,80 @@ def bench_training(failures: list) -> dict:
     return result
 
 
-def main() -> int:
-    t_start = time.perf_counter()
-    import lgc
-    from lgc.backends import cuda
-    from lgc.backends.bench import mnist_shaped
-
-    info = machine()
-    print(f"machine: {info['cpu']}, {info['cores']} cores; GPU {info['gpu']}; {info['nvcc']}")
-    why = cuda.available()
-    if why is not None:
-        print(f"the cuda target is unavailable here: {why}")
-        out_path().write_text(json.dumps({"machine": info, "unavailable": why}, indent=2))
-        return 2
-    t0 = time.perf_counter()
-    lib = cuda.library()
-    build_s = time.perf_counter() - t0
-    print(f"runtime build + load (nvcc sm_80, sm_90, compute_90 PTX; cached afterwards): {build_s:.1f} s")
-
-    failures: list[str] = []
-    nets = []
-    for label, width in (("48K", 8000), ("1M", 166670)):
-        raw = mnist_shaped(width)
-        t0 = time.perf_counter()
-        opt = lgc.optimize(raw, level=2)
-        nets.append((f"{label} O0", raw, 0.0))
-        nets.append((f"{label} O2", opt, time.perf_counter() - t0))
-    rows = []
-    header = (f"{'net':7s} {'gates':>8s} {'batch':>8s} {'chunk':>6s} {'median ms':>10s} {'samples/s':>10s} "
-              f"{'gate-evals/s':>12s} {'vs 2^16':>7s} {'checked':>8s}")
-    print(header)
-    for name, circuit, opt_s in nets:
-        net_rows = bench_net(name, circuit, lib, failures, t_start)
-        base = next((r["samples_per_s"] for r in net_rows if "samples_per_s" in r), None)
-        for r in net_rows:
-            r["optimize_s"] = opt_s
-            if "skipped" in r:
-                print(f"{name:7s} {r['gates']:8d} {r['batch']:8d}  skipped ({r['skipped']})")
-                continue
-            print(f"{name:7s} {r['gates']:8d} {r['batch']:8d} {r['chunk_words']:6d} {r['median_s'] * 1e3:10.3f} "
-                  f"{r['samples_per_s']:10.3g} {r['gate_evals_per_s']:12.3g} {r['samples_per_s'] / base:7.2f} "
-                  f"{r['checked_samples']:8d}")
-        rows.extend(net_rows)
-    paths = bench_rows_paths(nets[1][1], failures)
-    for p in paths:
-        print(f"48K O2 {p['path']}: " + (f"{p['samples_per_s']:.3g} samples/s (batch {p['batch']})"
-                                          if "samples_per_s" in p else f"skipped ({p['skipped']})"))
-    try:
-        training = bench_training(failures)
-    except Exception as e:  # a frontend problem must not hide the runtime's figures
-        training = {"skipped": f"error: {type(e).__name__}: {e}"}
-    if "skipped" in training:
-        print(f"training step: skipped ({training['skipped']})")
+def conv_kernels(run: Run) -> dict:
+    """LogicConv2d forward and gradients on the CUDA kernel against the CPU kernel; time per call."""
+    import torch
+    from lgc.frontend.conv import LogicConv2d
+    from lgc.frontend.conv_kernels import _ConvLib, cpu_library
+    if run.dry_run:
+        cuda_lib, device = _ConvLib(run.emulator("logic_conv.cu").lib, cuda=True, device_type="cpu"), "cpu"
     else:
-        print(f"training step 784 -> 6 x 8000 -> 10, batch {training['batch']}: cuda {training['cuda_step_s'] * 1e3:.1f} ms,"
-              f" cpu {training['cpu_step_s'] * 1e3:.1f} ms ({training['speedup']:.1f}x); forward max |diff| "
-              f"{training['forward_max_abs_diff']:.2e}")
-    total = time.perf_counter() - t_start
-    result = {"machine": info, "runtime_build_s": build_s, "throughput": rows, "rows_paths": paths,
-              "training": training, "failures": failures, "total_s": total,
-              "command": "python benchmarks/gpu.py"}
-    out_path().write_text(json.dumps(result, indent=2))
-    print(f"total {total:.0f} s; wrote {out_path()}")
-    if failures:
-        print("CHECK FAILURES:\n  " + "\n  ".join(failures))
+        if _torch_cuda() is None:
+            return {"skipped": "torch has no CUDA"}
+        from lgc.frontend.conv_kernels import cuda_library
+        cuda_lib, device = cuda_library(), "cuda"
+    batch = 4 if run.dry_run else 128
+    result: dict[str, Any] = {"checks": []}
+    shapes = ((1, 4, 3, 10), (4, 8, 3, 6)) if run.dry_run else ((1, 12, 3, 20), (12, 48, 3, 9))
+    for c, o, depth, h in shapes:
+        torch.manual_seed(o)
+        layer = LogicConv2d(c, o, 3, depth=depth, implementation="cpu")
+        x = torch.rand(batch, c, h, h)
+        grad = torch.randn(batch, o, *layer.output_size((h, h)))
+
+        def fwd_bwd(lib, dev):
+            m = layer.to(dev)
+            m._kernel = lambda _x: lib
+            xi = x.to(dev).requires_grad_(True)
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            yv = m(xi)
+            gx, gw = torch.autograd.grad(yv, (xi, m.weights), grad.to(dev))
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t0
+            del m._kernel
+            return [t.detach().cpu() for t in (yv, gx, gw)], dt
+
+        fwd_bwd(cuda_lib, device)  # warm-up: build, first-touch allocations
+        got, dt_cuda = fwd_bwd(cuda_lib, device)
+        want, dt_cpu = fwd_bwd(cpu_library(), "cpu")
+        diffs = [_max_diff(g, e) for g, e in zip(got, want)]
+        ok = all(d <= 1e-3 for d in diffs)
+        result["checks"].append({"shape": [batch, c, h, h, o, depth], "max_abs_diff_y_gx_gw": diffs, "ok": ok,
+                                 "cuda_s": dt_cuda, "cpu_s": dt_cpu})
+        if not ok:
+            run.failures.append(f"conv kernels {c}->{o} depth {depth}: diffs {diffs}")
+        print(f"   conv {c}->{o} depth {depth} on {h}x{h}, batch {batch}: max |diff| {max(diffs):.2e}; "
+              f"forward+backward {'emulated' if run.dry_run else 'cuda'} {dt_cuda * 1e3:.1f} ms, cpu {dt_cpu * 1e3:.1f} ms")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dry-run", action="store_true",
+                        help="run every section on the CPU emulation of CUDA (tools/cuda_emu), small sizes")
+    args = parser.parse_args(argv)
+    run = Run(args.dry_run)
+    run.result["versions"] = run.section("versions", versions)
+    from lgc.backends import cuda
+    why = None if args.dry_run else cuda.available()
+    if why is not None:
+        print(f"the cuda target is unavailable here: {why} (try --dry-run)")
+        run.result["unavailable"] = why
+        run.save()
+        return 2
+    run.section("runtime build", runtime_build)
+    if run.failures:  # no runtime: nothing below can run
+        return 1
+    run.section("runtime throughput", runtime_throughput)
+    run.section("bool-row paths", rows_paths)
+    run.section("training kernels", training_kernels)
+    run.section("conv kernels", conv_kernels)
+    print(f"\ntotal {time.perf_counter() - run.t_start:.0f} s; wrote {out_path()}")
+    if run.failures:
+        print("CHECK FAILURES:\n  " + "\n  ".join(run.failures))
         return 1
     print("all checks passed")
     return 0

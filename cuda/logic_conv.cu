@@ -13,6 +13,8 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "device_guard.cuh"
+
 namespace {
 
 constexpr int kThreads = 256;
@@ -135,7 +137,11 @@ int grid_for(int64_t work) {
 
 template <typename T>
 int launch_forward(const T* x, Geometry g, const int64_t* ch, const int64_t* dy, const int64_t* dx, int64_t depth,
-                   const T* coef, T* y, cudaStream_t stream) {
+                   const T* coef, T* y, int device, cudaStream_t stream) {
+    lgc_cuda::DeviceGuard guard;
+    cudaError_t e = guard.enter(device);
+    if (e != cudaSuccess) return (int)e;
+    if (g.B * g.O * g.Ho * g.Wo == 0) return 0;
     const int grid = grid_for(g.B * g.O * g.Ho * g.Wo);
     switch (depth) {
         case 1: forward_kernel<T, 1><<<grid, kThreads, 0, stream>>>(x, g, ch, dy, dx, coef, y); break;
@@ -149,13 +155,17 @@ int launch_forward(const T* x, Geometry g, const int64_t* ch, const int64_t* dy,
 
 template <typename T>
 int launch_backward(const T* x, Geometry g, const int64_t* ch, const int64_t* dy, const int64_t* dx, int64_t depth,
-                    const T* coef, const T* grad_y, T* grad_x, T* grad_coef, cudaStream_t stream) {
+                    const T* coef, const T* grad_y, T* grad_x, T* grad_coef, int device, cudaStream_t stream) {
     if (depth < 1 || depth > 4) return (int)cudaErrorInvalidValue;
+    lgc_cuda::DeviceGuard guard;
+    cudaError_t e = guard.enter(device);
+    if (e != cudaSuccess) return (int)e;
     const int64_t gates = ((int64_t(1) << depth) - 1) * g.O;
-    cudaError_t e = cudaMemsetAsync(grad_coef, 0, sizeof(T) * gates * 4, stream);
-    if (e == cudaSuccess && grad_x != nullptr)
+    if (gates > 0) e = cudaMemsetAsync(grad_coef, 0, sizeof(T) * gates * 4, stream);
+    if (e == cudaSuccess && grad_x != nullptr && g.B * g.C * g.H * g.W > 0)
         e = cudaMemsetAsync(grad_x, 0, sizeof(T) * g.B * g.C * g.H * g.W, stream);
     if (e != cudaSuccess) return (int)e;
+    if (g.B * g.O * g.Ho * g.Wo == 0) return 0;
     const int grid = grid_for(g.B * g.O * g.Ho * g.Wo);
     switch (depth) {
         case 1: backward_kernel<T, 1><<<grid, kThreads, 0, stream>>>(x, g, ch, dy, dx, coef, grad_y, grad_x, grad_coef); break;
@@ -174,20 +184,22 @@ extern "C" {
     const int64_t *dx, int64_t O, int64_t depth, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t Ho, int64_t Wo
 #define LGC_CONV_GEOMETRY Geometry{B, C, H, W, O, sh, sw, ph, pw, Ho, Wo}
 
-int lgc_conv_tree_forward_f32(const float* x, LGC_CONV_ARGS, const float* coef, float* y, void* stream) {
-    return launch_forward(x, LGC_CONV_GEOMETRY, ch, dy, dx, depth, coef, y, (cudaStream_t)stream);
+// `device`: the CUDA device the pointers live on (made current for the call, then restored).
+int lgc_conv_tree_forward_f32(const float* x, LGC_CONV_ARGS, const float* coef, float* y, int device, void* stream) {
+    return launch_forward(x, LGC_CONV_GEOMETRY, ch, dy, dx, depth, coef, y, device, (cudaStream_t)stream);
 }
-int lgc_conv_tree_forward_f64(const double* x, LGC_CONV_ARGS, const double* coef, double* y, void* stream) {
-    return launch_forward(x, LGC_CONV_GEOMETRY, ch, dy, dx, depth, coef, y, (cudaStream_t)stream);
+int lgc_conv_tree_forward_f64(const double* x, LGC_CONV_ARGS, const double* coef, double* y, int device,
+                              void* stream) {
+    return launch_forward(x, LGC_CONV_GEOMETRY, ch, dy, dx, depth, coef, y, device, (cudaStream_t)stream);
 }
 int lgc_conv_tree_backward_f32(const float* x, LGC_CONV_ARGS, const float* coef, const float* grad_y, float* grad_x,
-                               float* grad_coef, void* stream) {
-    return launch_backward(x, LGC_CONV_GEOMETRY, ch, dy, dx, depth, coef, grad_y, grad_x, grad_coef,
+                               float* grad_coef, int device, void* stream) {
+    return launch_backward(x, LGC_CONV_GEOMETRY, ch, dy, dx, depth, coef, grad_y, grad_x, grad_coef, device,
                            (cudaStream_t)stream);
 }
 int lgc_conv_tree_backward_f64(const double* x, LGC_CONV_ARGS, const double* coef, const double* grad_y,
-                               double* grad_x, double* grad_coef, void* stream) {
-    return launch_backward(x, LGC_CONV_GEOMETRY, ch, dy, dx, depth, coef, grad_y, grad_x, grad_coef,
+                               double* grad_x, double* grad_coef, int device, void* stream) {
+    return launch_backward(x, LGC_CONV_GEOMETRY, ch, dy, dx, depth, coef, grad_y, grad_x, grad_coef, device,
                            (cudaStream_t)stream);
 }
 const char* lgc_conv_error_string(int code) { return cudaGetErrorString((cudaError_t)code); }

@@ -9,6 +9,8 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "device_guard.cuh"
+
 namespace {
 
 constexpr int kThreads = 256;
@@ -87,7 +89,8 @@ template <typename T>
 int forward(const T* x, int64_t batch, const int64_t* a, const int64_t* b, const T* c, T* y, int64_t out_dim,
             int device, void* stream) {
     if (out_dim * batch == 0) return 0;
-    cudaError_t e = cudaSetDevice(device);  // this library's runtime keeps its own current device
+    lgc_cuda::DeviceGuard guard;
+    cudaError_t e = guard.enter(device);
     if (e != cudaSuccess) return (int)e;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     forward_kernel<T><<<grid_for(out_dim * batch, kThreads), kThreads, 0, s>>>(x, batch, a, b, c, y, out_dim);
@@ -97,7 +100,8 @@ int forward(const T* x, int64_t batch, const int64_t* a, const int64_t* b, const
 template <typename T>
 int backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a, const int64_t* b, const T* c,
              const T* grad_y, int64_t out_dim, T* grad_x, T* grad_c, int device, void* stream) {
-    cudaError_t e0 = cudaSetDevice(device);
+    lgc_cuda::DeviceGuard guard;
+    cudaError_t e0 = guard.enter(device);
     if (e0 != cudaSuccess) return (int)e0;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     if (grad_x != nullptr && in_dim * batch > 0) {
@@ -138,7 +142,8 @@ int lgc_logic_backward_f64(const double* x, int64_t in_dim, int64_t batch, const
 
 // 0 when the kernels can run on `device` (driver new enough, code built for its architecture).
 int lgc_cuda_probe(int device) {
-    cudaError_t e = cudaSetDevice(device);
+    lgc_cuda::DeviceGuard guard;
+    cudaError_t e = guard.enter(device);
     if (e != cudaSuccess) return (int)e;
     cudaFuncAttributes attr;
     e = cudaFuncGetAttributes(&attr, forward_kernel<float>);

@@ -33,8 +33,15 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "device_guard.cuh"
+
 #define LGC_CU_EBADARG (-1)
 #define LGC_CU_PLANES 24  // group sizes up to 2^24 - 1 output bits per class
+// Most blocks one level's launch uses: several times what any current GPU holds at once (an H200
+// runs 132 SMs x 8 blocks of 256 threads). Past it the blocks' threads loop over rows (the kernel
+// is grid-stride along rows) instead of the launch asking for one tiny block per row or two: on a
+// 48K-gate net at 2^22 samples that was ~360,000 blocks per level, each doing 256 word-gates.
+#define LGC_CU_LEVEL_BLOCKS 16384
 
 #define CK(call)                                   \
     do {                                           \
@@ -51,6 +58,9 @@ struct LgcNet {
     // grow-only workspace, reused between calls (a net runs one call at a time; the binding locks)
     void *work;
     size_t work_bytes;
+    // recorded after each run's last use of the workspace, on that run's stream; the next run's
+    // stream waits for it, so runs on different streams never share the workspace at once
+    cudaEvent_t done;
 };
 
 // ---------------------------------------------------------------- kernels
@@ -150,7 +160,9 @@ static int launch_level(const int4 *rows, int64_t nrows, uint64_t *v, int64_t cw
     while (bx < cw && bx < 256) bx <<= 1;  // words per block; the rest of 256 threads go along rows
     int by = 256 / bx;
     dim3 block(bx, by);
-    dim3 grid((unsigned)ceil_div(cw, bx), grid_limit(ceil_div(nrows, by)));
+    int64_t gx = ceil_div(cw, bx), gy = ceil_div(nrows, by);
+    if (gy * gx > LGC_CU_LEVEL_BLOCKS) gy = LGC_CU_LEVEL_BLOCKS / gx > 0 ? LGC_CU_LEVEL_BLOCKS / gx : 1;
+    dim3 grid((unsigned)gx, grid_limit(gy));
     lgc_eval_level<<<grid, block, 0, stream>>>(rows, nrows, v, cw);
     CK(cudaGetLastError());
     return 0;
@@ -216,7 +228,9 @@ int lgc_cu_net_create(int64_t n_in, int64_t n_slots, int64_t n_rows, const int32
     if (!rc && n_rows) rc = (int)cudaMemcpy(net->rows, rows, sizeof(int4) * n_rows, cudaMemcpyHostToDevice);
     if (!rc && n_out) rc = (int)cudaMalloc((void **)&net->out_slots, sizeof(int32_t) * n_out);
     if (!rc && n_out) rc = (int)cudaMemcpy(net->out_slots, out_slots, sizeof(int32_t) * n_out, cudaMemcpyHostToDevice);
+    if (!rc) rc = (int)cudaEventCreateWithFlags(&net->done, cudaEventDisableTiming);
     if (rc) {
+        if (net->done) cudaEventDestroy(net->done);
         cudaFree(net->rows);
         cudaFree(net->out_slots);
         delete[] net->level_bounds;
@@ -230,6 +244,9 @@ int lgc_cu_net_create(int64_t n_in, int64_t n_slots, int64_t n_rows, const int32
 int lgc_cu_net_free(void *handle) {
     LgcNet *net = (LgcNet *)handle;
     if (!net) return 0;
+    lgc_cuda::DeviceGuard guard;
+    CK(guard.enter(net->device));
+    cudaEventDestroy(net->done);
     cudaFree(net->rows);
     cudaFree(net->out_slots);
     cudaFree(net->work);
@@ -269,9 +286,9 @@ int lgc_cu_run(void *handle, const void *x, int x_kind, int64_t wstride, int64_t
     size_t stage_bytes = x_kind == 0 ? (size_t)cw_max * 64 * net->n_in : 0;
     size_t outbuf_bytes = out_on_device ? 0 : (size_t)cw_max * 64 * width * out_elem;
     size_t need = values_bytes + 256 + stage_bytes + 256 + outbuf_bytes + 256;
-    int dev = 0;
-    CK(cudaGetDevice(&dev));
-    if (dev != net->device) CK(cudaSetDevice(net->device));  // (an error below leaves it switched)
+    lgc_cuda::DeviceGuard guard;
+    CK(guard.enter(net->device));
+    CK(cudaStreamWaitEvent(stream, net->done, 0));  // the previous run (any stream) is done with the workspace
     if (net->work_bytes < need) {
         if (net->work) {
             CK(cudaDeviceSynchronize());  // earlier calls may still use it, on any stream
@@ -330,8 +347,8 @@ int lgc_cu_run(void *handle, const void *x, int x_kind, int64_t wstride, int64_t
             CK(cudaMemcpyAsync((char *)out + s0 * width * out_elem, outbuf, (size_t)ns * width * out_elem,
                                cudaMemcpyDeviceToHost, stream));
     }
+    CK(cudaEventRecord(net->done, stream));
     if (host_sync) CK(cudaStreamSynchronize(stream));
-    if (dev != net->device) CK(cudaSetDevice(dev));
     return 0;
 }
 

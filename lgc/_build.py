@@ -13,11 +13,35 @@ import pathlib
 import shutil
 import subprocess
 import tempfile
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+T = TypeVar("T")
 
 
 class BuildError(RuntimeError):
     """A native build failed or its compiler is missing; the message says which and why."""
+
+
+def memoize_build(fn: Callable[..., T]) -> Callable[..., T]:
+    """``functools.lru_cache`` for a function that builds and loads native code, which also
+    remembers a BuildError: a failed build raises the same error again at once instead of
+    re-running the compiler on every call (every forward pass, say). ``cache_clear()`` forgets."""
+    @functools.lru_cache(maxsize=None)
+    def attempt(*args: Any) -> tuple[Any, BuildError | None]:
+        try:
+            return fn(*args), None
+        except BuildError as e:
+            return None, e
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> T:
+        value, error = attempt(*args)
+        if error is not None:
+            raise error
+        return value
+
+    wrapper.cache_clear = attempt.cache_clear  # type: ignore[attr-defined]
+    return wrapper
 
 
 def cache_dir() -> pathlib.Path:
@@ -110,3 +134,12 @@ def cuda_source(name: str) -> str:
         return (files("lgc._cuda") / name).read_text()
     except (ModuleNotFoundError, FileNotFoundError):
         return (pathlib.Path(__file__).resolve().parent.parent / "cuda" / name).read_text()
+
+
+#: headers every CUDA source may include (shipped beside them)
+CUDA_HEADERS = ("device_guard.cuh",)
+
+
+def cuda_sources(name: str) -> dict[str, str]:
+    """{file name: text} of the CUDA source ``name`` and the headers it may include, for a build."""
+    return {name: cuda_source(name), **{h: cuda_source(h) for h in CUDA_HEADERS}}

@@ -232,6 +232,9 @@ class FakeRuntime:
         self.buffers.pop(_addr(ptr), None)
         return 0
 
+    def lgc_cu_synchronize(self):
+        return 0
+
 
 @pytest.fixture
 def fake(monkeypatch):
@@ -275,7 +278,7 @@ def _gpu_benchmark():
     spec = importlib.util.spec_from_file_location("bench_gpu", REPO / "benchmarks" / "gpu.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    mod.BATCH_EXPS, mod.CHECK, mod.SETS = range(7, 10), 64, 2
+    mod.CHECK, mod.SETS = 64, 2
     return mod
 
 
@@ -283,13 +286,14 @@ def _gpu_benchmark():
 def test_benchmark_plumbing_and_its_check(monkeypatch, corrupt):
     """benchmarks/gpu.py's timing loop on the stand-in: offsets and windows line up, and a wrong
     score is caught."""
-    import time
     rt = FakeRuntime(corrupt=corrupt)
     monkeypatch.setattr(cuda, "library", lambda: rt)
     bench = _gpu_benchmark()
     c = random_layered_circuit(30, [100, 50], num_classes=10, tau=1.0, seed=2)
-    failures = []
-    rows = bench.bench_net("t", c, rt, failures, time.perf_counter())
+    run = bench.Run(dry_run=False)
+    run.batch_exps = range(7, 10)
+    rows = bench._bench_net(run, "t", c)
     assert [r["batch"] for r in rows] == [128, 256, 512]
     assert all(r["runs"] == 10 and r["checked_samples"] > 0 for r in rows)
-    assert bool(failures) == corrupt
+    assert bool(run.failures) == corrupt
+    assert rt.calls[0] == (3, 1, rows[0]["chunk_words"])  # the untimed run that sizes the workspace

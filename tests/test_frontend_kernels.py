@@ -162,15 +162,16 @@ def test_auto_falls_back_with_one_warning_or_raises_when_required(monkeypatch):
 def test_cuda_sources_compile_with_nvcc(tmp_path):
     nvcc = kernels.nvcc_path()
     need("nvcc", None if nvcc else "nvcc not on PATH")
+    from lgc._build import cuda_sources
+    for name, text in cuda_sources("logic_layer.cu").items():
+        (tmp_path / name).write_text(text)
     src = tmp_path / "logic_layer.cu"
-    src.write_text(kernels.cuda_source())
     proc = subprocess.run([nvcc, "-c", "-arch=sm_80", str(src), "-o", str(tmp_path / "ll.o")],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # the shared library that the cuda implementation loads builds too (cached by content)
     from lgc._build import build_shared_library
-    lib = build_shared_library({"logic_layer.cu": kernels.cuda_source()}, nvcc, kernels.cuda_flags("sm_80"),
-                               kind="cuda-train")
+    lib = build_shared_library(cuda_sources("logic_layer.cu"), nvcc, kernels.cuda_flags("sm_80"), kind="cuda-train")
     assert lib.exists()
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .._build import BuildError, build_shared_library, cuda_source, nvcc_path
+from .._build import BuildError, build_shared_library, cuda_source, cuda_sources, memoize_build, nvcc_path
 from ..ir import Circuit, PackedBits
 from ..ir.packed import input_bits
 from ._common import CompiledNet
@@ -75,36 +75,45 @@ def available(target: str = "cuda") -> str | None:
 _P, _I64, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
 
 
-@functools.lru_cache(maxsize=None)
-def library() -> ctypes.CDLL:
-    """Build (once, cached on disk) and load the runtime. Raises BuildError."""
-    nvcc = nvcc_path()
-    if nvcc is None:
-        raise BuildError("nvcc not found (set LGC_NVCC or put nvcc on PATH)")
-    path = build_shared_library({SOURCE_NAME: source()}, nvcc, FLAGS, kind="cuda-runtime")
-    try:
-        lib = ctypes.CDLL(str(path))
-    except OSError as e:
-        raise BuildError(f"cannot load the CUDA runtime {path}: {e}") from e
-    sigs = {
-        "lgc_cu_device_count": [ctypes.POINTER(_INT)],
-        "lgc_cu_malloc": [ctypes.POINTER(_P), _I64],
-        "lgc_cu_free": [_P],
-        "lgc_cu_memcpy": [_P, _P, _I64],
-        "lgc_cu_synchronize": [],
-        "lgc_cu_net_create": [_I64, _I64, _I64, _P, _I64, _P, _I64, _P, _I64, ctypes.POINTER(_P)],
-        "lgc_cu_net_free": [_P],
-        "lgc_cu_net_device": [_P],
-        "lgc_cu_pack": [_P, _I64, _I64, _P, _I64, _P],
-        "lgc_cu_run": [_P, _P, _INT, _I64, _I64, _P, _INT, _I64, _P],
-        "lgc_cu_time_runs": [_P, _P, _INT, _I64, _I64, _P, _I64, _INT, ctypes.POINTER(ctypes.c_float)],
-    }
-    for name, args in sigs.items():
+_SIGNATURES = {
+    "lgc_cu_device_count": [ctypes.POINTER(_INT)],
+    "lgc_cu_malloc": [ctypes.POINTER(_P), _I64],
+    "lgc_cu_free": [_P],
+    "lgc_cu_memcpy": [_P, _P, _I64],
+    "lgc_cu_synchronize": [],
+    "lgc_cu_net_create": [_I64, _I64, _I64, _P, _I64, _P, _I64, _P, _I64, ctypes.POINTER(_P)],
+    "lgc_cu_net_free": [_P],
+    "lgc_cu_net_device": [_P],
+    "lgc_cu_pack": [_P, _I64, _I64, _P, _I64, _P],
+    "lgc_cu_run": [_P, _P, _INT, _I64, _I64, _P, _INT, _I64, _P],
+    "lgc_cu_time_runs": [_P, _P, _INT, _I64, _I64, _P, _I64, _INT, ctypes.POINTER(ctypes.c_float)],
+}
+
+
+def bind(lib: ctypes.CDLL) -> ctypes.CDLL:
+    """Declare the runtime's C signatures on a loaded build of ``runtime.cu`` (the nvcc build, or
+    the CPU emulation of it in ``tools/cuda_emu``). Returns ``lib``."""
+    for name, args in _SIGNATURES.items():
         fn = getattr(lib, name)
         fn.argtypes = args
         fn.restype = _INT
     lib.lgc_cu_error_string.argtypes = [_INT]
     lib.lgc_cu_error_string.restype = ctypes.c_char_p
+    return lib
+
+
+@memoize_build
+def library() -> ctypes.CDLL:
+    """Build (once, cached on disk) and load the runtime. Raises BuildError — the same one again
+    on later calls: a failed build is not retried within a process."""
+    nvcc = nvcc_path()
+    if nvcc is None:
+        raise BuildError("nvcc not found (set LGC_NVCC or put nvcc on PATH)")
+    path = build_shared_library(cuda_sources(SOURCE_NAME), nvcc, FLAGS, kind="cuda-runtime")
+    try:
+        lib = bind(ctypes.CDLL(str(path)))
+    except OSError as e:
+        raise BuildError(f"cannot load the CUDA runtime {path}: {e}") from e
     count = _INT(0)
     rc = lib.lgc_cu_device_count(ctypes.byref(count))
     if rc != 0 or count.value < 1:
@@ -113,10 +122,11 @@ def library() -> ctypes.CDLL:
     return lib
 
 
-def check(rc: int, what: str = "lgc CUDA runtime call") -> None:
+def check(rc: int, what: str = "lgc CUDA runtime call", lib: ctypes.CDLL | None = None) -> None:
     """Raise RuntimeError naming the CUDA error when ``rc`` is not 0."""
     if rc != 0:
-        raise RuntimeError(f"{what} failed: {library().lgc_cu_error_string(rc).decode()} (code {rc})")
+        lib = lib or library()
+        raise RuntimeError(f"{what} failed: {lib.lgc_cu_error_string(rc).decode()} (code {rc})")
 
 
 def _is_torch(x: Any) -> bool:
@@ -128,10 +138,12 @@ class CudaNet(CompiledNet):
 
     target = "cuda"
 
-    def __init__(self, circuit: Circuit, *, threads: int | None = None, memory_bytes: int | None = None):
+    def __init__(self, circuit: Circuit, *, threads: int | None = None, memory_bytes: int | None = None,
+                 runtime: ctypes.CDLL | None = None):
         super().__init__(circuit, threads=threads)
         self._handle = None
-        self.lib = library()
+        #: the loaded runtime: the nvcc build, or ``runtime`` (e.g. its CPU emulation, for tests)
+        self.lib = library() if runtime is None else bind(runtime)
         self.tables: CudaTables = tables(self.circuit)
         budget = DEFAULT_MEMORY_BYTES if memory_bytes is None else int(memory_bytes)
         if budget < 1:
@@ -142,7 +154,8 @@ class CudaNet(CompiledNet):
         handle = _P()
         check(self.lib.lgc_cu_net_create(t.num_inputs, t.num_slots, t.rows.shape[0], t.rows.ctypes.data,
                                          t.num_levels, t.level_bounds.ctypes.data, t.out_slots.size,
-                                         t.out_slots.ctypes.data, t.k, ctypes.byref(handle)), "uploading the circuit")
+                                         t.out_slots.ctypes.data, t.k, ctypes.byref(handle)), "uploading the circuit",
+              self.lib)
         self._handle = handle
         self.device = self.lib.lgc_cu_net_device(handle)
         self._lock = threading.Lock()
@@ -165,7 +178,7 @@ class CudaNet(CompiledNet):
         2 host words, 3 device words; see ``lgc_cu_run`` in runtime.cu)."""
         with self._lock:
             check(self.lib.lgc_cu_run(self._handle, x_ptr, x_kind, wstride, n, out_ptr, int(out_on_device),
-                                      self.chunk_words, stream))
+                                      self.chunk_words, stream), "lgc_cu_run", self.lib)
 
     def __call__(self, x: Any):
         if _is_torch(x) and x.device.type == "cuda":

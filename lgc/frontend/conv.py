@@ -26,6 +26,8 @@ Paper choices reproduced here (each can be turned off):
 """
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import warnings
@@ -218,7 +220,8 @@ class LogicConv2d(nn.Module):
         ph, pw = self.padding
         xp = F.pad(x, (pw, pw, ph, ph)) if ph or pw else x
         idx = self.gather_index(height, width)
-        v = xp.reshape(batch, -1).index_select(1, idx).view(batch, self.out_channels, self.leaves, ho * wo)
+        flat = xp.reshape(batch, math.prod(xp.shape[1:]))  # (not -1: a batch of 0 is allowed)
+        v = flat.index_select(1, idx).view(batch, self.out_channels, self.leaves, ho * wo)
         for sl in self.level_slices():
             v = bilinear_gate(v[:, :, 0::2], v[:, :, 1::2], c[:, sl].unsqueeze(2))
         return v.view(batch, self.out_channels, ho, wo)

@@ -10,16 +10,15 @@ built once per source text and flags (a few seconds with g++) into ``lgc._build.
 from __future__ import annotations
 
 import ctypes
-import functools
 import pathlib
 from typing import Any
 
 import torch
 
-from lgc._build import BuildError, build_shared_library, find_tool
+from lgc._build import BuildError, build_shared_library, find_tool, memoize_build
 from lgc._build import cuda_source as read_cuda_source
 
-from .kernels import build_cuda_kernel
+from .kernels import build_cuda_kernel, check_operands, dtype_suffix
 
 _HERE = pathlib.Path(__file__).resolve().parent
 _P, _I64, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
@@ -27,11 +26,15 @@ _GEOMETRY = [_I64, _I64, _I64, _I64, _P, _P, _P, _I64, _I64, _I64, _I64, _I64, _
 
 
 class _ConvLib:
-    """ctypes bindings of ``lgc_conv_tree_{forward,backward}_{f32,f64}`` (same signature on CPU and CUDA)."""
+    """ctypes bindings of ``lgc_conv_tree_{forward,backward}_{f32,f64}`` (same geometry on CPU and
+    CUDA; the CUDA ones end with a device and a stream, the CPU ones with a thread count).
+    ``device_type`` is the tensors' device: ``"cpu"`` for the CPU kernel and for the CPU emulation
+    of the CUDA one (``tools/cuda_emu``), ``"cuda"`` for the nvcc build."""
 
-    def __init__(self, lib: ctypes.CDLL, cuda: bool):
+    def __init__(self, lib: ctypes.CDLL, cuda: bool, *, device_type: str | None = None):
         self.lib, self.cuda = lib, cuda
-        tail = [_P] if cuda else [_INT]          # a CUDA stream, or a CPU thread count
+        self.device_type = device_type or ("cuda" if cuda else "cpu")
+        tail = [_INT, _P] if cuda else [_INT]   # a device and a CUDA stream, or a CPU thread count
         for t in ("f32", "f64"):
             fwd = getattr(lib, f"lgc_conv_tree_forward_{t}")
             fwd.argtypes = [_P, *_GEOMETRY, _P, _P, *tail]
@@ -40,8 +43,12 @@ class _ConvLib:
             bwd.argtypes = [_P, *_GEOMETRY, _P, _P, _P, _P, *tail]
             bwd.restype = ctypes.c_int
 
-    def _tail(self, x: torch.Tensor) -> int:
-        return torch.cuda.current_stream(x.device).cuda_stream if self.cuda else torch.get_num_threads()
+    def _tail(self, x: torch.Tensor) -> tuple[int | None, ...]:
+        if not self.cuda:
+            return (torch.get_num_threads(),)
+        if self.device_type != "cuda":
+            return 0, None
+        return x.device.index or 0, torch.cuda.current_stream(x.device).cuda_stream
 
     def _check(self, rc: int) -> None:
         if rc != 0:
@@ -51,31 +58,26 @@ class _ConvLib:
                 detail = ": " + self.lib.lgc_conv_error_string(rc).decode()
             raise RuntimeError(f"lgc logic-conv kernel failed with code {rc}{detail}")
 
-    def forward(self, x: torch.Tensor, geom: list[Any], c: torch.Tensor, out_shape: tuple[int, ...]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, geom: list[Any], c: torch.Tensor, out_shape: tuple[int, ...],
+                leaves: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        check_operands(self.device_type, x, indices=leaves, same=(c,))
         y = torch.empty(out_shape, dtype=x.dtype, device=x.device)
-        fn = getattr(self.lib, f"lgc_conv_tree_forward_{_suffix(x)}")
-        self._check(fn(x.data_ptr(), *geom, c.data_ptr(), y.data_ptr(), self._tail(x)))
+        fn = getattr(self.lib, f"lgc_conv_tree_forward_{dtype_suffix(x)}")
+        self._check(fn(x.data_ptr(), *geom, c.data_ptr(), y.data_ptr(), *self._tail(x)))
         return y
 
-    def backward(self, x: torch.Tensor, geom: list[Any], c: torch.Tensor, gy: torch.Tensor, need_gx: bool
-                 ) -> tuple[torch.Tensor | None, torch.Tensor]:
+    def backward(self, x: torch.Tensor, geom: list[Any], c: torch.Tensor, gy: torch.Tensor, need_gx: bool,
+                 leaves: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor | None, torch.Tensor]:
+        check_operands(self.device_type, x, indices=leaves, same=(c, gy))
         gx = torch.empty_like(x) if need_gx else None
         gc = torch.empty_like(c)
-        fn = getattr(self.lib, f"lgc_conv_tree_backward_{_suffix(x)}")
+        fn = getattr(self.lib, f"lgc_conv_tree_backward_{dtype_suffix(x)}")
         self._check(fn(x.data_ptr(), *geom, c.data_ptr(), gy.data_ptr(), gx.data_ptr() if need_gx else None,
-                       gc.data_ptr(), self._tail(x)))
+                       gc.data_ptr(), *self._tail(x)))
         return gx, gc
 
 
-def _suffix(t: torch.Tensor) -> str:
-    if t.dtype == torch.float32:
-        return "f32"
-    if t.dtype == torch.float64:
-        return "f64"
-    raise ValueError(f"the logic-conv kernels take float32 or float64, got {t.dtype}")
-
-
-@functools.lru_cache(maxsize=1)
+@memoize_build
 def cpu_library() -> _ConvLib:
     """Build (first time, seconds) or load the CPU kernel. Raises BuildError."""
     cxx = find_tool("g++", "LGC_CXX") or find_tool("c++")
@@ -96,7 +98,7 @@ def cuda_source() -> str:
     return read_cuda_source("logic_conv.cu")
 
 
-@functools.lru_cache(maxsize=None)
+@memoize_build
 def cuda_library(arch: str | None = None) -> _ConvLib:
     """Build (once per source and GPU arch) and load the CUDA kernel. Raises BuildError."""
     lib = build_cuda_kernel("logic_conv.cu", arch, kind="cuda-conv")
@@ -122,7 +124,7 @@ class _TreeConv(torch.autograd.Function):
         x, c = x.contiguous(), c.contiguous()
         ctx.save_for_backward(x, c)
         ctx.lib, ctx.geom, ctx.keep = lib, geom, keep
-        return lib.forward(x, geom, c, out_shape)
+        return lib.forward(x, geom, c, out_shape, keep)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -131,7 +133,7 @@ class _TreeConv(torch.autograd.Function):
         need_gx, need_gc = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if not (need_gx or need_gc):
             return None, None, None, None, None, None
-        gx, gc = ctx.lib.backward(x, ctx.geom, c, gy.contiguous(), need_gx)
+        gx, gc = ctx.lib.backward(x, ctx.geom, c, gy.contiguous(), need_gx, ctx.keep)
         return gx, (gc if need_gc else None), None, None, None, None
 
 

@@ -29,7 +29,7 @@ from typing import Any, Callable, NamedTuple
 
 import torch
 
-from lgc._build import BuildError, build_shared_library, cache_dir, content_key, nvcc_path
+from lgc._build import BuildError, build_shared_library, cache_dir, content_key, cuda_sources, memoize_build, nvcc_path
 from lgc._build import cuda_source as read_cuda_source
 
 from .relax import bilinear_gate, gate_coefficients, relax_matrix
@@ -157,7 +157,7 @@ class _CpuCoefficients(torch.autograd.Function):
         return gw, None
 
 
-@functools.lru_cache(maxsize=1)
+@memoize_build
 def cpu_backend() -> _CpuBackend:
     """Build (first time on this host, ~1 minute) or load the fused C++ kernel. Raises BuildError."""
     texts = [(_HERE / name).read_text() for name in _CPU_SOURCES]
@@ -194,11 +194,40 @@ _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
 
 
+def check_operands(device_type: str, x: torch.Tensor, *, indices: tuple[torch.Tensor, ...] = (),
+                   same: tuple[torch.Tensor | None, ...] = ()) -> None:
+    """Refuse, with a ValueError, operands a kernel cannot take through raw pointers: ``x`` not a
+    contiguous float32/float64 tensor on a ``device_type`` device; an index tensor (``indices``) not
+    contiguous int64 on x's device; a tensor in ``same`` not contiguous with x's dtype and device.
+    (A pointer to another device's memory would be an illegal address that kills the CUDA context.)"""
+    if x.device.type != device_type:
+        raise ValueError(f"this kernel runs on {device_type} tensors, got input on {x.device}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"the kernel takes float32 or float64 input, got {x.dtype}")
+    for t in (x, *indices, *same):
+        if t is None:
+            continue
+        if t.device != x.device:
+            raise ValueError(f"kernel operands must all be on {x.device}; one is on {t.device} "
+                             "(move the whole model and its input to one device)")
+        if not t.is_contiguous():
+            raise ValueError("kernel operands must be contiguous")
+    for t in indices:
+        if t.dtype != torch.int64:
+            raise ValueError(f"connection indices must be int64, got {t.dtype}")
+    for t in same:
+        if t is not None and t.dtype != x.dtype:
+            raise ValueError(f"kernel operands must share the input's dtype {x.dtype}, got {t.dtype}")
+
+
 class _CudaBackend(_Backend):
+    """The kernels of ``cuda/logic_layer.cu`` through ctypes. ``device_type`` is ``"cuda"`` for the
+    nvcc build, ``"cpu"`` for its CPU emulation (``tools/cuda_emu``: host memory, no streams)."""
+
     name = "cuda"
 
-    def __init__(self, lib: ctypes.CDLL):
-        self.lib = lib
+    def __init__(self, lib: ctypes.CDLL, *, device_type: str = "cuda"):
+        self.lib, self.device_type = lib, device_type
         for t in ("f32", "f64"):
             fwd = getattr(lib, f"lgc_logic_forward_{t}")
             fwd.argtypes = [_P, _I64, _P, _P, _P, _P, _I64, ctypes.c_int, _P]
@@ -211,34 +240,41 @@ class _CudaBackend(_Backend):
         lib.lgc_cuda_probe.argtypes = [ctypes.c_int]
         lib.lgc_cuda_probe.restype = ctypes.c_int
 
-    def _suffix(self, t: torch.Tensor) -> str:
-        if t.dtype == torch.float32:
-            return "f32"
-        if t.dtype == torch.float64:
-            return "f64"
-        raise ValueError(f"the cuda logic-layer kernel takes float32 or float64, got {t.dtype}")
+    def _device_and_stream(self, t: torch.Tensor) -> tuple[int, int | None]:
+        if self.device_type != "cuda":
+            return 0, None
+        return t.device.index or 0, torch.cuda.current_stream(t.device).cuda_stream
 
     def _check(self, rc: int) -> None:
         if rc != 0:
             raise RuntimeError(f"lgc cuda logic-layer kernel failed: {self.lib.lgc_cuda_error_string(rc).decode()}")
 
     def forward(self, xt, a, b, c):
+        check_operands(self.device_type, xt, indices=(a, b), same=(c,))
         yt = torch.empty((c.shape[0], xt.shape[1]), dtype=xt.dtype, device=xt.device)
-        stream = torch.cuda.current_stream(xt.device).cuda_stream
-        fn = getattr(self.lib, f"lgc_logic_forward_{self._suffix(xt)}")
+        fn = getattr(self.lib, f"lgc_logic_forward_{dtype_suffix(xt)}")
         self._check(fn(xt.data_ptr(), xt.shape[1], a.data_ptr(), b.data_ptr(), c.data_ptr(), yt.data_ptr(),
-                       c.shape[0], xt.device.index or 0, stream))
+                       c.shape[0], *self._device_and_stream(xt)))
         return yt
 
     def backward(self, xt, a, b, c, gyt, need_gx):
+        check_operands(self.device_type, xt, indices=(a, b), same=(c, gyt))
         gc = torch.empty_like(c)
         gxt = torch.empty_like(xt) if need_gx else None
-        stream = torch.cuda.current_stream(xt.device).cuda_stream
-        fn = getattr(self.lib, f"lgc_logic_backward_{self._suffix(xt)}")
+        fn = getattr(self.lib, f"lgc_logic_backward_{dtype_suffix(xt)}")
         self._check(fn(xt.data_ptr(), xt.shape[0], xt.shape[1], a.data_ptr(), b.data_ptr(), c.data_ptr(),
                        gyt.data_ptr(), c.shape[0], gxt.data_ptr() if need_gx else None, gc.data_ptr(),
-                       xt.device.index or 0, stream))
+                       *self._device_and_stream(xt)))
         return gxt, gc
+
+
+def dtype_suffix(t: torch.Tensor) -> str:
+    """'f32' / 'f64': the suffix of a kernel entry point for ``t``'s dtype. Raises ValueError otherwise."""
+    if t.dtype == torch.float32:
+        return "f32"
+    if t.dtype == torch.float64:
+        return "f64"
+    raise ValueError(f"the kernels take float32 or float64, got {t.dtype}")
 
 
 def cuda_flags(arch: str) -> list[str]:
@@ -256,10 +292,10 @@ def build_cuda_kernel(source_name: str, arch: str | None, *, kind: str) -> pathl
     nvcc = nvcc_path()
     if nvcc is None:
         raise BuildError("nvcc not found (set LGC_NVCC or put nvcc on PATH)")
-    return build_shared_library({source_name: read_cuda_source(source_name)}, nvcc, cuda_flags(arch), kind=kind)
+    return build_shared_library(cuda_sources(source_name), nvcc, cuda_flags(arch), kind=kind)
 
 
-@functools.lru_cache(maxsize=None)
+@memoize_build
 def cuda_backend(arch: str | None = None) -> _CudaBackend:
     """Build (once per source and GPU arch) and load the CUDA kernels. Raises BuildError."""
     lib = build_cuda_kernel("logic_layer.cu", arch, kind="cuda-train")
