@@ -13,10 +13,9 @@ from types import ModuleType
 
 #: pip extra -> the import names it provides (pyproject.toml's optional-dependencies say the same).
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "torch": ("torch",),
+    "train": ("torch", "ninja", "tqdm", "sklearn"),
     "plot": ("matplotlib",),
     "sat": ("pysat",),
-    "data": ("sklearn",),
 }
 
 

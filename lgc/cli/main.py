@@ -41,10 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return EXIT_USAGE
+    from lgc._optional import MissingDependency
     from lgc.ir import CircuitError
     try:
         return int(args._run(args) or 0)
-    except (CircuitError, FileNotFoundError, IsADirectoryError, ValueError) as e:
+    except (CircuitError, FileNotFoundError, IsADirectoryError, MissingDependency, ValueError) as e:
         print(f"lgc {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
