@@ -93,7 +93,7 @@ def kind_named(name: str) -> ModuleKind | None:
 
 def supported() -> str:
     """The registered module classes, for error messages."""
-    return ", ".join(k.module_class.__name__ for k in _BY_CLASS.values())
+    return ", ".join([k.module_class.__name__ for k in _BY_CLASS.values()] + ["Identity"])
 
 
 @dataclass(frozen=True)
