@@ -19,6 +19,10 @@ EXTRAS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: import name -> the distribution pip installs, where they differ
+DISTRIBUTIONS = {"pysat": "python-sat", "sklearn": "scikit-learn"}
+
+
 class MissingDependency(ImportError):
     """An optional dependency is not installed; the message says which extra installs it."""
 
@@ -43,5 +47,6 @@ def require(module: str, *, extra: str, purpose: str | None = None) -> ModuleTyp
         return importlib.import_module(module)
     except ImportError as e:
         who = purpose or "this feature"
-        raise MissingDependency(f"{who} needs {module.split('.')[0]}, which is not installed: "
+        top = module.split(".")[0]
+        raise MissingDependency(f"{who} needs {DISTRIBUTIONS.get(top, top)}, which is not installed: "
                                 f"pip install 'lgc[{extra}]'") from e
