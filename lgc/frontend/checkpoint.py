@@ -129,7 +129,10 @@ def build_model(config: Mapping[str, Any], device: Any = "cpu", implementation: 
 
 
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> None:
-    """Write ``model``'s config and state_dict (on the CPU) to ``path`` (a ``.pt`` file)."""
+    """Write ``model``'s config (:func:`model_config`) and state_dict (tensors moved to the CPU) to
+    ``path`` (a ``.pt`` file, replaced atomically). ``extra``: plain data (numbers, strings, lists,
+    dicts, tensors) stored beside them, e.g. the epoch and accuracy. Raises ValueError when the
+    model has no config (an unsupported module)."""
     payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": model_config(model),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                "extra": dict(extra) if extra is not None else None}
@@ -139,7 +142,9 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, extra: Mapping[st
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The raw checkpoint dict (checked: format and version); raises ValueError on anything else."""
+    """The raw checkpoint dict ``{"format", "version", "config", "state_dict", "extra"}``, read with
+    ``torch.load(weights_only=True)`` (no code runs). Raises FileNotFoundError for a missing file,
+    ValueError for an unreadable file, another format or a newer version."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -156,9 +161,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 def load_checkpoint(path: str | os.PathLike, device: Any = "cpu", with_extra: bool = False,
                     implementation: str | None = None) -> Any:
-    """Rebuild the model saved by ``save_checkpoint``, in eval mode (``.train()`` to resume training).
+    """Rebuild the model saved by ``save_checkpoint``, in eval mode (``.train()`` to resume training),
+    on ``device``; ``implementation`` overrides every layer's kernel choice.
 
-    Returns the model, or ``(model, extra)`` with ``with_extra=True``."""
+    Returns the ``nn.Sequential``, or ``(model, extra)`` with ``with_extra=True``. Raises what
+    :func:`read_checkpoint` raises, and ValueError when the state_dict does not match the config."""
     payload = read_checkpoint(path)
     model = build_model(payload["config"], device="cpu", implementation=implementation)
     try:
