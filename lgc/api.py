@@ -19,6 +19,8 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 def _as_circuit(model_or_circuit: Any, input_shape: Any = None) -> Circuit:
+    if input_shape is not None and isinstance(model_or_circuit, (Circuit, str, os.PathLike)):
+        raise ValueError("input_shape applies to PyTorch models only (a circuit or file already fixes its inputs)")
     if isinstance(model_or_circuit, Circuit):
         return model_or_circuit
     if isinstance(model_or_circuit, (str, os.PathLike)):

@@ -47,6 +47,8 @@ def test_conv_model_through_the_front_door_with_input_shape():
     np.testing.assert_array_equal(lgc.compile(model, target="numpy", input_shape=(1, 12, 12))(bits), want)
     with pytest.raises(ValueError, match=r"module 0 \(LogicConv2d\).*\[1, H, W\]"):
         lgc.lower(model, input_shape=(2, 12, 12))
+    with pytest.raises(ValueError, match="PyTorch models only"):
+        lgc.compile(circuit, target="numpy", input_shape=(1, 12, 12))
 
 
 def test_checkpoint_through_load_and_compile(tmp_path, capsys):
