@@ -25,7 +25,8 @@ from .walk import BuildContext, ModuleKind, Shape, check_keys, module_kind
 
 
 class LogicLayer(nn.Module):
-    """A layer of ``out_dim`` two-input gates, each reading two of the ``in_dim`` inputs.
+    """A layer of ``out_dim`` two-input gates, each reading two of the ``in_dim`` inputs (Petersen et
+    al., "Deep Differentiable Logic Gate Networks", NeurIPS 2022; difflogic's ``LogicLayer``).
 
     Input ``x [batch, in_dim]`` (or ``[..., in_dim]``) with values in [0, 1]; output
     ``[batch, out_dim]``. Train mode: each gate is the softmax(``weights``) mixture of the 16
@@ -40,6 +41,8 @@ class LogicLayer(nn.Module):
     gate, one per truth-table row; see :mod:`lgc.frontend.relax`).
     ``implementation``: ``auto`` | ``python`` | ``cpu`` | ``cuda`` (see :mod:`lgc.frontend.kernels`).
     ``generator``: optional ``torch.Generator`` for the wiring (default: torch's global RNG).
+    Raises ValueError for non-positive sizes or an unknown implementation, connections or
+    parametrization; ``forward`` raises ValueError for an input whose last dimension is not ``in_dim``.
     """
 
     #: training relaxation (kind, temperature); set by ``lgc.frontend.set_relaxation``
@@ -125,7 +128,9 @@ def check_indices(a: torch.Tensor, b: torch.Tensor, in_dim: int, out_dim: int) -
 
 
 class GroupSum(nn.Module):
-    """Class scores: the sum of each of ``k`` contiguous equal groups of the input, divided by ``tau``.
+    """Class scores: the sum of each of ``k`` contiguous equal groups of the input, divided by ``tau``
+    (difflogic's ``GroupSum``, Petersen et al., NeurIPS 2022). Raises ValueError for ``k < 1``, a
+    ``tau`` that is not finite and positive, or an input width not divisible by ``k``.
 
     ``[..., n]`` -> ``[..., k]``; ``n`` must be a multiple of ``k``. In eval mode on a hard circuit the
     score times ``tau`` is the group's popcount, which is what a lowered circuit's head returns.
