@@ -4,10 +4,10 @@ schedulers and passes share; fuse_pairs (vectorised) equals the per-gate loop it
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
 
 from lgc.backends import _cuda_tables, _schedule
-from lgc.ir import Circuit, fan_out, live_nodes, ops, random_layered_circuit
+from lgc.ir import fan_out, live_nodes, ops, random_layered_circuit
 from lgc.ir.formats import aiger
 from lgc.passes._rewrite import live_mask
 

@@ -9,7 +9,6 @@ temporaries), and the input gradient of a gate whose two operands are the same n
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
 import numpy as np
