@@ -27,6 +27,12 @@ class MissingDependency(ImportError):
     """An optional dependency is not installed; the message says which extra installs it."""
 
 
+def extra_for(module: str) -> str | None:
+    """The extra that installs ``module`` (or its top-level package), or None for other modules."""
+    top = module.split(".")[0]
+    return next((extra for extra, mods in EXTRAS.items() if top in mods), None)
+
+
 def available(module: str) -> bool:
     """True when ``module`` can be imported (found on the path), without importing it."""
     try:

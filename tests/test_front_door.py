@@ -3,6 +3,7 @@ level default, optional dependencies named by their extra, the deploy path witho
 frontend walker's registry, and the drawing defaults."""
 from __future__ import annotations
 
+import importlib
 import inspect
 import subprocess
 import sys
@@ -110,6 +111,21 @@ def test_cli_missing_optional_dependency_is_one_line_before_work(argv, module, e
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"pip install 'lgc[{extra}]'" in err[0], err
     assert not any(tmp_path.iterdir())                    # nothing was trained or drawn
+
+
+def test_cli_names_the_extra_of_any_missing_optional_module(monkeypatch, capsys):
+    cli_main = importlib.import_module("lgc.cli.main")
+
+    def needs_torch(args):
+        import torch_not_installed_here  # noqa: F401  (stands for torch on a deploy-only install)
+    monkeypatch.setitem(sys.modules, "torch_not_installed_here", None)
+    monkeypatch.setitem(EXTRAS, "train", (*EXTRAS["train"], "torch_not_installed_here"))
+    parser = cli_main.build_parser()
+    monkeypatch.setattr(cli_main, "build_parser", lambda: parser)
+    for action in parser._subparsers._group_actions[0].choices.values():
+        action.set_defaults(_run=needs_torch)
+    assert cli_main.main(["inspect", "example"]) == 2
+    assert "pip install 'lgc[train]'" in capsys.readouterr().err
 
 
 def test_deploy_path_never_imports_torch(tmp_path):

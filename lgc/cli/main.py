@@ -48,6 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     except (CircuitError, FileNotFoundError, IsADirectoryError, MissingDependency, ValueError) as e:
         print(f"lgc {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except ModuleNotFoundError as e:   # an optional dependency no explicit check named: still one line
+        from lgc._optional import extra_for
+        extra = extra_for(e.name or "")
+        if extra is None:
+            raise
+        print(f"lgc {args.command}: error: needs {e.name}, which is not installed: pip install 'lgc[{extra}]'",
+              file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 
