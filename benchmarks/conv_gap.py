@@ -21,7 +21,7 @@ import torch
 import lgc
 from lgc.frontend import load_checkpoint
 from lgc.frontend.conv import LogicConv2d
-from lgc.frontend.lower_graph import lower_graph
+from lgc.frontend import lower as lower_graph
 
 from conv_mnist import HERE, load_mnist, predict
 

@@ -34,7 +34,7 @@ import lgc
 from lgc.frontend import GroupSum, LogicLayer, load_checkpoint, save_checkpoint
 from lgc.frontend.connections import make_connections
 from lgc.frontend.conv import OrPool2d
-from lgc.frontend.lower_graph import lower_graph
+from lgc.frontend import lower as lower_graph
 
 from conv_gap import split_at_features
 from conv_mnist import HERE, load_mnist, optimised_gates, predict

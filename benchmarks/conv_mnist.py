@@ -59,7 +59,7 @@ from torch import nn
 import lgc
 from lgc.frontend import LogicLayer, build_model, save_checkpoint, set_relaxation
 from lgc.frontend.conv import LogicConv2d
-from lgc.frontend.lower_graph import lower_graph
+from lgc.frontend import lower as lower_graph
 from lgc.train import conv_model_config
 
 HERE = pathlib.Path(__file__).resolve().parent

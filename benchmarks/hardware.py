@@ -37,7 +37,7 @@ from lgc.backends import export as lgc_export, verilog  # noqa: E402
 from lgc.ir import depth, random_layered_circuit  # noqa: E402
 from lgc.ir.formats import aiger, blif  # noqa: E402
 from lgc.passes import equivalent, optimize  # noqa: E402
-from lgc.passes.abc import expand_script, find_abc  # noqa: E402
+from lgc.passes.external_abc import expand_script, find_abc  # noqa: E402
 
 CASES = {
     "random-784-4x2000": dict(num_inputs=784, widths=[2000] * 4, num_classes=10, yosys=True),

@@ -83,12 +83,12 @@ assert np.array_equal(compiled_pred, eval_pred), "the compiled net must predict 
 print(f"{net.target}: compiled accuracy {np.mean(compiled_pred == data.y_test):.2%} (identical predictions)")
 
 # %% [markdown]
-# ## Draw part of the circuit: the input cone of class 0's first output that is a gate
+# ## Draw part of the circuit: the input cone of class 0's first output that is a (non-constant) gate
 
 # %%
-from lgc.ir.draw import cone, draw_cone  # noqa: E402
+from lgc.ir.draw import cone, draw_cone, interesting_output  # noqa: E402
 
-node = next(int(v) for v in small.outputs if v >= small.num_inputs)
+node = interesting_output(small)
 print(f"node {node}: {len(cone(small, node, depth=3))} nodes within 3 levels")
 draw_cone(small, node, OUT / "cone.png", depth=3)
 print("wrote", OUT / "cone.png")

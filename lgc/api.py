@@ -1,7 +1,9 @@
 """The front door: ``lower``, ``optimize``, ``compile``, ``export``, ``load``, ``targets``.
 
 Each function imports the part it needs on first use, so ``import lgc`` stays cheap and works
-without PyTorch; only ``lower`` (and ``compile`` given a model) touches the frontend.
+without PyTorch; only ``lower`` (and ``compile``/``export``/``load`` given a model or a ``.pt``
+checkpoint) touches the frontend. Every function that optimises takes ``opt_level`` (0-3) with
+the one default :data:`DEFAULT_OPT_LEVEL`, as the CLI's ``-O`` does.
 """
 from __future__ import annotations
 
@@ -10,57 +12,99 @@ from typing import Any
 
 from .ir import Circuit
 
+#: the optimisation level of ``compile``, ``export``, ``optimize`` and the CLI's ``-O`` when none is given
+DEFAULT_OPT_LEVEL = 2
+#: suffixes of training checkpoints (``lgc train``'s ``best.pt``); they are lowered on load
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
-def _as_circuit(model_or_circuit: Any) -> Circuit:
+
+def _as_circuit(model_or_circuit: Any, input_shape: Any = None) -> Circuit:
+    if input_shape is not None and isinstance(model_or_circuit, (Circuit, str, os.PathLike)):
+        raise ValueError("input_shape applies to PyTorch models only (a circuit or file already fixes its inputs)")
     if isinstance(model_or_circuit, Circuit):
         return model_or_circuit
     if isinstance(model_or_circuit, (str, os.PathLike)):
         loaded = load(model_or_circuit)
         return loaded if isinstance(loaded, Circuit) else loaded.circuit
-    return lower(model_or_circuit)
+    return lower(model_or_circuit, input_shape=input_shape)
 
 
-def lower(model: Any) -> Circuit:
-    """Lower a trained PyTorch model (LogicLayer/GroupSum ``nn.Sequential``) into a Circuit.
+def lower(model: Any, input_shape: Any = None) -> Circuit:
+    """Lower a trained PyTorch model into a :class:`lgc.ir.Circuit` that computes exactly what the
+    model computes in eval mode (Petersen et al., "Deep Differentiable Logic Gate Networks",
+    NeurIPS 2022: each gate is its argmax gate).
 
-    The circuit computes exactly what the model computes in eval mode."""
+    ``model``: an ``nn.Sequential`` of ``[Binarize] [Flatten/Unflatten] LogicConv2d/OrPool2d*
+    LogicLayer* [GroupSum]`` (see :func:`lgc.frontend.lower`). ``input_shape``: one sample's shape
+    without the batch axis, e.g. ``(1, 12, 12)``, or an example batch ``[N, ...]`` (tensor or
+    array); needed only when no module fixes it (a model starting with ``LogicConv2d`` without
+    ``input_size``). The circuit's inputs are the model's input bits (after a ``Binarize``, whose
+    thresholds become the circuit's input encoder); with a ``GroupSum``, scores are int32 counts
+    (the model's outputs times ``tau``). Raises ``ValueError`` naming the module that cannot be
+    lowered, ``TypeError`` when ``model`` is not a torch module; needs torch (``lgc[train]``)."""
     from .frontend import lower as _lower
-    return _lower(model)
+    return _lower(model, input_shape=input_shape)
 
 
-def optimize(circuit: Any, level: int = 2, *, report: bool = False):
-    """Run the level's pass pipeline to a fixed point. With ``report=True`` return
-    ``(circuit, PassReport)``."""
+def optimize(circuit: Any, opt_level: int = DEFAULT_OPT_LEVEL, *, report: bool = False, level: int | None = None):
+    """Run level ``opt_level``'s pass pipeline (0 none; 1 dead gates, constants, pass-throughs; 2 adds
+    NOT absorption, a == b simplification, structural hashing; 3 heavier rewriting) to a fixed point.
+
+    ``circuit``: a Circuit, a model (lowered first) or a file :func:`load` reads. ``level`` is an
+    older name for ``opt_level``. Returns the new Circuit (the input is untouched), or
+    ``(circuit, PassReport)`` with ``report=True`` (gates before/after and seconds per pass).
+    Raises ``ValueError`` for a level outside 0-3."""
     from .passes import optimize as _optimize
-    return _optimize(_as_circuit(circuit), level=level, report=report)
+    return _optimize(_as_circuit(circuit), level=opt_level if level is None else level, report=report)
 
 
-def compile(model_or_circuit: Any, target: str = "cpu", *, opt_level: int = 2, threads: int | None = None,
-            **options: Any):
-    """Lower (if given a model), optimise at ``opt_level`` and build an executable for ``target``.
+def compile(model_or_circuit: Any, target: str = "cpu", *, opt_level: int = DEFAULT_OPT_LEVEL,
+            input_shape: Any = None, threads: int | None = None, **options: Any):
+    """Lower (given a model or a ``.pt`` checkpoint), optimise at ``opt_level`` and build an executable.
 
-    Returns a ``CompiledNet``: ``net(x)`` gives int32 class scores (or output bits)."""
+    ``model_or_circuit``: a Circuit, a PyTorch model (``input_shape`` as in :func:`lower`), or a
+    path :func:`load` reads (``best.pt``, ``.lgc``, netlists). ``target``: one of
+    :func:`targets` (``cpu`` = the fastest CPU backend here). Returns a ``CompiledNet``:
+    ``net(x) -> int32 [N, k]`` class scores (group popcounts; the PyTorch model's output is
+    ``scores / tau``) or ``uint8 [N, O]`` bits without a head, ``net.predict(x) -> int64 [N]``;
+    ``x`` is bool/0-1 ``[N, num_inputs]``, ``lgc.ir.PackedBits``, or raw features ``[N, F]`` when
+    the circuit has an input encoder. Raises ``ValueError`` for an unknown or unavailable target."""
     from .backends import build
-    circuit = _as_circuit(model_or_circuit)
+    circuit = _as_circuit(model_or_circuit, input_shape)
     if opt_level:
-        circuit = optimize(circuit, level=opt_level)
+        circuit = optimize(circuit, opt_level)
     return build(circuit, target, threads=threads, **options)
 
 
-def export(model_or_circuit: Any, path: str | os.PathLike, format: str | None = None, *, opt_level: int = 0,
-           **options: Any) -> None:
-    """Write a circuit to a hardware or netlist file (``verilog``, ``blif``, ``aiger``, ``lgc``,
-    ``text``); the format defaults from the file's suffix."""
+def export(model_or_circuit: Any, path: str | os.PathLike, format: str | None = None, *,
+           opt_level: int = DEFAULT_OPT_LEVEL, input_shape: Any = None, **options: Any) -> None:
+    """Optimise at ``opt_level`` and write a hardware or netlist file (``verilog``, ``blif``, ``aiger``,
+    ``lgc``, ``text``, ...); ``format`` defaults from the file's suffix (``.v``, ``.blif``,
+    ``.aag``/``.aig``, ``.lgc``, ``.txt``). ``model_or_circuit`` as in :func:`compile`;
+    ``opt_level=0`` writes the lowered circuit gate for gate. Raises ``ValueError`` for an unknown
+    format or suffix."""
     from .backends import export as _export
-    circuit = _as_circuit(model_or_circuit)
+    circuit = _as_circuit(model_or_circuit, input_shape)
     if opt_level:
-        circuit = optimize(circuit, level=opt_level)
+        circuit = optimize(circuit, opt_level)
     _export(circuit, path, format=format, **options)
 
 
 def load(path: str | os.PathLike):
-    """Read a ``.lgc`` file: a ``CompiledNet`` when it was saved from one (its header names a
-    target), else a ``Circuit``. Text, BLIF and AIGER files load by suffix as Circuits."""
+    """Read a file as a Circuit or a ready-to-run ``CompiledNet``.
+
+    - ``.lgc``: a ``CompiledNet`` when it was saved from one (its header names a target), else a
+      Circuit; a corrupt, truncated or newer-version file raises ``lgc.ir.formats.FormatError``.
+    - ``.pt``/``.pth``: a training checkpoint (``lgc train``'s ``best.pt``, read with
+      ``weights_only=True``), lowered to its Circuit (eval semantics, input encoder from its
+      Binarize); needs torch (``lgc[train]``); ``ValueError`` when it is not an lgc checkpoint.
+    - text, BLIF and AIGER netlists load by suffix as Circuits.
+    Raises ``FileNotFoundError`` for a missing file."""
+    if os.fspath(path).lower().endswith(CHECKPOINT_SUFFIXES):
+        from ._optional import require
+        require("torch", extra="train", purpose=f"reading the checkpoint {os.fspath(path)}")
+        from .frontend import load_checkpoint
+        return lower(load_checkpoint(path))
     from .backends import load as _load
     return _load(path)
 

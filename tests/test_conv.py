@@ -14,10 +14,9 @@ from torch import nn
 
 import lgc
 from conftest import REPO, need
-from lgc.frontend import Binarize, GroupSum, LogicLayer
+from lgc.frontend import Binarize, GroupSum, LogicLayer, lower
 from lgc.frontend.conv import LogicConv2d, OrPool2d
 from lgc.frontend.conv_kernels import cpu_kernel_unavailable
-from lgc.frontend.lower_graph import lower_graph
 
 GEOMETRIES = [  # in_ch, out_ch, kernel, depth, stride, padding, H, W
     (1, 4, 3, 3, 1, 0, 7, 6),
@@ -155,7 +154,7 @@ def test_single_conv_lowering_is_bit_exact(geo):
     with torch.no_grad():
         y = layer(x)
     assert set(torch.unique(y).tolist()) <= {0.0, 1.0}
-    c = lower_graph(nn.Sequential(layer), input_shape=(geo[0], geo[6], geo[7]))
+    c = lower(nn.Sequential(layer), input_shape=(geo[0], geo[6], geo[7]))
     out = lgc.ir.simulate(c, x.reshape(len(x), -1).numpy().astype(bool))
     np.testing.assert_array_equal(out, y.reshape(len(x), -1).numpy().astype(np.uint8))
 
@@ -166,7 +165,7 @@ def test_mixed_model_lowering_is_bit_exact(seed):
     x = _bits(200, (2, 9, 8), seed)
     with torch.no_grad():
         want = torch.round(model(x) * 2.0).numpy().astype(np.int32)
-    c = lower_graph(model)
+    c = lower(model)
     assert c.head is not None and c.head.k == 5
     np.testing.assert_array_equal(lgc.ir.simulate(c, x.reshape(200, -1).numpy().astype(bool)), want)
     small = lgc.optimize(c, level=2)
@@ -182,10 +181,10 @@ def test_binarize_unflatten_model_and_lower_dispatch():
     x = torch.rand(150, 36)
     with torch.no_grad():
         want = torch.round(model(x) * 1.5).numpy().astype(np.int32)
-    c = lower_graph(model)
+    c = lower(model)
     assert c.input_encoder is not None and c.num_inputs == 72
     np.testing.assert_array_equal(lgc.ir.simulate(c, x.numpy()), want)
-    c2 = lgc.lower(model)  # lgc.lower dispatches conv models to lower_graph
+    c2 = lgc.lower(model)  # the front door is the same walker
     np.testing.assert_array_equal(lgc.ir.simulate(c2, x.numpy()), want)
 
 
@@ -202,16 +201,16 @@ def test_leading_flatten_before_binarize_lowers():
 
 def test_lower_graph_errors():
     with pytest.raises(ValueError, match="input shape"):
-        lower_graph(nn.Sequential(LogicConv2d(2, 3, 3)))
+        lower(nn.Sequential(LogicConv2d(2, 3, 3)))
     with pytest.raises(ValueError, match="unsupported"):
-        lower_graph(nn.Sequential(LogicConv2d(2, 3, 3, input_size=(5, 5)), nn.ReLU()))
+        lower(nn.Sequential(LogicConv2d(2, 3, 3, input_size=(5, 5)), nn.ReLU()))
     with pytest.raises(ValueError, match="in_dim"):
-        lower_graph(nn.Sequential(LogicConv2d(2, 3, 3, input_size=(5, 5)), nn.Flatten(), LogicLayer(10, 4)))
+        lower(nn.Sequential(LogicConv2d(2, 3, 3, input_size=(5, 5)), nn.Flatten(), LogicLayer(10, 4)))
 
 
 def test_compiled_conv_model_on_every_cpu_target():
     model = _model(7)
-    c = lgc.optimize(lower_graph(model), level=2)
+    c = lgc.optimize(lower(model), level=2)
     x = _bits(300, (2, 9, 8), 7).reshape(300, -1).numpy().astype(bool)
     want = lgc.ir.simulate(c, x)
     targets = [t for t in lgc.targets() if t != "cuda"]
@@ -224,7 +223,7 @@ def test_conv_model_verilog_export_simulates_equal(tmp_path):
     from lgc.backends import file_formats
     need("eda", None if "verilog" in file_formats() else "no verilog export backend yet")
     need("eda", None if shutil.which("iverilog") and shutil.which("vvp") else "iverilog/vvp not installed")
-    c = lgc.optimize(lower_graph(_model(11)), level=2).replace(head=None)
+    c = lgc.optimize(lower(_model(11)), level=2).replace(head=None)
     x = _bits(64, (2, 9, 8), 11).reshape(64, -1).numpy().astype(bool)
     want = lgc.ir.simulate(c, x)
     v = tmp_path / "net.v"

@@ -1,6 +1,6 @@
 """Hardware export checked by real EDA tools: Icarus Verilog simulates the emitted Verilog
 (plain, pipelined, group-sum head) against lgc.ir.simulate, yosys synthesises it, Berkeley ABC
-reads the BLIF and AIGER files, and lgc.passes.abc round-trips through ABC.
+reads the BLIF and AIGER files, and lgc.passes.abc (lgc/passes/external_abc.py) round-trips through ABC.
 
 Each hypothesis example starts iverilog once and checks many vectors in that run."""
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _tool(name: str) -> str:
 
 
 def _abc() -> str:
-    from lgc.passes.abc import find_abc
+    from lgc.passes.external_abc import find_abc
     path = find_abc()
     need("eda", None if path else "berkeley-abc is not installed")
     return path
@@ -214,7 +214,7 @@ def test_abc_pass_preserves_function(c):
 
 
 def test_abc_pass_reports_missing_tool(monkeypatch):
-    mod = importlib.import_module("lgc.passes.abc")  # the module (lgc.passes.abc is the function)
+    mod = importlib.import_module("lgc.passes.external_abc")
     monkeypatch.setenv("PATH", "")
     monkeypatch.delenv("LGC_ABC", raising=False)
     with pytest.raises(mod.ABCError, match="not installed"):

@@ -18,7 +18,6 @@ from lgc.frontend import set_relaxation
 from lgc.frontend.conv import LogicConv2d, OrPool2d
 from lgc.frontend.conv_kernels import cpu_kernel_unavailable
 from lgc.frontend.kernels import cpu_kernel_unavailable as cpu_layer_unavailable
-from lgc.frontend.lower_graph import lower_graph
 from lgc.frontend.relax import (INPUTWISE, gate_coefficients, gumbel_st_coefficients, hard_ops,
                                 inputwise_residual_logit, parametrization_of)
 from lgc.ir import ops, simulate
@@ -134,7 +133,7 @@ def test_lowered_inputwise_conv_model_equals_eval_mode(seed):
     x = (torch.rand(150, 2, 8, 7, generator=torch.Generator().manual_seed(seed)) > 0.5).float()
     with torch.no_grad():
         want = model(x).round().numpy().astype(np.int32)
-    np.testing.assert_array_equal(simulate(lower_graph(model), x.reshape(150, -1).numpy().astype(bool)), want)
+    np.testing.assert_array_equal(simulate(lower(model), x.reshape(150, -1).numpy().astype(bool)), want)
 
 
 def test_gumbel_st_samples_each_row_with_its_sigmoid_probability():

@@ -18,7 +18,18 @@ from ..ir.simulate import group_sum_words
 
 
 class CompiledNet:
-    """An executable circuit. ``net(x)`` -> int32 class scores [N, k] (uint8 bits [N, O] without a head)."""
+    """A circuit built for one target (``lgc.compile``'s result); every backend's executable.
+
+    - ``net(x)``: ``x`` is bool ``[N, num_inputs]`` (any nonzero byte is True), a numeric array of
+      0/1, ``lgc.ir.PackedBits``, or raw features ``[N, F]`` when the circuit has an input encoder.
+      Returns int32 class scores ``[N, k]`` (group popcounts: a PyTorch ``GroupSum`` gives
+      ``scores / tau``) with a head, else uint8 output bits ``[N, O]``. Wrong shape or dtype, NaN
+      or values other than 0/1 without an encoder raise ``ValueError`` saying what was expected.
+    - ``net.predict(x)``: int64 ``[N]`` argmax class (lowest index wins a tie).
+    - ``net.save(path)``: a ``.lgc`` file naming the target; ``lgc.load`` rebuilds it.
+    - ``net.circuit``: the (optimised) :class:`lgc.ir.Circuit` it runs; ``net.target``, ``net.threads``.
+    Results equal ``lgc.ir.simulate(net.circuit, x)`` bit for bit on every target.
+    """
 
     target: str = "?"
 
@@ -51,6 +62,13 @@ class CompiledNet:
 
     def __repr__(self) -> str:
         return f"<CompiledNet target={self.target!r} {self.circuit!r}>"
+
+    def _repr_html_(self) -> str:
+        """The target and threads, then the circuit's statistics table (as ``Circuit._repr_html_``)."""
+        import html
+        threads = "backend default" if self.threads is None else str(self.threads)
+        return (f"<p><b>CompiledNet</b> target <code>{html.escape(str(self.target))}</code>, threads "
+                f"{html.escape(threads)}</p>" + self.circuit._repr_html_())
 
 
 # ---- shared by the native CPU targets (c, cpu-avx2, cpu-avx512, llvm) ----

@@ -14,14 +14,10 @@ import dataclasses
 import numpy as np
 
 from ..ir import Circuit, levels
-from ._schedule import (K_AND, K_ANDNOT, K_COPY, K_FALSE, K_NAND, K_NOR, K_NOT, K_OR, K_ORNOT, K_TRUE, K_XNOR,
-                        K_XOR, schedule)
+from ._schedule import KIND_OP, schedule
 
 #: schedule kind -> truth table (difflogic op code) of the row's operands (a, b) after any swap
-KIND_CODE = np.zeros(12, dtype=np.int32)
-for _kind, _code in ((K_FALSE, 0), (K_TRUE, 15), (K_COPY, 3), (K_NOT, 12), (K_AND, 1), (K_ANDNOT, 2),
-                     (K_XOR, 6), (K_OR, 7), (K_NOR, 8), (K_XNOR, 9), (K_ORNOT, 11), (K_NAND, 14)):
-    KIND_CODE[_kind] = _code
+KIND_CODE = KIND_OP.astype(np.int32)
 
 #: the kernel's vertical counter has this many planes (cuda/runtime.cu LGC_CU_PLANES)
 PLANES = 24

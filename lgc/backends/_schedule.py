@@ -13,16 +13,28 @@ import dataclasses
 
 import numpy as np
 
-from ..ir import Circuit, levels
+from ..ir import Circuit, fan_out, levels, live_nodes
 from ..ir import ops as _ops
 
 KIND_NAMES = ("FALSE", "TRUE", "COPY", "NOT", "AND", "ANDNOT", "XOR", "OR", "NOR", "XNOR", "ORNOT", "NAND")
 K_FALSE, K_TRUE, K_COPY, K_NOT, K_AND, K_ANDNOT, K_XOR, K_OR, K_NOR, K_XNOR, K_ORNOT, K_NAND = range(12)
+#: kind -> the op code (truth table of (a, b)) the kernels compute for it; the kinds are the 12 ops
+#: closed under nothing but themselves: the other 4 are these with operands swapped
+KIND_OP = np.array([_ops.FALSE, _ops.TRUE, _ops.A, _ops.NOT_A, _ops.AND, _ops.A_AND_NOT_B, _ops.XOR, _ops.OR,
+                    _ops.NOR, _ops.XNOR, _ops.A_OR_NOT_B, _ops.NAND], dtype=np.uint8)
 
-# op code -> (kind, operands swapped?)
-_KIND = np.array([K_FALSE, K_AND, K_ANDNOT, K_COPY, K_ANDNOT, K_COPY, K_XOR, K_OR,
-                  K_NOR, K_XNOR, K_NOT, K_ORNOT, K_NOT, K_ORNOT, K_NAND, K_TRUE], dtype=np.int32)
-_SWAP = np.array([0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0], dtype=bool)
+
+def _kind_table() -> tuple[np.ndarray, np.ndarray]:
+    """op code -> (kind, operands swapped?), derived from ``KIND_OP`` and ``ops.SWAP`` (unswapped preferred)."""
+    kind_of_op = {int(op): k for k, op in enumerate(KIND_OP)}
+    kind = np.array([kind_of_op.get(op, kind_of_op.get(int(_ops.SWAP[op]), -1)) for op in range(_ops.NUM_OPS)],
+                    dtype=np.int32)
+    swap = np.array([op not in kind_of_op for op in range(_ops.NUM_OPS)], dtype=bool)
+    assert (kind >= 0).all(), "every op is a kind, or a kind with swapped operands"
+    return kind, swap
+
+
+_KIND, _SWAP = _kind_table()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,38 +154,45 @@ def schedule(circuit: Circuit, fused: tuple[np.ndarray, ...] | None = None,
 def fuse_pairs(circuit: Circuit) -> tuple[np.ndarray, ...]:
     """Fold gates with exactly one reader (a gate; not an output) into that reader, making it a
     3-input gate: one slot store and load fewer per pair. A gate that absorbed another is not
-    absorbed itself (at most 3 inputs). Returns ``schedule``'s ``fused`` tuple. O(G) Python."""
+    absorbed itself (at most 3 inputs); a reader tries operand a first, then b. Returns
+    ``schedule``'s ``fused`` tuple ``(a, b, c, imm, alive)``, int64/int64/int64/int64/bool [G].
+    Cost: O(gates) numpy work per level (a gate's choice depends only on lower levels' choices)."""
     n, g = circuit.num_inputs, circuit.num_gates
-    op, ca, cb = circuit.op.tolist(), circuit.a.tolist(), circuit.b.tolist()
-    use_a, use_b = (~_ops.IGNORES_A[circuit.op]).tolist(), (~_ops.IGNORES_B[circuit.op]).tolist()
-    readers = np.zeros(n + g, dtype=np.int64)
-    np.add.at(readers, circuit.a[~_ops.IGNORES_A[circuit.op]], 1)
-    np.add.at(readers, circuit.b[~_ops.IGNORES_B[circuit.op]], 1)
-    readers[circuit.outputs] += 2  # outputs are never folded away
-    readers = readers.tolist()
     fa, fb, fc = (np.zeros(g, dtype=np.int64) for _ in range(3))
     imm = np.full(g, -1, dtype=np.int64)
     alive = np.ones(g, dtype=bool)
-    absorbed_any = [False] * g
-    truth = _ops.TRUTH
-    for h in range(g):
-        if not (use_a[h] and use_b[h]) or ca[h] == cb[h]:
-            continue
-        for side, p_node in ((0, ca[h]), (1, cb[h])):
-            p = p_node - n
-            if p < 0 or readers[p_node] != 1 or absorbed_any[p] or not alive[p]:
-                continue
-            z = cb[h] if side == 0 else ca[h]
-            t = 0
-            for bit in range(8):
-                x, y, zv = (bit >> 2) & 1, (bit >> 1) & 1, bit & 1
-                pv = int(truth[op[p], x, y])
-                hv = int(truth[op[h], pv, zv]) if side == 0 else int(truth[op[h], zv, pv])
-                t |= hv << bit
-            fa[h], fb[h], fc[h], imm[h] = ca[p], cb[p], z, t
-            alive[p] = False
-            absorbed_any[h] = True
-            break
+    if g == 0:
+        return fa, fb, fc, imm, alive
+    op = circuit.op
+    a, b = circuit.a.astype(np.int64), circuit.b.astype(np.int64)
+    is_output = np.zeros(n + g, dtype=bool)
+    is_output[circuit.outputs] = True
+    single = (fan_out(circuit, count_outputs=False) == 1) & ~is_output    # node-level: one reader, no output
+    both = ~_ops.IGNORES_A[op] & ~_ops.IGNORES_B[op] & (a != b)
+    cand_a = both & (a >= n) & single[a]
+    cand_b = both & (b >= n) & single[b]
+    src_a, src_b = np.maximum(a - n, 0), np.maximum(b - n, 0)   # gate index of a gate operand (masked otherwise)
+    absorbed = np.zeros(g, dtype=bool)       # did gate i absorb one of its operands?
+    side = np.full(g, -1, dtype=np.int8)     # which operand (0 = a, 1 = b)
+    lv = levels(circuit)
+    order = np.argsort(lv, kind="stable")
+    for group in np.split(order, np.flatnonzero(np.diff(lv[order])) + 1):
+        take_a = cand_a[group] & ~absorbed[src_a[group]]
+        take_b = cand_b[group] & ~absorbed[src_b[group]] & ~take_a
+        side[group[take_a]] = 0
+        side[group[take_b]] = 1
+        absorbed[group] = take_a | take_b
+    h = np.flatnonzero(side >= 0)
+    on_a = side[h] == 0
+    p = np.where(on_a, a[h], b[h]) - n       # the absorbed gate
+    z = np.where(on_a, b[h], a[h])           # the reader's other operand
+    fa[h], fb[h], fc[h] = a[p], b[p], z
+    alive[p] = False
+    bit = np.arange(8)
+    x, y, zv = (bit >> 2) & 1, (bit >> 1) & 1, bit & 1
+    pv = _ops.TRUTH[op[p][:, None], x, y]                                   # [H, 8]: the absorbed gate's value
+    hv = np.where(on_a[:, None], _ops.TRUTH[op[h][:, None], pv, zv], _ops.TRUTH[op[h][:, None], zv, pv])
+    imm[h] = (hv.astype(np.int64) << bit).sum(axis=1)
     return fa, fb, fc, imm, alive
 
 
@@ -194,7 +213,10 @@ class Readout:
     term_gates: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 4), np.int32))
 
 
-_FOLLOW = {3: (0, 1), 5: (1, 1), 12: (0, -1), 10: (1, -1)}  # op -> (operand b?, sign): A, B, NOT_A, NOT_B
+#: op -> (reads operand b?, sign) for the one-operand ops (A, B, NOT_A, NOT_B): an output through one
+#: is its operand's value (sign 1) or its complement (sign -1)
+_FOLLOW = {op: (int(_ops.IGNORES_A[op]), 1 if _ops.TRUTH[op, 1, 1] else -1)
+           for op in range(_ops.NUM_OPS) if _ops.IGNORES_A[op] != _ops.IGNORES_B[op]}
 
 
 def readout_schedule(circuit: Circuit, *, fuse: bool = False, inline: bool = False) -> tuple[Schedule, Readout]:
@@ -231,8 +253,8 @@ def readout_schedule(circuit: Circuit, *, fuse: bool = False, inline: bool = Fal
                         consts[c] += sign
                         sign = -sign
                     node = cb[node - n] if use_b else ca[node - n]
-                elif o == 0 or o == 15:
-                    consts[c] += sign if o == 15 else 0
+                elif _ops.IS_CONSTANT[o]:
+                    consts[c] += sign if o == _ops.TRUE else 0
                     node = -1
                     break
                 else:
@@ -281,9 +303,7 @@ def _inline_roots(reduced: Circuit, weights: list[dict[int, int]], roots: np.nda
     """bool [G] of ``reduced``: root gates no gate reads that appear in one class with weight +-1
     (so in exactly one popcount term)."""
     n, g = reduced.num_inputs, reduced.num_gates
-    readers = np.zeros(n + g, dtype=np.int64)
-    np.add.at(readers, reduced.a[~_ops.IGNORES_A[reduced.op]], 1)
-    np.add.at(readers, reduced.b[~_ops.IGNORES_B[reduced.op]], 1)
+    readers = fan_out(reduced, count_outputs=False)
     seen: dict[int, int] = {}
     for w in weights:
         for node, v in w.items():
@@ -303,14 +323,7 @@ def _keep_cone(circuit: Circuit, roots: np.ndarray) -> Circuit:
     n, g = circuit.num_inputs, circuit.num_gates
     reads_a = ~_ops.IGNORES_A[circuit.op]
     reads_b = ~_ops.IGNORES_B[circuit.op]
-    live = np.zeros(n + g, dtype=bool)
-    live[roots] = True
-    lv = levels(circuit) if g else np.zeros(0, dtype=np.int32)
-    for level in range(int(lv.max()) if g else 0, 0, -1):
-        here = np.flatnonzero((lv == level) & live[n:])
-        live[circuit.a[here][reads_a[here]]] = True
-        live[circuit.b[here][reads_b[here]]] = True
-    keep = live[n:]
+    keep = live_nodes(circuit, roots=roots)[n:]
     remap = np.full(n + g, -1, dtype=np.int64)
     remap[:n] = np.arange(n)
     remap[n:][keep] = n + np.arange(int(keep.sum()))
@@ -320,14 +333,10 @@ def _keep_cone(circuit: Circuit, roots: np.ndarray) -> Circuit:
     return reduced
 
 
-def check_schedule_semantics() -> None:  # pragma: no cover - a debugging aid
-    """Assert the kind table matches the truth tables."""
-    fns = {K_FALSE: lambda x, y: 0, K_TRUE: lambda x, y: 1, K_COPY: lambda x, y: x, K_NOT: lambda x, y: 1 - x,
-           K_AND: lambda x, y: x & y, K_ANDNOT: lambda x, y: x & (1 - y), K_XOR: lambda x, y: x ^ y,
-           K_OR: lambda x, y: x | y, K_NOR: lambda x, y: 1 - (x | y), K_XNOR: lambda x, y: 1 - (x ^ y),
-           K_ORNOT: lambda x, y: x | (1 - y), K_NAND: lambda x, y: 1 - (x & y)}
-    for op in range(16):
+def check_schedule_semantics() -> None:
+    """Assert the kind tables match the truth tables (tests call this)."""
+    for op in range(_ops.NUM_OPS):
         for x in (0, 1):
             for y in (0, 1):
                 pa, pb = (y, x) if _SWAP[op] else (x, y)
-                assert fns[int(_KIND[op])](pa, pb) == _ops.TRUTH[op, x, y], op
+                assert _ops.TRUTH[KIND_OP[_KIND[op]], pa, pb] == _ops.TRUTH[op, x, y], op

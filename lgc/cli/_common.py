@@ -13,15 +13,22 @@ def add_model_argument(p: argparse.ArgumentParser) -> None:
                         "or 'example'")
 
 
-def add_opt_level(p: argparse.ArgumentParser, default: int) -> None:
-    p.add_argument("-O", "--opt-level", type=int, default=default, choices=(0, 1, 2, 3),
-                   help=f"optimisation level before code generation (default {default})")
+def add_opt_level(p: argparse.ArgumentParser) -> None:
+    """``-O/--opt-level``, defaulting to ``lgc.api.DEFAULT_OPT_LEVEL`` as every API function does."""
+    from lgc.api import DEFAULT_OPT_LEVEL
+    p.add_argument("-O", "--opt-level", type=int, default=DEFAULT_OPT_LEVEL, choices=(0, 1, 2, 3),
+                   help=f"optimisation level before code generation (default {DEFAULT_OPT_LEVEL}, as lgc.compile)")
 
 
 def read_model(path: str):
-    """MODEL argument -> Circuit (a .pt checkpoint is lowered; its binariser becomes the input encoder)."""
-    from .inspect import read_circuit
-    return read_circuit(path)
+    """MODEL argument -> Circuit, through ``lgc.load`` (a .pt checkpoint is lowered; its binariser
+    becomes the input encoder; a compiled .lgc gives its circuit); ``example`` is the built-in circuit."""
+    from lgc.api import load
+    from lgc.ir import Circuit, example_circuit
+    if path == "example":
+        return example_circuit()
+    loaded = load(path)
+    return loaded if isinstance(loaded, Circuit) else loaded.circuit
 
 
 def samples_per_second(net, bits: np.ndarray, min_seconds: float = 0.3, repeats: int = 3) -> float:

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=65536, help="samples per call (default 65536)")
     p.add_argument("--threads", type=int, default=1, help="threads per compiled net (default 1)")
     p.add_argument("--seconds", type=float, default=1.0, help="minimum timing per target (default 1)")
-    add_opt_level(p, 2)
+    add_opt_level(p)
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--list", action="store_true", help="list targets and why unavailable ones are, then exit")
     p.add_argument("--seed", type=int, default=0)
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--batch and --threads must be positive")
     circuit = read_model(args.model) if args.model else _random_circuit(args.shape, args.seed)
     t0 = time.perf_counter()
-    small = optimize(circuit, level=args.opt_level) if args.opt_level else circuit
+    small = optimize(circuit, args.opt_level) if args.opt_level else circuit
     t_opt = time.perf_counter() - t0
     targets = args.targets.split(",") if args.targets else [t for t in available_targets() if t != "cpu"]
     rng = np.random.default_rng(args.seed)

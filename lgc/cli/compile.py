@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_argument(p)
     p.add_argument("--target", "-t", default="cpu", help="executable target (default cpu = the fastest here; lgc bench --list shows them)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the .lgc file to write")
-    add_opt_level(p, 2)
+    add_opt_level(p)
     p.add_argument("--threads", type=int, help="threads the compiled net uses (default: the backend's choice)")
 
 
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"-o {args.output!r}: a compiled net is saved as a .lgc file (use lgc export for netlists)")
     circuit = read_model(args.model)
     t0 = time.perf_counter()
-    small = optimize(circuit, level=args.opt_level) if args.opt_level else circuit
+    small = optimize(circuit, args.opt_level) if args.opt_level else circuit
     t_opt = time.perf_counter() - t0
     t0 = time.perf_counter()
     net = build(small, args.target, threads=args.threads)

@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lgc._optional import require
+    for module in ("torch", "sklearn"):
+        require(module, extra="train", purpose="lgc demo")   # before any work, not after training
     from lgc.api import lower, optimize
     from lgc.backends import available_targets, build
     from lgc.train import TrainConfig, train
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         eval_pred = predict_model(model, data, data.x_test, train_mode=False, device="cpu")
         circuit = lower(model)
         t0 = time.perf_counter()
-        small, report = optimize(circuit, level=2, report=True)
+        small, report = optimize(circuit, 2, report=True)
         t_opt = time.perf_counter() - t0
         print(f"test accuracy (eval mode): {100 * np.mean(eval_pred == data.y_test):.2f}% on {len(data.y_test)} digits")
         print(f"gates: {circuit.num_gates} lowered -> {small.num_gates} after O2 ({t_opt:.2f} s); "

@@ -15,14 +15,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_argument(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
     p.add_argument("--format", "-f", help="file format: verilog, blif, aiger, lgc, text, ... (default: from the suffix)")
-    add_opt_level(p, 2)
+    add_opt_level(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from lgc.api import optimize
     from lgc.backends import export
     circuit = read_model(args.model)
-    small = optimize(circuit, level=args.opt_level) if args.opt_level else circuit
+    small = optimize(circuit, args.opt_level) if args.opt_level else circuit
     export(small, args.output, format=args.format)
     print(f"{args.model}: {circuit.num_gates} gates -> {small.num_gates} after O{args.opt_level}; wrote {args.output}")
     return 0

@@ -16,24 +16,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
     p.add_argument("--text", action="store_true", help="print the circuit in lgc's text form")
     p.add_argument("--draw", metavar="PNG", help="draw the region feeding --output-node with networkx")
-    p.add_argument("--output-node", type=int, default=None, help="node whose input cone --draw shows (default: first output)")
+    p.add_argument("--output-node", type=int, default=None, help="node whose input cone --draw shows (default: the first output that is a non-constant gate)")
     p.add_argument("--draw-depth", type=int, default=3, help="levels of the cone to draw (default 3)")
 
 
 def read_circuit(path: str):
-    """Any file the CLI accepts -> Circuit."""
-    from lgc.ir import example_circuit
-    if path == "example":
-        return example_circuit()
-    if path.endswith((".pt", ".pth")):
-        from lgc.api import lower
-        from lgc.frontend import load_checkpoint
-        return lower(load_checkpoint(path))
-    from lgc.api import _as_circuit
-    return _as_circuit(path)
+    """Any file the CLI accepts -> Circuit (``lgc.load``; see :func:`lgc.cli._common.read_model`)."""
+    from ._common import read_model
+    return read_model(path)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.draw:
+        from lgc._optional import require
+        require("matplotlib", extra="plot", purpose="lgc inspect --draw")
     circuit = read_circuit(args.file)
     if args.text:
         print(circuit.to_text(), end="")
@@ -45,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.file}: {circuit!r}")
         print(st)
     if args.draw:
-        from lgc.ir.draw import draw_cone
-        node = int(circuit.outputs[0]) if args.output_node is None else args.output_node
+        from lgc.ir.draw import draw_cone, interesting_output
+        node = interesting_output(circuit) if args.output_node is None else args.output_node
         draw_cone(circuit, node, args.draw, depth=args.draw_depth)
         print(f"drew the cone of node {node} to {args.draw}")
     return 0

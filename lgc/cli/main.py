@@ -41,11 +41,20 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return EXIT_USAGE
+    from lgc._optional import MissingDependency
     from lgc.ir import CircuitError
     try:
         return int(args._run(args) or 0)
-    except (CircuitError, FileNotFoundError, IsADirectoryError, ValueError) as e:
+    except (CircuitError, FileNotFoundError, IsADirectoryError, MissingDependency, ValueError) as e:
         print(f"lgc {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as e:   # an optional dependency no explicit check named: still one line
+        from lgc._optional import extra_for
+        extra = extra_for(e.name or "")
+        if extra is None:
+            raise
+        print(f"lgc {args.command}: error: needs {e.name}, which is not installed: pip install 'lgc[{extra}]'",
+              file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -17,7 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def plot_run(run_dir: str, out_dir: str | None = None) -> list[pathlib.Path]:
-    """Write the figures; returns their paths. Raises FileNotFoundError for a non-run folder."""
+    """Write the figures; returns their paths. Raises FileNotFoundError for a non-run folder and
+    ``lgc._optional.MissingDependency`` (one line naming ``lgc[plot]``) without matplotlib."""
+    from lgc._optional import require
+    require("matplotlib", extra="plot", purpose="lgc plot")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -71,15 +74,16 @@ def plot_run(run_dir: str, out_dir: str | None = None) -> list[pathlib.Path]:
 
 
 def _lower_checkpoint(path: pathlib.Path):
-    import torch
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(blob, dict) and blob.get("baseline_mlp"):
-        return None  # a baseline MLP has no gates
-    from lgc.cli.inspect import read_circuit
-    return read_circuit(str(path))
+    from lgc.api import load
+    try:
+        return load(path)
+    except ValueError:
+        return None  # not an lgc checkpoint (a baseline MLP has no gates)
 
 
 def run(args: argparse.Namespace) -> int:
+    from lgc._optional import require
+    require("matplotlib", extra="plot", purpose="lgc plot")
     for path in plot_run(args.run_dir, args.out_dir):
         print(f"wrote {path}")
     return 0

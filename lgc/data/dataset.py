@@ -78,8 +78,7 @@ class Dataset:
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.num_features:
             raise ValueError(f"{self.name}: expected raw features [N, {self.num_features}], got {list(x.shape)}")
-        bits = x.astype(np.float64)[:, None, :] > self.thresholds.astype(np.float64)[None]
-        return bits.reshape(len(x), -1)
+        return self.encoder.encode(x)   # the one rule: the circuit's InputEncoder (x > t, exact in float64)
 
     def split_validation(self, fraction: float, seed: int = 0) -> tuple["Dataset", tuple[np.ndarray, np.ndarray] | None]:
         """Hold out ``fraction`` of the training set (a seeded random permutation) for validation.

@@ -5,7 +5,9 @@
   implementations (:mod:`.kernels`).
 - :class:`Binarize` (alias ``ThresholdEncoder``) — ``x > threshold`` input bits, lowered into
   the circuit's ``InputEncoder``.
-- :func:`lower` — model -> ``lgc.ir.Circuit`` (eval semantics); :func:`from_difflogic`.
+- :func:`lower` — model -> ``lgc.ir.Circuit`` (eval semantics, :mod:`.lowering`); :func:`from_difflogic`.
+- :mod:`.walk` — the one walk over a model's modules and the registry of module kinds (lowering and
+  checkpoint config both use it; a new layer kind registers one handler beside its class).
 - :func:`model_config`, :func:`build_model`, :func:`save_checkpoint`, :func:`load_checkpoint`.
 
 torch is needed here only; the rest of lgc imports this package lazily.
@@ -15,7 +17,8 @@ from .conv import LogicConv2d, OrPool2d
 from .checkpoint import build_model, load_checkpoint, model_config, read_checkpoint, save_checkpoint
 from .kernels import IMPLEMENTATIONS, cpu_kernel_unavailable
 from .layers import GroupSum, LogicLayer
-from .lower import from_difflogic, lower
+from .difflogic_import import from_difflogic
+from .lowering import lower
 from .relax import PARAMETRIZATIONS, RELAXATIONS, RESIDUAL_LOGIT, gate_coefficients, hard_ops, set_relaxation
 
 __all__ = [

@@ -7,13 +7,16 @@ PyTorch and in the compiled circuit.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+import math
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from lgc.ir import InputEncoder
+
+from .walk import BuildContext, ModuleKind, Shape, check_keys, module_kind
 
 
 class Binarize(nn.Module):
@@ -89,3 +92,38 @@ class Binarize(nn.Module):
 
 #: Alias for readers who know the term from tabular DLGN papers.
 ThresholdEncoder = Binarize
+
+
+@module_kind(Binarize, "binarize", role="encoder")
+class BinarizeKind(ModuleKind):
+    """Raw features ``[...] -> [T * F]`` bits; lowers to the circuit's :class:`lgc.ir.InputEncoder`."""
+
+    def output_shape(self, m: Binarize, shape: Shape) -> Shape:
+        features = math.prod(shape)
+        if m.num_features is not None and m.num_features != features:
+            raise ValueError(f"Binarize expects {m.num_features} features per sample, got {features} "
+                             f"(shape {list(shape)})")
+        return (m.num_thresholds * features,)
+
+    def input_shape(self, m: Binarize) -> Shape | None:
+        return None if m.num_features is None else (m.num_features,)
+
+    def input_from_output(self, m: Binarize, shape: Shape) -> Shape:
+        bits = math.prod(shape)
+        if bits % m.num_thresholds:
+            raise ValueError(f"the model reads {bits} bits, not a multiple of the Binarize's {m.num_thresholds} "
+                             f"thresholds")
+        return (bits // m.num_thresholds,)
+
+    def encoder(self, m: Binarize, shape: Shape) -> InputEncoder:
+        return m.encoder(math.prod(shape))
+
+    def config(self, m: Binarize) -> dict[str, Any]:
+        c = m.config()
+        return {"thresholds": c["thresholds"], "train_passthrough": c["train_passthrough"]}
+
+    def build(self, spec: Any, shape: Shape, ctx: BuildContext) -> Binarize:
+        spec = check_keys(spec, ("thresholds", "train_passthrough", "num_features"), "binarize") \
+            if isinstance(spec, Mapping) else {"thresholds": spec}
+        return Binarize(spec.get("thresholds", 0.5), train_passthrough=bool(spec.get("train_passthrough", False)),
+                        num_features=math.prod(shape), device=ctx.device)

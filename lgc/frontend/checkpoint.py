@@ -1,6 +1,7 @@
 """Model configs and checkpoints: rebuild a model without the script that trained it.
 
-A model config is plain data (JSON-able) describing ``[Flatten] [Binarize] LogicLayer* [GroupSum]``::
+A model config is plain data (JSON-able) describing ``[Flatten] [Binarize] LogicLayer* [GroupSum]``
+(each module kind writes and reads its own entry: :mod:`lgc.frontend.walk`)::
 
     {
       "in_dim": 784,                 # raw features per sample after flattening (required)
@@ -40,221 +41,98 @@ strings, lists, dicts, tensors).
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Mapping
 
-import numpy as np
 import torch
 from torch import nn
 
-from .binarize import Binarize
-from .conv import LogicConv2d, OrPool2d
-from .layers import GroupSum, LogicLayer
-from .lower import _is_plain_flatten, _modules
+from . import binarize, conv, layers  # noqa: F401  (register their module kinds)
+from .walk import BuildContext, kind_named, trace
 
 CHECKPOINT_FORMAT = "lgc-checkpoint"
 CHECKPOINT_VERSION = 1
-_LAYER_KEYS = ("out_dim", "connections", "grad_factor", "residual_init", "parametrization")
+_MODEL_KEYS = ("in_dim", "flatten", "binarize", "layers", "connections", "grad_factor", "residual_init",
+               "parametrization", "implementation", "k", "tau", "dtype")
 
 
 def model_config(model: nn.Module) -> dict[str, Any]:
-    """The config that ``build_model`` turns back into a model of the same shape as ``model``."""
-    mods = _modules(model)
-    cfg: dict[str, Any] = {"in_dim": None, "flatten": bool(mods) and _is_plain_flatten(mods[0]),
-                           "binarize": None, "layers": [], "k": None, "tau": 1.0, "implementation": "auto"}
-    thresholds = 1
-    width: int | None = None                  # flat bits reaching the next module, once known
-    img: tuple[int, int, int] | None = None   # (C, H, W) while activations are images
-    for pos, m in enumerate(mods):
-        if cfg["k"] is not None:
-            raise ValueError(f"model_config: module {pos} ({type(m).__name__}) follows the GroupSum")
-        if isinstance(m, nn.Identity) or (_is_plain_flatten(m) and img is None):
+    """The config (plain data, schema in the module docstring) that ``build_model`` turns back into a
+    model of the same shape as ``model``. Raises ValueError for a module that has no config (see
+    :func:`lgc.frontend.walk.supported`) or does not fit its input, as :func:`lgc.frontend.lower` does."""
+    walked = trace(model, who="model_config")
+    cfg: dict[str, Any] = {"in_dim": math.prod(walked.input_shape), "flatten": False, "binarize": None,
+                           "layers": [], "k": None, "tau": 1.0}
+    for step in walked.steps:
+        kind, m = step.kind, step.module
+        if kind.name == "flatten" and len(step.in_shape) == 1:     # flattening flat values: nothing to record
+            cfg["flatten"] = cfg["flatten"] or step.pos == 0
             continue
-        if _is_plain_flatten(m):
-            cfg["layers"].append({"type": "flatten"})
-            width, img = int(np.prod(img)), None
-        elif isinstance(m, Binarize) and cfg["binarize"] is None and not cfg["layers"]:
-            bc = m.config()
-            cfg["binarize"] = {"thresholds": bc["thresholds"], "train_passthrough": bc["train_passthrough"]}
-            thresholds = m.num_thresholds
-            if bc["num_features"] is not None:
-                cfg["in_dim"] = bc["num_features"]
-                width = cfg["in_dim"] * thresholds
-        elif isinstance(m, nn.Unflatten) and img is None:
-            shape = tuple(int(v) for v in m.unflattened_size)
-            if m.dim != 1 or len(shape) != 3:
-                raise ValueError(f"model_config: module {pos}: only nn.Unflatten(1, (C, H, W)) is supported, got {m}")
-            bits = int(np.prod(shape))
-            if width is None:
-                if bits % thresholds:
-                    raise ValueError(f"model_config: Unflatten shape {shape} is not a multiple of the Binarize's "
-                                     f"{thresholds} thresholds")
-                cfg["in_dim"], width = bits // thresholds, bits
-            elif bits != width:
-                raise ValueError(f"model_config: Unflatten to {shape} ({bits} values) after {width} values")
-            cfg["layers"].append({"type": "unflatten", "shape": list(shape)})
-            img = shape
-        elif isinstance(m, LogicConv2d):
-            if img is None and width is None and not cfg["layers"] and m.input_size is not None:
-                img = (m.in_channels, *m.input_size)        # the model takes [N, C, H, W] directly
-                cfg["in_dim"] = width = int(np.prod(img))
-            if img is None or img[0] != m.in_channels:
-                raise ValueError(f"model_config: LogicConv2d (module {pos}) with {m.in_channels} input channels "
-                                 f"needs a [C, H, W] input with C = {m.in_channels}, got {img or 'flat values'} "
-                                 f"(put an nn.Unflatten(1, (C, H, W)) before it)")
-            cfg.setdefault("dtype", str(m.weights.dtype).replace("torch.", ""))
-            cfg["layers"].append({"type": "conv", **m.config()})
-            img = (m.out_channels, *m.output_size(img[1:]))
-        elif isinstance(m, OrPool2d):
-            if img is None:
-                raise ValueError(f"model_config: OrPool2d (module {pos}) needs a [C, H, W] input")
-            cfg["layers"].append({"type": "or_pool", **m.config()})
-            img = (img[0], *m.output_size(img[1:]))
-        elif isinstance(m, LogicLayer) and img is None:
-            if width is None:
-                if m.in_dim % thresholds:
-                    raise ValueError(f"model_config: LogicLayer in_dim {m.in_dim} is not a multiple of the "
-                                     f"Binarize's {thresholds} thresholds")
-                cfg["in_dim"] = m.in_dim // thresholds
-            elif width != m.in_dim:
-                raise ValueError(f"model_config: module {pos} (LogicLayer) has in_dim {m.in_dim}, but {width} "
-                                 f"values reach it")
-            if not any(isinstance(x, Mapping) and "out_dim" in x for x in cfg["layers"]):
-                cfg["implementation"] = m.implementation
-                cfg.setdefault("dtype", str(m.weights.dtype).replace("torch.", ""))
-            cfg["layers"].append({"out_dim": m.out_dim, "connections": m.connections, "grad_factor": m.grad_factor,
-                                  "residual_init": m.residual_init, "parametrization": m.parametrization})
-            width = m.out_dim
-        elif isinstance(m, GroupSum) and img is None:
-            cfg["k"], cfg["tau"] = m.k, m.tau
+        entry = kind.config(m)
+        for key, value in kind.model_defaults(m).items():
+            cfg.setdefault(key, value)
+        if kind.role == "encoder":
+            cfg["binarize"] = entry
+        elif kind.role == "head":
+            cfg.update(entry)
         else:
-            raise ValueError(f"model_config: unsupported module {pos}: {type(m).__name__}"
-                             f"{' on [C, H, W] activations (Flatten first)' if img is not None else ''}; a "
-                             f"checkpointable model is [Flatten] [Binarize] [Unflatten LogicConv2d/OrPool2d* "
-                             f"Flatten] LogicLayer* [GroupSum]")
-    if cfg["in_dim"] is None:
-        raise ValueError("model_config: the model has no LogicLayer and no Binarize with a known feature count")
+            cfg["layers"].append(entry if kind.name == "logic" else {"type": kind.name, **entry})
+    cfg.setdefault("implementation", "auto")
     return cfg
 
 
-_CONV_KEYS = {"in_channels", "out_channels", "kernel_size", "depth", "stride", "padding", "residual_init",
-              "channels_per_tree", "implementation", "input_size", "parametrization"}
-_POOL_KEYS = {"kernel_size", "stride", "padding"}
-
-
-def _entry(spec: Mapping[str, Any], allowed: set[str], i: int) -> dict[str, Any]:
-    kw = {k: v for k, v in spec.items() if k != "type"}
-    extra = set(kw) - allowed
-    if extra:
-        raise ValueError(f"build_model: layer {i} ({spec.get('type')}) has unknown keys {sorted(extra)}; "
-                         f"known: {sorted(allowed)}")
-    return kw
-
-
 def build_model(config: Mapping[str, Any], device: Any = "cpu", implementation: str | None = None) -> nn.Sequential:
-    """A fresh ``nn.Sequential`` from a model config (schema in the module docstring)."""
-    known = {"in_dim", "flatten", "binarize", "layers", "connections", "grad_factor", "residual_init",
-             "parametrization", "implementation", "k", "tau", "dtype"}
-    unknown = set(config) - known
+    """A fresh ``nn.Sequential`` from a model config (schema in the module docstring): random logits and
+    wiring until a state_dict is loaded. ``implementation`` overrides the config's for every layer.
+    Raises ValueError naming the first unknown key or the first entry that does not fit its input."""
+    unknown = set(config) - set(_MODEL_KEYS)
     if unknown:
-        raise ValueError(f"build_model: unknown config keys {sorted(unknown)}; known: {sorted(known)}")
+        raise ValueError(f"build_model: unknown config keys {sorted(unknown)}; known: {sorted(_MODEL_KEYS)}")
     if "in_dim" not in config or int(config["in_dim"]) < 1:
         raise ValueError("build_model: config needs in_dim >= 1 (raw features per sample)")
-    impl = implementation or config.get("implementation", "auto")
-    mods: list[nn.Module] = []
-    if config.get("flatten", True):
-        mods.append(nn.Flatten())
-    width = int(config["in_dim"])
-    img: tuple[int, ...] | None = None
-    bz = config.get("binarize")
-    if bz is not None:
-        if not isinstance(bz, Mapping):
-            bz = {"thresholds": bz}
-        extra = set(bz) - {"thresholds", "train_passthrough", "num_features"}
-        if extra:
-            raise ValueError(f"build_model: unknown binarize keys {sorted(extra)}")
-        b = Binarize(bz.get("thresholds", 0.5), train_passthrough=bool(bz.get("train_passthrough", False)),
-                     num_features=width, device=device)
-        mods.append(b)
-        width *= b.num_thresholds
+    shape: tuple[int, ...] = (int(config["in_dim"]),)
+    mods: list[nn.Module] = [nn.Flatten()] if config.get("flatten", True) else []
+    entries: list[tuple[str, str, Any]] = []
+    if config.get("binarize") is not None:
+        entries.append(("binarize", "binarize", config["binarize"]))
     for i, spec in enumerate(config.get("layers", [])):
-        kind = spec.get("type", "logic") if isinstance(spec, Mapping) else "logic"
-        if kind == "unflatten":
-            shape = tuple(int(v) for v in _entry(spec, {"shape"}, i).get("shape", ()))
-            if img is not None or len(shape) != 3 or min(shape) < 1 or int(np.prod(shape)) != width:
-                raise ValueError(f"build_model: layer {i}: unflatten needs a positive [C, H, W] shape holding the "
-                                 f"{width} flat values that reach it, got {spec.get('shape')}")
-            mods.append(nn.Unflatten(1, shape))
-            img = shape
-        elif kind == "conv":
-            kw = _entry(spec, _CONV_KEYS, i)
-            if implementation is not None:
-                kw["implementation"] = implementation
-            kw.setdefault("parametrization", config.get("parametrization", "gates"))
-            if img is None and i == 0 and not config.get("flatten", True) and bz is None and kw.get("input_size"):
-                img = (int(kw.get("in_channels", 0)), *(int(v) for v in kw["input_size"]))
-                if int(np.prod(img)) != width:
-                    raise ValueError(f"build_model: layer 0: conv input {img} does not hold in_dim={width} values")
-            if img is None or int(kw.get("in_channels", -1)) != img[0]:
-                raise ValueError(f"build_model: layer {i}: conv with in_channels {kw.get('in_channels')} needs a "
-                                 f"[C, H, W] input with that C (an unflatten entry first), got {img or 'flat values'}")
-            conv = LogicConv2d(**kw, device=device)
-            mods.append(conv)
-            img = (conv.out_channels, *conv.output_size(img[1:]))
-        elif kind == "or_pool":
-            pool = OrPool2d(**_entry(spec, _POOL_KEYS, i))
-            if img is None:
-                raise ValueError(f"build_model: layer {i}: or_pool needs a [C, H, W] input")
-            mods.append(pool)
-            img = (img[0], *pool.output_size(img[1:]))
-        elif kind == "flatten":
-            _entry(spec, set(), i)
-            if img is None:
-                raise ValueError(f"build_model: layer {i}: flatten needs a [C, H, W] input")
-            mods.append(nn.Flatten())
-            width, img = int(np.prod(img)), None
-        elif kind == "logic":
-            if isinstance(spec, Mapping):
-                spec = {k: v for k, v in spec.items() if k != "type"}
-                extra = set(spec) - set(_LAYER_KEYS)
-                if extra or "out_dim" not in spec:
-                    raise ValueError(f"build_model: layer {i} needs out_dim and only {_LAYER_KEYS}, got {dict(spec)}")
-            else:
-                spec = {"out_dim": spec}
-            if img is not None:
-                raise ValueError(f"build_model: layer {i}: a LogicLayer after [C, H, W] activations needs a "
-                                 f"flatten entry first")
-            layer = LogicLayer(width, int(spec["out_dim"]), device=device,
-                               grad_factor=float(spec.get("grad_factor", config.get("grad_factor", 1.0))),
-                               implementation=impl,
-                               connections=spec.get("connections", config.get("connections", "random")),
-                               residual_init=spec.get("residual_init", config.get("residual_init", False)),
-                               parametrization=spec.get("parametrization", config.get("parametrization", "gates")))
-            mods.append(layer)
-            width = layer.out_dim
-        else:
-            raise ValueError(f"build_model: layer {i} has unknown type {kind!r}; known: logic (default), "
-                             f"unflatten, conv, or_pool, flatten")
+        name = spec.get("type", "logic") if isinstance(spec, Mapping) else "logic"
+        entries.append((f"layer {i}", name, spec))
     if config.get("k") is not None:
-        k = int(config["k"])
-        if img is not None:
-            raise ValueError("build_model: the GroupSum head needs flat values (end the conv part with a flatten entry)")
-        if width % k:
-            raise ValueError(f"build_model: the last layer's {width} outputs cannot be split into k={k} groups")
-        mods.append(GroupSum(k, float(config.get("tau", 1.0)), device=device))
+        entries.append(("the GroupSum head", "group_sum", {"k": config["k"], "tau": config.get("tau", 1.0)}))
+    for index, (where, name, spec) in enumerate(entries):
+        kind = kind_named(name)
+        if kind is None or (kind.role in ("encoder", "head") and where.startswith("layer")):
+            raise ValueError(f"build_model: {where} has unknown type {name!r}; known: logic (default), unflatten, "
+                             f"conv, or_pool, flatten")
+        ctx = BuildContext(device=device, implementation=implementation, config=config, index=index,
+                           raw_input=not mods)
+        try:
+            m = kind.build(spec, shape, ctx)
+            fixed = kind.input_shape(m) if ctx.raw_input else None
+            if fixed is not None and math.prod(fixed) == math.prod(shape):
+                shape = fixed                      # e.g. a first LogicConv2d(input_size=...) takes [C, H, W]
+            shape = kind.output_shape(m, shape)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"build_model: {where} ({name}): {e}") from None
+        mods.append(m)
     model = nn.Sequential(*mods)
     if config.get("dtype"):
         dtype = getattr(torch, str(config["dtype"]), None)
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise ValueError(f"build_model: dtype must name a torch floating type, got {config['dtype']!r}")
         for m in model:
-            if isinstance(m, (LogicLayer, LogicConv2d)):
+            if any(True for _ in m.parameters(recurse=False)):
                 m.to(dtype)  # the Binarize keeps float32 thresholds (its rule is x > float32(t))
     return model
 
 
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> None:
-    """Write ``model``'s config and state_dict (on the CPU) to ``path`` (a ``.pt`` file)."""
+    """Write ``model``'s config (:func:`model_config`) and state_dict (tensors moved to the CPU) to
+    ``path`` (a ``.pt`` file, replaced atomically). ``extra``: plain data (numbers, strings, lists,
+    dicts, tensors) stored beside them, e.g. the epoch and accuracy. Raises ValueError when the
+    model has no config (an unsupported module)."""
     payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": model_config(model),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                "extra": dict(extra) if extra is not None else None}
@@ -264,7 +142,9 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, extra: Mapping[st
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The raw checkpoint dict (checked: format and version); raises ValueError on anything else."""
+    """The raw checkpoint dict ``{"format", "version", "config", "state_dict", "extra"}``, read with
+    ``torch.load(weights_only=True)`` (no code runs). Raises FileNotFoundError for a missing file,
+    ValueError for an unreadable file, another format or a newer version."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -281,9 +161,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 def load_checkpoint(path: str | os.PathLike, device: Any = "cpu", with_extra: bool = False,
                     implementation: str | None = None) -> Any:
-    """Rebuild the model saved by ``save_checkpoint``, in eval mode (``.train()`` to resume training).
+    """Rebuild the model saved by ``save_checkpoint``, in eval mode (``.train()`` to resume training),
+    on ``device``; ``implementation`` overrides every layer's kernel choice.
 
-    Returns the model, or ``(model, extra)`` with ``with_extra=True``."""
+    Returns the ``nn.Sequential``, or ``(model, extra)`` with ``with_extra=True``. Raises what
+    :func:`read_checkpoint` raises, and ValueError when the state_dict does not match the config."""
     payload = read_checkpoint(path)
     model = build_model(payload["config"], device="cpu", implementation=implementation)
     try:

@@ -42,6 +42,7 @@ from lgc.ir import ops as _ops
 
 from .kernels import _required
 from .relax import bilinear_gate, check_parametrization, hard_ops, init_logits, relaxed_coefficients
+from .walk import BuildContext, ModuleKind, Shape, check_keys, module_kind
 
 CONV_IMPLEMENTATIONS = ("auto", "python", "cpu", "cuda")
 MAX_DEPTH = 4   # the fused kernels keep a tree's 2**depth leaves on the stack / in registers
@@ -254,29 +255,6 @@ class LogicConv2d(nn.Module):
         """Eval-mode op code of every gate, uint8 ``[out, 2**depth - 1]``."""
         return hard_ops(self.weights).cpu().numpy().astype(np.uint8)
 
-    def _lower(self, builder: Any, nodes: np.ndarray) -> np.ndarray:
-        """Append this layer's gates for a ``[C, H, W]`` array of node ids; returns ``[out, H', W']``.
-
-        Every position gets its own copy of the tree (positions expand into gates); padding reads
-        the builder's constant FALSE gate, which constant folding later removes."""
-        if nodes.ndim != 3 or nodes.shape[0] != self.in_channels:
-            raise ValueError(f"lower: LogicConv2d({self.in_channels}, {self.out_channels}) needs a "
-                             f"[{self.in_channels}, H, W] input, got {list(nodes.shape)}")
-        self.check_wiring()
-        (ph, pw), (sh, sw) = self.padding, self.stride
-        ho, wo = self.output_size(nodes.shape[1:])
-        padded = _pad_nodes(nodes, ph, pw, builder)
-        ch, dy, dx = (t.detach().cpu().numpy()[:, :, None, None] for t in
-                      (self.leaf_channel, self.leaf_dy, self.leaf_dx))
-        rows = (np.arange(ho) * sh)[None, None, :, None]
-        cols = (np.arange(wo) * sw)[None, None, None, :]
-        v = padded[ch, dy + rows, dx + cols]                                   # [O, L, H', W']
-        ops = self.hard_ops()
-        for sl in self.level_slices():
-            op = np.broadcast_to(ops[:, sl, None, None], v[:, 0::2].shape)
-            v = builder.gates(op, v[:, 0::2], v[:, 1::2])
-        return v[:, 0]
-
     def config(self) -> dict[str, Any]:
         """Constructor arguments as plain data."""
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
@@ -321,18 +299,6 @@ class OrPool2d(nn.Module):
         if ph or pw:   # pad with 0 (FALSE), not max_pool2d's -inf: the same on [0, 1] inputs, and explicit
             x = F.pad(x, (pw, pw, ph, ph))
         return F.max_pool2d(x, self.kernel_size, self.stride)
-
-    def _lower(self, builder: Any, nodes: np.ndarray) -> np.ndarray:
-        """OR-gate trees for a ``[C, H, W]`` array of node ids; returns ``[C, H', W']``."""
-        if nodes.ndim != 3:
-            raise ValueError(f"lower: OrPool2d needs a [C, H, W] input, got {list(nodes.shape)}")
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        ho, wo = self.output_size(nodes.shape[1:])
-        padded = _pad_nodes(nodes, ph, pw, builder)
-        rows = (np.arange(ho) * sh)[:, None, None, None] + np.arange(kh)[None, None, :, None]
-        cols = (np.arange(wo) * sw)[None, :, None, None] + np.arange(kw)[None, None, None, :]
-        window = padded[:, rows, cols].reshape(nodes.shape[0], ho, wo, kh * kw)
-        return builder.reduce(_ops.OR, window)
 
     def config(self) -> dict[str, Any]:
         return {"kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding)}
@@ -382,3 +348,81 @@ def logic_tree_net(in_channels: int, image_size: Any, k: int, *, num_classes: in
         width = out
     mods.append(GroupSum(num_classes, tau))
     return nn.Sequential(*mods)
+
+
+# -- how these modules lower and round-trip through a checkpoint config (lgc.frontend.walk) ----------
+_CONV_KEYS = ("in_channels", "out_channels", "kernel_size", "depth", "stride", "padding", "residual_init",
+              "channels_per_tree", "implementation", "input_size", "parametrization")
+_POOL_KEYS = ("kernel_size", "stride", "padding")
+
+
+def _image_shape(what: str, channels: int | None, shape: Shape) -> None:
+    if len(shape) != 3 or (channels is not None and shape[0] != channels):
+        c = "C" if channels is None else str(channels)
+        raise ValueError(f"{what} needs a [{c}, H, W] input, got {list(shape)} (put an nn.Unflatten(1, (C, H, W)) "
+                         f"before it, or pass input_shape)")
+
+
+@module_kind(LogicConv2d, "conv")
+class LogicConv2dKind(ModuleKind):
+    """``[C, H, W] -> [out, H', W']``: one copy of each tree per output position (positions expand into gates)."""
+
+    def output_shape(self, m: LogicConv2d, shape: Shape) -> Shape:
+        _image_shape(f"LogicConv2d({m.in_channels}, {m.out_channels})", m.in_channels, shape)
+        return (m.out_channels, *m.output_size(shape[1:]))
+
+    def input_shape(self, m: LogicConv2d) -> Shape | None:
+        return None if m.input_size is None else (m.in_channels, *m.input_size)
+
+    def lower(self, m: LogicConv2d, builder: Any, nodes: np.ndarray) -> np.ndarray:
+        # padding reads the builder's constant FALSE gate, which constant folding later removes
+        m.check_wiring()
+        (ph, pw), (sh, sw) = m.padding, m.stride
+        ho, wo = m.output_size(nodes.shape[1:])
+        padded = _pad_nodes(nodes, ph, pw, builder)
+        ch, dy, dx = (t.detach().cpu().numpy()[:, :, None, None] for t in (m.leaf_channel, m.leaf_dy, m.leaf_dx))
+        rows = (np.arange(ho) * sh)[None, None, :, None]
+        cols = (np.arange(wo) * sw)[None, None, None, :]
+        v = padded[ch, dy + rows, dx + cols]                                   # [O, L, H', W']
+        ops = m.hard_ops()
+        for sl in m.level_slices():
+            op = np.broadcast_to(ops[:, sl, None, None], v[:, 0::2].shape)
+            v = builder.gates(op, v[:, 0::2], v[:, 1::2])
+        return v[:, 0]
+
+    def config(self, m: LogicConv2d) -> dict[str, Any]:
+        return m.config()
+
+    def model_defaults(self, m: LogicConv2d) -> dict[str, Any]:
+        return {"dtype": str(m.weights.dtype).replace("torch.", "")}
+
+    def build(self, spec: Any, shape: Shape, ctx: BuildContext) -> LogicConv2d:
+        kw = check_keys(spec, _CONV_KEYS, "conv")
+        if ctx.implementation is not None:
+            kw["implementation"] = ctx.implementation
+        kw.setdefault("parametrization", ctx.config.get("parametrization", "gates"))
+        return LogicConv2d(**kw, device=ctx.device)
+
+
+@module_kind(OrPool2d, "or_pool")
+class OrPool2dKind(ModuleKind):
+    """``[C, H, W] -> [C, H', W']``: a balanced tree of OR gates (op 7) per window."""
+
+    def output_shape(self, m: OrPool2d, shape: Shape) -> Shape:
+        _image_shape("OrPool2d", None, shape)
+        return (shape[0], *m.output_size(shape[1:]))
+
+    def lower(self, m: OrPool2d, builder: Any, nodes: np.ndarray) -> np.ndarray:
+        (kh, kw), (sh, sw), (ph, pw) = m.kernel_size, m.stride, m.padding
+        ho, wo = m.output_size(nodes.shape[1:])
+        padded = _pad_nodes(nodes, ph, pw, builder)
+        rows = (np.arange(ho) * sh)[:, None, None, None] + np.arange(kh)[None, None, :, None]
+        cols = (np.arange(wo) * sw)[None, :, None, None] + np.arange(kw)[None, None, None, :]
+        window = padded[:, rows, cols].reshape(nodes.shape[0], ho, wo, kh * kw)
+        return builder.reduce(_ops.OR, window)
+
+    def config(self, m: OrPool2d) -> dict[str, Any]:
+        return m.config()
+
+    def build(self, spec: Any, shape: Shape, ctx: BuildContext) -> OrPool2d:
+        return OrPool2d(**check_keys(spec, _POOL_KEYS, "or_pool"))

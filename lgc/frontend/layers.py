@@ -9,18 +9,23 @@ temporaries), and the input gradient of a gate whose two operands are the same n
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
+from lgc.ir import GroupSumHead
+
 from . import kernels
 from .connections import CONNECTIONS, make_connections
-from .relax import check_parametrization, init_logits, relaxed_coefficients
+from .relax import check_parametrization, hard_ops, init_logits, relaxed_coefficients
+from .walk import BuildContext, ModuleKind, Shape, check_keys, module_kind
 
 
 class LogicLayer(nn.Module):
-    """A layer of ``out_dim`` two-input gates, each reading two of the ``in_dim`` inputs.
+    """A layer of ``out_dim`` two-input gates, each reading two of the ``in_dim`` inputs (Petersen et
+    al., "Deep Differentiable Logic Gate Networks", NeurIPS 2022; difflogic's ``LogicLayer``).
 
     Input ``x [batch, in_dim]`` (or ``[..., in_dim]``) with values in [0, 1]; output
     ``[batch, out_dim]``. Train mode: each gate is the softmax(``weights``) mixture of the 16
@@ -35,6 +40,8 @@ class LogicLayer(nn.Module):
     gate, one per truth-table row; see :mod:`lgc.frontend.relax`).
     ``implementation``: ``auto`` | ``python`` | ``cpu`` | ``cuda`` (see :mod:`lgc.frontend.kernels`).
     ``generator``: optional ``torch.Generator`` for the wiring (default: torch's global RNG).
+    Raises ValueError for non-positive sizes or an unknown implementation, connections or
+    parametrization; ``forward`` raises ValueError for an input whose last dimension is not ``in_dim``.
     """
 
     #: training relaxation (kind, temperature); set by ``lgc.frontend.set_relaxation``
@@ -120,7 +127,9 @@ def check_indices(a: torch.Tensor, b: torch.Tensor, in_dim: int, out_dim: int) -
 
 
 class GroupSum(nn.Module):
-    """Class scores: the sum of each of ``k`` contiguous equal groups of the input, divided by ``tau``.
+    """Class scores: the sum of each of ``k`` contiguous equal groups of the input, divided by ``tau``
+    (difflogic's ``GroupSum``, Petersen et al., NeurIPS 2022). Raises ValueError for ``k < 1``, a
+    ``tau`` that is not finite and positive, or an input width not divisible by ``k``.
 
     ``[..., n]`` -> ``[..., k]``; ``n`` must be a multiple of ``k``. In eval mode on a hard circuit the
     score times ``tau`` is the group's popcount, which is what a lowered circuit's head returns.
@@ -147,3 +156,75 @@ class GroupSum(nn.Module):
 
     def extra_repr(self) -> str:
         return f"k={self.k}, tau={self.tau:g}"
+
+
+# -- how these modules lower and round-trip through a checkpoint config (lgc.frontend.walk) ----------
+_LOGIC_KEYS = ("out_dim", "connections", "grad_factor", "residual_init", "parametrization")
+
+
+@module_kind(LogicLayer, "logic")
+class LogicLayerKind(ModuleKind):
+    """``[in_dim] -> [out_dim]``; gate ``i`` is ``argmax(weights[i])`` on ``x[a[i]], x[b[i]]``."""
+
+    def output_shape(self, m: LogicLayer, shape: Shape) -> Shape:
+        if len(shape) != 1:   # [C, H, W] activations: PyTorch would apply the layer per row, not intended here
+            raise ValueError(f"a LogicLayer needs flat values [{m.in_dim}] (a flatten entry / nn.Flatten first), "
+                             f"got shape {list(shape)}")
+        if shape[0] != m.in_dim:
+            raise ValueError(f"LogicLayer has in_dim {m.in_dim} but its input has {shape[0]} values")
+        return (m.out_dim,)
+
+    def input_shape(self, m: LogicLayer) -> Shape:
+        return (m.in_dim,)
+
+    def lower(self, m: LogicLayer, builder: Any, nodes: np.ndarray) -> np.ndarray:
+        a, b = (t.detach().cpu() for t in m.indices)
+        check_indices(a, b, m.in_dim, m.out_dim)
+        ops = hard_ops(m.weights).cpu().numpy().astype(np.uint8)   # argmax, lowest index on ties
+        return builder.gates(ops, nodes[a.numpy()], nodes[b.numpy()])
+
+    def config(self, m: LogicLayer) -> dict[str, Any]:
+        return {"out_dim": m.out_dim, "connections": m.connections, "grad_factor": m.grad_factor,
+                "residual_init": m.residual_init, "parametrization": m.parametrization}
+
+    def model_defaults(self, m: LogicLayer) -> dict[str, Any]:
+        return {"implementation": m.implementation, "dtype": str(m.weights.dtype).replace("torch.", "")}
+
+    def build(self, spec: Any, shape: Shape, ctx: BuildContext) -> LogicLayer:
+        if isinstance(spec, Mapping):
+            spec = check_keys(spec, _LOGIC_KEYS, "logic layer")
+            if "out_dim" not in spec:
+                raise ValueError(f"a logic layer needs out_dim (and only {_LOGIC_KEYS}), got {dict(spec)}")
+        else:
+            spec = {"out_dim": spec}
+        cfg = ctx.config
+        if len(shape) != 1:
+            raise ValueError(f"a LogicLayer after {list(shape)} activations needs a flatten entry first")
+        return LogicLayer(shape[0], int(spec["out_dim"]), device=ctx.device,
+                          grad_factor=float(spec.get("grad_factor", cfg.get("grad_factor", 1.0))),
+                          implementation=ctx.implementation or cfg.get("implementation", "auto"),
+                          connections=spec.get("connections", cfg.get("connections", "random")),
+                          residual_init=spec.get("residual_init", cfg.get("residual_init", False)),
+                          parametrization=spec.get("parametrization", cfg.get("parametrization", "gates")))
+
+
+@module_kind(GroupSum, "group_sum", role="head")
+class GroupSumKind(ModuleKind):
+    """``[n] -> [k]`` class scores; lowers to the circuit's :class:`lgc.ir.GroupSumHead` (no gates)."""
+
+    def output_shape(self, m: GroupSum, shape: Shape) -> Shape:
+        if len(shape) != 1:
+            raise ValueError(f"GroupSum needs flat values (a Flatten first), got shape {list(shape)}")
+        if shape[0] % m.k:
+            raise ValueError(f"the last layer's {shape[0]} outputs cannot be split into GroupSum(k={m.k}) equal groups")
+        return (m.k,)
+
+    def lower(self, m: GroupSum, builder: Any, nodes: np.ndarray) -> np.ndarray:
+        builder.head = GroupSumHead(m.k, m.tau)
+        return nodes
+
+    def config(self, m: GroupSum) -> dict[str, Any]:
+        return {"k": m.k, "tau": m.tau}
+
+    def build(self, spec: Mapping[str, Any], shape: Shape, ctx: BuildContext) -> GroupSum:
+        return GroupSum(int(spec["k"]), float(spec.get("tau", 1.0)), device=ctx.device)

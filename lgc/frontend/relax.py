@@ -107,7 +107,10 @@ def _probabilities(z: torch.Tensor) -> torch.Tensor:
 
 
 def gate_coefficients(weights: torch.Tensor, hard: bool) -> torch.Tensor:
-    """Coefficients ``c [..., 4]`` of the relaxed gates from logits ``weights [..., 16 | 4]``.
+    """Coefficients ``c [..., 4]`` (the dtype and device of ``weights``) of the relaxed gates from logits
+    ``weights [..., 16 | 4]``: the gate's output is ``c0 + c1 p + c2 q + c3 pq`` for input probabilities
+    p, q (Petersen et al., NeurIPS 2022, in the 4-coefficient form; input-wise: Rüttgers et al.,
+    arXiv 2510.03250). Raises ValueError for a last dimension other than 16 or 4.
 
     ``hard=False``: the relaxed gate (training): softmax mixture, or sigmoid truth table.
     ``hard=True``: the eval gate (``hard_ops``: the argmax gate, lowest index on ties, or the
@@ -169,6 +172,8 @@ def relaxed_coefficients(layer: torch.nn.Module, weights: torch.Tensor | None = 
 
 def set_relaxation(model: torch.nn.Module, kind: str = "softmax", temperature: float = 1.0) -> torch.nn.Module:
     """Set the training relaxation (``RELAXATIONS``) of every logic layer in ``model``; returns ``model``.
+    ``temperature`` (> 0, unitless) divides the logits before the softmax/sigmoid. Raises ValueError
+    for an unknown ``kind`` or a temperature that is not positive.
 
     A training choice, not part of the architecture: eval mode, lowering and checkpoints do not
     depend on it (a reloaded model trains with ``softmax`` until this is called again).
@@ -184,8 +189,9 @@ def set_relaxation(model: torch.nn.Module, kind: str = "softmax", temperature: f
 
 
 def hard_ops(weights: torch.Tensor) -> torch.Tensor:
-    """The op code of each gate in eval mode: the argmax of 16 gate logits (lowest index on ties),
-    or the truth table ``w > 0`` of 4 input-wise logits (op = 8 f00 + 4 f01 + 2 f10 + f11)."""
+    """The op code (int64 tensor ``[...]``, on the weights' device) of each gate in eval mode, from
+    logits ``[..., 16 | 4]`` in their stored dtype: the argmax of 16 gate logits (lowest index on
+    ties), or the truth table ``w > 0`` of 4 input-wise logits (op = 8 f00 + 4 f01 + 2 f10 + f11)."""
     w = weights.detach()
     if parametrization_of(w) == "gates":
         return w.argmax(dim=-1)

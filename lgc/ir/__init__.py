@@ -4,7 +4,8 @@ Imports numpy only (networkx lazily), so a compiled network deploys without PyTo
 """
 from . import ops
 from .circuit import Circuit, CircuitError, GroupSumHead, InputEncoder
-from .inspect import CircuitStats, fan_out, from_networkx, live_nodes, stats, to_networkx
+from .inspect import CircuitStats, from_networkx, stats, to_networkx
+from .liveness import fan_out, live_nodes
 from .levels import depth, level_order, levels, used_operands
 from .packed import PackedBits, input_bits, pack_bits, packed_input, unpack_bits
 from .random import example_circuit, random_layered_circuit

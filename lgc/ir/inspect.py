@@ -14,34 +14,7 @@ import numpy as np
 from . import ops as _ops
 from .circuit import Circuit, CircuitError, GroupSumHead
 from .levels import levels, used_operands
-
-
-def fan_out(circuit: Circuit) -> np.ndarray:
-    """int64[num_nodes]: how many gate operands (uses only) and outputs read each node."""
-    use_a, use_b = used_operands(circuit)
-    counts = np.bincount(circuit.a[use_a], minlength=circuit.num_nodes)
-    counts += np.bincount(circuit.b[use_b], minlength=circuit.num_nodes)
-    counts += np.bincount(circuit.outputs, minlength=circuit.num_nodes)
-    return counts
-
-
-def live_nodes(circuit: Circuit) -> np.ndarray:
-    """bool[num_nodes]: does the node reach an output (through used operands only)?
-
-    One backward sweep per level, each O(gates in the sweep) numpy work."""
-    circuit.validate()
-    n = circuit.num_inputs
-    live = np.zeros(circuit.num_nodes, dtype=bool)
-    live[circuit.outputs] = True
-    use_a, use_b = used_operands(circuit)
-    lv = levels(circuit)
-    order = np.argsort(-lv, kind="stable")
-    bounds = np.flatnonzero(np.diff(lv[order])) + 1
-    for group in np.split(order, bounds):
-        g = group[live[n + group]]
-        live[circuit.a[g[use_a[g]]]] = True
-        live[circuit.b[g[use_b[g]]]] = True
-    return live
+from .liveness import fan_out, live_nodes
 
 
 @dataclasses.dataclass

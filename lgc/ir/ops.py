@@ -26,9 +26,13 @@ TRUTH = np.array(
 )
 
 
-def _code(table: np.ndarray) -> np.ndarray:
-    """Op codes of truth tables given as [G, a, b] arrays."""
+def truth_table_code(table: np.ndarray) -> np.ndarray:
+    """Op codes (uint8 [G]) of truth tables given as 0/1 integer arrays [G, a, b]: the inverse of ``TRUTH``."""
+    table = np.asarray(table, dtype=np.uint8)
     return (table[:, 0, 0] << 3 | table[:, 0, 1] << 2 | table[:, 1, 0] << 1 | table[:, 1, 1]).astype(np.uint8)
+
+
+_code = truth_table_code
 
 #: Algebraic normal form over GF(2): f = c0 ^ c1&a ^ c2&b ^ c3&a&b. ANF[op] = (c0, c1, c2, c3).
 ANF = np.stack(

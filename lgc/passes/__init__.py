@@ -16,7 +16,7 @@ from .passthrough import collapse_passthrough
 from .same_operand import simplify_same_operand
 from .structural_hash import canonical_form, structural_hash
 
-from .abc import ABCError, abc  # external pass (Berkeley ABC on the AIGER form); shadows the module name
+from .external_abc import ABCError, abc  # external pass (Berkeley ABC on the AIGER form)
 
 __all__ = [
     "ABCError", "EquivalenceResult", "EquivalenceTimeout", "PASSES", "PIPELINES", "PassReport", "PassRun", "absorb_not", "canonical_form",

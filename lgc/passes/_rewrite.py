@@ -1,7 +1,6 @@
 """Shared machinery of the passes: liveness, compaction, and resolving chains of one-input gates.
 
-Everything here is whole-array numpy work: liveness walks backwards from the outputs one
-frontier at a time (O(gates log gates) in all), compaction is a handful of gathers, and
+Everything here is whole-array numpy work: liveness is :mod:`lgc.ir.liveness`'s, compaction is a handful of gathers, and
 chain resolution is pointer jumping (O(nodes) per doubling, log2(longest chain) doublings).
 """
 from __future__ import annotations
@@ -9,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from lgc.ir import Circuit, ops as _ops
+from lgc.ir.liveness import live_mask as _live_mask
 
 #: ops whose value is one operand, possibly negated: A, B, NOT_B, NOT_A.
 ONE_INPUT = np.zeros(_ops.NUM_OPS, dtype=bool)
@@ -30,32 +30,10 @@ def live_gates(circuit: Circuit, op: np.ndarray | None = None, a: np.ndarray | N
 
 def live_mask(circuit: Circuit, op: np.ndarray | None = None, a: np.ndarray | None = None,
               b: np.ndarray | None = None, outputs: np.ndarray | None = None) -> np.ndarray:
-    """bool[num_nodes]: does the node (input or gate) reach an output through used operands?"""
-    n = circuit.num_inputs
-    op = circuit.op if op is None else op
-    a = circuit.a if a is None else a
-    b = circuit.b if b is None else b
-    outputs = circuit.outputs if outputs is None else outputs
-    live = np.zeros(n + op.size, dtype=bool)
-    live[outputs] = True
-    use_a, use_b = ~_ops.IGNORES_A[op], ~_ops.IGNORES_B[op]
-    owner = np.empty(n + op.size, dtype=np.int64)  # dedups a frontier without sorting it
-    frontier = _distinct(outputs[outputs >= n].astype(np.int64), owner) - n
-    while frontier.size:
-        fa = a[frontier[use_a[frontier]]]
-        fb = b[frontier[use_b[frontier]]]
-        cand = np.concatenate([fa, fb]).astype(np.int64)
-        cand = _distinct(cand[~live[cand]], owner)
-        live[cand] = True
-        frontier = cand[cand >= n] - n
-    return live
-
-
-def _distinct(values: np.ndarray, owner: np.ndarray) -> np.ndarray:
-    """The distinct entries of ``values`` (node ids), in O(len) via a scratch array, no sort."""
-    pos = np.arange(values.size)
-    owner[values] = pos
-    return values[owner[values] == pos]
+    """bool[num_nodes]: does the node (input or gate) reach an output through used operands?
+    (:func:`lgc.ir.liveness.live_mask` on the circuit's arrays, or on replacements for them)."""
+    return _live_mask(circuit.num_inputs, circuit.op if op is None else op, circuit.a if a is None else a,
+                      circuit.b if b is None else b, circuit.outputs if outputs is None else outputs)
 
 
 def compact(circuit: Circuit, op: np.ndarray, a: np.ndarray, b: np.ndarray, outputs: np.ndarray,

@@ -161,14 +161,18 @@ def sat_solver_available() -> str | None:
     try:
         import pysat.solvers  # noqa: F401
     except ImportError as e:
-        return f"python-sat is not installed ({e}); pip install python-sat"
+        return f"python-sat is not installed ({e}); pip install 'lgc[sat]'"
     return None
 
 
+def _require_sat(method: str) -> None:
+    from lgc._optional import require
+    require("pysat.solvers", extra="sat", purpose=f"equivalent(method={method!r}) on more than "
+            f"{EXHAUSTIVE_MAX_INPUTS} inputs" if method == "auto" else f"equivalent(method={method!r})")
+
+
 def _sat(c1: Circuit, c2: Circuit, solver: str, time_limit: float | None) -> EquivalenceResult:
-    why = sat_solver_available()
-    if why is not None:
-        raise ImportError(f"equivalent(method='sat') needs a SAT solver: {why}")
+    _require_sat("sat")
     from pysat.solvers import Solver
 
     c1, c2 = dead_gate_elimination(c1), dead_gate_elimination(c2)
@@ -229,7 +233,8 @@ def equivalent(c1: Circuit, c2: Circuit, method: str = "auto", *, vectors: int =
     else the result is unequal with a ``reason`` and no counterexample.
     ``time_limit`` (seconds, SAT only): raise :class:`EquivalenceTimeout` when the solver has not
     decided by then; needs an interruptible solver (default then ``glucose4``; CaDiCaL is not).
-    Raises ImportError when the SAT method is needed but python-sat is missing."""
+    Raises ``lgc._optional.MissingDependency`` (an ImportError naming ``lgc[sat]``) when the SAT
+    method is needed but python-sat is missing, before any simulation."""
     if unused:
         raise TypeError(f"unexpected keyword arguments {sorted(unused)}")
     if time_limit is not None and not time_limit > 0:
@@ -249,6 +254,8 @@ def equivalent(c1: Circuit, c2: Circuit, method: str = "auto", *, vectors: int =
     if reason:
         return EquivalenceResult(False, "structure", None, True, reason)
     n = c1.num_inputs
+    if method == "sat" or (method == "auto" and n > max_exhaustive_inputs):
+        _require_sat(method)
     if method == "exhaustive" and n > max_exhaustive_inputs:
         raise ValueError(f"exhaustive check of {n} inputs is 2^{n} rows; limit is {max_exhaustive_inputs} "
                          f"(raise max_exhaustive_inputs=, or use method='sat')")

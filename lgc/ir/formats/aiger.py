@@ -21,11 +21,13 @@ import os
 
 import numpy as np
 
+from .. import ops as _ops
 from ..circuit import Circuit, CircuitError
 from .annotation import readout_from_info, readout_info
 from .errors import FormatError
 
 # per op: number of ANDs, complement of operand a / b in the (first) AND, complement of the output
+# (checked against lgc.ir.ops.TRUTH in tests/test_gate_tables.py)
 _NANDS = np.array([0, 1, 1, 0, 1, 0, 3, 1, 1, 3, 0, 1, 0, 1, 1, 0], dtype=np.int64)
 _NEG_A = np.array([0, 0, 0, 0, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0], dtype=np.int64)
 _NEG_B = np.array([0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 1, 0, 0, 1, 0, 0], dtype=np.int64)
@@ -48,9 +50,10 @@ def _to_aig(c: Circuit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     glit = np.where(nands > 0, 2 * last_var, 0) ^ _NEG_OUT[op]
     # copies and inverters: point at the operand, resolved below by pointer jumping
     src = np.full(g, -1, dtype=np.int64)
-    src[(op == 3) | (op == 12)] = a[(op == 3) | (op == 12)]
-    src[(op == 5) | (op == 10)] = b[(op == 5) | (op == 10)]
-    neg = _NEG_OUT[op].copy()  # complement relative to the source (12, 10 invert)
+    one_input = _ops.IGNORES_A[op] != _ops.IGNORES_B[op]        # A, B, NOT_A, NOT_B
+    src[one_input & _ops.IGNORES_B[op]] = a[one_input & _ops.IGNORES_B[op]]
+    src[one_input & _ops.IGNORES_A[op]] = b[one_input & _ops.IGNORES_A[op]]
+    neg = _NEG_OUT[op].copy()  # complement relative to the source (NOT_A, NOT_B invert)
     passthru = src >= 0
     node_src = np.arange(n + g, dtype=np.int64)
     node_neg = np.zeros(n + g, dtype=np.int64)

@@ -36,9 +36,9 @@ BUFFER_MARK = "# lgc output buffers"
 def _cover(op: int) -> str:
     """On-set rows of a two-input op (a is the first column), compact where a column is ignored."""
     t = _ops.TRUTH[op]
-    if op == 0:
+    if op == _ops.FALSE:
         return "-- 0\n"  # an off-set row: ABC rejects a two-input .names with an empty cover
-    if op == 15:
+    if op == _ops.TRUE:
         return "-- 1\n"
     if _ops.IGNORES_B[op]:
         return "".join(f"{x}- 1\n" for x in (0, 1) if t[x, 0])
@@ -358,7 +358,7 @@ def _small_op(k: int, rows: list[tuple[str, str, int]]) -> int:
                     table[x, y] = True
     if not onset:
         table = ~table
-    op = int(table[0, 0]) << 3 | int(table[0, 1]) << 2 | int(table[1, 0]) << 1 | int(table[1, 1])
+    op = int(_ops.truth_table_code(table.astype(np.uint8)[None])[0])
     if len(_OP_CACHE) < 4096:
         _OP_CACHE[key] = op
     return op
