@@ -48,7 +48,7 @@ def check_container(path: str | os.PathLike) -> None:
     except FormatError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
-        raise FormatError(f"not an intact torch checkpoint (zip archive): {e}", source=source) from None
+        raise FormatError(f"not a readable lgc checkpoint (not an intact zip archive: {e})", source=source) from None
     if bad is not None:
         raise FormatError(f"record {bad!r} fails its CRC-32 check (the file is corrupt)", source=source)
 
