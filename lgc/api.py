@@ -58,11 +58,13 @@ def export(model_or_circuit: Any, path: str | os.PathLike, format: str | None = 
     _export(circuit, path, format=format, **options)
 
 
-def load(path: str | os.PathLike):
+def load(path: str | os.PathLike, format: str | None = None):
     """Read a ``.lgc`` file: a ``CompiledNet`` when it was saved from one (its header names a
-    target), else a ``Circuit``. Text, BLIF and AIGER files load by suffix as Circuits."""
+    target), else a ``Circuit``. Text, BLIF and AIGER files load as Circuits; ``format``
+    (``lgc``, ``text``, ``blif``, ``aiger``) names the format, else the suffix does. A damaged
+    or unreadable file raises :class:`lgc.ir.formats.FormatError` or :class:`lgc.ir.CircuitError`."""
     from .backends import load as _load
-    return _load(path)
+    return _load(path, format)
 
 
 def targets() -> list[str]:

@@ -29,8 +29,9 @@ def read_circuit(path: str):
         from lgc.api import lower
         from lgc.frontend import load_checkpoint
         return lower(load_checkpoint(path))
-    from lgc.api import _as_circuit
-    return _as_circuit(path)
+    from lgc.backends import load
+    loaded = load(path, option=None)  # an unknown suffix: the hint says to rename (no option names a format)
+    return getattr(loaded, "circuit", loaded)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     from lgc.ir import CircuitError
     try:
         return int(args._run(args) or 0)
-    except (CircuitError, FileNotFoundError, IsADirectoryError, ValueError) as e:
-        print(f"lgc {args.command}: error: {e}", file=sys.stderr)
+    except (CircuitError, OSError, ValueError) as e:  # bad input or file (FormatError is a CircuitError)
+        message = " ".join(str(e).split())  # one line, whatever the message holds
+        print(f"lgc {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

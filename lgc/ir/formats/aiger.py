@@ -263,7 +263,7 @@ def loads(data: bytes | str, source: str = "<aiger>") -> Circuit:
         first_and_line = line + 1
         ands = read_lines(a_count, "AND", 3)
         and_lines = first_and_line + np.arange(a_count)
-    comment = _read_trailer(data[pos:])
+    comment = _read_trailer(data[pos:], fail)
     first_out_line = 2 + (0 if binary else i_count)
     return _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_out_line)
 
@@ -296,16 +296,17 @@ def _fast_lines(data: bytes, pos: int, count: int, width: int, m: int) -> tuple[
     return values.reshape(count, width), pos + end + 1
 
 
-def _read_trailer(rest: bytes) -> dict:
-    """The lgc JSON comment, if present (symbols and other comments are ignored)."""
+def _read_trailer(rest: bytes, fail) -> dict:
+    """The lgc JSON comment, if present (symbols and other comments are ignored); a damaged one raises."""
     idx = rest.find(b"\nc\n") if not rest.startswith(b"c\n") else -1
     body = rest[2:] if rest.startswith(b"c\n") else (rest[idx + 3:] if idx >= 0 else b"")
     for raw in body.splitlines():
         if raw.startswith(b"lgc {"):
             try:
-                return json.loads(raw[4:].decode())
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                return {}
+                info = json.loads(raw[4:].decode())
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+                raise fail(f"bad lgc comment ({e})", None) from None
+            return info
     return {}
 
 
@@ -394,7 +395,7 @@ def _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_
         bb.append(src)
     try:
         head, encoder = readout_from_info(comment)
-    except (CircuitError, KeyError, TypeError, ValueError, OverflowError) as e:
+    except (CircuitError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise fail(f"bad lgc comment ({e})", None) from None
     cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
     try:
