@@ -66,7 +66,8 @@ def check_identifier(name: str, what: str = "module name") -> str:
                          f"at most {MAX_IDENTIFIER} characters)")
     if name in _KEYWORDS:
         std = "IEEE 1364-2005 Verilog" if name in VERILOG_2005_KEYWORDS else "IEEE 1800-2017 SystemVerilog"
-        raise ValueError(f"{what} {name!r} is a reserved word of {std}; choose another (e.g. {name + '_net'!r})")
+        raise ValueError(f"{what} {name!r} is not a legal identifier: a reserved word of {std}; choose another "
+                         f"(e.g. {name + '_net'!r})")
     return name
 
 
