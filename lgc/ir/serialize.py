@@ -156,7 +156,7 @@ def _read_arrays(payload: bytes, source: str) -> dict[str, np.ndarray]:
         if dtype.hasobject or dtype.kind not in _KINDS[name] or dtype.itemsize > 8:
             raise bad(f"{name} has dtype {dtype}")
         count = int(np.prod(shape, dtype=object))
-        if count * dtype.itemsize != len(body):
+        if any(d < 0 for d in shape) or count * dtype.itemsize != len(body):
             raise bad(f"{name} claims shape {list(shape)} ({count * dtype.itemsize} bytes) but holds {len(body)} bytes")
         arr = np.frombuffer(body, dtype=dtype).reshape(shape, order="F" if fortran else "C")
         arrays[name] = arr

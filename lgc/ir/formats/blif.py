@@ -12,7 +12,10 @@ Reading any BLIF: a ``.names`` with at most two inputs becomes one gate (its tru
 op); larger covers (ABC's ``write_blif`` after ``map`` or ``collapse``) are decomposed into
 two-input AND/OR gates (sum of products). Signals may be defined in any order; undefined
 signals, double definitions and cycles raise :class:`FormatError` naming the line.
-``.latch``, ``.subckt`` and ``.gate`` are rejected (combinational netlists only). A file lgc wrote
+``.conn a k`` and ``.barbuf a k`` (yosys's plain connection and ABC's kept buffer) are buffers;
+timing and attribute statements (``.default_input_arrival``, ``.cname``, ``.attr`` ...) are
+ignored; ``.latch``, ``.subckt``, ``.gate``, ``.exdc`` and the other sequential or hierarchical
+statements are refused at their line (combinational netlists only). A file lgc wrote
 is read by a regular-expression fast path (seconds per million gates) that must reproduce the file
 exactly; anything else takes the general line-by-line parser (about 30 s per million gates).
 """

@@ -11,7 +11,8 @@ gate 4 XOR 0 1                # node-id op-name a b, in node order
 outputs 8 9 4 6
 meta {"name": "example"}      # optional, one JSON line
 ```
-``#`` starts a comment. Parsing is O(lines); errors name the line.
+``#`` starts a comment. Parsing is O(lines); errors name the line. The counts ``inputs`` and
+``encoder`` are claims the file does not back with lines, so they obey :mod:`lgc.ir.limits`.
 """
 from __future__ import annotations
 
