@@ -28,11 +28,14 @@ from conftest import REPO
 MB = 1 << 20
 #: what a refused claim may cost: parsing a small file, not the claim
 BOUND = 40 * MB
+#: growth of the resident set a refused file may cause (first-use allocations of numpy/torch included)
+RSS_BOUND = 200 * MB
 
 
 def _peak_memory(code: str, paths: list) -> list[dict]:
     """Run ``code`` (which reads ``path``) in one child for each of ``paths``: per path, the
-    tracemalloc peak and the error raised."""
+    tracemalloc peak (numpy and Python), the growth of the peak resident set (everything, torch
+    included; cumulative) and the error raised."""
     paths = [str(p) for p in paths]
     child = textwrap.dedent(f"""
         import json, resource, sys, tracemalloc, warnings
@@ -45,6 +48,7 @@ def _peak_memory(code: str, paths: list) -> list[dict]:
         warnings.simplefilter("ignore")
         tracemalloc.start()
         results = []
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         for path in {paths!r}:
             tracemalloc.reset_peak()
             error = None
@@ -52,7 +56,8 @@ def _peak_memory(code: str, paths: list) -> list[dict]:
 {textwrap.indent(textwrap.dedent(code), " " * 16)}
             except CircuitError as e:  # FormatError included
                 error = type(e).__name__ + ": " + str(e)
-            results.append({{"path": path, "peak": tracemalloc.get_traced_memory()[1], "error": error}})
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0  # torch's allocations too
+            results.append({{"path": path, "peak": tracemalloc.get_traced_memory()[1], "rss": rss, "error": error}})
         print(json.dumps(results))
     """)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -116,7 +121,7 @@ def test_size_claims_cost_no_memory(tmp_path):
     # through `lgc inspect` (the issue's route) and lgc.load
     code = "assert cli_main(['inspect', path]) == 2\nlgc.load(path)"
     for out in _peak_memory(code, paths):
-        assert out["error"] is not None and out["peak"] < BOUND, out
+        assert out["error"] is not None and out["peak"] < BOUND and out["rss"] < RSS_BOUND, out
 
 
 def test_text_claim_is_named(tmp_path):
@@ -153,7 +158,7 @@ def test_lgc_payload_claims_cost_no_memory(tmp_path):
         paths[-1].write_bytes(_lgc_blob(header, payload))
         words.append(match)
     for out, match in zip(_peak_memory("lgc.load(path)", paths), words):
-        assert out["error"] is not None and match in out["error"] and out["peak"] < BOUND, out
+        assert out["error"] is not None and match in out["error"] and out["peak"] < BOUND and out["rss"] < RSS_BOUND, out
 
 
 def _small_model():
@@ -183,7 +188,7 @@ def test_checkpoint_config_claims_cost_no_memory(tmp_path):
         with pytest.raises(FormatError, match=name):
             load_checkpoint(path)
     for out in _peak_memory("lgc.frontend.load_checkpoint(path)", paths):
-        assert out["error"] is not None and out["peak"] < BOUND, out
+        assert out["error"] is not None and out["peak"] < BOUND and out["rss"] < RSS_BOUND, out
 
 
 # -- integrity --------------------------------------------------------------------------------------
