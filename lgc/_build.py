@@ -6,8 +6,9 @@ circuit or kernel is never rebuilt. The cache heals itself:
 - every file is written to a temporary name, fsynced and renamed into place, and the temporary
   is removed when anything fails (a full disk leaves nothing behind);
 - beside each library lies ``<lib>.sha256``, the SHA-256 of its bytes recorded at build time;
-  a library whose bytes do not match (truncated, damaged, or from before this rule) is rebuilt
-  instead of loaded (a truncated ``.so`` would crash the process with SIGBUS);
+  a library whose bytes do not match (truncated, damaged) is rebuilt instead of loaded (a
+  truncated ``.so`` would crash the process with SIGBUS); one from before this rule is adopted
+  when it is a complete ELF file (it reaches the end of its section headers), else rebuilt;
 - when the cache directory cannot be written (read-only, not a directory, disk full), builds
   go to a private temporary cache for this process, with one warning.
 Checking a hit costs one read and hash of the library (~1 ms per 100 KB). Imports nothing from
@@ -93,14 +94,28 @@ def _digest_path(lib: pathlib.Path) -> pathlib.Path:
     return lib.with_name(lib.name + ".sha256")
 
 
+def _elf_complete(data: bytes) -> bool:
+    """True when ``data`` is a 64-bit little-endian ELF file that reaches the end of its section
+    header table (which linkers put last): a truncated library fails this."""
+    if len(data) < 64 or data[:6] != b"\x7fELF\x02\x01":
+        return False
+    shoff = int.from_bytes(data[0x28:0x30], "little")
+    shentsize = int.from_bytes(data[0x3A:0x3C], "little")
+    shnum = int.from_bytes(data[0x3C:0x3E], "little")
+    return len(data) >= shoff + shentsize * shnum
+
+
 def verified(lib: pathlib.Path) -> bool:
-    """True when ``lib`` exists and its bytes match the SHA-256 recorded when it was built."""
+    """True when ``lib`` exists and its bytes match the SHA-256 recorded when it was built. A library
+    from before digests were recorded is adopted (its digest recorded) when it is a complete ELF file."""
     try:
-        want = _digest_path(lib).read_text().strip()
-        got = hashlib.sha256(lib.read_bytes()).hexdigest()
+        data = lib.read_bytes()
+        digest = _digest_path(lib)
+        if not digest.exists() and _elf_complete(data):
+            write_atomic(digest, hashlib.sha256(data).hexdigest().encode())
+        return hashlib.sha256(data).hexdigest() == digest.read_text().strip()
     except OSError:
         return False
-    return got == want
 
 
 def record(lib: pathlib.Path) -> None:

@@ -106,3 +106,18 @@ def test_build_falls_back_when_the_cache_write_fails(tmp_path, monkeypatch):
     assert leftovers == []  # no staged or partial file in the full cache
     import ctypes
     assert ctypes.CDLL(str(lib)).lgc_answer() == 42
+
+
+def test_libraries_from_before_digests_are_adopted_only_when_complete(tmp_path, monkeypatch):
+    _need_cc()
+    monkeypatch.setenv("LGC_CACHE_DIR", str(tmp_path / "cache"))
+    src = {"k.c": "int lgc_answer(void) { return 42; }\n"}
+    lib = _build.build_shared_library(src, cpu_c.compiler(), ["-shared", "-fPIC"], kind="probe")
+    data = lib.read_bytes()
+    legacy = tmp_path / "legacy.so"
+    legacy.write_bytes(data)  # no .sha256 beside it: an older lgc built it
+    assert _build.verified(legacy) and (tmp_path / "legacy.so.sha256").exists()
+    torn = tmp_path / "torn.so"
+    torn.write_bytes(data[:-1])  # even one byte short of its section headers
+    assert not _build.verified(torn) and not (tmp_path / "torn.so.sha256").exists()
+    assert _build.discard_if_damaged(torn) and not torn.exists()
