@@ -110,6 +110,11 @@ CLAIMS = {
     "aag-m.aag": b"aag 900000000 0 0 0 0\n",
     "aag-lines.aag": b"aag 900000000 300000000 0 300000000 300000000\n2\n",
     "aag-literal.aag": b"aag 1 1 0 1 0\n2\n1799999999\n",
+    # an encoder width in lgc's comment (found by the AIGER fuzz test)
+    "aag-encoder.aag": b'aag 1 1 0 1 0\n2\n2\nc\nlgc {"encoder": {"feature": [0], "threshold": [0.5], '
+                       b'"num_features": 900000000}}\n',
+    "blif-encoder.blif": b'# lgc {"encoder": {"feature": [0], "threshold": [0.5], "num_features": 900000000}}\n'
+                         b'.model m\n.inputs a\n.outputs a\n.end\n',
 }
 
 

@@ -270,7 +270,7 @@ def loads(data: bytes | str, source: str = "<aiger>") -> Circuit:
         and_lines = first_and_line + np.arange(a_count)
     comment = _read_trailer(data[pos:], fail)
     first_out_line = 2 + (0 if binary else i_count)
-    return _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_out_line)
+    return _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_out_line, len(data))
 
 
 def _fast_lines(data: bytes, pos: int, count: int, width: int, m: int) -> tuple[np.ndarray, int] | None:
@@ -330,7 +330,7 @@ class _VarMap:
         return np.where(self.keys[idx] == v, self.nodes[idx], -1)
 
 
-def _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_out_line) -> Circuit:
+def _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_out_line, file_bytes) -> Circuit:
     n = int(i_count)
     # inputs
     bad = np.flatnonzero((in_lits % 2 == 1) | (in_lits < 2))
@@ -399,7 +399,7 @@ def _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_
         aa.append(src)
         bb.append(src)
     try:
-        head, encoder = readout_from_info(comment)
+        head, encoder = readout_from_info(comment, file_bytes)
     except (CircuitError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise fail(f"bad lgc comment ({e})", None) from None
     cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))

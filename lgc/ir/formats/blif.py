@@ -156,7 +156,7 @@ def _fast_lgc(text: str) -> Circuit | None:
         note = re.search(r"^# lgc (\{.*\})$", text[:head.start()], re.M)
         if note:
             info = json.loads(note.group(1))
-        group_head, enc = readout_from_info(info)
+        group_head, enc = readout_from_info(info, len(text))
         c = Circuit(n, np.array(ops, dtype=np.int64), np.array(a, dtype=np.int64), np.array(b, dtype=np.int64),
                     np.array(outputs, dtype=np.int64), head=group_head, input_encoder=enc).validate()
     except (KeyError, ValueError, TypeError, AttributeError, OverflowError, RecursionError):
@@ -282,11 +282,12 @@ def parse(text: str, source: str = "<blif>") -> Circuit:
         raise fail("no .model found", last_line)
     if inputs is None:
         inputs = []
-    return _assemble(inputs, input_lines, outputs, output_lines, defs, order, info, info_line, fail, last_line)
+    return _assemble(inputs, input_lines, outputs, output_lines, defs, order, info, info_line, fail, last_line,
+                     len(text))
 
 
 def _assemble(inputs, input_lines, outputs, output_lines, defs, order, info, info_line, fail,
-              last_line) -> Circuit:
+              last_line, file_bytes) -> Circuit:
     n = len(inputs)
     node: dict[str, int] = {}
     for i, s in enumerate(inputs):
@@ -345,7 +346,7 @@ def _assemble(inputs, input_lines, outputs, output_lines, defs, order, info, inf
             raise fail(f"output {s!r} is never defined", line)
         out_nodes.append(node[s])
     try:
-        head, encoder = readout_from_info(info)
+        head, encoder = readout_from_info(info, file_bytes)
     except (CircuitError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise fail(f"bad lgc comment ({e})", info_line) from None
     try:
