@@ -90,23 +90,25 @@ def export(model_or_circuit: Any, path: str | os.PathLike, format: str | None = 
     _export(circuit, path, format=format, **options)
 
 
-def load(path: str | os.PathLike):
+def load(path: str | os.PathLike, format: str | None = None):
     """Read a file as a Circuit or a ready-to-run ``CompiledNet``.
 
     - ``.lgc``: a ``CompiledNet`` when it was saved from one (its header names a target), else a
-      Circuit; a corrupt, truncated or newer-version file raises ``lgc.ir.formats.FormatError``.
+      Circuit.
     - ``.pt``/``.pth``: a training checkpoint (``lgc train``'s ``best.pt``, read with
       ``weights_only=True``), lowered to its Circuit (eval semantics, input encoder from its
       Binarize); needs torch (``lgc[train]``); ``ValueError`` when it is not an lgc checkpoint.
-    - text, BLIF and AIGER netlists load by suffix as Circuits.
-    Raises ``FileNotFoundError`` for a missing file."""
-    if os.fspath(path).lower().endswith(CHECKPOINT_SUFFIXES):
+    - text, BLIF and AIGER netlists load as Circuits.
+    ``format`` (``lgc``, ``text``, ``blif``, ``aiger``) names the format, else the suffix does.
+    A damaged or unreadable file raises :class:`lgc.ir.formats.FormatError` or
+    :class:`lgc.ir.CircuitError`; a missing one ``FileNotFoundError``."""
+    if format is None and os.fspath(path).lower().endswith(CHECKPOINT_SUFFIXES):
         from ._optional import require
         require("torch", extra="train", purpose=f"reading the checkpoint {os.fspath(path)}")
         from .frontend import load_checkpoint
         return lower(load_checkpoint(path))
     from .backends import load as _load
-    return _load(path)
+    return _load(path, format)
 
 
 def targets() -> list[str]:

@@ -92,7 +92,7 @@ def test_corrupt_files_raise_clear_errors(tmp_path):
         "truncated": (good[: len(good) - 10], "truncated"),
         "short": (good[:10], "truncated"),
         "flipped": (good[:-20] + bytes([good[-20] ^ 1]) + good[-19:], "checksum mismatch"),
-        "newer": (good.replace(b'"version": 1', b'"version": 9'), "version 9 is not supported"),
+        "newer": (good.replace(b'"version": 2', b'"version": 9'), "version 9 is not supported"),
         "newer-container": (b"LGCIRv2\n" + good[8:], "newer"),
         "empty": (b"", "not an .lgc file"),
     }
@@ -110,10 +110,11 @@ def test_file_with_valid_checksum_but_invalid_circuit_is_rejected():
         arrays = {k: z[k] for k in z.files}
     arrays["a"][0] = 99  # forward reference
     buf = io.BytesIO(); np.savez(buf, **arrays); payload = buf.getvalue()
-    header.update(sha256=hashlib.sha256(payload).hexdigest(), payload_bytes=len(payload))
+    header.update(payload_bytes=len(payload))
     h = json.dumps(header).encode()
+    body = serialize.MAGIC + struct.pack("<I", len(h)) + h + payload
     with pytest.raises(CircuitError, match="operand a = 99"):
-        serialize.loads(serialize.MAGIC + struct.pack("<I", len(h)) + h + payload)
+        serialize.loads(body + hashlib.sha256(body).digest())
 
 
 @pytest.mark.parametrize("body, line, match", [

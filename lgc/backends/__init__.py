@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from ..ir import Circuit
+from ..ir.formats import FormatError
 from ._common import CompiledNet
 
 #: executable backend modules, in the order ``cpu`` prefers them (fastest first).
@@ -84,22 +85,31 @@ def _file_table() -> dict[str, ModuleType]:
     return {mod.FORMAT: mod for mod in map(_module, FILE_MODULES)}
 
 
-def file_formats() -> list[str]:
-    return list(_file_table())
+def file_formats(*, reading: bool = False) -> list[str]:
+    """Names of the file formats (only those lgc can read back when ``reading``)."""
+    return [name for name, mod in _file_table().items() if hasattr(mod, "read") or not reading]
 
 
-def format_for_path(path: str | os.PathLike, format: str | None = None) -> ModuleType:
-    table = _file_table()
+def format_for_path(path: str | os.PathLike, format: str | None = None, *, option: str | None = "format=",
+                    reading: bool = False) -> ModuleType:
+    """The file backend for ``format``, else for the path's suffix (among the readable formats when
+    ``reading``). An unknown suffix is a FormatError whose hint names ``option`` (the caller's way to
+    name the format; None: rename the file)."""
+    table = {name: mod for name, mod in _file_table().items() if hasattr(mod, "read") or not reading}
     if format is not None:
         if format not in table:
-            raise ValueError(f"unknown file format {format!r}; known: {', '.join(table)}")
+            what = "readable file format" if reading else "file format"
+            raise ValueError(f"unknown {what} {format!r}; known: {', '.join(table)}")
         return table[format]
     name = os.fspath(path).lower()
-    for mod in table.values():
+    for mod in _file_table().values():
         if name.endswith(tuple(mod.SUFFIXES)):
+            if mod.FORMAT not in table:
+                raise FormatError(f"the {mod.FORMAT} format cannot be read back", source=os.fspath(path))
             return mod
     suffixes = ", ".join(s for m in table.values() for s in m.SUFFIXES)
-    raise ValueError(f"cannot tell the format of {os.fspath(path)!r} from its suffix ({suffixes}); pass format=")
+    hint = f"pass {option} ({', '.join(table)})" if option else "give the file one of these suffixes"
+    raise FormatError(f"cannot tell the format from the suffix ({suffixes}); {hint}", source=os.fspath(path))
 
 
 def export(circuit: Circuit, path: str | os.PathLike, *, format: str | None = None, **options: Any) -> None:
@@ -107,11 +117,10 @@ def export(circuit: Circuit, path: str | os.PathLike, *, format: str | None = No
     format_for_path(path, format).write(circuit.validate(), path, **options)
 
 
-def load(path: str | os.PathLike):
-    """Read any supported file. A ``.lgc`` saved from a CompiledNet is rebuilt for its target."""
-    mod = format_for_path(path)
-    if not hasattr(mod, "read"):
-        raise ValueError(f"the {mod.FORMAT} format cannot be read back")
+def load(path: str | os.PathLike, format: str | None = None, *, option: str | None = "format="):
+    """Read any supported file (``format`` names it, else its suffix does). A ``.lgc`` saved from a
+    CompiledNet is rebuilt for its target. File errors are FormatError/CircuitError."""
+    mod = format_for_path(path, format, option=option, reading=True)
     circuit = mod.read(path)
     target = circuit.meta.get("compiled_target")
     if target:

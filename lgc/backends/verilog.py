@@ -30,8 +30,45 @@ FORMAT = "verilog"
 SUFFIXES = (".v", ".sv")
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
-_KEYWORDS = frozenset("""always and assign begin buf case default else end endcase endmodule for function generate
-if initial inout input integer module nand nor not or output parameter reg signed wire xnor xor logic""".split())
+#: reserved words of IEEE 1364-2005 (Verilog) Annex B
+VERILOG_2005_KEYWORDS = frozenset("""
+always and assign automatic begin buf bufif0 bufif1 case casex casez cell cmos config deassign default defparam
+design disable edge else end endcase endconfig endfunction endgenerate endmodule endprimitive endspecify endtable
+endtask event for force forever fork function generate genvar highz0 highz1 if ifnone incdir include initial inout
+input instance integer join large liblist library localparam macromodule medium module nand negedge nmos nor
+noshowcancelled not notif0 notif1 or output parameter pmos posedge primitive pull0 pull1 pulldown pullup
+pulsestyle_ondetect pulsestyle_onevent rcmos real realtime reg release repeat rnmos rpmos rtran rtranif0 rtranif1
+scalared showcancelled signed small specify specparam strong0 strong1 supply0 supply1 table task time tran tranif0
+tranif1 tri tri0 tri1 triand trior trireg unsigned use uwire vectored wait wand weak0 weak1 while wire wor xnor xor
+""".split())
+#: reserved words of IEEE 1800-2017 (SystemVerilog) Annex B (a superset of 1364-2005's)
+SYSTEMVERILOG_2017_KEYWORDS = VERILOG_2005_KEYWORDS | frozenset("""
+accept_on alias always_comb always_ff always_latch assert assume before bind bins binsof bit break byte chandle
+checker class clocking const constraint context continue cover covergroup coverpoint cross dist do endchecker
+endclass endclocking endgroup endinterface endpackage endprogram endproperty endsequence enum eventually expect
+export extends extern final first_match foreach forkjoin global iff ignore_bins illegal_bins implements implies
+import inside int interconnect interface intersect join_any join_none let local logic longint matches modport
+nettype new nexttime null package packed priority program property protected pure rand randc randcase
+randsequence ref reject_on restrict return s_always s_eventually s_nexttime s_until s_until_with sequence shortint
+shortreal soft solve static string strong struct super sync_accept_on sync_reject_on tagged this throughout
+timeprecision timeunit type typedef union unique unique0 until until_with untyped var virtual void wait_order weak
+wildcard with within
+""".split())
+_KEYWORDS = SYSTEMVERILOG_2017_KEYWORDS
+#: IEEE 1364-2005 3.7: tools must accept identifiers of at least 1024 characters
+MAX_IDENTIFIER = 1024
+
+
+def check_identifier(name: str, what: str = "module name") -> str:
+    """``name`` when it is a simple identifier legal in both IEEE 1364-2005 and 1800-2017; else ValueError."""
+    if not isinstance(name, str) or not _IDENT.match(name) or len(name) > MAX_IDENTIFIER:
+        raise ValueError(f"{what} {name!r} is not a Verilog identifier (a letter or _, then letters, digits, _ or $; "
+                         f"at most {MAX_IDENTIFIER} characters)")
+    if name in _KEYWORDS:
+        std = "IEEE 1364-2005 Verilog" if name in VERILOG_2005_KEYWORDS else "IEEE 1800-2017 SystemVerilog"
+        raise ValueError(f"{what} {name!r} is not a legal identifier: a reserved word of {std}; choose another "
+                         f"(e.g. {name + '_net'!r})")
+    return name
 
 
 def score_width(circuit: Circuit) -> int:
@@ -107,18 +144,16 @@ def _head_lines(c: Circuit, y: str) -> tuple[list[str], list[str]]:
 def dumps(circuit: Circuit, *, module: str = "lgc_net", pipeline_every: int | None = None) -> str:
     """The Verilog text of ``circuit`` (see the module docstring for ports and timing)."""
     c = circuit.validate()
-    if not _IDENT.match(module) or module in _KEYWORDS:
-        raise ValueError(f"module name {module!r} is not a Verilog identifier")
+    check_identifier(module)
     if pipeline_every is not None and (int(pipeline_every) != pipeline_every or pipeline_every < 1):
         raise ValueError(f"pipeline_every must be a positive integer or None, got {pipeline_every!r}")
-    if c.num_inputs == 0:
-        raise ValueError("a Verilog module needs at least one input bit")
     if c.num_outputs == 0:
         raise ValueError("a Verilog module needs at least one output bit")
     n, g, o = c.num_inputs, c.num_gates, c.num_outputs
     base = [f"x[{i}]" for i in range(n)] + [f"g{n + i}" for i in range(g)]
     gate_name = base[n:]
-    ports = [f"input wire [{n - 1}:0] x", f"output wire [{o - 1}:0] y"]
+    # no x port without inputs (Verilog has no zero-width vectors): a module of constants
+    ports = ([f"input wire [{n - 1}:0] x"] if n else []) + [f"output wire [{o - 1}:0] y"]
     body: list[str] = []
     regs: list[str] = []
     if pipeline_every is None:

@@ -23,11 +23,13 @@ def add_opt_level(p: argparse.ArgumentParser) -> None:
 def read_model(path: str):
     """MODEL argument -> Circuit, through ``lgc.load`` (a .pt checkpoint is lowered; its binariser
     becomes the input encoder; a compiled .lgc gives its circuit); ``example`` is the built-in circuit."""
-    from lgc.api import load
+    from lgc.api import CHECKPOINT_SUFFIXES, load
+    from lgc.backends import load as load_file
     from lgc.ir import Circuit, example_circuit
     if path == "example":
         return example_circuit()
-    loaded = load(path)
+    # the CLI names no format option: for an unknown suffix the hint says which suffixes it reads
+    loaded = load(path) if path.lower().endswith(CHECKPOINT_SUFFIXES) else load_file(path, option=None)
     return loaded if isinstance(loaded, Circuit) else loaded.circuit
 
 

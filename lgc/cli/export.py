@@ -20,9 +20,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lgc.api import optimize
-    from lgc.backends import export
+    from lgc.backends import export, format_for_path
+    fmt = format_for_path(args.output, args.format, option="--format").FORMAT  # refuse before reading the model
     circuit = read_model(args.model)
     small = optimize(circuit, args.opt_level) if args.opt_level else circuit
-    export(small, args.output, format=args.format)
+    export(small, args.output, format=fmt)
     print(f"{args.model}: {circuit.num_gates} gates -> {small.num_gates} after O{args.opt_level}; wrote {args.output}")
     return 0

@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     from lgc.ir import CircuitError
     try:
         return int(args._run(args) or 0)
-    except (CircuitError, FileNotFoundError, IsADirectoryError, MissingDependency, ValueError) as e:
-        print(f"lgc {args.command}: error: {e}", file=sys.stderr)
+    except (CircuitError, OSError, ValueError, MissingDependency) as e:  # bad input or file (FormatError is a CircuitError)
+        message = " ".join(str(e).split())  # one line, whatever the message holds
+        print(f"lgc {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except ModuleNotFoundError as e:   # an optional dependency no explicit check named: still one line
         from lgc._optional import extra_for

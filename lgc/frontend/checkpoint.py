@@ -48,7 +48,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from . import binarize, conv, layers  # noqa: F401  (register their module kinds)
+from ..ir.formats import FormatError
+from . import binarize, checkpoint_check, conv, layers  # noqa: F401  (register their module kinds)
 from .walk import BuildContext, kind_named, trace
 
 CHECKPOINT_FORMAT = "lgc-checkpoint"
@@ -143,19 +144,20 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, extra: Mapping[st
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """The raw checkpoint dict ``{"format", "version", "config", "state_dict", "extra"}``, read with
-    ``torch.load(weights_only=True)`` (no code runs). Raises FileNotFoundError for a missing file,
-    ValueError for an unreadable file, another format or a newer version."""
+    ``torch.load(weights_only=True)`` (no code runs) after :mod:`.checkpoint_check` has checked the
+    container, and checked again for format, version and sizes. Raises FileNotFoundError for a
+    missing file, FormatError (a ValueError) for anything else."""
+    checkpoint_check.check_container(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
     except Exception as e:
-        raise ValueError(f"{os.fspath(path)}: not a readable lgc checkpoint ({type(e).__name__}: {e})") from None
+        raise FormatError(f"not a readable lgc checkpoint ({type(e).__name__}: {e})", source=os.fspath(path)) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{os.fspath(path)}: not an lgc checkpoint (no format {CHECKPOINT_FORMAT!r})")
-    if int(payload.get("version", 0)) > CHECKPOINT_VERSION:
-        raise ValueError(f"{os.fspath(path)}: checkpoint version {payload.get('version')} is newer than this lgc "
-                         f"understands ({CHECKPOINT_VERSION})")
+        raise FormatError(f"not an lgc checkpoint (no format {CHECKPOINT_FORMAT!r})", source=os.fspath(path))
+    if type(payload.get("version")) is not int or payload["version"] > CHECKPOINT_VERSION:
+        raise FormatError(f"checkpoint version {payload.get('version')!r} is not one this lgc understands "
+                          f"(1..{CHECKPOINT_VERSION})", source=os.fspath(path))
+    checkpoint_check.check_sizes(payload, path)
     return payload
 
 
@@ -167,10 +169,14 @@ def load_checkpoint(path: str | os.PathLike, device: Any = "cpu", with_extra: bo
     Returns the ``nn.Sequential``, or ``(model, extra)`` with ``with_extra=True``. Raises what
     :func:`read_checkpoint` raises, and ValueError when the state_dict does not match the config."""
     payload = read_checkpoint(path)
-    model = build_model(payload["config"], device="cpu", implementation=implementation)
+    try:
+        model = build_model(payload["config"], device="cpu", implementation=implementation)
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as e:
+        raise FormatError(f"bad model config: {type(e).__name__}: {e}", source=os.fspath(path)) from None
     try:
         model.load_state_dict(payload["state_dict"], strict=True)
     except (RuntimeError, ValueError) as e:
-        raise ValueError(f"{os.fspath(path)}: state_dict does not match its config: {e}") from None
+        raise FormatError(f"state_dict does not match its config: {e}", source=os.fspath(path)) from None
+    checkpoint_check.check_model(model, path)
     model = model.to(device).eval()
     return (model, payload.get("extra")) if with_extra else model

@@ -29,7 +29,8 @@ from typing import Any, Callable, NamedTuple
 
 import torch
 
-from lgc._build import BuildError, build_shared_library, cache_dir, content_key, cuda_sources, memoize_build, nvcc_path
+from lgc._build import (BuildError, build_shared_library, cache_dir, content_key, cuda_sources, discard_if_damaged,
+                        memoize_build, nvcc_path, record, verified)
 from lgc._build import cuda_source as read_cuda_source
 
 from .relax import bilinear_gate, gate_coefficients, relax_matrix
@@ -166,6 +167,8 @@ def cpu_backend() -> _CpuBackend:
     name = f"lgc_logic_layer_{key[:16]}"
     build_dir = cache_dir() / "torch_ext" / name
     build_dir.mkdir(parents=True, exist_ok=True)
+    built = build_dir / f"{name}.so"
+    discard_if_damaged(built)  # a truncated .so would crash the import (SIGBUS); ninja then rebuilds it
     try:
         from torch.utils import cpp_extension
         module = cpp_extension.load(name=name, sources=[str(_HERE / "logic_layer_cpu.cpp")],
@@ -173,6 +176,11 @@ def cpu_backend() -> _CpuBackend:
                                     extra_ldflags=["-pthread"], build_directory=str(build_dir), verbose=False)
     except Exception as e:  # compiler missing, headers missing, ninja missing, link errors ...
         raise BuildError(f"cannot build the fused CPU logic-layer kernel: {type(e).__name__}: {e}"[:4000]) from e
+    if built.exists() and not verified(built):  # freshly built: record its digest for later processes
+        try:
+            record(built)
+        except OSError:
+            pass
     return _CpuBackend(module)
 
 

@@ -2,7 +2,9 @@
 
 Node ids ``0 .. num_inputs-1`` are primary inputs; gate ``i`` is node ``num_inputs + i`` and reads
 operands ``a[i]`` and ``b[i]`` (both ``< num_inputs + i``) through op code ``op[i]`` (its truth
-table, see :mod:`lgc.ir.ops`). A Circuit is immutable: passes build new ones with ``replace``.
+table, see :mod:`lgc.ir.ops`). A constant gate (op 0 or 15) ignores its operands, and 0 is always
+a legal operand for it: a circuit with no inputs (``num_inputs == 0``) starts with a constant gate
+``op 0/15, a = b = 0`` that names itself. A Circuit is immutable: passes build new ones with ``replace``.
 Construction coerces and checks dtypes and shapes (O(1) Python work); ``validate`` checks the
 graph invariants in O(gates) numpy work and is cached.
 """
@@ -195,8 +197,11 @@ class Circuit:
             i = int(bad_op[0])
             raise CircuitError(f"gate {i} (node {n + i}): op code {int(self.op[i])} outside 0..15")
         node = n + np.arange(g, dtype=np.int64)
+        # a constant gate ignores its operands; node 0 is always a legal one, so a circuit without
+        # inputs can start with a constant (its first gate has no earlier node to name)
+        constant = (self.op == 0) | (self.op == 15)
         for name, operand in (("a", self.a), ("b", self.b)):
-            bad = np.flatnonzero((operand < 0) | (operand >= node))
+            bad = np.flatnonzero((operand < 0) | ((operand >= node) & ~(constant & (operand == 0))))
             if bad.size:
                 i = int(bad[0])
                 v = int(operand[i])

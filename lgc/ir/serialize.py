@@ -1,9 +1,21 @@
 """The ``.lgc`` file: one Circuit (plus metadata) in a self-checking container.
 
-Layout: 8-byte magic ``b"LGCIRv1\\n"``, a little-endian uint32 header length, a UTF-8 JSON header
-(format version, SHA-256 of the payload, scalar fields, metadata), then an ``.npz`` payload of
-the arrays (no pickles). Loading checks magic, version, lengths and checksum before parsing, then
-validates the circuit, so a damaged file is a clear :class:`CircuitError`, never a wrong circuit.
+Layout (format version 2): 8-byte magic ``b"LGCIRv1\\n"``, a little-endian uint32 header length,
+a UTF-8 JSON header (format version, payload length, scalar fields, metadata), an uncompressed
+``.npz`` payload of the arrays, then a 32-byte SHA-256 of every byte before it. So a flipped bit
+anywhere (header included) is a checksum error, never a different circuit.
+
+Loading is bounded by the file: the digest is checked before anything in the header is trusted;
+the payload's zip members must be stored (not deflated), named as lgc names them, and each
+``.npy`` header's shape and dtype must match the bytes the member really holds, so nothing is
+allocated beyond the file (no ``np.load``, no pickles). Counts the header states without holding
+them (``num_inputs``, the encoder's ``num_features``) obey :mod:`lgc.ir.limits`. The circuit is
+then validated.
+
+Version 1 files (written before the checksum covered the header: SHA-256 of the payload only)
+still load, with a warning: their payload checksum is verified and every header count is
+cross-checked against the arrays, but a damaged header scalar (``num_inputs``, the head's ``k``
+and ``tau``, ``meta``) cannot be detected; re-save such a file to protect it.
 """
 from __future__ import annotations
 
@@ -12,15 +24,22 @@ import io
 import json
 import os
 import struct
+import warnings
+import zipfile
 from typing import Any
 
 import numpy as np
 
 from .circuit import Circuit, CircuitError, GroupSumHead, InputEncoder
+from .limits import check_claim
 
 MAGIC = b"LGCIRv1\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+DIGEST_BYTES = 32
 _ARRAYS = ("op", "a", "b", "outputs")
+#: every array a payload may hold -> the dtype kinds it may have
+_KINDS = {"op": "iub", "a": "iu", "b": "iu", "outputs": "iu", "layers": "iu",
+          "encoder_feature": "iu", "encoder_threshold": "fiu"}
 
 
 def dumps(circuit: Circuit, *, meta: dict[str, Any] | None = None) -> bytes:
@@ -38,22 +57,31 @@ def dumps(circuit: Circuit, *, meta: dict[str, Any] | None = None) -> bytes:
     header = {
         "format": "lgc-circuit",
         "version": FORMAT_VERSION,
-        "sha256": hashlib.sha256(payload).hexdigest(),
         "payload_bytes": len(payload),
         **circuit.header_json(),
         "meta": {**circuit.meta, **(meta or {})},
     }
     head = json.dumps(header, sort_keys=True).encode()
-    return MAGIC + struct.pack("<I", len(head)) + head + payload
+    body = MAGIC + struct.pack("<I", len(head)) + head + payload
+    return body + hashlib.sha256(body).digest()
 
 
 def save(circuit: Circuit, path: str | os.PathLike, *, meta: dict[str, Any] | None = None) -> None:
     """Write ``circuit`` to ``path`` atomically (a partial write never replaces a good file)."""
     data = dumps(circuit, meta=meta)
     tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def read_header(data: bytes, source: str = "<bytes>") -> tuple[dict[str, Any], bytes]:
@@ -70,43 +98,104 @@ def read_header(data: bytes, source: str = "<bytes>") -> tuple[dict[str, Any], b
         raise CircuitError(f"{source}: truncated .lgc file (header cut short)")
     try:
         header = json.loads(data[start:start + hlen].decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise CircuitError(f"{source}: corrupt .lgc header ({e})") from None
     if not isinstance(header, dict) or header.get("format") != "lgc-circuit":
         raise CircuitError(f"{source}: .lgc header does not describe a circuit")
     version = header.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+    if type(version) is not int or version > FORMAT_VERSION or version < 1:
         raise CircuitError(f"{source}: .lgc format version {version!r} is not supported "
                            f"(this lgc reads versions up to {FORMAT_VERSION}; upgrade lgc)")
-    payload = data[start + hlen:]
-    if len(payload) != header.get("payload_bytes"):
-        raise CircuitError(f"{source}: truncated .lgc file ({len(payload)} of {header.get('payload_bytes')} payload bytes)")
-    if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
-        raise CircuitError(f"{source}: .lgc checksum mismatch (the file is corrupt)")
+    size = header.get("payload_bytes")
+    trailer = DIGEST_BYTES if version >= 2 else 0
+    if type(size) is not int or size < 0:
+        raise CircuitError(f"{source}: corrupt .lgc header (payload_bytes = {size!r})")
+    if len(data) != start + hlen + size + trailer:
+        got = len(data) - start - hlen - trailer
+        what = "truncated .lgc file" if got < size else "trailing bytes after the .lgc payload"
+        raise CircuitError(f"{source}: {what} ({max(got, 0)} of {size} payload bytes)")
+    payload = data[start + hlen:start + hlen + size]
+    if version >= 2:
+        if hashlib.sha256(data[:-DIGEST_BYTES]).digest() != data[-DIGEST_BYTES:]:
+            raise CircuitError(f"{source}: .lgc checksum mismatch (the file is corrupt)")
+    else:
+        if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
+            raise CircuitError(f"{source}: .lgc checksum mismatch (the file is corrupt)")
+        warnings.warn(f"{source}: a version-1 .lgc file: its header is not covered by the checksum (only its "
+                      f"arrays are); re-save it to protect it", stacklevel=3)
     return header, payload
 
 
+def _read_arrays(payload: bytes, source: str) -> dict[str, np.ndarray]:
+    """The payload's arrays, allocating no more than the payload holds (see the module docstring)."""
+    def bad(msg: str) -> CircuitError:
+        return CircuitError(f"{source}: corrupt .lgc payload ({msg})")
+
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(payload))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as e:
+        raise bad(f"not a zip archive: {e}") from None
+    arrays: dict[str, np.ndarray] = {}
+    for info in infos:
+        name = info.filename[:-4] if info.filename.endswith(".npy") else None
+        if name not in _KINDS or name in arrays:
+            raise bad(f"unexpected member {info.filename!r}")
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size > len(payload):
+            raise bad(f"member {info.filename!r} is compressed or larger than the file "
+                      f"({info.file_size} bytes declared); lgc writes arrays uncompressed")
+        try:
+            raw = zf.read(info)  # checks the member's CRC-32
+            f = io.BytesIO(raw)
+            major, _ = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(f)
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, SyntaxError, TypeError) as e:
+            raise bad(f"member {info.filename!r}: {e}") from None
+        body = raw[f.tell():]
+        if dtype.hasobject or dtype.kind not in _KINDS[name] or dtype.itemsize > 8:
+            raise bad(f"{name} has dtype {dtype}")
+        count = int(np.prod(shape, dtype=object))
+        if any(d < 0 for d in shape) or count * dtype.itemsize != len(body):
+            raise bad(f"{name} claims shape {list(shape)} ({count * dtype.itemsize} bytes) but holds {len(body)} bytes")
+        arr = np.frombuffer(body, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+        arrays[name] = arr
+    return arrays
+
+
 def loads(data: bytes, source: str = "<bytes>") -> Circuit:
-    """Parse a ``.lgc`` blob into a validated Circuit."""
+    """Parse a ``.lgc`` blob into a validated Circuit (errors: :class:`CircuitError`)."""
     header, payload = read_header(data, source)
+    arrays = _read_arrays(payload, source)
     try:
-        with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
+        num_inputs = header["num_inputs"]
+        if type(num_inputs) is not int:
+            raise TypeError(f"num_inputs = {num_inputs!r} is not an integer")
+        check_claim("num_inputs", num_inputs, len(data))
+        for field, arr in (("num_gates", arrays["op"]), ("num_outputs", arrays["outputs"])):
+            if header.get(field) != arr.size:
+                raise ValueError(f"header says {field} = {header.get(field)!r} but the arrays hold {arr.size}")
         enc = None
-        if header.get("input_encoder") is not None:
-            enc = InputEncoder(arrays["encoder_feature"], arrays["encoder_threshold"],
-                               int(header["input_encoder"]["num_features"]))
-        circuit = Circuit(int(header["num_inputs"]), arrays["op"], arrays["a"], arrays["b"], arrays["outputs"],
+        enc_json = header.get("input_encoder")
+        if enc_json is not None:
+            width = enc_json["num_features"]
+            if type(width) is not int:
+                raise TypeError(f"input_encoder num_features = {width!r} is not an integer")
+            check_claim("input_encoder.num_features", width, len(data))
+            enc = InputEncoder(arrays["encoder_feature"], arrays["encoder_threshold"], width)
+        elif "encoder_feature" in arrays or "encoder_threshold" in arrays:
+            raise ValueError("encoder arrays without an input_encoder in the header")
+        meta = header.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise TypeError("meta is not a JSON object")
+        circuit = Circuit(num_inputs, arrays["op"], arrays["a"], arrays["b"], arrays["outputs"],
                           head=GroupSumHead.from_json(header.get("head")), input_encoder=enc,
-                          layers=arrays.get("layers"), meta=header.get("meta") or {})
-    except CircuitError as e:
-        raise CircuitError(f"{source}: {e}") from None
-    except (KeyError, ValueError, TypeError, OSError) as e:
-        raise CircuitError(f"{source}: corrupt .lgc payload ({type(e).__name__}: {e})") from None
-    try:
+                          layers=arrays.get("layers"), meta=meta)
         return circuit.validate()
     except CircuitError as e:
         raise CircuitError(f"{source}: {e}") from None
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as e:
+        raise CircuitError(f"{source}: corrupt .lgc file ({type(e).__name__}: {e})") from None
 
 
 def load(path: str | os.PathLike) -> Circuit:

@@ -12,7 +12,12 @@ gates at the end for complemented or constant outputs. Writing that circuit repr
 byte for byte. Inputs and outputs get symbols ``x<i>`` and ``y<j>`` (the BLIF names), and
 lgc writes its group-sum head and input encoder as one JSON comment line
 (``lgc {...}``) and restores them on read. Latches, bad-state, constraint, justice and
-fairness sections are rejected (lgc circuits are combinational).
+fairness sections are rejected (lgc circuits are combinational). A file with no inputs (``aag 0 0
+0 1 0`` / ``1``, as SMT tools write) reads as a circuit of constant gates.
+
+Untrusted input: a binary file's implicit input count obeys :mod:`lgc.ir.limits`, its outputs and
+ANDs must fit in the bytes left, ASCII lines are read until the file ends, and variables are
+mapped by binary search, so memory follows the file, never the header's M.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import numpy as np
 
 from .. import ops as _ops
 from ..circuit import Circuit, CircuitError
+from ..limits import check_backed, check_claim
 from .annotation import readout_from_info, readout_info
 from .errors import FormatError
 
@@ -192,6 +198,15 @@ def loads(data: bytes | str, source: str = "<aiger>") -> Circuit:
         raise fail(f"binary AIGER needs M = I + L + A, got M={m} I={i_count} A={a_count}", 1)
     pos = nl + 1 if nl >= 0 else len(data)
     line = 1
+    # every count is checked against the bytes that must hold it before anything is allocated
+    left = len(data) - pos
+    claim = lambda msg: fail(msg, 1)  # noqa: E731
+    if binary:  # inputs are implicit; each output is a line ("2\n"), each AND two varints
+        check_claim("I", i_count, len(data), claim)
+        check_backed("O", o_count, left, 2, claim)
+        check_backed("A", a_count, left - 2 * o_count, 2, claim)
+    # ASCII counts are backed by lines, read one at a time until the file ends (no allocation up front)
+    check_claim("M", m, len(data) + 8 * (i_count + a_count), claim)
 
     def read_lines(count: int, what: str, width: int) -> np.ndarray:
         fast = _fast_lines(data, pos, count, width, m)
@@ -206,7 +221,7 @@ def loads(data: bytes | str, source: str = "<aiger>") -> Circuit:
 
     def slow_lines(count: int, what: str, width: int) -> np.ndarray:
         nonlocal pos, line
-        out = np.zeros((count, width), dtype=np.int64)
+        out = []
         for k in range(count):
             line += 1
             end = data.find(b"\n", pos)
@@ -224,8 +239,8 @@ def loads(data: bytes | str, source: str = "<aiger>") -> Circuit:
                 raise fail(f"bad {what} line {b' '.join(fields).decode(errors='replace')!r}", line)
             if any(v > 2 * m + 1 for v in vals):
                 raise fail(f"literal {max(vals)} exceeds 2*M+1 = {2 * m + 1}", line)
-            out[k] = vals
-        return out
+            out.append(vals)
+        return np.array(out, dtype=np.int64).reshape(count, width)
 
     if binary:
         in_lits = 2 * (np.arange(i_count, dtype=np.int64) + 1)
@@ -256,9 +271,9 @@ def loads(data: bytes | str, source: str = "<aiger>") -> Circuit:
         first_and_line = line + 1
         ands = read_lines(a_count, "AND", 3)
         and_lines = first_and_line + np.arange(a_count)
-    comment = _read_trailer(data[pos:])
+    comment = _read_trailer(data[pos:], fail)
     first_out_line = 2 + (0 if binary else i_count)
-    return _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_out_line)
+    return _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_out_line, len(data))
 
 
 def _fast_lines(data: bytes, pos: int, count: int, width: int, m: int) -> tuple[np.ndarray, int] | None:
@@ -289,22 +304,37 @@ def _fast_lines(data: bytes, pos: int, count: int, width: int, m: int) -> tuple[
     return values.reshape(count, width), pos + end + 1
 
 
-def _read_trailer(rest: bytes) -> dict:
-    """The lgc JSON comment, if present (symbols and other comments are ignored)."""
+def _read_trailer(rest: bytes, fail) -> dict:
+    """The lgc JSON comment, if present (symbols and other comments are ignored); a damaged one raises."""
     idx = rest.find(b"\nc\n") if not rest.startswith(b"c\n") else -1
     body = rest[2:] if rest.startswith(b"c\n") else (rest[idx + 3:] if idx >= 0 else b"")
     for raw in body.splitlines():
         if raw.startswith(b"lgc {"):
             try:
-                return json.loads(raw[4:].decode())
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                return {}
+                info = json.loads(raw[4:].decode())
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+                raise fail(f"bad lgc comment ({e})", None) from None
+            return info
     return {}
 
 
-def _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_out_line) -> Circuit:
+class _VarMap:
+    """Node id of each defined AIGER variable, by binary search: memory follows the lines, not M."""
+
+    def __init__(self, variables: np.ndarray, nodes: np.ndarray):
+        order = np.argsort(variables, kind="stable")
+        self.keys, self.nodes = variables[order], nodes[order]
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        """Node per variable in ``v``; -1 where undefined."""
+        if self.keys.size == 0:
+            return np.full(np.shape(v), -1, dtype=np.int64)
+        idx = np.minimum(np.searchsorted(self.keys, v), self.keys.size - 1)
+        return np.where(self.keys[idx] == v, self.nodes[idx], -1)
+
+
+def _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_out_line, file_bytes) -> Circuit:
     n = int(i_count)
-    node_of_var = np.full(m + 1, -1, dtype=np.int64)
     # inputs
     bad = np.flatnonzero((in_lits % 2 == 1) | (in_lits < 2))
     if bad.size:
@@ -313,34 +343,34 @@ def _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_
     if np.unique(in_vars).size != in_vars.size:
         k = int(np.flatnonzero(np.diff(np.sort(in_vars)) == 0)[0])
         raise fail(f"input variable {int(np.sort(in_vars)[k])} is defined twice", None)
-    node_of_var[in_vars] = np.arange(n)
+    input_node = _VarMap(in_vars, np.arange(n))
     a_count = len(ands)
     lhs, rhs0, rhs1 = ands[:, 0], ands[:, 1], ands[:, 2]
     bad = np.flatnonzero((lhs % 2 == 1) | (lhs < 2))
     if bad.size:
         raise fail(f"AND left-hand side {int(lhs[bad[0]])} must be even and not a constant", int(and_lines[bad[0]]))
     lvar = lhs // 2
-    seen = node_of_var[lvar] >= 0
+    seen = input_node(lvar) >= 0
     if seen.any() or np.unique(lvar).size != lvar.size:
         k = int(np.flatnonzero(seen)[0]) if seen.any() else int(np.flatnonzero(np.diff(np.sort(lvar)) == 0)[0])
         raise fail(f"variable {int(lvar[k])} is defined twice", int(and_lines[k]))
     # order: ANDs must be topologically sorted; sort if needed (ASCII allows any order)
-    order = _topo_order(lvar, rhs0 // 2, rhs1 // 2, node_of_var, and_lines, fail)
+    order = _topo_order(lvar, rhs0 // 2, rhs1 // 2, and_lines, fail)
     lvar, rhs0, rhs1 = lvar[order], rhs0[order], rhs1[order]
     uses_const = bool(a_count and ((rhs0 < 2).any() or (rhs1 < 2).any()))
     const_gate = n if uses_const else -1
     first = n + (1 if uses_const else 0)
-    node_of_var[lvar] = first + np.arange(a_count)
+    node_of_var = _VarMap(np.concatenate([in_vars, lvar]), np.concatenate([np.arange(n), first + np.arange(a_count)]))
     ops: list[np.ndarray] = []
     aa: list[np.ndarray] = []
     bb: list[np.ndarray] = []
-    if uses_const:
+    if uses_const:  # constant gates ignore their operands; node 0 is always a legal one
         ops.append(np.array([0]))
         aa.append(np.array([0]))
         bb.append(np.array([0]))
     if a_count:
-        na = node_of_var[rhs0 // 2]
-        nb = node_of_var[rhs1 // 2]
+        na = node_of_var(rhs0 // 2)
+        nb = node_of_var(rhs1 // 2)
         na = np.where(rhs0 // 2 == 0, const_gate, na)
         nb = np.where(rhs1 // 2 == 0, const_gate, nb)
         undefined = np.flatnonzero((na < 0) | (nb < 0))
@@ -356,7 +386,7 @@ def _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_
     total = first + a_count
     outputs = np.zeros(out_lits.size, dtype=np.int64)
     ovar = out_lits // 2
-    onode = np.where(ovar == 0, -2, node_of_var[ovar])
+    onode = np.where(ovar == 0, -2, node_of_var(ovar))
     if (onode == -1).any():
         k = int(np.flatnonzero(onode == -1)[0])
         raise fail(f"output reads undefined literal {int(out_lits[k])}", first_out_line + k)
@@ -367,15 +397,13 @@ def _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_
     if extra_lits.size:
         outputs[~plain] = extra_nodes[np.searchsorted(extra_lits, out_lits[~plain])]
         ev = extra_lits // 2
-        src = np.where(ev == 0, 0, node_of_var[ev])
+        src = np.where(ev == 0, 0, node_of_var(ev))
         ops.append(np.where(ev == 0, np.where(extra_lits == 0, 0, 15), 12).astype(np.uint8))
         aa.append(src)
         bb.append(src)
-    if n == 0 and (uses_const or extra_lits.size):
-        raise fail("constant outputs need at least one primary input in an lgc Circuit", first_out_line)
     try:
-        head, encoder = readout_from_info(comment)
-    except (CircuitError, KeyError, TypeError, ValueError) as e:
+        head, encoder = readout_from_info(comment, file_bytes)
+    except (CircuitError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise fail(f"bad lgc comment ({e})", None) from None
     cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
     try:
@@ -385,14 +413,13 @@ def _build(i_count, m, in_lits, out_lits, ands, and_lines, comment, fail, first_
         raise fail(str(e), None) from None
 
 
-def _topo_order(lvar, v0, v1, node_of_var, and_lines, fail) -> np.ndarray:
+def _topo_order(lvar, v0, v1, and_lines, fail) -> np.ndarray:
     """Indices of the ANDs in a topological order (identity when already ordered); cycles raise."""
     a_count = lvar.size
     if a_count == 0:
         return np.zeros(0, dtype=np.int64)
-    pos = np.full(node_of_var.size, -1, dtype=np.int64)
-    pos[lvar] = np.arange(a_count)
-    p0, p1 = pos[v0], pos[v1]
+    position = _VarMap(lvar, np.arange(a_count))
+    p0, p1 = position(v0), position(v1)
     if ((p0 < np.arange(a_count)) & (p1 < np.arange(a_count))).all():
         return np.arange(a_count)
     # Kahn's algorithm over AND -> AND edges

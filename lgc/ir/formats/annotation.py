@@ -10,6 +10,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..circuit import Circuit, GroupSumHead, InputEncoder
+from ..limits import check_claim
 
 
 def readout_info(circuit: Circuit) -> dict[str, Any]:
@@ -24,12 +25,15 @@ def readout_info(circuit: Circuit) -> dict[str, Any]:
     return info
 
 
-def readout_from_info(info: Mapping[str, Any]) -> tuple[GroupSumHead | None, InputEncoder | None]:
-    """Inverse of :func:`readout_info`; raises CircuitError, KeyError, TypeError or ValueError on bad data."""
+def readout_from_info(info: Mapping[str, Any], file_bytes: int) -> tuple[GroupSumHead | None, InputEncoder | None]:
+    """Inverse of :func:`readout_info`; raises CircuitError, KeyError, TypeError or ValueError on bad data.
+    The encoder's ``num_features`` is a count the comment does not back, so it obeys :mod:`lgc.ir.limits`
+    for a file of ``file_bytes`` bytes."""
     head = GroupSumHead.from_json(info.get("head"))
     encoder = None
     if "encoder" in info:
         e = info["encoder"]
+        width = check_claim("encoder num_features", int(e["num_features"]), file_bytes)
         encoder = InputEncoder(np.array(e["feature"], dtype=np.int64), np.array(e["threshold"], dtype=np.float64),
-                               int(e["num_features"]))
+                               width)
     return head, encoder

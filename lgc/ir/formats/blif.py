@@ -12,7 +12,10 @@ Reading any BLIF: a ``.names`` with at most two inputs becomes one gate (its tru
 op); larger covers (ABC's ``write_blif`` after ``map`` or ``collapse``) are decomposed into
 two-input AND/OR gates (sum of products). Signals may be defined in any order; undefined
 signals, double definitions and cycles raise :class:`FormatError` naming the line.
-``.latch``, ``.subckt`` and ``.gate`` are rejected (combinational netlists only). A file lgc wrote
+``.conn a k`` and ``.barbuf a k`` (yosys's plain connection and ABC's kept buffer) are buffers;
+timing and attribute statements (``.default_input_arrival``, ``.cname``, ``.attr`` ...) are
+ignored; ``.latch``, ``.subckt``, ``.gate``, ``.exdc`` and the other sequential or hierarchical
+statements are refused at their line (combinational netlists only). A file lgc wrote
 is read by a regular-expression fast path (seconds per million gates) that must reproduce the file
 exactly; anything else takes the general line-by-line parser (about 30 s per million gates).
 """
@@ -28,7 +31,7 @@ import numpy as np
 from .. import ops as _ops
 from ..circuit import Circuit, CircuitError
 from .annotation import readout_from_info, readout_info
-from .errors import FormatError
+from .errors import FormatError, read_text
 
 BUFFER_MARK = "# lgc output buffers"
 
@@ -89,8 +92,7 @@ def save(circuit: Circuit, path: str | os.PathLike, *, model: str = "lgc") -> No
 
 
 def load(path: str | os.PathLike) -> Circuit:
-    with open(path) as f:
-        return loads(f.read(), os.fspath(path))
+    return loads(read_text(path), os.fspath(path))
 
 
 class _Def:
@@ -154,11 +156,11 @@ def _fast_lgc(text: str) -> Circuit | None:
         note = re.search(r"^# lgc (\{.*\})$", text[:head.start()], re.M)
         if note:
             info = json.loads(note.group(1))
-        group_head, enc = readout_from_info(info)
+        group_head, enc = readout_from_info(info, len(text))
         c = Circuit(n, np.array(ops, dtype=np.int64), np.array(a, dtype=np.int64), np.array(b, dtype=np.int64),
                     np.array(outputs, dtype=np.int64), head=group_head, input_encoder=enc).validate()
-    except (KeyError, ValueError, TypeError, CircuitError, json.JSONDecodeError):
-        return None
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError, RecursionError):
+        return None  # anything odd: the general parser reads it and names the line
     return c if dumps(c, model=head.group(1)) == text else None
 
 
@@ -174,7 +176,11 @@ def parse(text: str, source: str = "<blif>") -> Circuit:
         return FormatError(msg, source=source, line=line)
 
     inputs: list[str] | None = None
+    input_lines: dict[str, int] = {}
     outputs: list[str] = []
+    output_lines: list[int] = []
+    info_line = 1
+    last_line = 1
     defs: dict[str, _Def] = {}
     order: list[_Def] = []
     info: dict = {}
@@ -184,14 +190,16 @@ def parse(text: str, source: str = "<blif>") -> Circuit:
     model_line = None
     ended = False
     for lineno, body, comment in _logical_lines(text):
+        last_line = lineno
         if not comment:
             pass
         elif comment == "# written by lgc":
             lgc_written = True
         elif comment.startswith("# lgc {"):
+            info_line = lineno
             try:
                 info = json.loads(comment[6:])
-            except json.JSONDecodeError as e:
+            except (json.JSONDecodeError, RecursionError) as e:
                 raise fail(f"bad lgc comment ({e})", lineno) from None
         elif comment == BUFFER_MARK:
             in_buffers = True
@@ -211,8 +219,13 @@ def parse(text: str, source: str = "<blif>") -> Circuit:
                 model_line = lineno
             elif key == ".inputs":
                 inputs = (inputs or []) + fields[1:]
+                for name in fields[1:]:
+                    if name in input_lines:
+                        raise fail(f"input {name!r} listed twice (first on line {input_lines[name]})", lineno)
+                    input_lines[name] = lineno
             elif key == ".outputs":
                 outputs += fields[1:]
+                output_lines += [lineno] * (len(fields) - 1)
             elif key == ".names":
                 if len(fields) < 2:
                     raise fail(".names needs at least an output signal", lineno)
@@ -222,16 +235,27 @@ def parse(text: str, source: str = "<blif>") -> Circuit:
                 defs[d.out] = d
                 order.append(d)
                 current = d
+            elif key in (".conn", ".barbuf"):  # a plain connection / a kept buffer: `.names a k` + `1 1`
+                if len(fields) != 3:
+                    raise fail(f"{key} takes a source and a target signal, got {body.strip()!r}", lineno)
+                d = _Def(fields[2], [fields[1]], lineno, False)
+                d.rows.append(("1", "1", lineno))
+                if d.out in defs:
+                    raise fail(f"signal {d.out!r} is defined twice (first on line {defs[d.out].line})", lineno)
+                defs[d.out] = d
+                order.append(d)
             elif key == ".end":
                 ended = True
-            elif key in (".latch", ".subckt", ".gate", ".mlatch"):
-                raise fail(f"{key} is not supported: lgc reads combinational BLIF with .names covers only", lineno)
+            elif key in (".latch", ".subckt", ".gate", ".mlatch", ".blackbox", ".inouts", ".start_kiss",
+                         ".clock_event", ".fsm", ".short"):
+                raise fail(f"{key} is not supported: lgc reads one combinational model of .names, .conn and "
+                           f".barbuf statements", lineno)
             elif key in (".exdc",):
                 raise fail(".exdc (external don't cares) is not supported", lineno)
             elif key in (".default_input_arrival", ".default_output_required", ".input_arrival",
                          ".output_required", ".wire_load_slope", ".area", ".delay", ".clock", ".attrib",
                          ".default_input_drive", ".default_output_load", ".input_drive", ".output_load",
-                         ".default_max_input_load", ".max_input_load", ".cname", ".conn", ".param", ".search"):
+                         ".default_max_input_load", ".max_input_load", ".cname", ".param", ".attr"):
                 continue
             else:
                 raise fail(f"unknown statement {key!r}", lineno)
@@ -255,18 +279,18 @@ def parse(text: str, source: str = "<blif>") -> Circuit:
             raise fail("a cover mixes on-set (1) and off-set (0) rows", lineno)
         current.rows.append((cube, val, lineno))
     if model_line is None:
-        raise fail("no .model found", None)
+        raise fail("no .model found", last_line)
     if inputs is None:
         inputs = []
-    return _assemble(inputs, outputs, defs, order, info, fail)
+    return _assemble(inputs, input_lines, outputs, output_lines, defs, order, info, info_line, fail, last_line,
+                     len(text))
 
 
-def _assemble(inputs, outputs, defs, order, info, fail) -> Circuit:
+def _assemble(inputs, input_lines, outputs, output_lines, defs, order, info, info_line, fail,
+              last_line, file_bytes) -> Circuit:
     n = len(inputs)
     node: dict[str, int] = {}
     for i, s in enumerate(inputs):
-        if s in node:
-            raise fail(f"input {s!r} listed twice", None)
         if s in defs:
             raise fail(f"input {s!r} is also driven by a .names", defs[s].line)
         node[s] = i
@@ -284,8 +308,8 @@ def _assemble(inputs, outputs, defs, order, info, fail) -> Circuit:
     const_nodes: dict[int, int] = {}
 
     def const(v: int) -> int:
-        if v not in const_nodes:
-            const_nodes[v] = emit(15 if v else 0, 0, 0) if n else -1
+        if v not in const_nodes:  # operand 0 is legal for a constant gate, inputs or not
+            const_nodes[v] = emit(15 if v else 0, 0, 0)
         return const_nodes[v]
 
     state: dict[str, int] = {}  # 1 = on the stack, 2 = done
@@ -317,19 +341,19 @@ def _assemble(inputs, outputs, defs, order, info, fail) -> Circuit:
             state[d.out] = 2
             _define(d, node, buffers, emit, const, fail, n)
     out_nodes = []
-    for s in outputs:
+    for s, line in zip(outputs, output_lines):
         if s not in node:
-            raise fail(f"output {s!r} is never defined", None)
+            raise fail(f"output {s!r} is never defined", line)
         out_nodes.append(node[s])
     try:
-        head, encoder = readout_from_info(info)
-    except (CircuitError, KeyError, TypeError, ValueError) as e:
-        raise fail(f"bad lgc comment ({e})", None) from None
+        head, encoder = readout_from_info(info, file_bytes)
+    except (CircuitError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+        raise fail(f"bad lgc comment ({e})", info_line) from None
     try:
         return Circuit(n, np.array(ops, dtype=np.int64), np.array(aa, dtype=np.int64), np.array(bb, dtype=np.int64),
                        np.array(out_nodes, dtype=np.int64), head=head, input_encoder=encoder).validate()
     except CircuitError as e:
-        raise fail(str(e), None) from None
+        raise fail(str(e), info_line if "head" in str(e) or "encoder" in str(e) else last_line) from None
 
 
 def _define(d: _Def, node: dict, buffers: dict, emit, const, fail, n: int) -> None:
@@ -370,9 +394,7 @@ def _lower_cover(d: _Def, ins: list[int], emit, const, fail, n: int) -> int:
     onset = not d.rows or d.rows[0][1] == "1"
     if k <= 2:
         op = _small_op(k, d.rows)
-        if k == 0:
-            if n == 0:
-                raise fail("constants need at least one primary input in an lgc Circuit", d.line)
+        if k == 0:  # a constant: operand 0 is legal for it even without inputs
             return emit(op, 0, 0)
         a = ins[0]
         b = ins[1] if k == 2 else ins[0]

@@ -11,7 +11,8 @@ gate 4 XOR 0 1                # node-id op-name a b, in node order
 outputs 8 9 4 6
 meta {"name": "example"}      # optional, one JSON line
 ```
-``#`` starts a comment. Parsing is O(lines); errors name the line.
+``#`` starts a comment. Parsing is O(lines); errors name the line. The counts ``inputs`` and
+``encoder`` are claims the file does not back with lines, so they obey :mod:`lgc.ir.limits`.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ import numpy as np
 
 from .. import ops as _ops
 from ..circuit import Circuit, CircuitError, GroupSumHead, InputEncoder
-from .errors import FormatError
+from ..limits import check_claim
+from .errors import FormatError, read_text
 
 MAGIC = "lgc-text"
 VERSION = 1
@@ -69,6 +71,7 @@ def loads(text: str, source: str = "<text>") -> Circuit:
     outputs = None
     meta: dict = {}
     seen_magic = False
+    size = len(text)
 
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("meta ") else raw.strip()
@@ -91,12 +94,16 @@ def loads(text: str, source: str = "<text>") -> Circuit:
                 num_inputs = int(fields[0])
                 if num_inputs < 0 or len(fields) != 1:
                     raise fail("inputs takes one non-negative count")
+                check_claim("inputs", num_inputs, size, fail)
             elif key == "head":
                 if len(fields) != 3 or fields[0] != "group_sum":
                     raise fail("expected 'head group_sum K TAU'")
                 head = GroupSumHead(int(fields[1]), float(fields[2]))
             elif key == "encoder":
                 enc_width = int(fields[0])
+                if len(fields) != 1:
+                    raise fail("encoder takes one feature count")
+                check_claim("encoder", enc_width, size, fail)
             elif key == "enc":
                 if len(fields) != 3 or int(fields[0]) != len(enc_feature):
                     raise fail(f"expected 'enc {len(enc_feature)} FEATURE THRESHOLD'")
@@ -129,7 +136,7 @@ def loads(text: str, source: str = "<text>") -> Circuit:
                 raise fail(f"unknown statement {key!r}")
         except FormatError:
             raise
-        except (ValueError, IndexError, CircuitError, json.JSONDecodeError) as e:
+        except (ValueError, IndexError, CircuitError, RecursionError) as e:
             raise fail(f"malformed line ({e})") from None
 
     if not seen_magic:
@@ -146,7 +153,7 @@ def loads(text: str, source: str = "<text>") -> Circuit:
         return circuit.validate()
     except FormatError:
         raise
-    except CircuitError as e:
+    except (CircuitError, OverflowError) as e:
         raise FormatError(str(e), source=source) from None
 
 
@@ -156,5 +163,4 @@ def save(circuit: Circuit, path: str | os.PathLike) -> None:
 
 
 def load(path: str | os.PathLike) -> Circuit:
-    with open(path) as f:
-        return loads(f.read(), os.fspath(path))
+    return loads(read_text(path), os.fspath(path))
