@@ -87,7 +87,7 @@ class Fn:
     mem2reg/SROA turn into registers."""
 
     def __init__(self, spec: Spec, name: str, params: str, ret: str = "void", linkage: str = "internal",
-                 attrs: str = "#0") -> None:
+                 attrs: str = "#1") -> None:
         self.spec, self.name, self.params, self.ret, self.linkage, self.attrs = spec, name, params, ret, linkage, attrs
         self.lines: list[str] = []
         self.allocas: list[str] = []
@@ -223,7 +223,7 @@ def _emit_row_masks(spec: Spec) -> str:
     units). Whole blocks as ``<64 x i8>`` compares; the tail by 8-byte groups, then bytes; never
     reads past the row."""
     I = spec.I
-    f = Fn(spec, "lgc_row_masks", f"ptr %row, {I} %n_in, ptr %m, {I} %stride")
+    f = Fn(spec, "lgc_row_masks", f"ptr %row, {I} %n_in, ptr %m, {I} %stride", attrs="#0")
     nfull = f(f"lshr {I} %n_in, 6")
 
     def block(blk: str) -> None:
@@ -758,7 +758,9 @@ def kernel_module(spec: Spec, *, run_name: str = "lgc_run", run_linkage: str = "
                  _emit_gate_runner(spec, "lgc_run_gates", 3, 2), _emit_gate_runner(spec, "lgc_head_gates", 4, 3),
                  _emit_group_count(spec), _emit_add_shifted(spec), _emit_add_planes(spec), _emit_class_count(spec),
                  _emit_readout(spec), _emit_write_bits(spec), _emit_run(spec, run_name, run_linkage)]
-    tail = ['attributes #0 = { nounwind "no-builtins" }']
+    # #1: called once per tile or term; kept out of line so LLVM does not inline and unroll
+    # the whole kernel into one function (seconds of optimisation, no speed gained)
+    tail = ['attributes #0 = { nounwind "no-builtins" }', 'attributes #1 = { nounwind noinline "no-builtins" }']
     if spec.ternary:
         tail.append(f"declare {spec.V} @llvm.x86.avx512.pternlog.q.512({spec.V}, {spec.V}, {spec.V}, i32 immarg)")
     return "\n\n".join([*head, net_type(spec), *functions, *tail]) + "\n"

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 
 import numpy as np
 
+from .._build import cache_dir, content_key
 from ..ir import Circuit
 from ._common import FastNet, cpu_flags
 from ._llvm_ir import NET_FIELDS, Spec, kernel_module, workspace_bytes
@@ -65,16 +67,29 @@ def _engine():
     llvm = initialize_llvm()
     spec = host_spec()
     target = llvm.Target.from_default_triple()
-    tm = target.create_target_machine(cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
-                                      opt=3)
-    mod = llvm.parse_assembly(kernel_module(spec, triple=llvm.get_process_triple(), datalayout=str(tm.target_data)))
+    cpu, features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+    tm = target.create_target_machine(cpu=cpu, features=features, opt=3)
+    text = kernel_module(spec, triple=llvm.get_process_triple(), datalayout=str(tm.target_data))
+    # the machine code is cached on disk by content (optimising and code generation take seconds)
+    cached = cache_dir() / "llvm" / f"kernel-{content_key(text, cpu, features, '.'.join(map(str, llvm.llvm_version_info)))}.o"
+    mod = llvm.parse_assembly(text)
     mod.verify()
-    optimize_module(llvm, mod, tm)
+    if not cached.exists():
+        optimize_module(llvm, mod, tm)
     engine = llvm.create_mcjit_compiler(mod, tm)
+    engine.set_object_cache(lambda _module, obj: _store(cached, obj),
+                            lambda _module: cached.read_bytes() if cached.exists() else None)
     engine.finalize_object()
     fn = ctypes.CFUNCTYPE(ctypes.c_int32, *[ctypes.c_void_p] * 3, ctypes.c_int64, ctypes.c_int64,
                           *[ctypes.c_void_p] * 3)(engine.get_function_address("lgc_run"))
     return engine, fn, spec
+
+
+def _store(path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f".{path.name}.{os.getpid()}")
+    staged.write_bytes(data)
+    os.replace(staged, path)
 
 
 class NetTables(ctypes.Structure):
