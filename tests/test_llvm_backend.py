@@ -28,8 +28,7 @@ def test_runs_without_a_c_compiler(tmp_path):
     empty = tmp_path / "bin"
     empty.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("CC", "LGC_CC", "PATH")}
-    env.update(PATH=str(empty), CC=str(tmp_path / "no-cc"), LGC_CC=str(tmp_path / "no-cc"),
-               LGC_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(REPO))  # a cold cache: the JIT really runs
+    env.update(PATH=str(empty), CC=str(tmp_path / "no-cc"), LGC_CC=str(tmp_path / "no-cc"), PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
 
@@ -48,3 +47,14 @@ def test_bool_bytes_other_than_one_are_true():
             mixed = np.where(x, rng.integers(1, 256, size=x.shape), 0).astype(np.uint8).view(bool)
             assert np.array_equal(net(mixed), want)
             assert np.array_equal(net(pack_bits(x)), want)
+
+
+def test_zero_rows_of_raw_features():
+    """An empty batch of raw features is an empty answer (numpy's reshape(0, -1) used to raise)."""
+    need("llvm", llvm.available())
+    from lgc.ir import InputEncoder
+    c = random_layered_circuit(12, [16, 8], num_classes=2, seed=1).replace(
+        input_encoder=InputEncoder(np.arange(12) % 4, np.zeros(12), 4))
+    empty = np.zeros((0, 4))
+    assert simulate(c, empty).shape == (0, 2)
+    assert np.array_equal(lgc.compile(c, target="llvm")(empty), simulate(c, empty))

@@ -47,9 +47,11 @@ def target_machine(triple: str | None = None, cpu: str = "", features: str = "")
                                         reloc="pic" if hosted else "static", codemodel="default"), triple
 
 
-def target_spec(triple: str, features: str, datalayout: str, vector_words: int | None = None) -> Spec:
+def target_spec(triple: str, features: str, datalayout: str, vector_words: int | None = None,
+                fuse: bool | None = None) -> Spec:
     """Kernel parameters for a target: vector width from the triple and features, index width
-    from the data layout's pointer size."""
+    from the data layout's pointer size; 3-input gates (``fuse``) by default only where
+    ``vpternlogq`` runs them (elsewhere they cost 256 small loops of code and seconds of LLVM)."""
     arch = triple.split("-")[0]
     plus = {f[1:] for f in features.split(",") if f.startswith("+")}
     if vector_words is None:
@@ -63,7 +65,9 @@ def target_spec(triple: str, features: str, datalayout: str, vector_words: int |
             vector_words = 1
     m = re.search(r"(?:^|-)p:(\d+)", datalayout)
     index_bits = int(m.group(1)) if m else 64
-    return Spec(vector_words, index_bits=index_bits, ternary=vector_words == 8 and "avx512f" in plus)
+    ternlog = vector_words == 8 and "avx512f" in plus
+    fuse = ternlog if fuse is None else bool(fuse)
+    return Spec(vector_words, index_bits=index_bits, ternary=fuse, ternlog=ternlog and fuse)
 
 
 def _array(name: str, ty: str, values: np.ndarray, fmt=str) -> str:
@@ -221,7 +225,7 @@ def _prefix(path: str | os.PathLike, prefix: str | None) -> str:
 
 
 def export(circuit: Circuit, path: str | os.PathLike, *, kind: str, triple: str | None = None, cpu: str = "",
-           features: str = "", vector_words: int | None = None, prefix: str | None = None,
+           features: str = "", vector_words: int | None = None, fuse: bool | None = None, prefix: str | None = None,
            header_path: str | os.PathLike | None = None) -> dict:
     """Write ``path`` (``kind`` "ll": textual IR, verified; "o": an optimised object file) and the
     header beside it (``header_path``, default ``path`` with suffix ``.h``). Returns the facts:
@@ -234,7 +238,7 @@ def export(circuit: Circuit, path: str | os.PathLike, *, kind: str, triple: str 
     if cpu == "native":
         cpu, features = llvm.get_host_cpu_name(), features or llvm.get_host_cpu_features().flatten()
     datalayout = str(tm.target_data)
-    spec = target_spec(triple, features, datalayout, vector_words)
+    spec = target_spec(triple, features, datalayout, vector_words, fuse)
     p = _prefix(path, prefix)
     text, facts = net_module(circuit, spec, p, triple, datalayout)
     if triple.startswith("riscv"):  # the float ABI the object's ELF flags state; the linker checks it

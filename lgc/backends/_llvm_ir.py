@@ -21,9 +21,10 @@ Cost: emitting is O(1) for the kernel; the tables are O(gates) text.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Callable
 
-from ._schedule import KIND_NAMES
+from ._schedule import _KIND, _SWAP, KIND_NAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,14 +36,16 @@ class Spec:
     vector_words: int
     index_bits: int = 64
     ternary: bool = False
+    #: 3-input gates as AVX-512 ``vpternlogq`` (else as a 2-input gate of b, c per value of a, muxed by a)
+    ternlog: bool = False
 
     def __post_init__(self) -> None:
         if self.vector_words < 1 or self.vector_words & (self.vector_words - 1):
             raise ValueError(f"vector_words must be a power of two >= 1, got {self.vector_words}")
         if self.index_bits not in (32, 64):
             raise ValueError(f"index_bits must be 32 or 64, got {self.index_bits}")
-        if self.ternary and self.vector_words != 8:
-            raise ValueError("ternary (vpternlogq) gates need vector_words=8")
+        if self.ternlog and (self.vector_words != 8 or not self.ternary):
+            raise ValueError("vpternlogq (ternlog) needs vector_words=8 and ternary=True")
 
     @property
     def V(self) -> str:
@@ -81,6 +84,11 @@ def net_type(spec: Spec) -> str:
     return "%lgc_net = type { " + ", ".join("ptr" if p else spec.I for _, p in NET_FIELDS) + " }"
 
 
+#: metadata node numbers, unique in every module (step 3: a loop's id and its two properties;
+#: low numbers are left to module flags)
+_METADATA_IDS = itertools.count(1000, 3)
+
+
 class Fn:
     """One LLVM function being written: fresh value names, blocks, counted and while loops.
     Values carried around a loop (other than its counter) live in allocas, which LLVM's
@@ -91,6 +99,7 @@ class Fn:
         self.spec, self.name, self.params, self.ret, self.linkage, self.attrs = spec, name, params, ret, linkage, attrs
         self.lines: list[str] = []
         self.allocas: list[str] = []
+        self.metadata: list[str] = []
         self.count = 0
         self.block = "entry"
 
@@ -118,8 +127,9 @@ class Fn:
             self.do(f"store {ty} {init}, ptr {name}")
         return name
 
-    def loop(self, start: str, end: str, body: Callable[[str], None], step: int = 1) -> None:
-        """``for (i = start; i < end; i += step) body(i)`` over the index type."""
+    def loop(self, start: str, end: str, body: Callable[[str], None], step: int = 1, unroll: bool = True) -> None:
+        """``for (i = start; i < end; i += step) body(i)`` over the index type; ``unroll=False``
+        tells LLVM not to unroll or vectorise it (for the many small loops of rare kinds)."""
         I = self.spec.I
         L = self.fresh("L")
         pre = self.block
@@ -134,7 +144,14 @@ class Fn:
         self.do(f"br label %{L}.latch")
         self.label(f"{L}.latch")
         self.do(f"%{L}.next = add {I} {i}, {step}")
-        self.do(f"br label %{L}.head")
+        if unroll:
+            self.do(f"br label %{L}.head")
+        else:
+            md = next(_METADATA_IDS)
+            self.metadata.append(f"!{md} = distinct !{{!{md}, !{md + 1}, !{md + 2}}}\n"
+                                 f'!{md + 1} = !{{!"llvm.loop.unroll.disable"}}\n'
+                                 f'!{md + 2} = !{{!"llvm.loop.vectorize.enable", i1 false}}')
+            self.do(f"br label %{L}.head, !llvm.loop !{md}")
         self.label(f"{L}.exit")
 
     def while_(self, cond: Callable[[], str], body: Callable[[], None]) -> None:
@@ -204,7 +221,7 @@ class Fn:
         body = self.lines if self.ret != "void" or (self.lines and self.lines[-1].startswith("  ret")) \
             else [*self.lines, "  ret void"]
         return "\n".join([f"define {self.linkage} {self.ret} @{self.name}({self.params}) {self.attrs} {{", "entry:",
-                          *self.allocas, *body, "}"])
+                          *self.allocas, *body, "}", *self.metadata])
 
 
 # ---------------------------------------------------------------- packing
@@ -389,7 +406,10 @@ def _emit_gate_runner(spec: Spec, name: str, width: int, dst_col: int) -> str:
         f.do(f"switch i32 {kind}, label %{join} [" + " ".join(f"i32 {k}, label %{b}" for k, b in blocks.items()) + "]")
         for k, block in blocks.items():
             f.label(block)
-            f.loop(g0, g1, lambda i, k=k: _gate_row(f, k, i, width, dst_col))
+            if k >= 16:  # one small function per truth table: 256 loops in one function take LLVM minutes
+                f.do(f"call void @lgc_ternary{k - 16}(ptr %S, {I} {g0}, {I} {g1}, ptr %tgates, ptr %D)")
+            else:
+                f.loop(g0, g1, lambda i, k=k: _gate_row(f, k, i, width, dst_col))
             f.do(f"br label %{join}")
         f.label(join)
 
@@ -397,13 +417,42 @@ def _emit_gate_runner(spec: Spec, name: str, width: int, dst_col: int) -> str:
     return f.text()
 
 
+def _emit_ternary_loop(spec: Spec, imm: int) -> str:
+    """``ternary<imm>(S, g0, g1, tgates, D)``: the rows g0..g1 of ``tgates`` (slot a, slot b,
+    slot c, destination), all 3-input gates with truth table ``imm``: D[destination] = value."""
+    I = spec.I
+    f = Fn(spec, f"lgc_ternary{imm}", f"ptr %S, {I} %g0, {I} %g1, ptr %tgates, ptr %D")
+    f.loop("%g0", "%g1", lambda i: _gate_row(f, 16 + imm, i, 4, 3), unroll=False)
+    return f.text()
+
+
+def _ternary_value(f: Fn, imm: int, a: str, b: str, c: str) -> str:
+    """The 3-input gate with truth table ``imm`` (bit 4a + 2b + c, vpternlogq's convention):
+    one vpternlogq, or the 2-input gates of (b, c) for a = 0 and a = 1, muxed by a."""
+    V = f.spec.V
+    if f.spec.ternlog:
+        return f(f"call {V} @llvm.x86.avx512.pternlog.q.512({V} {a}, {V} {b}, {V} {c}, i32 {imm})")
+    low, high = (_two_input(f, (imm >> shift) & 15, b, c) for shift in (0, 4))
+    if low == high:
+        return low
+    differ = f(f"xor {V} {low}, {high}")
+    return f(f"xor {V} {low}, {f(f'and {V} {a}, {differ}')}")
+
+
+def _two_input(f: Fn, table: int, b: str, c: str) -> str:
+    """The gate of (b, c) whose truth table has bit 2b + c (an op code's bits reversed)."""
+    op = int(f"{table:04b}"[::-1], 2)
+    kind, swap = int(_KIND[op]), bool(_SWAP[op])
+    x, y = (c, b) if swap else (b, c)
+    return _gate_value(f, kind, lambda: x, lambda: y)
+
+
 def _gate_row(f: Fn, kind: int, i: str, width: int, dst_col: int) -> None:
     I, V = f.spec.I, f.spec.V
     if kind >= 16:
         row = f(f"getelementptr [4 x i32], ptr %tgates, {I} {i}")
         a, b, c = (f.vload("%S", f.index(row, col)) for col in range(3))
-        v = f(f"call {V} @llvm.x86.avx512.pternlog.q.512({V} {a}, {V} {b}, {V} {c}, i32 {kind - 16})")
-        f.vstore(v, "%D", f.index(row, 3))
+        f.vstore(_ternary_value(f, kind - 16, a, b, c), "%D", f.index(row, 3))
         return
     row = f(f"getelementptr [{width} x i32], ptr %gates, {I} {i}")
     v = _gate_value(f, kind, lambda: f.vload("%S", f.index(row, 0)), lambda: f.vload("%S", f.index(row, 1)))
@@ -758,9 +807,11 @@ def kernel_module(spec: Spec, *, run_name: str = "lgc_run", run_linkage: str = "
                  _emit_gate_runner(spec, "lgc_run_gates", 3, 2), _emit_gate_runner(spec, "lgc_head_gates", 4, 3),
                  _emit_group_count(spec), _emit_add_shifted(spec), _emit_add_planes(spec), _emit_class_count(spec),
                  _emit_readout(spec), _emit_write_bits(spec), _emit_run(spec, run_name, run_linkage)]
+    if spec.ternary:
+        functions += [_emit_ternary_loop(spec, imm) for imm in range(256)]
     # #1: called once per tile or term; kept out of line so LLVM does not inline and unroll
     # the whole kernel into one function (seconds of optimisation, no speed gained)
     tail = ['attributes #0 = { nounwind "no-builtins" }', 'attributes #1 = { nounwind noinline "no-builtins" }']
-    if spec.ternary:
+    if spec.ternlog:
         tail.append(f"declare {spec.V} @llvm.x86.avx512.pternlog.q.512({spec.V}, {spec.V}, {spec.V}, i32 immarg)")
     return "\n\n".join([*head, net_type(spec), *functions, *tail]) + "\n"
