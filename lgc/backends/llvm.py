@@ -4,8 +4,9 @@ The IR (:mod:`._llvm_ir`) is generic — the circuit is data (:mod:`._schedule`)
 JIT-compiled once per process for the host (``<8 x i64>`` slots with AVX-512, ``<4 x i64>`` with
 AVX2, else ``<2 x i64>``; single-reader gate pairs fused into 3-input gates, one ``vpternlogq``
 with AVX-512) and every circuit reuses it: a build costs the schedule only. The machine code is
-cached on disk by content (a cold JIT takes a few seconds, like the C kernel's gcc build). No C compiler is needed at run time. Calls go through ctypes, which releases
-the GIL, so ``threads=`` splits a batch across cores. ``lgc.export`` writes the same IR, with the
+cached on disk by content (a cold JIT takes a few seconds, like the C kernel's gcc build). No C
+compiler is needed at run time. Calls go through ctypes, which releases the GIL, so ``threads=``
+splits a batch across cores. ``lgc.export`` writes the same IR, with the
 circuit's tables as constant data, as ``.ll`` text or an object file for any LLVM target.
 """
 from __future__ import annotations

@@ -13,6 +13,7 @@ SUFFIXES = (".ll",)
 
 
 def write(circuit: Circuit, path: str | os.PathLike, **options) -> None:
-    """Options: ``triple``, ``cpu``, ``features``, ``vector_words``, ``fuse`` (3-input gates; default only with AVX-512), ``prefix`` (symbol prefix,
-    default the file's stem), ``header_path``."""
+    """Options: ``triple``, ``cpu``, ``features``, ``vector_words``, ``fuse`` (3-input gates;
+    default only with AVX-512), ``prefix`` (symbol prefix, default the file's stem),
+    ``header_path``."""
     export(circuit, path, kind="ll", **options)

@@ -15,6 +15,7 @@ SUFFIXES = (".o", ".obj")
 
 def write(circuit: Circuit, path: str | os.PathLike, **options) -> None:
     """Options: ``triple`` (default this host's), ``cpu`` (``"native"``: this host's CPU and
-    features), ``features`` (e.g. ``"+avx2"``), ``vector_words``, ``fuse`` (3-input gates; default only with AVX-512), ``prefix`` (symbol prefix, default
-    the file's stem), ``header_path``."""
+    features), ``features`` (e.g. ``"+avx2"``), ``vector_words``, ``fuse`` (3-input gates;
+    default only with AVX-512), ``prefix`` (symbol prefix, default the file's stem),
+    ``header_path``."""
     export(circuit, path, kind="o", **options)
