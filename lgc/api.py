@@ -50,7 +50,8 @@ def compile(model_or_circuit: Any, target: str = "cpu", *, opt_level: int = 2, t
 def export(model_or_circuit: Any, path: str | os.PathLike, format: str | None = None, *, opt_level: int = 0,
            **options: Any) -> None:
     """Write a circuit to a hardware or netlist file (``verilog``, ``blif``, ``aiger``, ``lgc``,
-    ``text``); the format defaults from the file's suffix."""
+    ``text``), or as LLVM IR (``.ll``) or an object file (``.o``, options ``triple``, ``cpu``,
+    ``features``) with a C header; the format defaults from the file's suffix."""
     from .backends import export as _export
     circuit = _as_circuit(model_or_circuit)
     if opt_level:

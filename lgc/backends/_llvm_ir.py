@@ -24,7 +24,7 @@ import dataclasses
 import itertools
 from typing import Callable
 
-from ._schedule import _KIND, _SWAP, KIND_NAMES
+from ._schedule import KIND_NAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -439,12 +439,23 @@ def _ternary_value(f: Fn, imm: int, a: str, b: str, c: str) -> str:
     return f(f"xor {V} {low}, {f(f'and {V} {a}, {differ}')}")
 
 
+#: the 2-input kinds' truth tables, bit 2x + y for operands (x, y), as _gate_value computes them
+_KIND_TABLE = {"FALSE": 0b0000, "TRUE": 0b1111, "COPY": 0b1100, "NOT": 0b0011, "AND": 0b1000, "ANDNOT": 0b0100,
+               "XOR": 0b0110, "OR": 0b1110, "NOR": 0b0001, "XNOR": 0b1001, "ORNOT": 0b1101, "NAND": 0b0111}
+
+
+def _swapped(table: int) -> int:
+    """The same function with its operands exchanged (bits 1 and 2 trade places)."""
+    return (table & 0b1001) | ((table & 0b0010) << 1) | ((table & 0b0100) >> 1)
+
+
 def _two_input(f: Fn, table: int, b: str, c: str) -> str:
-    """The gate of (b, c) whose truth table has bit 2b + c (an op code's bits reversed)."""
-    op = int(f"{table:04b}"[::-1], 2)
-    kind, swap = int(_KIND[op]), bool(_SWAP[op])
-    x, y = (c, b) if swap else (b, c)
-    return _gate_value(f, kind, lambda: x, lambda: y)
+    """The gate of (b, c) whose truth table has bit 2b + c: a kind of (b, c) or of (c, b)."""
+    for kind, name in enumerate(KIND_NAMES):
+        for x, y, t in ((b, c, table), (c, b, _swapped(table))):
+            if _KIND_TABLE[name] == t:
+                return _gate_value(f, kind, lambda x=x: x, lambda y=y: y)
+    raise AssertionError(f"no kind computes truth table {table:04b}")  # pragma: no cover - all 16 are covered
 
 
 def _gate_row(f: Fn, kind: int, i: str, width: int, dst_col: int) -> None:
