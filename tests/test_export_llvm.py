@@ -206,6 +206,8 @@ def test_unknown_triple_and_bad_options_are_value_errors(tmp_path):
     need("llvm", llvm.available())
     with pytest.raises(ValueError, match="triple"):
         lgc.export(CASES["head"], tmp_path / "net.o", triple="nonsense-unknown-none")
+    with pytest.raises(ValueError, match="big-endian"):
+        lgc.export(CASES["head"], tmp_path / "net.o", triple="powerpc64-linux-gnu")
     with pytest.raises(ValueError, match="vector_words"):
         lgc.export(CASES["head"], tmp_path / "net.o", vector_words=3)
 

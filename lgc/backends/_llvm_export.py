@@ -238,6 +238,8 @@ def export(circuit: Circuit, path: str | os.PathLike, *, kind: str, triple: str 
     if cpu == "native":
         cpu, features = llvm.get_host_cpu_name(), features or llvm.get_host_cpu_features().flatten()
     datalayout = str(tm.target_data)
+    if datalayout.startswith("E"):
+        raise ValueError(f"{triple} is big-endian; the kernel reads bit-sliced values as little-endian bytes")
     spec = target_spec(triple, features, datalayout, vector_words, fuse)
     p = _prefix(path, prefix)
     text, facts = net_module(circuit, spec, p, triple, datalayout)

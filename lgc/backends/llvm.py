@@ -28,7 +28,7 @@ TARGETS = ("llvm",)
 
 def available(target: str = "llvm") -> str | None:
     try:
-        _engine()
+        _probe()
     except ImportError:
         return "llvmlite is not installed"
     except Exception as e:  # a JIT that cannot start is "not available", with the reason
@@ -63,6 +63,18 @@ def optimize_module(llvm, module, target_machine, speed: int = 3) -> None:
     pto = llvm.create_pipeline_tuning_options(speed_level=speed)
     pb = llvm.create_pass_builder(target_machine, pto)
     pb.getModulePassManager().run(module, pb)
+
+
+@functools.lru_cache(maxsize=None)
+def _probe() -> None:
+    """JIT a trivial function: cheap proof that llvmlite works here (the kernel is built on first use)."""
+    llvm = initialize_llvm()
+    tm = llvm.Target.from_default_triple().create_target_machine()
+    mod = llvm.parse_assembly("define i32 @probe() {\n  ret i32 1\n}\n")
+    engine = llvm.create_mcjit_compiler(mod, tm)
+    engine.finalize_object()
+    if ctypes.CFUNCTYPE(ctypes.c_int32)(engine.get_function_address("probe"))() != 1:
+        raise RuntimeError("a JIT-compiled function returned the wrong value")
 
 
 @functools.lru_cache(maxsize=None)
