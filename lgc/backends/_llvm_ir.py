@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import threading
 from typing import Callable
 
 from ._schedule import KIND_NAMES
@@ -84,9 +85,10 @@ def net_type(spec: Spec) -> str:
     return "%lgc_net = type { " + ", ".join("ptr" if p else spec.I for _, p in NET_FIELDS) + " }"
 
 
-#: metadata node numbers, unique in every module (step 3: a loop's id and its two properties;
-#: low numbers are left to module flags)
+#: metadata node numbers (step 3: a loop's id and its two properties; low numbers are left to
+#: module flags), restarted by each kernel_module so equal kernels have equal text (the JIT cache key)
 _METADATA_IDS = itertools.count(1000, 3)
+_EMITTING = threading.Lock()
 
 
 class Fn:
@@ -756,7 +758,7 @@ def _emit_run(spec: Spec, name: str, linkage: str) -> str:
     ``x`` [n, n_in] or of packed words (``packed``, row stride ``wstride`` words; x is ignored
     when packed is not null) into scores int32 [n, k] (k > 0) or bits uint8 [n, n_out]. ``ws``:
     :func:`workspace_bytes` bytes, any alignment. Returns 0."""
-    I, tile, vb = spec.I, spec.tile, spec.vbytes
+    I, tile = spec.I, spec.tile
     f = Fn(spec, name, f"ptr %net, ptr %x, ptr %packed, {I} %wstride, {I} %n, ptr %scores, ptr %bits, ptr %ws",
            ret="i32", linkage=linkage)
     fields = {x: f.field("%net", x) for x in ("n_in", "n_slots", "ngroups", "groups", "gates", "tgates", "n_out",
@@ -794,7 +796,6 @@ def _emit_run(spec: Spec, name: str, linkage: str) -> str:
 
     f.loop("0", "%n", tile_step, step=tile)
     f.do("ret i32 0")
-    del vb
     return f.text()
 
 
@@ -809,6 +810,13 @@ def kernel_module(spec: Spec, *, run_name: str = "lgc_run", run_linkage: str = "
                   triple: str = "", datalayout: str = "") -> str:
     """The whole kernel as one LLVM module's text: the ``%lgc_net`` type, every emitter's
     function and ``run_name`` (external unless ``run_linkage`` says otherwise)."""
+    global _METADATA_IDS
+    with _EMITTING:
+        _METADATA_IDS = itertools.count(1000, 3)
+        return _kernel_module(spec, run_name, run_linkage, triple, datalayout)
+
+
+def _kernel_module(spec: Spec, run_name: str, run_linkage: str, triple: str, datalayout: str) -> str:
     head = []
     if datalayout:
         head.append(f'target datalayout = "{datalayout}"')
@@ -822,7 +830,9 @@ def kernel_module(spec: Spec, *, run_name: str = "lgc_run", run_linkage: str = "
         functions += [_emit_ternary_loop(spec, imm) for imm in range(256)]
     # #1: called once per tile or term; kept out of line so LLVM does not inline and unroll
     # the whole kernel into one function (seconds of optimisation, no speed gained)
-    tail = ['attributes #0 = { nounwind "no-builtins" }', 'attributes #1 = { nounwind noinline "no-builtins" }']
+    # min-legal-vector-width: x86 CPUs tuned to prefer 256-bit vectors still use 512-bit registers here
+    common = f'nounwind "no-builtins" "min-legal-vector-width"="{64 * spec.vector_words}"'
+    tail = [f"attributes #0 = {{ {common} }}", f"attributes #1 = {{ noinline {common} }}"]
     if spec.ternlog:
         tail.append(f"declare {spec.V} @llvm.x86.avx512.pternlog.q.512({spec.V}, {spec.V}, {spec.V}, i32 immarg)")
     return "\n\n".join([*head, net_type(spec), *functions, *tail]) + "\n"
