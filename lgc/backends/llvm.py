@@ -87,14 +87,19 @@ def _engine():
     tm = target.create_target_machine(cpu=cpu, features=features, opt=3)
     text = kernel_module(spec, triple=llvm.get_process_triple(), datalayout=str(tm.target_data))
     # the machine code is cached on disk by content (optimising and code generation take seconds)
-    cached = cache_dir() / "llvm" / f"kernel-{content_key(text, cpu, features, '.'.join(map(str, llvm.llvm_version_info)))}.o"
+    key = content_key(text, cpu, features, ".".join(map(str, llvm.llvm_version_info)))
+    try:
+        cached = cache_dir() / "llvm" / f"kernel-{key}.o"
+        hit = cached.read_bytes() if cached.exists() else None
+    except OSError:  # no usable cache directory: compile every time
+        cached, hit = None, None
     mod = llvm.parse_assembly(text)
     mod.verify()
-    if not cached.exists():
+    if hit is None:
         optimize_module(llvm, mod, tm)
     engine = llvm.create_mcjit_compiler(mod, tm)
-    engine.set_object_cache(lambda _module, obj: _store(cached, obj),
-                            lambda _module: cached.read_bytes() if cached.exists() else None)
+    if cached is not None:
+        engine.set_object_cache(lambda _module, obj: hit is None and _store(cached, obj), lambda _module: hit)
     engine.finalize_object()
     fn = ctypes.CFUNCTYPE(ctypes.c_int32, *[ctypes.c_void_p] * 3, ctypes.c_int64, ctypes.c_int64,
                           *[ctypes.c_void_p] * 3)(engine.get_function_address("lgc_run"))
@@ -102,10 +107,14 @@ def _engine():
 
 
 def _store(path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.with_name(f".{path.name}.{os.getpid()}")
-    staged.write_bytes(data)
-    os.replace(staged, path)
+    """Write the JIT's object atomically; a cache that cannot be written is only slower."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_name(f".{path.name}.{os.getpid()}")
+        staged.write_bytes(data)
+        os.replace(staged, path)
+    except OSError:
+        pass
 
 
 class NetTables(ctypes.Structure):
