@@ -25,7 +25,8 @@ def required() -> set[str]:
 def need(feature: str, why_missing: str | None) -> None:
     """Skip the test when ``why_missing`` is set, or fail it when LGC_REQUIRE names ``feature``.
 
-    Features: cpu-kernel, c-compiler, llvm, nvcc, cuda-emu, gpu, eda, sat, mnist."""
+    Features: cpu-kernel, c-compiler, llvm, nvcc, cuda-emu, gpu, eda, sat, mnist, cross (qemu-user, cross gcc,
+    wasm-ld, node)."""
     if why_missing is None:
         return
     if feature in required():

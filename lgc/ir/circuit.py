@@ -93,7 +93,7 @@ class InputEncoder:
         x = np.asarray(x)
         threshold = self._threshold32 if x.dtype == np.float32 else self.threshold
         if self._planes:
-            return (x[:, None, :] > threshold.reshape(self._planes, self.num_features)).reshape(x.shape[0], -1)
+            return (x[:, None, :] > threshold.reshape(self._planes, self.num_features)).reshape(x.shape[0], self.feature.size)
         return np.take(x, self.feature, axis=1) > threshold
 
     def to_json(self) -> dict[str, Any]:
