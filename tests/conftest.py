@@ -25,7 +25,8 @@ def required() -> set[str]:
 def need(feature: str, why_missing: str | None) -> None:
     """Skip the test when ``why_missing`` is set, or fail it when LGC_REQUIRE names ``feature``.
 
-    Features: cpu-kernel, c-compiler, llvm, nvcc, gpu, eda, sat, mnist."""
+    Features: cpu-kernel, c-compiler, cross (aarch64/riscv64 cross compilers and qemu-user), llvm, nvcc,
+    gpu, eda, sat, mnist."""
     if why_missing is None:
         return
     if feature in required():

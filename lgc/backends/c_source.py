@@ -1,0 +1,311 @@
+"""C export (``.c`` + ``.h``): the network as one dependency-free C99 file for any C compiler.
+
+``lgc.export(circuit, "net.c")`` writes ``net.c`` and ``net.h``. ``net.c`` is lgc's table-driven
+CPU kernel (``cpu_kernel.c``, its portable path, verbatim: one source of truth with the ``c``
+target) followed by the circuit's tables as ``static const`` data (the same schedule and
+group-sum readout the ``c`` target passes at run time) and a few entry points; nothing is
+specialised per circuit except data, so a 1M-gate net compiles as fast as a 100-gate one.
+``net.h`` states the ABI (``P`` = the prefix, by default the file's stem):
+
+- ``int P_scores(const uint8_t *x, int64_t n, int32_t *scores)`` (circuits with a group-sum
+  head): ``x`` is ``[n][P_NUM_INPUTS]`` bytes, any nonzero byte true; ``scores`` ``[n][P_NUM_CLASSES]``
+  int32 popcounts (logits = score / ``P_TAU``).
+- ``int P_scores_packed(const uint64_t *words, int64_t n, int32_t *scores)``: ``words``
+  ``[P_NUM_INPUTS][(n + 63) / 64]``, sample j = bit j % 64 of word j / 64 (``lgc.ir.PackedBits``).
+- ``P_bits`` / ``P_bits_packed`` instead, for a circuit without a head: ``bits`` ``[n][P_NUM_OUTPUTS]`` 0/1.
+- with an input encoder also ``int P_encode(const float *features, int64_t n, uint8_t *x)``
+  (bit i = ``features[feature[i]] > threshold[i]``; thresholds are exact doubles, so a float32
+  feature gives numpy's answer) and ``P_scores_features`` / ``P_bits_features`` taking raw
+  features ``[n][P_NUM_FEATURES]``.
+- optionally (``difflogic_num_bits=``, the difflogic drop-in's shared library) difflogic's own
+  ``void apply_logic_gate_net(const bool *inp, int32_t *out, size_t len)`` (``len`` blocks of
+  ``num_bits`` samples).
+
+Every function returns 0, or -1 when ``n < 0`` or its working set (about
+``8 * (num_slots + 64 * num_classes)`` bytes per call, plus 64 B per input) cannot be allocated;
+the functions are reentrant. The kernel's tile is 64 samples; any ``n`` works. Compiled with
+``-std=gnu11 -mavx2 -DVW=4`` (or ``-DVW=8`` and the AVX-512 flags) the same file runs the
+vector kernels of the ``cpu-avx2``/``cpu-avx512`` targets.
+
+``straight_line=True`` emits the gates as straight-line C statements over the same slots instead
+of gate tables (same packing and readout): measured faster only for small circuits (see
+:data:`STRAIGHT_LINE_MAX_GATES` and benchmarks/RESULTS.md, "Emitted C"), so the default
+(``None``) uses it up to that size. Cost: text generation is O(gates) numpy and string joins.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import re
+import subprocess
+
+import numpy as np
+
+from ..ir import Circuit
+from ._schedule import KIND_NAMES, readout_schedule, schedule
+
+FORMAT = "c"
+SUFFIXES = (".c",)
+KERNEL = pathlib.Path(__file__).with_name("cpu_kernel.c")
+#: straight-line gates are used up to this many scheduled gates when ``straight_line`` is None
+#: (measured crossover; benchmarks/emitted_c.py)
+STRAIGHT_LINE_MAX_GATES = 0
+#: flags the emitted file is tested with (gcc, aarch64-linux-gnu-gcc, riscv64-linux-gnu-gcc)
+STRICT_FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_C_KEYWORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto if
+inline int long register restrict return short signed sizeof static struct switch typedef union unsigned void
+volatile while _Bool _Complex _Imaginary bool main""".split())
+#: straight-line expression of each schedule kind over operands a, b (see _schedule.KIND_NAMES)
+_KIND_EXPR = {"FALSE": "0", "TRUE": "~(uint64_t)0", "COPY": "{a}", "NOT": "~{a}", "AND": "{a} & {b}",
+              "ANDNOT": "{a} & ~{b}", "XOR": "{a} ^ {b}", "OR": "{a} | {b}", "NOR": "~({a} | {b})",
+              "XNOR": "~({a} ^ {b})", "ORNOT": "{a} | ~{b}", "NAND": "~({a} & {b})"}
+_STATEMENTS_PER_FUNCTION = 1000   # straight-line code split into functions this long (gcc stays linear)
+
+
+@dataclasses.dataclass(frozen=True)
+class CSource:
+    """The emitted text: ``c`` (the standalone ``.c``), ``h`` (the header) and the ``prefix`` of every symbol."""
+
+    c: str
+    h: str
+    prefix: str
+
+
+def prefix_for(path: str | os.PathLike) -> str:
+    """The default symbol prefix for an output path: its stem as a C identifier (``net.c`` -> ``net``)."""
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", pathlib.Path(os.fspath(path)).stem) or "net"
+    return stem if not stem[0].isdigit() else "net_" + stem
+
+
+def _check_prefix(prefix: str) -> str:
+    if not isinstance(prefix, str) or not _IDENT.match(prefix) or prefix in _C_KEYWORDS:
+        raise ValueError(f"prefix must be a C identifier (letters, digits, _; not a keyword), got {prefix!r}")
+    return prefix
+
+
+def _array(ctype: str, name: str, values: np.ndarray) -> str:
+    flat = np.asarray(values).reshape(-1)
+    if flat.size == 0:
+        return f"static const {ctype} {name}[1] = {{0}};  /* empty */\n"
+    text = ",".join(map(str, flat.tolist()))
+    # break lines every ~100 characters so editors and diff tools cope
+    lines = re.findall(r".{1,100}(?:,|$)", text)
+    return f"static const {ctype} {name}[{flat.size}] = {{\n" + "\n".join(lines) + "\n};\n"
+
+
+def _straight_gates(name: str, groups: np.ndarray, gates: np.ndarray) -> str:
+    """The scheduled gates as statements ``S[r] = a OP b;`` in schedule order, split into functions."""
+    stmts: list[str] = []
+    for kind, g0, g1 in groups.tolist():
+        template = _KIND_EXPR[KIND_NAMES[kind]]
+        rows = gates[g0:g1].tolist()
+        stmts.extend(f"S[{r}] = {template.format(a=f'S[{a}]', b=f'S[{b}]')};" for a, b, r in rows)
+    parts, calls = [], []
+    for i in range(0, max(len(stmts), 1), _STATEMENTS_PER_FUNCTION):
+        chunk = stmts[i:i + _STATEMENTS_PER_FUNCTION]
+        parts.append(f"static void {name}_{len(calls)}(uint64_t *S) {{\n    " + "\n    ".join(chunk or ["(void)S;"])
+                     + "\n}\n")
+        calls.append(f"{name}_{len(calls)}(S);")
+    parts.append(f"static void {name}(uint64_t *S) {{\n    " + "\n    ".join(calls) + "\n}\n")
+    return "".join(parts)
+
+
+def emit(circuit: Circuit, prefix: str = "net", *, straight_line: bool | None = None,
+         difflogic_num_bits: int | None = None) -> CSource:
+    """The C99 source and header of ``circuit`` (see the module docstring for the ABI).
+
+    ``prefix``: symbol prefix (a C identifier). ``straight_line``: gates as code (True), as
+    tables (False), or by size (None: up to :data:`STRAIGHT_LINE_MAX_GATES` scheduled gates).
+    ``difflogic_num_bits`` (8, 16, 32 or 64): also define difflogic's ``apply_logic_gate_net``
+    for batches of ``len * num_bits`` samples (circuits with a head only).
+    Raises ValueError for a bad prefix or option, CircuitError for an invalid circuit."""
+    circuit.validate()
+    p = _check_prefix(prefix)
+    head, enc = circuit.head, circuit.input_encoder
+    if difflogic_num_bits is not None and (head is None or difflogic_num_bits not in (8, 16, 32, 64)):
+        raise ValueError("difflogic_num_bits (8, 16, 32 or 64) needs a circuit with a group-sum head")
+    if head is not None:
+        sched, r = readout_schedule(circuit, fuse=False, inline=True)
+    else:
+        sched, r = schedule(circuit), None
+    n_gates = len(sched.gates)
+    if straight_line is None:
+        straight_line = n_gates <= STRAIGHT_LINE_MAX_GATES
+    k = head.k if head is not None else 0
+    P = p.upper()
+
+    h = [f"/* {p}.h: the ABI of {p}.c, generated by lgc from a circuit of {circuit.num_inputs} inputs, "
+         f"{circuit.num_gates} gates,", f" * {circuit.num_outputs} outputs"
+         + (f", a group-sum head of {k} classes (tau {head.tau:g})" if head else ", no head (raw output bits)")
+         + (f", an input encoder over {enc.num_features} features" if enc else "") + ".",
+         " * Every function returns 0, or -1 when n < 0 or memory for its working set cannot be allocated.",
+         " * Inputs: x[n][NUM_INPUTS] bytes (any nonzero byte is true), or packed words",
+         " * [NUM_INPUTS][(n + 63) / 64] (sample j = bit j % 64 of word j / 64). Reentrant. */",
+         f"#ifndef {P}_H", f"#define {P}_H", "#include <stdint.h>"]
+    if difflogic_num_bits:
+        h += ["#include <stdbool.h>", "#include <stddef.h>"]
+    h += ["#ifdef __cplusplus", 'extern "C" {', "#endif", "",
+          f"#define {P}_NUM_INPUTS {circuit.num_inputs}", f"#define {P}_NUM_OUTPUTS {circuit.num_outputs}"]
+    protos = []
+    if head is not None:
+        h += [f"#define {P}_NUM_CLASSES {k}", f"#define {P}_TAU {float(head.tau)!r}  /* logits = scores / TAU */"]
+        protos += ["/* class scores (popcounts) int32 [n][NUM_CLASSES] of bool bytes [n][NUM_INPUTS] */",
+                   f"int {p}_scores(const uint8_t *x, int64_t n, int32_t *scores);",
+                   "/* the same from packed words [NUM_INPUTS][(n + 63) / 64] */",
+                   f"int {p}_scores_packed(const uint64_t *words, int64_t n, int32_t *scores);"]
+    else:
+        protos += ["/* output bits uint8 0/1 [n][NUM_OUTPUTS] of bool bytes [n][NUM_INPUTS] */",
+                   f"int {p}_bits(const uint8_t *x, int64_t n, uint8_t *bits);",
+                   "/* the same from packed words [NUM_INPUTS][(n + 63) / 64] */",
+                   f"int {p}_bits_packed(const uint64_t *words, int64_t n, uint8_t *bits);"]
+    if enc is not None:
+        h += [f"#define {P}_NUM_FEATURES {enc.num_features}"]
+        out = "scores" if head is not None else "bits"
+        otype = "int32_t" if head is not None else "uint8_t"
+        protos += ["/* input bits [n][NUM_INPUTS] of raw features [n][NUM_FEATURES]: bit i = feature > threshold */",
+                   f"int {p}_encode(const float *features, int64_t n, uint8_t *x);",
+                   f"/* {out} of raw features [n][NUM_FEATURES] (encoded, then run) */",
+                   f"int {p}_{out}_features(const float *features, int64_t n, {otype} *{out});"]
+    if difflogic_num_bits:
+        protos += [f"/* difflogic's entry point: inp bool [len * {difflogic_num_bits}][NUM_INPUTS], "
+                   f"out int32 [len * {difflogic_num_bits}][NUM_CLASSES] */",
+                   "void apply_logic_gate_net(const bool *inp, int32_t *out, size_t len);"]
+    h += [""] + protos + ["", "#ifdef __cplusplus", "}", "#endif", f"#endif /* {P}_H */", ""]
+    header = "\n".join(h)
+
+    c = [f"/* {p}.c: a logic gate network as standalone C99, generated by lgc (circuit {circuit.content_hash()[:16]}).",
+         " * Build: cc -std=c99 -O2 -c " + f"{p}.c (or -std=gnu11 -mavx2 -DVW=4 for the AVX2 kernel)"
+         + ("." if not straight_line else "; straight-line gates: VW 1 only."),
+         f" * The ABI is in {p}.h (repeated below). The kernel is lgc/backends/cpu_kernel.c, verbatim; the",
+         " * circuit's tables (or, for a small circuit, its gates as code) follow it. */",
+         "#define LGC_API static", "#include <stdint.h>", "#include <stdlib.h>"]
+    if difflogic_num_bits:
+        c += ["#include <stdbool.h>", "#include <stddef.h>"]
+    if straight_line:
+        c += ["#if defined(VW) && VW != 1", '#error "straight-line gates are emitted for VW 1 only"', "#endif",
+              f"static void {p}_gates_as_code(uint64_t *S);", f"#define LGC_GATES_AS_CODE {p}_gates_as_code"]
+    c += ["", "/* ---- the ABI (as in the header) ---- */", *protos, "", "/* ---- kernel: cpu_kernel.c ---- */",
+          KERNEL.read_text(), "/* ---- the circuit ---- */"]
+    c.append(_array("int32_t", f"{p}_groups", sched.groups if not straight_line else np.zeros(0, np.int32)))
+    c.append(_array("int32_t", f"{p}_gates", sched.gates if not straight_line else np.zeros(0, np.int32)))
+    c.append(_array("int32_t", f"{p}_tgates", sched.tgates))
+    c.append(_array("int32_t", f"{p}_out_slots", sched.out_slots))
+    empty = np.zeros(0, np.int32)
+    for name in ("terms", "term_slots", "term_groups", "term_gates", "consts"):
+        c.append(_array("int32_t", f"{p}_{name}", getattr(r, name) if r is not None else empty))
+    if straight_line:
+        c.append(_straight_gates(f"{p}_gates_as_code", sched.groups, sched.gates))
+    ngroups = 0 if straight_line else len(sched.groups)
+    nterms = len(r.terms) if r is not None else 0
+    nterm_groups = len(r.term_groups) if r is not None else 0
+    tables = ("groups", "gates", "tgates", "out_slots", "terms", "term_slots", "term_groups", "term_gates", "consts")
+    c.append(f"""
+/* The tables and sizes reach the kernel through volatile reads, so no compiler specialises the kernel to
+ * them: that would only grow the code, and gcc then warns about paths the tables never take. */
+static const int32_t *const volatile {p}_table[{len(tables)}] = {{
+    {", ".join(f"{p}_{t}" for t in tables)}
+}};
+
+/* inputs, slots, groups, outputs, classes, terms, head-gate groups */
+static const volatile int64_t {p}_size[7] = {{
+    {circuit.num_inputs}, {sched.num_slots}, {ngroups}, {len(sched.out_slots)}, {k}, {nterms}, {nterm_groups}
+}};
+
+static int {p}_run(const uint8_t *x, const uint64_t *words, int64_t n, int32_t *scores, uint8_t *bits) {{
+    (void)lgc_tile_samples; (void)lgc_has_ternary;
+    if (n < 0) return -1;
+    return lgc_run({p}_size[0], {p}_size[1], {p}_size[2], {p}_table[0], {p}_table[1], {p}_table[2],
+                   {p}_size[3], {p}_table[3], {p}_size[4], {p}_size[5], {p}_table[4], {p}_table[5], {p}_size[6],
+                   {p}_table[6], {p}_table[7], {p}_table[8], x, words, (n + 63) / 64, n, scores, bits);
+}}
+""")
+    if head is not None:
+        c.append(f"int {p}_scores(const uint8_t *x, int64_t n, int32_t *scores) {{ return {p}_run(x, NULL, n, scores, NULL); }}\n"
+                 f"int {p}_scores_packed(const uint64_t *words, int64_t n, int32_t *scores) {{ "
+                 f"return {p}_run(NULL, words, n, scores, NULL); }}\n")
+    else:
+        c.append(f"int {p}_bits(const uint8_t *x, int64_t n, uint8_t *bits) {{ return {p}_run(x, NULL, n, NULL, bits); }}\n"
+                 f"int {p}_bits_packed(const uint64_t *words, int64_t n, uint8_t *bits) {{ "
+                 f"return {p}_run(NULL, words, n, NULL, bits); }}\n")
+    if enc is not None:
+        c.append(_array("int32_t", f"{p}_feature", enc.feature))
+        thresholds = ",\n".join(float(t).hex() for t in enc.threshold.tolist()) or "0"
+        c.append(f"static const double {p}_threshold[{max(enc.threshold.size, 1)}] = {{\n{thresholds}\n}};\n")
+        out, otype, width = ("scores", "int32_t", k) if head is not None else ("bits", "uint8_t", circuit.num_outputs)
+        c.append(f"""
+int {p}_encode(const float *features, int64_t n, uint8_t *x) {{
+    if (n < 0) return -1;
+    for (int64_t s = 0; s < n; s++) {{
+        const float *f = features + s * {enc.num_features};
+        uint8_t *row = x + s * {circuit.num_inputs};
+        for (int64_t i = 0; i < {circuit.num_inputs}; i++) row[i] = (uint8_t)((double)f[{p}_feature[i]] > {p}_threshold[i]);
+    }}
+    return 0;
+}}
+
+int {p}_{out}_features(const float *features, int64_t n, {otype} *{out}) {{
+    enum {{ CHUNK = 1024 }};  /* rows encoded at a time: a multiple of the 64-sample tile */
+    uint8_t *x;
+    if (n < 0) return -1;
+    x = (uint8_t *)malloc((size_t)CHUNK * {circuit.num_inputs} + 1);
+    if (!x) return -1;
+    for (int64_t row0 = 0; row0 < n; row0 += CHUNK) {{
+        const int64_t m = n - row0 < CHUNK ? n - row0 : CHUNK;
+        {p}_encode(features + row0 * {enc.num_features}, m, x);
+        if ({p}_{out}(x, m, {out} + row0 * {width}) != 0) {{
+            free(x);
+            return -1;
+        }}
+    }}
+    free(x);
+    return 0;
+}}
+""")
+    if difflogic_num_bits:
+        c.append(f"""
+void apply_logic_gate_net(const bool *inp, int32_t *out, size_t len) {{
+    /* bool is one byte holding 0 or 1 on every ABI lgc targets; rows are read as bytes */
+    (void){p}_scores((const uint8_t *)inp, (int64_t)len * {difflogic_num_bits}, out);
+}}
+""")
+    return CSource("\n".join(c), header, p)
+
+
+def write(circuit: Circuit, path: str | os.PathLike, *, prefix: str | None = None,
+          straight_line: bool | None = None, difflogic_num_bits: int | None = None) -> None:
+    """Write ``path`` (the ``.c``) and the header beside it (same stem, ``.h``)."""
+    path = pathlib.Path(os.fspath(path))
+    src = emit(circuit, prefix or prefix_for(path), straight_line=straight_line,
+               difflogic_num_bits=difflogic_num_bits)
+    path.write_text(src.c)
+    path.with_suffix(".h").write_text(src.h)
+
+
+def build_shared_library(circuit: Circuit, path: str | os.PathLike, *, compiler: str | None = None,
+                         flags: tuple[str, ...] = ("-O2",), prefix: str = "net",
+                         difflogic_num_bits: int | None = None) -> CSource:
+    """Compile the emitted C into a shared library at ``path`` (an ELF ``.so`` on Linux) with
+    ``compiler`` (default: the ``c`` target's, ``$LGC_CC`` or gcc); returns the source. Raises
+    BuildError when the compiler is missing or fails."""
+    from .._build import BuildError
+    from .cpu_c import compiler as default_compiler
+    cc = compiler or default_compiler()
+    if cc is None:
+        raise BuildError("no C compiler (gcc or cc) on PATH; set LGC_CC")
+    src = emit(circuit, prefix, difflogic_num_bits=difflogic_num_bits)
+    path = pathlib.Path(os.fspath(path))
+    c_path = path.with_name(path.name + ".c")
+    c_path.write_text(src.c)
+    try:
+        proc = subprocess.run([cc, *STRICT_FLAGS[:1], *flags, "-shared", "-fPIC", str(c_path), "-o", str(path)],
+                              capture_output=True, text=True)
+    except OSError as e:
+        raise BuildError(f"cannot run {cc}: {e}") from None
+    finally:
+        c_path.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        raise BuildError(f"{os.path.basename(cc)} failed building {path}:\n{(proc.stderr or proc.stdout)[-4000:]}")
+    return src

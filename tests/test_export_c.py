@@ -1,0 +1,173 @@
+"""lgc.export(circuit, "net.c"): the emitted C99, compiled with strict flags and a small C driver
+(tests/c_export_driver.c), natively and for aarch64/riscv64 under qemu-user, bit for bit against
+lgc.ir.simulate. Each fixed circuit is built once per session; hypothesis draws only batches."""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lgc
+from lgc.backends import c_source
+from lgc.ir import Circuit, GroupSumHead, InputEncoder, pack_bits, random_layered_circuit, simulate
+
+from conftest import need
+
+DRIVER = pathlib.Path(__file__).with_name("c_export_driver.c")
+CROSS = {"aarch64": ("aarch64-linux-gnu-gcc", "qemu-aarch64", "/usr/aarch64-linux-gnu"),
+         "riscv64": ("riscv64-linux-gnu-gcc", "qemu-riscv64", "/usr/riscv64-linux-gnu")}
+MODES = ("bytes", "packed", "features")
+
+
+def _special_outputs(c: Circuit, rng: np.random.Generator) -> Circuit:
+    """``c`` with constant outputs (FALSE, TRUE), a copy and a negation of an input, an output that
+    is an input, a negated gate and a repeated output among its outputs (their count unchanged)."""
+    n, g = c.num_inputs, c.num_gates
+    last = int(c.outputs[-1])
+    op = np.concatenate([c.op, [0, 15, 3, 12, 10]]).astype(np.uint8)
+    a = np.concatenate([c.a, [0, 0, 1, last, 0]]).astype(np.int32)
+    b = np.concatenate([c.b, [0, 0, 0, 0, 2]]).astype(np.int32)
+    outs = c.outputs.copy()
+    new = [n + g, n + g + 1, n + g + 2, n + g + 3, n + g + 4, 2, int(outs[1])]
+    pos = rng.choice(len(outs), size=len(new), replace=False)
+    outs[pos] = new
+    return Circuit(n, op, a, b, outs, head=c.head, input_encoder=c.input_encoder).validate()
+
+
+def _encoder(num_inputs: int, num_features: int, rng: np.random.Generator) -> InputEncoder:
+    return InputEncoder(rng.integers(0, num_features, size=num_inputs), np.round(rng.normal(size=num_inputs), 3),
+                        num_features)
+
+
+def fixed_circuits() -> dict[str, tuple[Circuit, dict]]:
+    """A handful of circuits (name -> (circuit, export options)) covering head / no head, encoder /
+    none, constant and pass-through outputs, no gates at all, and straight-line gates."""
+    rng = np.random.default_rng(17)
+    head = _special_outputs(random_layered_circuit(37, [90, 60, 40], num_classes=4, tau=2.0, seed=1), rng)
+    bits = _special_outputs(random_layered_circuit(20, [50, 30], seed=2), rng)
+    return {
+        "head_encoder": (head.replace(input_encoder=_encoder(37, 11, rng)), {}),
+        "head": (head, {}),
+        "bits": (bits, {}),
+        "bits_encoder": (bits.replace(input_encoder=_encoder(20, 6, rng)), {}),
+        "no_gates": (Circuit(5, outputs=[0, 3, 3, 1, 4, 2], head=GroupSumHead(2, 1.0)), {}),
+        "no_gates_bits": (Circuit(9, outputs=[8, 0, 0]), {}),
+        "straight_line": (head, {"straight_line": True}),
+    }
+
+
+def _build(tmp: pathlib.Path, name: str, circuit: Circuit, options: dict, cc: str) -> pathlib.Path:
+    d = tmp / name
+    d.mkdir(parents=True, exist_ok=True)
+    lgc.export(circuit, d / "net.c", **options)
+    exe = d / f"driver-{os.path.basename(cc)}"
+    cmd = [cc, *c_source.STRICT_FLAGS, "-O2", f"-I{d}", str(d / "net.c"), str(DRIVER), "-o", str(exe)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stderr[-3000:]}"
+    return exe
+
+
+def _record(circuit: Circuit, mode: str, n: int, seed: int, canonical: bool) -> tuple[bytes, np.ndarray]:
+    """One driver record and the oracle's answer for it."""
+    rng = np.random.default_rng(seed)
+    if mode == "features" and circuit.input_encoder is not None:
+        f = (rng.normal(size=(n, circuit.input_encoder.num_features)) * 1.5).astype(np.float32)
+        f[rng.random(f.shape) < 0.2] = 0.0
+        payload, code, expect = f.tobytes(), 2, simulate(circuit, f)
+    else:
+        x = rng.random((n, circuit.num_inputs)) < 0.5
+        expect = simulate(circuit, x)
+        if mode == "packed":
+            payload, code = np.ascontiguousarray(pack_bits(x).words).tobytes(), 1
+        else:
+            raw = x.astype(np.uint8) if canonical else x * rng.integers(1, 256, size=x.shape).astype(np.uint8)
+            payload, code = raw.tobytes(), 0
+    return np.array([code, n], dtype=np.int64).tobytes() + payload, expect
+
+
+def _run(cmd_prefix: list[str], exe: pathlib.Path, circuit: Circuit, records: list[tuple[bytes, np.ndarray]],
+         tmp: pathlib.Path) -> None:
+    inp, out = tmp / "in.bin", tmp / "out.bin"
+    inp.write_bytes(b"".join(r for r, _ in records))
+    proc = subprocess.run([*cmd_prefix, str(exe), str(inp), str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    data, pos = out.read_bytes(), 0
+    for _, expect in records:
+        rc = int(np.frombuffer(data, np.int64, 1, pos)[0])
+        pos += 8
+        dtype = np.int32 if circuit.head is not None else np.uint8
+        got = np.frombuffer(data, dtype, expect.size, pos).reshape(expect.shape)
+        pos += got.nbytes
+        assert rc == 0
+        assert np.array_equal(got, expect), (got, expect)
+    assert pos == len(data)
+
+
+@pytest.fixture(scope="module")
+def native(tmp_path_factory):
+    cc = shutil.which("gcc")
+    need("c-compiler", None if cc else "no gcc on PATH")
+    tmp = tmp_path_factory.mktemp("export_c")
+    return {name: (c, _build(tmp, name, c, opts, cc)) for name, (c, opts) in fixed_circuits().items()}, tmp
+
+
+@given(name=st.sampled_from(sorted(fixed_circuits())), mode=st.sampled_from(MODES),
+       n=st.one_of(st.sampled_from([1, 63, 64, 65, 1000]), st.integers(0, 300)),
+       seed=st.integers(0, 2**32 - 1), canonical=st.booleans())
+def test_native_matches_oracle(native, name, mode, n, seed, canonical):
+    built, tmp = native
+    circuit, exe = built[name]
+    _run([], exe, circuit, [_record(circuit, mode, n, seed, canonical)], tmp)
+
+
+@pytest.mark.parametrize("arch", sorted(CROSS))
+def test_cross_compiled_under_qemu(arch, tmp_path):
+    cc, qemu, sysroot = CROSS[arch]
+    missing = [t for t in (cc, qemu) if shutil.which(t) is None]
+    need("cross", f"{', '.join(missing)} not on PATH" if missing else None)
+    for name in ("head_encoder", "bits", "straight_line"):
+        circuit, opts = fixed_circuits()[name]
+        exe = _build(tmp_path, name, circuit, opts, shutil.which(cc))
+        records = [_record(circuit, mode, n, seed, canonical=seed % 2 == 0)
+                   for seed, (mode, n) in enumerate((m, n) for m in MODES for n in (1, 63, 64, 65, 1000))]
+        _run([shutil.which(qemu), "-L", sysroot], exe, circuit, records, tmp_path)
+
+
+def test_header_names_the_abi_and_suffix_dispatch(tmp_path):
+    circuit, _ = fixed_circuits()["head_encoder"]
+    lgc.export(circuit, tmp_path / "my-model.c")
+    h = (tmp_path / "my-model.h").read_text()
+    for sym in ("my_model_scores(", "my_model_scores_packed(", "my_model_encode(", "my_model_scores_features(",
+                "#define MY_MODEL_NUM_INPUTS 37", "#define MY_MODEL_NUM_CLASSES 4", "#define MY_MODEL_NUM_FEATURES 11"):
+        assert sym in h
+    bits, _ = fixed_circuits()["bits"]
+    src = c_source.emit(bits, "m")
+    assert "int m_bits(const uint8_t *x, int64_t n, uint8_t *bits);" in src.h and "m_scores" not in src.h
+    assert src.h.split("int m_bits(")[1].split(";")[0] in src.c   # the .c repeats the header's prototypes
+
+
+@pytest.mark.parametrize("prefix", ["", "1net", "net-x", "int", None, "a b"])
+def test_bad_prefix_is_a_value_error(prefix):
+    with pytest.raises(ValueError):
+        c_source.emit(fixed_circuits()["bits"][0], prefix)
+
+
+def test_difflogic_entry_point_needs_a_head():
+    with pytest.raises(ValueError):
+        c_source.emit(fixed_circuits()["bits"][0], "net", difflogic_num_bits=64)
+    with pytest.raises(ValueError):
+        c_source.emit(fixed_circuits()["head"][0], "net", difflogic_num_bits=12)
+
+
+def test_empty_raw_feature_batch_is_an_empty_result():
+    """Regression: an empty batch of raw features crashed input_bits (numpy cannot reshape 0 rows to -1)."""
+    circuit, _ = fixed_circuits()["head_encoder"]
+    out = simulate(circuit, np.zeros((0, 11), np.float32))
+    assert out.shape == (0, 4) and out.dtype == np.int32
+    assert lgc.compile(circuit, target="numpy")(np.zeros((0, 11))).shape == (0, 4)
