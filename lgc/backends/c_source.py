@@ -17,6 +17,8 @@ specialised per circuit except data, so a 1M-gate net compiles as fast as a 100-
   (bit i = ``features[feature[i]] > threshold[i]``; thresholds are exact doubles, so a float32
   feature gives numpy's answer) and ``P_scores_features`` / ``P_bits_features`` taking raw
   features ``[n][P_NUM_FEATURES]``.
+- ``extern const int64_t P_dims[4]``: inputs, outputs, classes (0: no head), features (0: no
+  encoder), for callers through an FFI (ctypes, Node) that cannot read the header's macros.
 - optionally (``difflogic_num_bits=``, the difflogic drop-in's shared library) difflogic's own
   ``void apply_logic_gate_net(const bool *inp, int32_t *out, size_t len)`` (``len`` blocks of
   ``num_bits`` samples).
@@ -149,7 +151,8 @@ def emit(circuit: Circuit, prefix: str = "net", *, straight_line: bool | None = 
         h += ["#include <stdbool.h>", "#include <stddef.h>"]
     h += ["#ifdef __cplusplus", 'extern "C" {', "#endif", "",
           f"#define {P}_NUM_INPUTS {circuit.num_inputs}", f"#define {P}_NUM_OUTPUTS {circuit.num_outputs}"]
-    protos = []
+    protos = [f"/* NUM_INPUTS, NUM_OUTPUTS, NUM_CLASSES (0: no head), NUM_FEATURES (0: no encoder), for FFI callers */",
+              f"extern const int64_t {p}_dims[4];"]
     if head is not None:
         h += [f"#define {P}_NUM_CLASSES {k}", f"#define {P}_TAU {float(head.tau)!r}  /* logits = scores / TAU */"]
         protos += ["/* class scores (popcounts) int32 [n][NUM_CLASSES] of bool bytes [n][NUM_INPUTS] */",
@@ -222,6 +225,8 @@ static int {p}_run(const uint8_t *x, const uint64_t *words, int64_t n, int32_t *
                    {p}_table[6], {p}_table[7], {p}_table[8], x, words, (n + 63) / 64, n, scores, bits);
 }}
 """)
+    c.append(f"const int64_t {p}_dims[4] = {{{circuit.num_inputs}, {circuit.num_outputs}, {k}, "
+             f"{enc.num_features if enc is not None else 0}}};\n")
     if head is not None:
         c.append(f"int {p}_scores(const uint8_t *x, int64_t n, int32_t *scores) {{ return {p}_run(x, NULL, n, scores, NULL); }}\n"
                  f"int {p}_scores_packed(const uint64_t *words, int64_t n, int32_t *scores) {{ "
