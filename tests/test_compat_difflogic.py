@@ -79,8 +79,10 @@ n_in, k = dims[0], dims[2]
 x = np.load(x_path)                                   # uint8 [N, n_in], any nonzero byte true
 assert x.shape[1] == n_in
 scores = np.empty((len(x), k), np.int32)
-lib.logic_gate_net_scores.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
-rc = lib.logic_gate_net_scores(x.ctypes.data, len(x), scores.ctypes.data)
+lib.logic_gate_net_scores.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p]
+lib.logic_gate_net_workspace_bytes.restype = ctypes.c_size_t
+workspace = ctypes.create_string_buffer(lib.logic_gate_net_workspace_bytes())
+rc = lib.logic_gate_net_scores(x.ctypes.data, len(x), scores.ctypes.data, workspace)
 # difflogic's entry point: bool rows padded to whole blocks of num_bits, len = number of blocks
 blocks = -(-len(x) // num_bits)
 padded = np.zeros((blocks * num_bits, n_in), np.bool_)

@@ -74,21 +74,27 @@ def _build(tmp: pathlib.Path, name: str, circuit: Circuit, options: dict, cc: st
 
 
 def _record(circuit: Circuit, mode: str, n: int, seed: int, canonical: bool) -> tuple[bytes, np.ndarray]:
-    """One driver record and the oracle's answer for it."""
+    """One driver record and the oracle's answer for it. Odd seeds pass a caller workspace at an
+    odd address, even ones NULL; packed words get a row stride of ceil(n / 64) + seed % 3."""
     rng = np.random.default_rng(seed)
+    wstride = 0
     if mode == "features" and circuit.input_encoder is not None:
-        f = (rng.normal(size=(n, circuit.input_encoder.num_features)) * 1.5).astype(np.float32)
+        f = rng.normal(size=(n, circuit.input_encoder.num_features)) * 1.5
         f[rng.random(f.shape) < 0.2] = 0.0
         payload, code, expect = f.tobytes(), 2, simulate(circuit, f)
     else:
         x = rng.random((n, circuit.num_inputs)) < 0.5
         expect = simulate(circuit, x)
         if mode == "packed":
-            payload, code = np.ascontiguousarray(pack_bits(x).words).tobytes(), 1
+            words = pack_bits(x).words
+            wstride = words.shape[1] + seed % 3
+            strided = rng.integers(0, 2**63, size=(circuit.num_inputs, wstride), dtype=np.uint64)
+            strided[:, :words.shape[1]] = words    # the words past each row's end are garbage, never read
+            payload, code = strided.tobytes(), 1
         else:
             raw = x.astype(np.uint8) if canonical else x * rng.integers(1, 256, size=x.shape).astype(np.uint8)
             payload, code = raw.tobytes(), 0
-    return np.array([code, n], dtype=np.int64).tobytes() + payload, expect
+    return np.array([code, n, wstride, seed % 2], dtype=np.int64).tobytes() + payload, expect
 
 
 def _run(cmd_prefix: list[str], exe: pathlib.Path, circuit: Circuit, records: list[tuple[bytes, np.ndarray]],
@@ -143,12 +149,17 @@ def test_header_names_the_abi_and_suffix_dispatch(tmp_path):
     circuit, _ = fixed_circuits()["head_encoder"]
     lgc.export(circuit, tmp_path / "my-model.c")
     h = (tmp_path / "my-model.h").read_text()
-    for sym in ("my_model_scores(", "my_model_scores_packed(", "my_model_encode(", "my_model_scores_features(",
-                "#define MY_MODEL_NUM_INPUTS 37", "#define MY_MODEL_NUM_CLASSES 4", "#define MY_MODEL_NUM_FEATURES 11"):
+    for sym in ("int my_model_scores(const uint8_t *x, size_t n, int32_t *scores, void *workspace);",
+                "int my_model_scores_packed(const uint64_t *words, size_t wstride, size_t n, int32_t *scores, "
+                "void *workspace);", "size_t my_model_workspace_bytes(void);",
+                "void my_model_encode(const double *features, size_t n, uint8_t *x);", "my_model_scores_features(",
+                "#define MY_MODEL_NUM_INPUTS 37", "#define MY_MODEL_NUM_CLASSES 4", "#define MY_MODEL_NUM_FEATURES 11",
+                "#define MY_MODEL_HAS_HEAD 1", "#define MY_MODEL_WORKSPACE_BYTES "):
         assert sym in h
     bits, _ = fixed_circuits()["bits"]
     src = c_source.emit(bits, "m")
-    assert "int m_bits(const uint8_t *x, int64_t n, uint8_t *bits);" in src.h and "m_scores" not in src.h
+    assert "int m_bits(const uint8_t *x, size_t n, uint8_t *bits, void *workspace);" in src.h
+    assert "m_scores" not in src.h and "#define M_HAS_HEAD 0" in src.h
     assert src.h.split("int m_bits(")[1].split(";")[0] in src.c   # the .c repeats the header's prototypes
 
 

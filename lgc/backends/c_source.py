@@ -5,29 +5,31 @@ CPU kernel (``cpu_kernel.c``, its portable path, verbatim: one source of truth w
 target) followed by the circuit's tables as ``static const`` data (the same schedule and
 group-sum readout the ``c`` target passes at run time) and a few entry points; nothing is
 specialised per circuit except data, so a 1M-gate net compiles as fast as a 100-gate one.
-``net.h`` states the ABI (``P`` = the prefix, by default the file's stem):
+``net.h`` states the ABI (``P`` = the prefix, by default the file's stem), the same names and
+arguments as the LLVM object export (:mod:`._llvm_export`):
 
-- ``int P_scores(const uint8_t *x, int64_t n, int32_t *scores)`` (circuits with a group-sum
-  head): ``x`` is ``[n][P_NUM_INPUTS]`` bytes, any nonzero byte true; ``scores`` ``[n][P_NUM_CLASSES]``
-  int32 popcounts (logits = score / ``P_TAU``).
-- ``int P_scores_packed(const uint64_t *words, int64_t n, int32_t *scores)``: ``words``
-  ``[P_NUM_INPUTS][(n + 63) / 64]``, sample j = bit j % 64 of word j / 64 (``lgc.ir.PackedBits``).
+- ``int P_scores(const uint8_t *x, size_t n, int32_t *scores, void *workspace)`` (circuits with a
+  group-sum head): ``x`` is ``[n][P_NUM_INPUTS]`` bytes, any nonzero byte true; ``scores``
+  ``[n][P_NUM_CLASSES]`` int32 popcounts (logits = score / ``P_TAU``).
+- ``int P_scores_packed(const uint64_t *words, size_t wstride, size_t n, int32_t *scores, void
+  *workspace)``: ``words`` ``[P_NUM_INPUTS][wstride]``, sample j = bit j % 64 of word j / 64.
 - ``P_bits`` / ``P_bits_packed`` instead, for a circuit without a head: ``bits`` ``[n][P_NUM_OUTPUTS]`` 0/1.
-- with an input encoder also ``int P_encode(const float *features, int64_t n, uint8_t *x)``
-  (bit i = ``features[feature[i]] > threshold[i]``; thresholds are exact doubles, so a float32
-  feature gives numpy's answer) and ``P_scores_features`` / ``P_bits_features`` taking raw
-  features ``[n][P_NUM_FEATURES]``.
+- ``size_t P_workspace_bytes(void)``: the working memory a call needs (``P_WORKSPACE_BYTES`` bounds
+  it for the portable build), any alignment, one per concurrent call; ``workspace = NULL`` makes
+  the call malloc it (then -1 means that failed). With a workspace nothing is allocated, so the
+  file suits bare-metal targets. Calls return 0.
+- with an input encoder also ``void P_encode(const double *features, size_t n, uint8_t *x)`` (bit i
+  = ``features[feature[i]] > threshold[i]``, the thresholds as exact doubles; NaN gives 0) and
+  ``P_scores_features`` / ``P_bits_features`` taking raw features ``[n][P_NUM_FEATURES]``.
 - ``extern const int64_t P_dims[4]``: inputs, outputs, classes (0: no head), features (0: no
   encoder), for callers through an FFI (ctypes, Node) that cannot read the header's macros.
 - optionally (``difflogic_num_bits=``, the difflogic drop-in's shared library) difflogic's own
   ``void apply_logic_gate_net(const bool *inp, int32_t *out, size_t len)`` (``len`` blocks of
   ``num_bits`` samples).
 
-Every function returns 0, or -1 when ``n < 0`` or its working set (about
-``8 * (num_slots + 64 * num_classes)`` bytes per call, plus 64 B per input) cannot be allocated;
-the functions are reentrant. The kernel's tile is 64 samples; any ``n`` works. Compiled with
-``-std=gnu11 -mavx2 -DVW=4`` (or ``-DVW=8`` and the AVX-512 flags) the same file runs the
-vector kernels of the ``cpu-avx2``/``cpu-avx512`` targets.
+The kernel's tile is 64 samples; any ``n`` works. Compiled with ``-std=gnu11 -mavx2 -DVW=4`` (or
+``-DVW=8`` and the AVX-512 flags) the same file runs the vector kernels of the ``cpu-avx2`` /
+``cpu-avx512`` targets.
 
 ``straight_line=True`` emits the gates as straight-line C statements over the same slots instead
 of gate tables (same packing and readout): measured faster only for small circuits (see
@@ -115,6 +117,18 @@ def _straight_gates(name: str, groups: np.ndarray, gates: np.ndarray) -> str:
     return "".join(parts)
 
 
+def workspace_bytes(circuit: Circuit, sched, readout) -> int:
+    """``P_WORKSPACE_BYTES``: the portable build's (VW 1) working memory, with 8-byte pointers (an
+    upper bound on 32-bit ABIs), mirroring ``lgc_workspace_bytes`` in cpu_kernel.c, plus one tile
+    of encoded rows when the circuit has an input encoder."""
+    n_in, k = circuit.num_inputs, circuit.head.k if circuit.head is not None else 0
+    nv = max([1] + (readout.terms[:, 6].tolist() if readout is not None and len(readout.terms) else []))
+    parts = [max(sched.num_slots, 1) * 8, n_in + 64, 8 * 64, 4 * 64 * max(k, 1),
+             (n_in // 8 + 8) * 64 + (n_in + 63) // 64 * (64 + 8) * 8, nv * 8]
+    encoded = 64 * n_in if circuit.input_encoder is not None else 0
+    return 64 + sum(-(-b // 64) * 64 for b in parts) + encoded
+
+
 def emit(circuit: Circuit, prefix: str = "net", *, straight_line: bool | None = None,
          difflogic_num_bits: int | None = None) -> CSource:
     """The C99 source and header of ``circuit`` (see the module docstring for the ABI).
@@ -133,147 +147,147 @@ def emit(circuit: Circuit, prefix: str = "net", *, straight_line: bool | None = 
         sched, r = readout_schedule(circuit, fuse=False, inline=True)
     else:
         sched, r = schedule(circuit), None
-    n_gates = len(sched.gates)
     if straight_line is None:
-        straight_line = n_gates <= STRAIGHT_LINE_MAX_GATES
+        straight_line = len(sched.gates) <= STRAIGHT_LINE_MAX_GATES
     k = head.k if head is not None else 0
     P = p.upper()
+    out, otype, width = ("scores", "int32_t", k) if head is not None else ("bits", "uint8_t", circuit.num_outputs)
 
-    h = [f"/* {p}.h: the ABI of {p}.c, generated by lgc from a circuit of {circuit.num_inputs} inputs, "
-         f"{circuit.num_gates} gates,", f" * {circuit.num_outputs} outputs"
+    h = [f"/* {p}.h: the ABI of {p}.c (standalone C99, lgc's table-driven kernel), generated by lgc from a",
+         f" * circuit of {circuit.num_inputs} inputs, {circuit.num_gates} gates, {circuit.num_outputs} outputs"
          + (f", a group-sum head of {k} classes (tau {head.tau:g})" if head else ", no head (raw output bits)")
          + (f", an input encoder over {enc.num_features} features" if enc else "") + ".",
-         " * Every function returns 0, or -1 when n < 0 or memory for its working set cannot be allocated.",
-         " * Inputs: x[n][NUM_INPUTS] bytes (any nonzero byte is true), or packed words",
-         " * [NUM_INPUTS][(n + 63) / 64] (sample j = bit j % 64 of word j / 64). Reentrant. */",
-         f"#ifndef {P}_H", f"#define {P}_H", "#include <stdint.h>"]
+         f" * Bool input x: uint8 [n][{P}_NUM_INPUTS], row-major; any nonzero byte is 1.",
+         f" * Packed input words: uint64 [{P}_NUM_INPUTS][wstride], wstride >= ceil(n / 64): sample s of input j",
+         " *   is bit s % 64 of words[j * wstride + s / 64].",
+         (f" * Scores: int32 [n][{P}_NUM_CLASSES]; class c's score is the popcount of its group of outputs"
+          f" (logits = score / {P}_TAU)." if head is not None else f" * Bits: uint8 [n][{P}_NUM_OUTPUTS], each 0 or 1."),
+         f" * workspace: {p}_workspace_bytes() bytes (at most {P}_WORKSPACE_BYTES), any alignment, one per concurrent",
+         " *   call; or NULL, and the call allocates it (malloc) itself. Calls return 0, or -1 when that fails. */",
+         f"#ifndef {P}_H", f"#define {P}_H", "#include <stddef.h>", "#include <stdint.h>"]
     if difflogic_num_bits:
-        h += ["#include <stdbool.h>", "#include <stddef.h>"]
-    h += ["#ifdef __cplusplus", 'extern "C" {', "#endif", "",
-          f"#define {P}_NUM_INPUTS {circuit.num_inputs}", f"#define {P}_NUM_OUTPUTS {circuit.num_outputs}"]
-    protos = [f"/* NUM_INPUTS, NUM_OUTPUTS, NUM_CLASSES (0: no head), NUM_FEATURES (0: no encoder), for FFI callers */",
-              f"extern const int64_t {p}_dims[4];"]
+        h += ["#include <stdbool.h>"]
+    h += [f"#define {P}_NUM_INPUTS {circuit.num_inputs}", f"#define {P}_NUM_OUTPUTS {circuit.num_outputs}",
+          f"#define {P}_HAS_HEAD {int(head is not None)}"]
     if head is not None:
-        h += [f"#define {P}_NUM_CLASSES {k}", f"#define {P}_TAU {float(head.tau)!r}  /* logits = scores / TAU */"]
-        protos += ["/* class scores (popcounts) int32 [n][NUM_CLASSES] of bool bytes [n][NUM_INPUTS] */",
-                   f"int {p}_scores(const uint8_t *x, int64_t n, int32_t *scores);",
-                   "/* the same from packed words [NUM_INPUTS][(n + 63) / 64] */",
-                   f"int {p}_scores_packed(const uint64_t *words, int64_t n, int32_t *scores);"]
-    else:
-        protos += ["/* output bits uint8 0/1 [n][NUM_OUTPUTS] of bool bytes [n][NUM_INPUTS] */",
-                   f"int {p}_bits(const uint8_t *x, int64_t n, uint8_t *bits);",
-                   "/* the same from packed words [NUM_INPUTS][(n + 63) / 64] */",
-                   f"int {p}_bits_packed(const uint64_t *words, int64_t n, uint8_t *bits);"]
+        h += [f"#define {P}_NUM_CLASSES {k}", f"#define {P}_TAU {float(head.tau)!r}"]
     if enc is not None:
         h += [f"#define {P}_NUM_FEATURES {enc.num_features}"]
-        out = "scores" if head is not None else "bits"
-        otype = "int32_t" if head is not None else "uint8_t"
-        protos += ["/* input bits [n][NUM_INPUTS] of raw features [n][NUM_FEATURES]: bit i = feature > threshold */",
-                   f"int {p}_encode(const float *features, int64_t n, uint8_t *x);",
-                   f"/* {out} of raw features [n][NUM_FEATURES] (encoded, then run) */",
-                   f"int {p}_{out}_features(const float *features, int64_t n, {otype} *{out});"]
+    h += [f"#define {P}_TILE_SAMPLES 64  /* as emitted (VW 1); -DVW=4 builds run 256 */",
+          f"#define {P}_VECTOR_WORDS 1",
+          f"#define {P}_WORKSPACE_BYTES {workspace_bytes(circuit, sched, r)}  /* VW 1 build */",
+          "#ifdef __cplusplus", 'extern "C" {', "#endif"]
+    protos = [f"int {p}_{out}(const uint8_t *x, size_t n, {otype} *{out}, void *workspace);",
+              f"int {p}_{out}_packed(const uint64_t *words, size_t wstride, size_t n, {otype} *{out}, void *workspace);",
+              f"size_t {p}_workspace_bytes(void);",
+              f"/* NUM_INPUTS, NUM_OUTPUTS, NUM_CLASSES (0: no head), NUM_FEATURES (0: no encoder), for FFI callers */",
+              f"extern const int64_t {p}_dims[4];"]
+    if enc is not None:
+        protos += [f"/* raw features double [n][{P}_NUM_FEATURES] -> bool input x (bit i = feature > threshold) */",
+                   f"void {p}_encode(const double *features, size_t n, uint8_t *x);",
+                   f"int {p}_{out}_features(const double *features, size_t n, {otype} *{out}, void *workspace);"]
     if difflogic_num_bits:
         protos += [f"/* difflogic's entry point: inp bool [len * {difflogic_num_bits}][NUM_INPUTS], "
                    f"out int32 [len * {difflogic_num_bits}][NUM_CLASSES] */",
                    "void apply_logic_gate_net(const bool *inp, int32_t *out, size_t len);"]
-    h += [""] + protos + ["", "#ifdef __cplusplus", "}", "#endif", f"#endif /* {P}_H */", ""]
+    h += protos + ["#ifdef __cplusplus", "}", "#endif", f"#endif /* {P}_H */", ""]
     header = "\n".join(h)
 
     c = [f"/* {p}.c: a logic gate network as standalone C99, generated by lgc (circuit {circuit.content_hash()[:16]}).",
-         " * Build: cc -std=c99 -O2 -c " + f"{p}.c (or -std=gnu11 -mavx2 -DVW=4 for the AVX2 kernel)"
-         + ("." if not straight_line else "; straight-line gates: VW 1 only."),
+         f" * Build: cc -std=c99 -O2 -c {p}.c" + (" (or -std=gnu11 -mavx2 -DVW=4 for the AVX2 kernel)."
+                                                  if not straight_line else "; straight-line gates: VW 1 only."),
          f" * The ABI is in {p}.h (repeated below). The kernel is lgc/backends/cpu_kernel.c, verbatim; the",
          " * circuit's tables (or, for a small circuit, its gates as code) follow it. */",
-         "#define LGC_API static", "#include <stdint.h>", "#include <stdlib.h>"]
+         "#define LGC_API static", "#include <stddef.h>", "#include <stdint.h>", "#include <stdlib.h>"]
     if difflogic_num_bits:
-        c += ["#include <stdbool.h>", "#include <stddef.h>"]
+        c += ["#include <stdbool.h>"]
     if straight_line:
         c += ["#if defined(VW) && VW != 1", '#error "straight-line gates are emitted for VW 1 only"', "#endif",
               f"static void {p}_gates_as_code(uint64_t *S);", f"#define LGC_GATES_AS_CODE {p}_gates_as_code"]
     c += ["", "/* ---- the ABI (as in the header) ---- */", *protos, "", "/* ---- kernel: cpu_kernel.c ---- */",
           KERNEL.read_text(), "/* ---- the circuit ---- */"]
-    c.append(_array("int32_t", f"{p}_groups", sched.groups if not straight_line else np.zeros(0, np.int32)))
-    c.append(_array("int32_t", f"{p}_gates", sched.gates if not straight_line else np.zeros(0, np.int32)))
-    c.append(_array("int32_t", f"{p}_tgates", sched.tgates))
-    c.append(_array("int32_t", f"{p}_out_slots", sched.out_slots))
     empty = np.zeros(0, np.int32)
+    tables = {"groups": empty if straight_line else sched.groups, "gates": empty if straight_line else sched.gates,
+              "tgates": sched.tgates, "out_slots": sched.out_slots}
     for name in ("terms", "term_slots", "term_groups", "term_gates", "consts"):
-        c.append(_array("int32_t", f"{p}_{name}", getattr(r, name) if r is not None else empty))
+        tables[name] = getattr(r, name) if r is not None else empty
+    c += [_array("int32_t", f"{p}_{name}", values) for name, values in tables.items()]
     if straight_line:
         c.append(_straight_gates(f"{p}_gates_as_code", sched.groups, sched.gates))
-    ngroups = 0 if straight_line else len(sched.groups)
-    nterms = len(r.terms) if r is not None else 0
-    nterm_groups = len(r.term_groups) if r is not None else 0
-    tables = ("groups", "gates", "tgates", "out_slots", "terms", "term_slots", "term_groups", "term_gates", "consts")
+    sizes = [circuit.num_inputs, sched.num_slots, 0 if straight_line else len(sched.groups), len(sched.out_slots), k,
+             len(r.terms) if r is not None else 0, len(r.term_groups) if r is not None else 0]
+    encoded = f"(size_t)lgc_tile_samples() * {circuit.num_inputs}" if enc is not None else "0"
+    null_out = ("NULL, " if head is None else "") + out + (", NULL" if head is not None else "")
     c.append(f"""
 /* The tables and sizes reach the kernel through volatile reads, so no compiler specialises the kernel to
  * them: that would only grow the code, and gcc then warns about paths the tables never take. */
 static const int32_t *const volatile {p}_table[{len(tables)}] = {{
     {", ".join(f"{p}_{t}" for t in tables)}
 }};
-
 /* inputs, slots, groups, outputs, classes, terms, head-gate groups */
-static const volatile int64_t {p}_size[7] = {{
-    {circuit.num_inputs}, {sched.num_slots}, {ngroups}, {len(sched.out_slots)}, {k}, {nterms}, {nterm_groups}
-}};
+static const volatile int64_t {p}_size[7] = {{{", ".join(map(str, sizes))}}};
+const int64_t {p}_dims[4] = {{{circuit.num_inputs}, {circuit.num_outputs}, {k}, {enc.num_features if enc else 0}}};
 
-static int {p}_run(const uint8_t *x, const uint64_t *words, int64_t n, int32_t *scores, uint8_t *bits) {{
-    (void)lgc_tile_samples; (void)lgc_has_ternary;
-    if (n < 0) return -1;
+static size_t {p}_kernel_bytes(void) {{
+    return (size_t)lgc_workspace_bytes({p}_size[0], {p}_size[1], {p}_size[4], {p}_size[5], {p}_table[4]);
+}}
+
+size_t {p}_workspace_bytes(void) {{ return {p}_kernel_bytes() + {encoded}; }}
+
+static int {p}_run(const uint8_t *x, const uint64_t *words, size_t wstride, size_t n, {otype} *{out}, void *workspace) {{
+    (void)lgc_has_ternary; (void)lgc_tile_samples;
     return lgc_run({p}_size[0], {p}_size[1], {p}_size[2], {p}_table[0], {p}_table[1], {p}_table[2],
                    {p}_size[3], {p}_table[3], {p}_size[4], {p}_size[5], {p}_table[4], {p}_table[5], {p}_size[6],
-                   {p}_table[6], {p}_table[7], {p}_table[8], x, words, (n + 63) / 64, n, scores, bits);
+                   {p}_table[6], {p}_table[7], {p}_table[8], x, words, (int64_t)wstride, (int64_t)n, {null_out},
+                   workspace);
+}}
+
+int {p}_{out}(const uint8_t *x, size_t n, {otype} *{out}, void *workspace) {{
+    return {p}_run(x, NULL, 0, n, {out}, workspace);
+}}
+
+int {p}_{out}_packed(const uint64_t *words, size_t wstride, size_t n, {otype} *{out}, void *workspace) {{
+    return {p}_run(NULL, words, wstride, n, {out}, workspace);
 }}
 """)
-    c.append(f"const int64_t {p}_dims[4] = {{{circuit.num_inputs}, {circuit.num_outputs}, {k}, "
-             f"{enc.num_features if enc is not None else 0}}};\n")
-    if head is not None:
-        c.append(f"int {p}_scores(const uint8_t *x, int64_t n, int32_t *scores) {{ return {p}_run(x, NULL, n, scores, NULL); }}\n"
-                 f"int {p}_scores_packed(const uint64_t *words, int64_t n, int32_t *scores) {{ "
-                 f"return {p}_run(NULL, words, n, scores, NULL); }}\n")
-    else:
-        c.append(f"int {p}_bits(const uint8_t *x, int64_t n, uint8_t *bits) {{ return {p}_run(x, NULL, n, NULL, bits); }}\n"
-                 f"int {p}_bits_packed(const uint64_t *words, int64_t n, uint8_t *bits) {{ "
-                 f"return {p}_run(NULL, words, n, NULL, bits); }}\n")
     if enc is not None:
         c.append(_array("int32_t", f"{p}_feature", enc.feature))
         thresholds = ",\n".join(float(t).hex() for t in enc.threshold.tolist()) or "0"
         c.append(f"static const double {p}_threshold[{max(enc.threshold.size, 1)}] = {{\n{thresholds}\n}};\n")
-        out, otype, width = ("scores", "int32_t", k) if head is not None else ("bits", "uint8_t", circuit.num_outputs)
         c.append(f"""
-int {p}_encode(const float *features, int64_t n, uint8_t *x) {{
-    if (n < 0) return -1;
-    for (int64_t s = 0; s < n; s++) {{
-        const float *f = features + s * {enc.num_features};
+void {p}_encode(const double *features, size_t n, uint8_t *x) {{
+    for (size_t s = 0; s < n; s++) {{
+        const double *f = features + s * {enc.num_features};
         uint8_t *row = x + s * {circuit.num_inputs};
-        for (int64_t i = 0; i < {circuit.num_inputs}; i++) row[i] = (uint8_t)((double)f[{p}_feature[i]] > {p}_threshold[i]);
+        for (size_t i = 0; i < {circuit.num_inputs}; i++) row[i] = (uint8_t)(f[{p}_feature[i]] > {p}_threshold[i]);
     }}
-    return 0;
 }}
 
-int {p}_{out}_features(const float *features, int64_t n, {otype} *{out}) {{
-    enum {{ CHUNK = 1024 }};  /* rows encoded at a time: a multiple of the 64-sample tile */
+int {p}_{out}_features(const double *features, size_t n, {otype} *{out}, void *workspace) {{
+    /* a tile of rows at a time, encoded into the workspace's tail */
+    const size_t tile = (size_t)lgc_tile_samples();
+    void *owned = NULL;
     uint8_t *x;
-    if (n < 0) return -1;
-    x = (uint8_t *)malloc((size_t)CHUNK * {circuit.num_inputs} + 1);
-    if (!x) return -1;
-    for (int64_t row0 = 0; row0 < n; row0 += CHUNK) {{
-        const int64_t m = n - row0 < CHUNK ? n - row0 : CHUNK;
-        {p}_encode(features + row0 * {enc.num_features}, m, x);
-        if ({p}_{out}(x, m, {out} + row0 * {width}) != 0) {{
-            free(x);
-            return -1;
-        }}
+    int rc = 0;
+    if (!workspace) {{
+        workspace = owned = malloc({p}_workspace_bytes());
+        if (!owned) return -1;
     }}
-    free(x);
-    return 0;
+    x = (uint8_t *)workspace + {p}_kernel_bytes();
+    for (size_t row0 = 0; row0 < n && rc == 0; row0 += tile) {{
+        const size_t m = n - row0 < tile ? n - row0 : tile;
+        {p}_encode(features + row0 * {enc.num_features}, m, x);
+        rc = {p}_run(x, NULL, 0, m, {out} + row0 * {width}, workspace);
+    }}
+    free(owned);
+    return rc;
 }}
 """)
     if difflogic_num_bits:
         c.append(f"""
 void apply_logic_gate_net(const bool *inp, int32_t *out, size_t len) {{
     /* bool is one byte holding 0 or 1 on every ABI lgc targets; rows are read as bytes */
-    (void){p}_scores((const uint8_t *)inp, (int64_t)len * {difflogic_num_bits}, out);
+    (void){p}_scores((const uint8_t *)inp, len * {difflogic_num_bits}, out, NULL);
 }}
 """)
     return CSource("\n".join(c), header, p)

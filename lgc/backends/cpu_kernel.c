@@ -13,7 +13,8 @@
  * sum is converted to int32 once per class.
  *
  * VW (words per vector) is set by the build: 1 (portable C), 4 (AVX2), 8 (AVX-512).
- * With VW 1 the file is strict C99 (a vector is a plain uint64_t; no GNU extension is needed), so
+ * With VW 1 the file is strict C99 (a vector is a plain uint64_t; no GNU extension is needed; the
+ * caller may pass the working memory, so no allocation either), so
  * lgc.export emits this same text, with the circuit's tables appended, as a standalone net.c;
  * there LGC_API is `static` and LGC_GATES_AS_CODE may name a straight-line gates function.
  */
@@ -29,13 +30,6 @@
 #endif
 #ifndef LGC_API
 #define LGC_API  /* the emitted C makes the kernel's entry points static */
-#endif
-#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
-#define ALLOC64(size) aligned_alloc(64, size)
-#elif VW == 1
-#define ALLOC64(size) malloc(size)  /* C99 has no aligned_alloc; a uint64_t needs only malloc's alignment */
-#else
-#error "vector builds (VW > 1) need C11 (aligned_alloc)"
 #endif
 #ifndef __GNUC__
 #define __builtin_prefetch(...) ((void)0)  /* a hint only */
@@ -580,33 +574,60 @@ static void class_count(const vec *S, const int32_t *terms, int64_t t0, int64_t 
     add_planes(acc, A, W, w);
 }
 
-/* Run rows [0, n) of x (bool [n, n_in], C-contiguous) or of packed words (uint64 [n_in, wstride],
- * starting at word 0). Writes scores int32 [n, k] (k > 0) or bits uint8 [n, n_out] (k == 0).
- * Scores: class c = consts[c] + sum over rows (c, shift, sign, start, end, v0, v1) of terms of
- * sign * popcount(slots term_slots[start:end], head gate values V[v0:v1]) << shift, where the
- * head gates (groups term_groups over rows term_gates) fill V once per tile (see _schedule.Readout).
- * Returns 0, or -1 when out of memory. */
+/* The working memory of lgc_run, in the order it is carved (each part 64-byte aligned): slots,
+ * a zero row (padding rows of a partial tile), row pointers, class accumulators, packing scratch
+ * (8 vectors per column block, or one mask per sample and 64-input block), head gate values. */
+static void workspace_parts(int64_t n_in, int64_t n_slots, int64_t k, int64_t nterms, const int32_t *terms,
+                            size_t part[6]) {
+    int64_t nv = 1;  /* head gate values per tile */
+    for (int64_t t = 0; t < nterms; t++) nv = terms[7 * t + 6] > nv ? terms[7 * t + 6] : nv;
+    part[0] = (size_t)(n_slots > 0 ? n_slots : 1) * sizeof(vec);
+    part[1] = (size_t)n_in + 64;
+    part[2] = sizeof(uint8_t *) * TILE;
+    part[3] = sizeof(int32_t) * TILE * (size_t)(k > 0 ? k : 1);
+    part[4] = ((size_t)n_in / 8 + 8) * 64 + ((size_t)n_in + 63) / 64 * (TILE + 8) * 8;
+    part[5] = (size_t)nv * sizeof(vec);
+    for (int i = 0; i < 6; i++) part[i] = (part[i] + 63) / 64 * 64;
+}
+
+/* Bytes of the workspace lgc_run takes (any alignment: it aligns it itself). */
+LGC_API int64_t lgc_workspace_bytes(int64_t n_in, int64_t n_slots, int64_t k, int64_t nterms, const int32_t *terms) {
+    size_t part[6], total = 64;
+    workspace_parts(n_in, n_slots, k, nterms, terms, part);
+    for (int i = 0; i < 6; i++) total += part[i];
+    return (int64_t)total;
+}
+
+/* Run rows [0, n) of x (bool [n, n_in], C-contiguous, any nonzero byte true) or of packed words
+ * (uint64 [n_in, wstride], starting at word 0). Writes scores int32 [n, k] (k > 0) or bits uint8
+ * [n, n_out] (k == 0). Scores: class c = consts[c] + sum over rows (c, shift, sign, start, end, v0,
+ * v1) of terms of sign * popcount(slots term_slots[start:end], head gate values V[v0:v1]) << shift,
+ * where the head gates (groups term_groups over rows term_gates) fill V once per tile (see
+ * _schedule.Readout). workspace: lgc_workspace_bytes bytes (any alignment), or NULL to allocate
+ * them here. Returns 0, or -1 when out of memory. */
 LGC_API int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *groups, const int32_t *gates,
             const int32_t *tgates, int64_t n_out, const int32_t *out_slots, int64_t k,
             int64_t nterms, const int32_t *terms, const int32_t *term_slots, int64_t nterm_groups,
             const int32_t *term_groups, const int32_t *term_gates, const int32_t *consts, const uint8_t *x, const uint64_t *packed, int64_t wstride, int64_t n,
-            int32_t *scores, uint8_t *bits) {
+            int32_t *scores, uint8_t *bits, void *workspace) {
 #ifdef BLK
     init_col_table();
 #endif
-    vec *S = ALLOC64(((size_t)(n_slots > 0 ? n_slots : 1) * sizeof(vec) + 63) / 64 * 64);
-    uint8_t *zero_row = calloc((size_t)n_in + 64, 1);
-    const uint8_t **rows = malloc(sizeof(uint8_t *) * TILE);
-    int32_t *acc = ALLOC64(sizeof(int32_t) * TILE * (size_t)(k > 0 ? k : 1));
-    /* 8 vectors per column block, or one mask per sample and 64-input block */
-    void *scratch = ALLOC64(((size_t)n_in / 8 + 8) * 64 + ((size_t)n_in + 63) / 64 * (TILE + 8) * 8);
-    int64_t nv = 1;  /* head gate values per tile */
-    for (int64_t t = 0; t < nterms; t++) nv = terms[7 * t + 6] > nv ? terms[7 * t + 6] : nv;
-    vec *V = ALLOC64((size_t)nv * sizeof(vec));
-    if (!S || !zero_row || !rows || !acc || !scratch || !V) {
-        free(S); free(zero_row); free(rows); free(acc); free(scratch); free(V);
-        return -1;
+    void *owned = NULL;
+    size_t part[6];
+    if (!workspace) {
+        workspace = owned = malloc((size_t)lgc_workspace_bytes(n_in, n_slots, k, nterms, terms));
+        if (!owned) return -1;
     }
+    workspace_parts(n_in, n_slots, k, nterms, terms, part);
+    uint8_t *carve = (uint8_t *)workspace + (64 - (uintptr_t)workspace % 64) % 64;
+    vec *S = (vec *)carve;
+    uint8_t *zero_row = carve += part[0];
+    const uint8_t **rows = (const uint8_t **)(void *)(carve += part[1]);
+    int32_t *acc = (int32_t *)(void *)(carve += part[2]);
+    void *scratch = carve += part[3];
+    vec *V = (vec *)(void *)(carve += part[4]);
+    memset(zero_row, 0, (size_t)n_in + 64);
     int64_t n_gates = 0;  /* binary and 3-input */
     for (int64_t gi = 0; gi < ngroups; gi++) n_gates += groups[3 * gi + 2] - groups[3 * gi + 1];
     for (int64_t row0 = 0; row0 < n; row0 += TILE) {
@@ -661,6 +682,6 @@ LGC_API int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_
             }
         }
     }
-    free(S); free(zero_row); free(rows); free(acc); free(scratch); free(V);
+    free(owned);
     return 0;
 }

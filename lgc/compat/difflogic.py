@@ -70,7 +70,7 @@ class SharedLibraryNet:
         self.num_inputs, self.num_outputs, self.num_classes, self.num_features = (int(d) for d in dims)
         if self.num_classes < 1:
             raise ValueError(f"{self.path!r} holds a network without a group-sum head")
-        self._scores.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+        self._scores.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p]
         self._scores.restype = ctypes.c_int
         self.target = "shared-library"
 
@@ -84,7 +84,7 @@ class SharedLibraryNet:
             raise ValueError("input bits must be 0 or 1")
         rows = np.ascontiguousarray(x).view(np.uint8) if x.dtype == bool else np.ascontiguousarray(x, dtype=np.uint8)
         out = np.empty((len(rows), self.num_classes), dtype=np.int32)
-        if self._scores(rows.ctypes.data, len(rows), out.ctypes.data) != 0:
+        if self._scores(rows.ctypes.data, len(rows), out.ctypes.data, None) != 0:
             raise MemoryError(f"{self.path}: the network could not allocate its working set")
         return out
 
