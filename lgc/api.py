@@ -50,7 +50,8 @@ def compile(model_or_circuit: Any, target: str = "cpu", *, opt_level: int = 2, t
 def export(model_or_circuit: Any, path: str | os.PathLike, format: str | None = None, *, opt_level: int = 0,
            **options: Any) -> None:
     """Write a circuit to a hardware or netlist file (``verilog``, ``blif``, ``aiger``, ``lgc``,
-    ``text``); the format defaults from the file's suffix."""
+    ``text``) or as standalone C99 (``c``: ``net.c`` + ``net.h``, see lgc.backends.c_source); the
+    format defaults from the file's suffix."""
     from .backends import export as _export
     circuit = _as_circuit(model_or_circuit)
     if opt_level:

@@ -182,3 +182,19 @@ def test_empty_raw_feature_batch_is_an_empty_result():
     out = simulate(circuit, np.zeros((0, 11), np.float32))
     assert out.shape == (0, 4) and out.dtype == np.int32
     assert lgc.compile(circuit, target="numpy")(np.zeros((0, 11))).shape == (0, 4)
+
+
+def test_readme_c_program_builds_and_prints_the_oracles_scores(tmp_path):
+    """The README's Deployment main.c, verbatim, linked with an emitted 784-input, 10-class net.c."""
+    need("c-compiler", None if shutil.which("gcc") else "no gcc on PATH")
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    main_c = "/* main.c:" + readme.split("/* main.c:", 1)[1].split("```", 1)[0]
+    circuit = lgc.optimize(random_layered_circuit(784, [300, 200], num_classes=10, seed=5), level=2)
+    lgc.export(circuit, tmp_path / "net.c")
+    (tmp_path / "main.c").write_text(main_c)
+    subprocess.run(["gcc", *c_source.STRICT_FLAGS, "-O2", "main.c", "net.c", "-o", "classify"], cwd=tmp_path, check=True)
+    printed = subprocess.run(["./classify"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    x = np.zeros((2, 784), bool)
+    x[1, 0] = True
+    expect = simulate(circuit, x)
+    assert printed.splitlines() == [f"class {c}: {expect[0, c]} {expect[1, c]}" for c in range(10)]
