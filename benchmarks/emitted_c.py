@@ -31,14 +31,17 @@ SIZES = (8, 32, 128, 512, 2048, 8000)                   # part 2: layer widths
 
 
 def _sizes(cc: str, circuit, flags: tuple[str, ...]) -> dict:
-    """text / data bytes of the emitted C's object file (binutils ``size``)."""
+    """Bytes of code (.text) and constant data (.rodata*) of the emitted C's object file (``size -A``)."""
     from lgc.backends import c_source
     with tempfile.TemporaryDirectory() as d:
         c = pathlib.Path(d) / "net.c"
         c.write_text(c_source.emit(circuit, "net").c)
         subprocess.run([cc, "-std=c99", *flags, "-c", str(c), "-o", f"{d}/net.o"], check=True)
-        out = subprocess.run(["size", f"{d}/net.o"], capture_output=True, text=True).stdout.split("\n")[1].split()
-    return {"text": int(out[0]), "data": int(out[1]), "bss": int(out[2])}
+        lines = subprocess.run(["size", "-A", f"{d}/net.o"], capture_output=True, text=True).stdout.splitlines()
+    sections = {ln.split()[0]: int(ln.split()[1]) for ln in lines if ln.startswith(".") and len(ln.split()) >= 2}
+    return {"code": sum(v for k, v in sections.items() if k.startswith(".text")),
+            "constant_data": sum(v for k, v in sections.items() if k.startswith(".rodata")),
+            "writable_data": sum(v for k, v in sections.items() if k.startswith((".data", ".bss")))}
 
 
 def main() -> int:

@@ -220,3 +220,20 @@ def test_packbits_group_sum_takes_difflogic_k():
     model = torch.nn.Sequential(l1, l2, GroupSum(3, 1.0)).eval()
     chained = PackBitsTensor(x).then(l1).then(l2).group_sum(3)       # difflogic's GroupSum passes self.k
     assert torch.equal(chained, torch.round(model(x.float())).to(torch.int32))
+
+
+def test_load_reads_a_library_with_only_difflogics_symbol(tmp_path):
+    """A .so difflogic compiled exports only apply_logic_gate_net (len = blocks of num_bits samples);
+    load() runs it as difflogic's forward does, padding the batch. Here: such a library emitted with
+    another symbol prefix, so lgc's own symbols are absent."""
+    import shutil
+    from conftest import need
+    from lgc.backends import c_source
+    need("c-compiler", None if shutil.which("gcc") else "no gcc on PATH")
+    c = random_layered_circuit(30, [80, 40], num_classes=4, tau=10.0, seed=6)
+    c_source.build_shared_library(c, tmp_path / "legacy.so", prefix="other", difflogic_num_bits=16)
+    with pytest.raises(ValueError):
+        CompiledLogicNet.load(tmp_path / "legacy.so")        # without num_classes nothing says the shape
+    net = CompiledLogicNet.load(tmp_path / "legacy.so", 4, 16)
+    x = np.random.default_rng(7).random((77, 30)) < 0.5
+    assert np.array_equal(np.asarray(net(x)), simulate(c, x))

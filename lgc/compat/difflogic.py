@@ -89,6 +89,38 @@ class SharedLibraryNet:
         return out
 
 
+class DifflogicLibraryNet:
+    """A shared library difflogic itself compiled: its ``apply_logic_gate_net(inp, out, len)``
+    runs ``len`` blocks of ``num_bits`` samples of bool rows, so batches are padded to whole blocks
+    (as difflogic's ``forward`` does); the input width is the batch's."""
+
+    def __init__(self, path: str | os.PathLike, num_classes: int, num_bits: int):
+        self.path, self.num_classes, self.num_bits = os.fspath(path), int(num_classes), int(num_bits)
+        lib = ctypes.CDLL(os.path.abspath(self.path))
+        try:
+            self._fn = lib.apply_logic_gate_net
+        except AttributeError:
+            raise ValueError(f"{self.path!r} has neither lgc's nor difflogic's symbols "
+                             f"({LIB_PREFIX}_scores, apply_logic_gate_net)") from None
+        self._fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+        self._fn.restype = None
+        self._lib = lib
+        self.target = "difflogic shared library"
+
+    def __call__(self, x: Any) -> np.ndarray:
+        if hasattr(x, "detach") and hasattr(x, "cpu"):
+            x = x.detach().cpu().numpy()
+        x = np.asarray(x)
+        if x.ndim != 2 or x.dtype.kind not in "biuf":
+            raise ValueError(f"input must be bool [N, num_inputs], got {x.dtype} {list(x.shape)}")
+        blocks = -(-len(x) // self.num_bits)
+        padded = np.zeros((blocks * self.num_bits, x.shape[1]), dtype=bool)
+        padded[:len(x)] = x != 0
+        out = np.zeros((len(padded), self.num_classes), dtype=np.int32)
+        self._fn(padded.ctypes.data, out.ctypes.data, blocks)
+        return out[:len(x)]
+
+
 class CompiledLogicNet:
     """difflogic's ``CompiledLogicNet``: ``CompiledLogicNet(model, num_bits=64, cpu_compiler='gcc')``,
     then ``.compile()`` and ``.forward(x)`` (or ``net(x)``) -> int32 class counts [N, k].
@@ -190,7 +222,12 @@ class CompiledLogicNet:
         with open(save_lib_path, "rb") as f:
             is_elf = f.read(4) == _ELF_MAGIC
         if is_elf:
-            lib = SharedLibraryNet(save_lib_path)
+            try:
+                lib = SharedLibraryNet(save_lib_path)
+            except ValueError:
+                if num_classes is None:
+                    raise
+                lib = DifflogicLibraryNet(save_lib_path, num_classes, num_bits)   # a library difflogic built
             k = lib.num_classes
             out = CompiledLogicNet(None, num_bits=num_bits)
             out.net = lib
