@@ -51,14 +51,16 @@ def fixed_circuits() -> dict[str, tuple[Circuit, dict]]:
     rng = np.random.default_rng(17)
     head = _special_outputs(random_layered_circuit(37, [90, 60, 40], num_classes=4, tau=2.0, seed=1), rng)
     bits = _special_outputs(random_layered_circuit(20, [50, 30], seed=2), rng)
+    tables = {"straight_line": False}   # these circuits are small: by default they would be straight-line code
     return {
-        "head_encoder": (head.replace(input_encoder=_encoder(37, 11, rng)), {}),
-        "head": (head, {}),
-        "bits": (bits, {}),
-        "bits_encoder": (bits.replace(input_encoder=_encoder(20, 6, rng)), {}),
+        "head_encoder": (head.replace(input_encoder=_encoder(37, 11, rng)), tables),
+        "head": (head, tables),
+        "bits": (bits, tables),
+        "bits_encoder": (bits.replace(input_encoder=_encoder(20, 6, rng)), tables),
         "no_gates": (Circuit(5, outputs=[0, 3, 3, 1, 4, 2], head=GroupSumHead(2, 1.0)), {}),
         "no_gates_bits": (Circuit(9, outputs=[8, 0, 0]), {}),
         "straight_line": (head, {"straight_line": True}),
+        "straight_line_bits_encoder": (bits.replace(input_encoder=_encoder(20, 6, rng)), {}),   # by size
     }
 
 
@@ -137,7 +139,7 @@ def test_cross_compiled_under_qemu(arch, tmp_path):
     cc, qemu, sysroot = CROSS[arch]
     missing = [t for t in (cc, qemu) if shutil.which(t) is None]
     need("cross", f"{', '.join(missing)} not on PATH" if missing else None)
-    for name in ("head_encoder", "bits", "straight_line"):
+    for name in ("head_encoder", "bits", "straight_line", "straight_line_bits_encoder"):
         circuit, opts = fixed_circuits()[name]
         exe = _build(tmp_path, name, circuit, opts, shutil.which(cc))
         records = [_record(circuit, mode, n, seed, canonical=seed % 2 == 0)
@@ -198,3 +200,12 @@ def test_readme_c_program_builds_and_prints_the_oracles_scores(tmp_path):
     x[1, 0] = True
     expect = simulate(circuit, x)
     assert printed.splitlines() == [f"class {c}: {expect[0, c]} {expect[1, c]}" for c in range(10)]
+
+
+def test_straight_line_by_size():
+    """The default emits straight-line gates up to STRAIGHT_LINE_MAX_GATES scheduled gates, tables above."""
+    small = random_layered_circuit(16, [40, 20], num_classes=2, seed=8)
+    big = random_layered_circuit(64, [c_source.STRAIGHT_LINE_MAX_GATES, 600], seed=9)
+    assert "#define LGC_GATES_AS_CODE" in c_source.emit(small).c
+    assert "#define LGC_GATES_AS_CODE" not in c_source.emit(big).c
+    assert "#define LGC_GATES_AS_CODE" not in c_source.emit(small, straight_line=False).c

@@ -61,6 +61,9 @@ typedef uint64_t vec;
 typedef uint64_t vec __attribute__((vector_size(VW * 8), aligned(VW * 8)));
 #define WORD(v, w) (v)[w]
 #endif
+#ifdef LGC_GATES_AS_CODE
+static void LGC_GATES_AS_CODE(vec *S);  /* defined after this file by the emitted C */
+#endif
 
 enum { K_FALSE, K_TRUE, K_COPY, K_NOT, K_AND, K_ANDNOT, K_XOR, K_OR, K_NOR, K_XNOR, K_ORNOT, K_NAND };
 
