@@ -139,6 +139,7 @@ class CompiledLogicNet:
                              f"use lgc.compile(model, target='cuda') for the GPU")
         if num_bits not in _NUM_BITS:
             raise ValueError(f"num_bits must be one of {_NUM_BITS}, got {num_bits!r}")
+        self.model = model
         self.circuit = _to_circuit(model) if model is not None else None
         self.num_bits = num_bits
         self.cpu_compiler = cpu_compiler
@@ -173,6 +174,8 @@ class CompiledLogicNet:
         :meth:`load` and any C or ctypes program can use. Raises BuildError when the compiler fails."""
         if self.circuit is None:
             raise ValueError("CompiledLogicNet has no model to compile")
+        if self.model is not None and not isinstance(self.model, Circuit):
+            self.circuit = _to_circuit(self.model)  # the model as it is now, as difflogic reads it at compile()
         if self.circuit.head is None:
             raise ValueError("CompiledLogicNet needs a model that ends in GroupSum (class counts)")
         import time
