@@ -64,12 +64,13 @@ def fixed_circuits() -> dict[str, tuple[Circuit, dict]]:
     }
 
 
-def _build(tmp: pathlib.Path, name: str, circuit: Circuit, options: dict, cc: str) -> pathlib.Path:
+def _build(tmp: pathlib.Path, name: str, circuit: Circuit, options: dict, cc: str,
+           flags: tuple[str, ...] = (*c_source.STRICT_FLAGS, "-O2")) -> pathlib.Path:
     d = tmp / name
     d.mkdir(parents=True, exist_ok=True)
     lgc.export(circuit, d / "net.c", **options)
     exe = d / f"driver-{os.path.basename(cc)}"
-    cmd = [cc, *c_source.STRICT_FLAGS, "-O2", f"-I{d}", str(d / "net.c"), str(DRIVER), "-o", str(exe)]
+    cmd = [cc, *flags, f"-I{d}", str(d / "net.c"), str(DRIVER), "-o", str(exe)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stderr[-3000:]}"
     return exe
@@ -145,6 +146,22 @@ def test_cross_compiled_under_qemu(arch, tmp_path):
         records = [_record(circuit, mode, n, seed, canonical=seed % 2 == 0)
                    for seed, (mode, n) in enumerate((m, n) for m in MODES for n in (1, 63, 64, 65, 1000))]
         _run([shutil.which(qemu), "-L", sysroot], exe, circuit, records, tmp_path)
+
+
+def test_same_file_runs_the_avx2_kernel(tmp_path):
+    """The emitted file built with -std=gnu11 -mavx2 -DVW=4 (the cpu-avx2 kernel), tables and straight-line."""
+    from lgc.backends._common import cpu_flags
+    cc = shutil.which("gcc")
+    need("c-compiler", None if cc else "no gcc on PATH")
+    if "avx2" not in cpu_flags():
+        pytest.skip("this CPU lacks AVX2")
+    for name in ("head_encoder", "straight_line", "bits"):
+        circuit, opts = fixed_circuits()[name]
+        exe = _build(tmp_path, name, circuit, opts, cc, ("-std=gnu11", "-Wall", "-Werror", "-O2", "-mavx2", "-DVW=4"))
+        # 0/1 bytes: non-canonical bool bytes in the AVX2 packing are issue 16's fix (tests/test_trust.py)
+        records = [_record(circuit, mode, n, seed, canonical=True)
+                   for seed, (mode, n) in enumerate((m, n) for m in MODES for n in (1, 63, 64, 65, 257, 1000))]
+        _run([], exe, circuit, records, tmp_path)
 
 
 def test_header_names_the_abi_and_suffix_dispatch(tmp_path):
