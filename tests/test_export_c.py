@@ -182,7 +182,7 @@ def test_header_names_the_abi_and_suffix_dispatch(tmp_path):
     assert src.h.split("int m_bits(")[1].split(";")[0] in src.c   # the .c repeats the header's prototypes
 
 
-@pytest.mark.parametrize("prefix", ["", "1net", "net-x", "int", None, "a b"])
+@pytest.mark.parametrize("prefix", ["", "1net", "net-x", "int", None, "a b", "lgc", "run", "head"])
 def test_bad_prefix_is_a_value_error(prefix):
     with pytest.raises(ValueError):
         c_source.emit(fixed_circuits()["bits"][0], prefix)

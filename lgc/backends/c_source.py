@@ -40,6 +40,7 @@ hook): a few percent faster, but gcc's build time grows steeply with it, so the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import pathlib
 import re
@@ -48,7 +49,7 @@ import subprocess
 import numpy as np
 
 from ..ir import Circuit
-from ._schedule import KIND_NAMES, readout_schedule, schedule
+from ._schedule import KIND_NAMES, Readout, Schedule, readout_schedule, schedule
 
 FORMAT = "c"
 SUFFIXES = (".c",)
@@ -69,7 +70,11 @@ volatile while _Bool _Complex _Imaginary bool main""".split())
 _KIND_EXPR = {"FALSE": "(vec){{0}}", "TRUE": "~(vec){{0}}", "COPY": "{a}", "NOT": "~{a}", "AND": "{a} & {b}",
               "ANDNOT": "{a} & ~{b}", "XOR": "{a} ^ {b}", "OR": "{a} | {b}", "NOR": "~({a} | {b})",
               "XNOR": "~({a} ^ {b})", "ORNOT": "{a} | ~{b}", "NAND": "~({a} & {b})"}
-_STATEMENTS_PER_FUNCTION = 1000   # straight-line code split into functions this long (gcc stays linear)
+_STATEMENTS_PER_FUNCTION = 1000   # straight-line code in functions this long (gcc's time still grows steeply)
+#: the names the emitted C defines, after ``<prefix>_``
+_GENERATED = ("groups", "gates", "tgates", "out_slots", "terms", "term_slots", "term_groups", "term_gates", "consts",
+              "table", "size", "dims", "kernel_bytes", "workspace_bytes", "run", "scores", "scores_packed", "bits",
+              "bits_packed", "feature", "threshold", "encode", "scores_features", "bits_features", "gates_as_code")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,9 +92,17 @@ def prefix_for(path: str | os.PathLike) -> str:
     return stem if not stem[0].isdigit() else "net_" + stem
 
 
+@functools.lru_cache(maxsize=1)
+def _kernel_identifiers() -> frozenset[str]:
+    return frozenset(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", KERNEL.read_text()))
+
+
 def _check_prefix(prefix: str) -> str:
     if not isinstance(prefix, str) or not _IDENT.match(prefix) or prefix in _C_KEYWORDS:
         raise ValueError(f"prefix must be a C identifier (letters, digits, _; not a keyword), got {prefix!r}")
+    clash = sorted(name for name in (f"{prefix}_{g}" for g in _GENERATED) if name in _kernel_identifiers())
+    if clash:
+        raise ValueError(f"prefix {prefix!r} would redefine the kernel's {', '.join(clash)}; choose another")
     return prefix
 
 
@@ -120,7 +133,7 @@ def _straight_gates(name: str, groups: np.ndarray, gates: np.ndarray) -> str:
     return "".join(parts)
 
 
-def workspace_bytes(circuit: Circuit, sched, readout) -> int:
+def workspace_bytes(circuit: Circuit, sched: Schedule, readout: Readout | None) -> int:
     """``P_WORKSPACE_BYTES``: the portable build's (VW 1) working memory, with 8-byte pointers (an
     upper bound on 32-bit ABIs), mirroring ``lgc_workspace_bytes`` in cpu_kernel.c, plus one tile
     of encoded rows when the circuit has an input encoder."""
