@@ -27,9 +27,10 @@ arguments as the LLVM object export (:mod:`._llvm_export`):
   ``void apply_logic_gate_net(const bool *inp, int32_t *out, size_t len)`` (``len`` blocks of
   ``num_bits`` samples).
 
-The kernel's tile is 64 samples; any ``n`` works. Compiled with ``-std=gnu11 -mavx2 -DVW=4`` (or
-``-DVW=8`` and the AVX-512 flags) the same file runs the vector kernels of the ``cpu-avx2`` /
-``cpu-avx512`` targets.
+The kernel's tile is 64 samples; any ``n`` works. Compiled with ``-std=gnu11 -mavx2 -DVW=4`` the
+same file runs the ``cpu-avx2`` target's vector kernel (tested); ``-DVW=8`` with the AVX-512 flags
+(``cpu_c.build_flags("cpu-avx512")``) selects the ``cpu-avx512`` kernel (it compiles; not run on the
+AVX2-only host where this was written).
 
 ``straight_line=True`` emits the gates as straight-line C statements over the same slots instead
 of gate tables (same packing and readout; the kernel calls it through its ``LGC_GATES_AS_CODE``

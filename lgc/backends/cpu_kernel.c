@@ -661,7 +661,7 @@ LGC_API int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_
 #endif
 #ifdef LGC_GATES_AS_CODE
         LGC_GATES_AS_CODE(S);  /* a small circuit's gates as straight-line code (see the emitted C) */
-        (void)run_gates; (void)gates; (void)tgates;
+        (void)run_gates; (void)gates; (void)tgates; (void)pf_bytes;
 #else
         run_gates(S, ngroups, groups, gates, tgates, pf.p, pf_bytes);
 #endif
