@@ -164,6 +164,20 @@ def test_same_file_runs_the_avx2_kernel(tmp_path):
         _run([], exe, circuit, records, tmp_path)
 
 
+def test_same_file_compiles_as_the_avx512_kernel(tmp_path):
+    """-DVW=8 with the cpu-avx512 target's flags (mask packing, 3-input gate loops) compiles cleanly;
+    running it needs an AVX-512 host, where tests/test_backends_cpu.py runs the same kernel."""
+    cc = shutil.which("gcc")
+    need("c-compiler", None if cc else "no gcc on PATH")
+    from lgc.backends.cpu_c import _CONFIG, _EXTRAS
+    flags = ["-DVW=8", *_CONFIG["cpu-avx512"][1], *(f for _, fl in _EXTRAS["cpu-avx512"] for f in fl)]
+    for name in ("head_encoder", "straight_line", "bits"):
+        circuit, opts = fixed_circuits()[name]
+        lgc.export(circuit, tmp_path / f"{name}.c", **opts)
+        subprocess.run([cc, "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2", *flags, "-c", f"{name}.c"],
+                       cwd=tmp_path, check=True)
+
+
 def test_header_names_the_abi_and_suffix_dispatch(tmp_path):
     circuit, _ = fixed_circuits()["head_encoder"]
     lgc.export(circuit, tmp_path / "my-model.c")
