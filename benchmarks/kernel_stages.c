@@ -44,7 +44,7 @@ int main(int argc, char **argv) {
     for (int r = 0; r < reps; r++) {
         const double t0 = now();
         lgc_run(n_in, n_slots, ng, groups, gates, tg, no, outs, k, nt, terms, ts, ntgr, tgr, tga, consts, x, NULL, 0, N,
-                scores, NULL);
+                scores, NULL, NULL);
         const double t = now() - t0;
         best = t < best ? t : best;
     }

@@ -39,7 +39,7 @@ def main() -> int:
     os.environ["LGC_CACHE_DIR"] = tempfile.mkdtemp(prefix="lgc-bench-cache-")
     import lgc
     from lgc.backends import build, cpu_c, llvm
-    from lgc.backends.bench import DifflogicBaseline, measure_throughput, mnist_shaped
+    from lgc.backends.bench import DifflogicBaseline, EmittedC, measure_throughput, mnist_shaped
     from lgc.ir import simulate
 
     info = machine()
@@ -65,15 +65,16 @@ def main() -> int:
         small = lgc.optimize(circuit, level=2)
         t_opt = time.perf_counter() - t0
         check = simulate(small, x[:1024])
-        for target in targets:
+        for target in targets + ["emitted C"]:   # lgc.export(.., "net.c"), gcc -O2, one thread (benchmarks/emitted_c.py)
             t0 = time.perf_counter()
-            net = build(small, target, threads=1)
+            net = EmittedC(small) if target == "emitted C" else build(small, target, threads=1)
             t_compile = t_opt + time.perf_counter() - t0
             ok = bool(np.array_equal(net(x[:1024]), check))
             failed |= not ok
             one = measure_throughput(net, x, repeats=3)
             one_cpu = measure_throughput(net, x, repeats=3, clock=time.thread_time)
-            many = measure_throughput(build(small, target, threads=cores), x, repeats=3) if cores > 1 else one
+            many = measure_throughput(build(small, target, threads=cores), x, repeats=3) \
+                if cores > 1 and target != "emitted C" else one
             row = {"net": name, "gates": circuit.num_gates, "gates_after_O2": small.num_gates, "target": target,
                    "compile_seconds": t_compile, "optimize_seconds": t_opt, "samples_per_second_1_thread": one,
                    "samples_per_cpu_second_1_thread": one_cpu,

@@ -79,11 +79,12 @@ def compile(model_or_circuit: Any, target: str = "cpu", *, opt_level: int = DEFA
 def export(model_or_circuit: Any, path: str | os.PathLike, format: str | None = None, *,
            opt_level: int = DEFAULT_OPT_LEVEL, input_shape: Any = None, **options: Any) -> None:
     """Optimise at ``opt_level`` and write a hardware or netlist file (``verilog``, ``blif``, ``aiger``,
-    ``lgc``, ``text``, ...), or the network as LLVM IR (``.ll``) or an object file (``.o``; options
-    ``triple``, ``cpu``, ``features``, ``vector_words``) with a C header beside it; ``format``
-    defaults from the file's suffix (``.v``, ``.blif``, ``.aag``/``.aig``, ``.lgc``, ``.txt``,
-    ``.ll``, ``.o``). ``model_or_circuit`` as in :func:`compile`; ``opt_level=0`` writes the
-    lowered circuit gate for gate. Raises ``ValueError`` for an unknown format or suffix."""
+    ``lgc``, ``text``, ...), or the network as code that leaves Python: standalone C99 (``.c``:
+    ``net.c`` + ``net.h``, see :mod:`lgc.backends.c_source`), LLVM IR (``.ll``) or an object file
+    (``.o``; options ``triple``, ``cpu``, ``features``, ``vector_words``) with a C header beside it;
+    ``format`` defaults from the file's suffix (``.v``, ``.blif``, ``.aag``/``.aig``, ``.lgc``,
+    ``.txt``, ``.c``, ``.ll``, ``.o``). ``model_or_circuit`` as in :func:`compile`; ``opt_level=0``
+    writes the lowered circuit gate for gate. Raises ``ValueError`` for an unknown format or suffix."""
     from .backends import export as _export
     circuit = _as_circuit(model_or_circuit, input_shape)
     if opt_level:

@@ -20,7 +20,7 @@ from ._common import CompiledNet
 #: executable backend modules, in the order ``cpu`` prefers them (fastest first).
 EXECUTABLE_MODULES = ("numpy_ref", "cpu_c", "llvm", "cuda")
 #: file-format backend modules.
-FILE_MODULES = ("lgc_file", "text_file", "verilog", "blif", "aiger", "llvm_ir_file", "object_file")
+FILE_MODULES = ("lgc_file", "text_file", "verilog", "blif", "aiger", "c_source", "llvm_ir_file", "object_file")
 #: targets ``cpu`` may resolve to, fastest first.
 CPU_PREFERENCE = ("cpu-avx512", "cpu-avx2", "llvm", "c", "numpy")
 

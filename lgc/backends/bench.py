@@ -128,3 +128,67 @@ class DifflogicBaseline:
         out = np.empty((len(x), self.circuit.head.k), dtype=np.int32)
         self._fn(x.ctypes.data, out.ctypes.data, len(x))
         return out
+
+
+# ---- the emitted C (lgc.export(circuit, "net.c")), built as a shared library ----
+
+class EmittedC:
+    """A circuit's emitted C (:mod:`lgc.backends.c_source`) built by gcc into a shared library and
+    called through ctypes, single-threaded: ``__call__(x)`` takes bool [N, num_inputs] (or
+    PackedBits) and returns int32 scores [N, k] (uint8 bits [N, O] without a head).
+    ``compile_seconds``: emitting the C plus the gcc build. ``flags``: gcc flags (default the
+    portable path at -O2; ``("-O2", "-std=gnu11", "-mavx2", "-DVW=4")`` runs the AVX2 kernel)."""
+
+    target = "emitted C"
+
+    def __init__(self, circuit: Circuit, *, flags: tuple[str, ...] = ("-O2",), straight_line: bool | None = None,
+                 compiler: str | None = None):
+        import tempfile
+        from . import c_source
+        from .cpu_c import compiler as default_compiler
+        cc = compiler or default_compiler()
+        if cc is None:
+            raise BuildError("no C compiler for the emitted C")
+        self.circuit = circuit
+        self._dir = tempfile.TemporaryDirectory(prefix="lgc-emitted-")
+        c_path = os.path.join(self._dir.name, "net.c")
+        lib_path = os.path.join(self._dir.name, "net.so")
+        t0 = time.perf_counter()
+        src = c_source.emit(circuit, "net", straight_line=straight_line)
+        with open(c_path, "w") as f:
+            f.write(src.c)
+        import subprocess
+        std = [] if any(f.startswith("-std=") for f in flags) else ["-std=c99"]
+        proc = subprocess.run([cc, *std, *flags, "-shared", "-fPIC", c_path, "-o", lib_path], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BuildError(f"building the emitted C failed:\n{proc.stderr[-3000:]}")
+        self.compile_seconds = time.perf_counter() - t0
+        self.source_bytes = len(src.c)
+        self._lib = ctypes.CDLL(lib_path)
+        self._k = circuit.head.k if circuit.head is not None else 0
+        kind = "scores" if self._k else "bits"
+        self._run = getattr(self._lib, f"net_{kind}")
+        self._run_packed = getattr(self._lib, f"net_{kind}_packed")
+        self._run.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p]
+        self._run_packed.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p]
+        self._run.restype = self._run_packed.restype = ctypes.c_int
+        self._lib.net_workspace_bytes.restype = ctypes.c_size_t
+        self._workspace = ctypes.create_string_buffer(self._lib.net_workspace_bytes())  # allocated once
+
+    def __call__(self, x: Any) -> np.ndarray:
+        from ..ir import PackedBits
+        from ..ir.packed import input_bits
+        data = input_bits(self.circuit, x)
+        width = self._k or self.circuit.num_outputs
+        if isinstance(data, PackedBits):
+            n, words = data.n, np.ascontiguousarray(data.words)
+            out = np.empty((n, width), dtype=np.int32 if self._k else np.uint8)
+            rc = self._run_packed(words.ctypes.data, words.shape[1], n, out.ctypes.data, self._workspace)
+        else:
+            rows = np.ascontiguousarray(data).view(np.uint8) if data.dtype == bool else np.ascontiguousarray(data, np.uint8)
+            n = len(rows)
+            out = np.empty((n, width), dtype=np.int32 if self._k else np.uint8)
+            rc = self._run(rows.ctypes.data, n, out.ctypes.data, self._workspace)
+        if rc != 0:
+            raise MemoryError("the emitted C could not allocate its working set")
+        return out

@@ -37,7 +37,7 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
             const int32_t *tgates, int64_t n_out, const int32_t *out_slots, int64_t k,
             int64_t nterms, const int32_t *terms, const int32_t *term_slots, int64_t nterm_groups,
             const int32_t *term_groups, const int32_t *term_gates, const int32_t *consts, const uint8_t *x, const uint64_t *packed, int64_t wstride, int64_t n,
-            int32_t *scores, uint8_t *bits);
+            int32_t *scores, uint8_t *bits, void *workspace);
 """
 
 
@@ -129,7 +129,7 @@ class KernelNet(FastNet):
                                ptr(r.term_gates if r else None, "int32_t *"),
                                ptr(r.consts if r else None, "int32_t *"),
                                ptr(x, "uint8_t *"), ptr(packed, "uint64_t *"), wstride, n,
-                               ptr(scores, "int32_t *"), ptr(bits, "uint8_t *"))
+                               ptr(scores, "int32_t *"), ptr(bits, "uint8_t *"), ffi.NULL)
         if rc != 0:
             raise MemoryError(f"the {self.target} kernel could not allocate {s.num_slots} slots")
 

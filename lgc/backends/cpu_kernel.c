@@ -13,6 +13,10 @@
  * sum is converted to int32 once per class.
  *
  * VW (words per vector) is set by the build: 1 (portable C), 4 (AVX2), 8 (AVX-512).
+ * With VW 1 the file is strict C99 (a vector is a plain uint64_t; no GNU extension is needed; the
+ * caller may pass the working memory, so no allocation either), so
+ * lgc.export emits this same text, with the circuit's tables appended, as a standalone net.c;
+ * there LGC_API is `static` and LGC_GATES_AS_CODE may name a straight-line gates function.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,6 +27,12 @@
 
 #ifndef VW
 #define VW 1
+#endif
+#ifndef LGC_API
+#define LGC_API  /* the emitted C makes the kernel's entry points static */
+#endif
+#ifndef __GNUC__
+#define __builtin_prefetch(...) ((void)0)  /* a hint only */
 #endif
 #define TILE (64 * VW)
 #ifndef PF_LOCALITY
@@ -44,16 +54,34 @@ static inline void touch_page_ahead(const uint8_t *r, int64_t n_in) {
     if ((p ^ (p + (uintptr_t)n_in)) >> 12) __builtin_prefetch((const void *)(((p + (uintptr_t)n_in) >> 12) << 12), 0, 3);
 }
 
+#if VW == 1
+typedef uint64_t vec;
+#define WORD(v, w) ((void)(w), (v))
+#else
 typedef uint64_t vec __attribute__((vector_size(VW * 8), aligned(VW * 8)));
+#define WORD(v, w) (v)[w]
+#endif
+#ifdef LGC_GATES_AS_CODE
+static void LGC_GATES_AS_CODE(vec *S);  /* defined after this file by the emitted C */
+#endif
 
 enum { K_FALSE, K_TRUE, K_COPY, K_NOT, K_AND, K_ANDNOT, K_XOR, K_OR, K_NOR, K_XNOR, K_ORNOT, K_NAND };
 
-int lgc_tile_samples(void) { return TILE; }
+LGC_API int lgc_tile_samples(void) { return TILE; }
 
 static inline uint64_t load_u64(const uint8_t *p) {
     uint64_t v;
     memcpy(&v, p, 8);
     return v;
+}
+
+/* 8 bool bytes -> 0x00/0x01 each (any nonzero byte is true): bit 0 of a byte becomes the OR of
+ * its 8 bits; the shifts total 7, so no bit crosses into the byte below. */
+static inline uint64_t bool_bytes(uint64_t v) {
+    v |= v >> 4;
+    v |= v >> 2;
+    v |= v >> 1;
+    return v & 0x0101010101010101ULL;
 }
 
 /* Columns [j0, j1) of TILE rows into input slots, 8 samples at a time (portable path). */
@@ -64,12 +92,12 @@ static void pack_columns_scalar(const uint8_t *const *rows, int64_t j0, int64_t 
         int64_t j = j0;
         for (; j + 8 <= j1; j += 8) {
             uint64_t t = 0;
-            for (int s = 0; s < 8; s++) t |= load_u64(r[s] + j) << s;  /* bytes are 0/1: no carry */
+            for (int s = 0; s < 8; s++) t |= bool_bytes(load_u64(r[s] + j)) << s;
             for (int i = 0; i < 8; i++) bytes[(j + i) * (int64_t)sizeof(vec) + g] = (uint8_t)(t >> (8 * i));
         }
         for (; j < j1; j++) {
             uint8_t t = 0;
-            for (int s = 0; s < 8; s++) t |= (uint8_t)(r[s][j] << s);
+            for (int s = 0; s < 8; s++) t |= (uint8_t)((r[s][j] != 0) << s);
             bytes[j * (int64_t)sizeof(vec) + g] = t;
         }
     }
@@ -266,7 +294,7 @@ static void pack_tile(const uint8_t *x, int64_t n_in, int64_t nrows, const uint8
     done = nblocks * BLK;
 #endif
     pack_columns_scalar(rows, done, n_in, S);
-    (void)pf;
+    (void)pf; (void)scratch;
 }
 
 /* pf, pf_bytes: the next tile's input rows, prefetched evenly across all gates (in a copy of each
@@ -277,7 +305,7 @@ static void pack_tile(const uint8_t *x, int64_t n_in, int64_t nrows, const uint8
 #else
 #define HAS_TERNARY 0
 #endif
-int lgc_has_ternary(void) { return HAS_TERNARY; }
+LGC_API int lgc_has_ternary(void) { return HAS_TERNARY; }
 
 /* One loop per gate kind, shared by run_gates and head_gates: KIND_SWITCH(F, kind) expands to a
  * switch whose case for each 2-input kind runs F(expression of a, b, zero); TERNARY_SWITCH(F, imm)
@@ -307,6 +335,7 @@ int lgc_has_ternary(void) { return HAS_TERNARY; }
 static void run_gates(vec *S, int64_t ngroups, const int32_t *groups, const int32_t *gates,
                       const int32_t *tgates, const uint8_t *pf, int64_t pf_bytes) {
     const vec zero = {0};
+    (void)tgates;  /* read only by kernels with 3-input gates */
     int64_t n_gates = 0;  /* binary and 3-input */
     for (int64_t gi = 0; gi < ngroups; gi++) n_gates += groups[3 * gi + 2] - groups[3 * gi + 1];
     const int64_t step = n_gates > 0 ? (pf_bytes << 16) / n_gates : 0;  /* bytes per gate, 16.16 fixed point */
@@ -395,7 +424,7 @@ static void add_planes(int32_t *acc, const vec *P, int L, const int32_t *w) {
 #else
     for (int k = 0; k < L; k++) {
         for (int q = 0; q < VW; q++) {
-            const uint64_t word = P[k][q];
+            const uint64_t word = WORD(P[k], q);
             int32_t *a = acc + 64 * q;
             for (int j = 0; j < 64; j++) a[j] += (int32_t)((word >> j) & 1) * w[k];
         }
@@ -548,33 +577,60 @@ static void class_count(const vec *S, const int32_t *terms, int64_t t0, int64_t 
     add_planes(acc, A, W, w);
 }
 
-/* Run rows [0, n) of x (bool [n, n_in], C-contiguous) or of packed words (uint64 [n_in, wstride],
- * starting at word 0). Writes scores int32 [n, k] (k > 0) or bits uint8 [n, n_out] (k == 0).
- * Scores: class c = consts[c] + sum over rows (c, shift, sign, start, end, v0, v1) of terms of
- * sign * popcount(slots term_slots[start:end], head gate values V[v0:v1]) << shift, where the
- * head gates (groups term_groups over rows term_gates) fill V once per tile (see _schedule.Readout).
- * Returns 0, or -1 when out of memory. */
-int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *groups, const int32_t *gates,
+/* The working memory of lgc_run, in the order it is carved (each part 64-byte aligned): slots,
+ * a zero row (padding rows of a partial tile), row pointers, class accumulators, packing scratch
+ * (8 vectors per column block, or one mask per sample and 64-input block), head gate values. */
+static void workspace_parts(int64_t n_in, int64_t n_slots, int64_t k, int64_t nterms, const int32_t *terms,
+                            size_t part[6]) {
+    int64_t nv = 1;  /* head gate values per tile */
+    for (int64_t t = 0; t < nterms; t++) nv = terms[7 * t + 6] > nv ? terms[7 * t + 6] : nv;
+    part[0] = (size_t)(n_slots > 0 ? n_slots : 1) * sizeof(vec);
+    part[1] = (size_t)n_in + 64;
+    part[2] = sizeof(uint8_t *) * TILE;
+    part[3] = sizeof(int32_t) * TILE * (size_t)(k > 0 ? k : 1);
+    part[4] = ((size_t)n_in / 8 + 8) * 64 + ((size_t)n_in + 63) / 64 * (TILE + 8) * 8;
+    part[5] = (size_t)nv * sizeof(vec);
+    for (int i = 0; i < 6; i++) part[i] = (part[i] + 63) / 64 * 64;
+}
+
+/* Bytes of the workspace lgc_run takes (any alignment: it aligns it itself). */
+LGC_API int64_t lgc_workspace_bytes(int64_t n_in, int64_t n_slots, int64_t k, int64_t nterms, const int32_t *terms) {
+    size_t part[6], total = 64;
+    workspace_parts(n_in, n_slots, k, nterms, terms, part);
+    for (int i = 0; i < 6; i++) total += part[i];
+    return (int64_t)total;
+}
+
+/* Run rows [0, n) of x (bool [n, n_in], C-contiguous, any nonzero byte true) or of packed words
+ * (uint64 [n_in, wstride], starting at word 0). Writes scores int32 [n, k] (k > 0) or bits uint8
+ * [n, n_out] (k == 0). Scores: class c = consts[c] + sum over rows (c, shift, sign, start, end, v0,
+ * v1) of terms of sign * popcount(slots term_slots[start:end], head gate values V[v0:v1]) << shift,
+ * where the head gates (groups term_groups over rows term_gates) fill V once per tile (see
+ * _schedule.Readout). workspace: lgc_workspace_bytes bytes (any alignment), or NULL to allocate
+ * them here. Returns 0, or -1 when out of memory. */
+LGC_API int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *groups, const int32_t *gates,
             const int32_t *tgates, int64_t n_out, const int32_t *out_slots, int64_t k,
             int64_t nterms, const int32_t *terms, const int32_t *term_slots, int64_t nterm_groups,
             const int32_t *term_groups, const int32_t *term_gates, const int32_t *consts, const uint8_t *x, const uint64_t *packed, int64_t wstride, int64_t n,
-            int32_t *scores, uint8_t *bits) {
+            int32_t *scores, uint8_t *bits, void *workspace) {
 #ifdef BLK
     init_col_table();
 #endif
-    vec *S = aligned_alloc(64, ((size_t)(n_slots > 0 ? n_slots : 1) * sizeof(vec) + 63) / 64 * 64);
-    uint8_t *zero_row = calloc((size_t)n_in + 64, 1);
-    const uint8_t **rows = malloc(sizeof(uint8_t *) * TILE);
-    int32_t *acc = aligned_alloc(64, sizeof(int32_t) * TILE * (size_t)(k > 0 ? k : 1));
-    /* 8 vectors per column block, or one mask per sample and 64-input block */
-    void *scratch = aligned_alloc(64, ((size_t)n_in / 8 + 8) * 64 + ((size_t)n_in + 63) / 64 * (TILE + 8) * 8);
-    int64_t nv = 1;  /* head gate values per tile */
-    for (int64_t t = 0; t < nterms; t++) nv = terms[7 * t + 6] > nv ? terms[7 * t + 6] : nv;
-    vec *V = aligned_alloc(64, (size_t)nv * sizeof(vec));
-    if (!S || !zero_row || !rows || !acc || !scratch || !V) {
-        free(S); free(zero_row); free(rows); free(acc); free(scratch); free(V);
-        return -1;
+    void *owned = NULL;
+    size_t part[6];
+    if (!workspace) {
+        workspace = owned = malloc((size_t)lgc_workspace_bytes(n_in, n_slots, k, nterms, terms));
+        if (!owned) return -1;
     }
+    workspace_parts(n_in, n_slots, k, nterms, terms, part);
+    uint8_t *carve = (uint8_t *)workspace + (64 - (uintptr_t)workspace % 64) % 64;
+    vec *S = (vec *)carve;
+    uint8_t *zero_row = carve += part[0];
+    const uint8_t **rows = (const uint8_t **)(void *)(carve += part[1]);
+    int32_t *acc = (int32_t *)(void *)(carve += part[2]);
+    void *scratch = carve += part[3];
+    vec *V = (vec *)(void *)(carve += part[4]);
+    memset(zero_row, 0, (size_t)n_in + 64);
     int64_t n_gates = 0;  /* binary and 3-input */
     for (int64_t gi = 0; gi < ngroups; gi++) n_gates += groups[3 * gi + 2] - groups[3 * gi + 1];
     for (int64_t row0 = 0; row0 < n; row0 += TILE) {
@@ -603,7 +659,12 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
             pf_bytes = 64 * n_gates;
         }
 #endif
+#ifdef LGC_GATES_AS_CODE
+        LGC_GATES_AS_CODE(S);  /* a small circuit's gates as straight-line code (see the emitted C) */
+        (void)run_gates; (void)gates; (void)tgates; (void)pf_bytes;
+#else
         run_gates(S, ngroups, groups, gates, tgates, pf.p, pf_bytes);
+#endif
         if (k > 0) {
             for (int64_t c = 0; c < k; c++)
                 for (int s = 0; s < TILE; s++) acc[c * TILE + s] = consts[c];
@@ -620,10 +681,10 @@ int lgc_run(int64_t n_in, int64_t n_slots, int64_t ngroups, const int32_t *group
             for (int64_t s = 0; s < nrows; s++) {
                 uint8_t *dst = bits + (row0 + s) * n_out;
                 const int w = (int)(s >> 6), sh = (int)(s & 63);
-                for (int64_t o = 0; o < n_out; o++) dst[o] = (uint8_t)((S[out_slots[o]][w] >> sh) & 1);
+                for (int64_t o = 0; o < n_out; o++) dst[o] = (uint8_t)((WORD(S[out_slots[o]], w) >> sh) & 1);
             }
         }
     }
-    free(S); free(zero_row); free(rows); free(acc); free(scratch); free(V);
+    free(owned);
     return 0;
 }

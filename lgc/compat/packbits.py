@@ -86,9 +86,13 @@ class PackBitsTensor:
         return self
 
     def group_sum(self, head: Any):
-        """Run the queued layers and ``head`` (a GroupSum) on the batch: int32 class counts [N, k]
-        (difflogic's ``GroupSum.forward`` result for a PackBitsTensor)."""
+        """Run the queued layers and ``head`` (a GroupSum, or difflogic's ``k``: an int) on the batch:
+        int32 class counts [N, k] (difflogic's ``GroupSum.forward`` result for a PackBitsTensor)."""
         import torch
+        if isinstance(head, (int, np.integer)) and not isinstance(head, bool):
+            head = _group_sum_of(int(head), self.num_bits if not self.layers else None)
+            if isinstance(head, Circuit):   # nothing queued: count the packed bits themselves
+                return run_packed(head, PackBitsTensor._plain(self))
         key = tuple(id(m) for m in self.layers) + (id(head),)
         model = _CHAINS.get(key)
         if model is None or any(a is not b for a, b in zip(model, (*self.layers, head))):
@@ -113,6 +117,24 @@ class PackBitsTensor:
         return f"PackBitsTensor(n={self.n}, num_bits={self.num_bits}, device={self.device})"
 
 
+def _group_sum_of(k: int, num_bits: int | None) -> Any:
+    """difflogic's ``group_sum(k)``: with no layers queued (``num_bits`` given), the circuit that
+    counts the ``num_bits`` packed bits in ``k`` groups; else a GroupSum module (one per ``k``, so
+    the compiled chain stays cached)."""
+    from ..ir import GroupSumHead
+    if k < 1:
+        raise ValueError(f"group_sum needs k >= 1 classes, got {k}")
+    if num_bits is not None:
+        if num_bits % k:
+            raise ValueError(f"group_sum({k}): {num_bits} bits do not split into {k} equal groups")
+        return Circuit(num_bits, outputs=np.arange(num_bits), head=GroupSumHead(k, 1.0))
+    if k not in _GROUP_SUMS:
+        from ..frontend import GroupSum
+        _GROUP_SUMS[k] = GroupSum(k, 1.0)
+    return _GROUP_SUMS[k]
+
+
+_GROUP_SUMS: dict[int, Any] = {}
 _CHAINS: dict[tuple, Any] = {}  # queued layer chains -> the Sequential that holds them (its net is cached)
 _NETS: "weakref.WeakKeyDictionary[Any, tuple[Any, Any]]" = weakref.WeakKeyDictionary()
 

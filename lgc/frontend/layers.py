@@ -38,7 +38,9 @@ class LogicLayer(nn.Module):
     networks start close to the identity (~91% mass on A; convolutional DLGN paper).
     ``parametrization``: ``gates`` (16 logits per gate, difflogic) or ``inputwise`` (4 logits per
     gate, one per truth-table row; see :mod:`lgc.frontend.relax`).
-    ``implementation``: ``auto`` | ``python`` | ``cpu`` | ``cuda`` (see :mod:`lgc.frontend.kernels`).
+    ``implementation``: ``auto`` | ``python`` | ``cpu`` | ``cuda`` (see :mod:`lgc.frontend.kernels`);
+    ``None`` (difflogic's default) means ``auto``. difflogic's ``num_neurons`` and ``num_weights``
+    (both ``out_dim``) and an assignable ``indices`` are here too.
     ``generator``: optional ``torch.Generator`` for the wiring (default: torch's global RNG).
     Raises ValueError for non-positive sizes or an unknown implementation, connections or
     parametrization; ``forward`` raises ValueError for an input whose last dimension is not ``in_dim``.
@@ -48,11 +50,12 @@ class LogicLayer(nn.Module):
     relaxation: tuple[str, float] = ("softmax", 1.0)
 
     def __init__(self, in_dim: int, out_dim: int, device: Any = "cpu", grad_factor: float = 1.0,
-                 implementation: str = "auto", connections: str = "random", residual_init: bool | float = False,
+                 implementation: str | None = "auto", connections: str = "random", residual_init: bool | float = False,
                  generator: torch.Generator | None = None, parametrization: str = "gates"):
         super().__init__()
         if int(in_dim) != in_dim or int(out_dim) != out_dim or in_dim < 1 or out_dim < 1:
             raise ValueError(f"LogicLayer needs positive integer in_dim and out_dim, got {in_dim!r}, {out_dim!r}")
+        implementation = "auto" if implementation is None else implementation
         if implementation not in kernels.IMPLEMENTATIONS:
             raise ValueError(f"implementation must be one of {kernels.IMPLEMENTATIONS}, got {implementation!r}")
         if connections not in CONNECTIONS:
@@ -71,8 +74,27 @@ class LogicLayer(nn.Module):
 
     @property
     def indices(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(a, b)`` operand indices, as difflogic names them."""
+        """``(a, b)`` operand indices, as difflogic names them. Assigning a pair ``(a, b)`` is
+        :meth:`set_indices` (checked; the buffers, so ``state_dict`` and lowering, follow)."""
         return self.index_a, self.index_b
+
+    @indices.setter
+    def indices(self, value: Any) -> None:
+        if isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape[0] == 2:
+            value = (value[0], value[1])
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise ValueError(f"indices must be a pair (a, b) of [{self.out_dim}] index tensors")
+        self.set_indices(*value)
+
+    @property
+    def num_neurons(self) -> int:
+        """difflogic's name for the number of gates (``out_dim``)."""
+        return self.out_dim
+
+    @property
+    def num_weights(self) -> int:
+        """difflogic's count of weight vectors, one per gate (``out_dim``)."""
+        return self.out_dim
 
     def set_indices(self, a: Any, b: Any) -> None:
         """Replace the wiring (checked: int64 [out_dim] each, values in 0..in_dim-1)."""

@@ -94,7 +94,8 @@ def input_bits(circuit: Circuit, x: Any) -> np.ndarray | PackedBits:
             if x.size and not ((x == 0) | (x == 1)).all():
                 raise ValueError("input bits must be 0 or 1 (the circuit has no input encoder for raw features)")
         return x
-    flat = x.reshape(x.shape[0], int(np.prod(x.shape[1:]))) if x.ndim > 1 else x.reshape(0, 0)  # 0 rows: no -1
+    # the width from the shape, not -1: numpy cannot infer it for an empty batch
+    flat = x.reshape(x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64))) if x.ndim > 1 else x.reshape(0, 0)
     if x.ndim < 2 or flat.shape[1] != enc.num_features:
         raise ValueError(f"raw input of shape {list(x.shape)} does not fit: expected [N, {enc.num_features}] "
                          f"features (or bool [N, {n_in}] bits)")
