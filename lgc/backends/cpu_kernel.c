@@ -6,8 +6,8 @@
  * working set per tile is the widest live cut of the circuit, not the whole circuit.
  *
  * Per tile: pack bool rows into bit-sliced input slots (8x8 shift-or + byte transpose, or 64-bit
- * masks + GF(2) transposes), run every (level, kind) group as a tight loop with no branch per
- * gate, then read out the raw output bits or the group-sum head: the gates only the head reads
+ * masks + GF(2) transposes; any nonzero byte is True, as in numpy), run every (level, kind) group
+ * as a tight loop with no branch per gate, then read out the raw output bits or the group-sum head: the gates only the head reads
  * ("head gates") are computed into a value buffer instead of slots, each popcount term is a
  * bit-sliced carry-save count, a class's terms are summed bit-sliced (two's complement) and the
  * sum is converted to int32 once per class.
@@ -56,6 +56,13 @@ static inline uint64_t load_u64(const uint8_t *p) {
     return v;
 }
 
+/* 8 bool bytes -> the same 8 bytes as 0/1: any nonzero byte is True (numpy's meaning; arrays made
+ * by .view(bool) hold 0xFF). Per byte, bit 7 of (b & 0x7F) + 0x7F | b is set iff b != 0. */
+static inline uint64_t bool_bytes(uint64_t v) {
+    const uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL;
+    return ((((v & low7) + low7) | v) >> 7) & 0x0101010101010101ULL;
+}
+
 /* Columns [j0, j1) of TILE rows into input slots, 8 samples at a time (portable path). */
 static void pack_columns_scalar(const uint8_t *const *rows, int64_t j0, int64_t j1, vec *S) {
     uint8_t *bytes = (uint8_t *)S;
@@ -64,12 +71,12 @@ static void pack_columns_scalar(const uint8_t *const *rows, int64_t j0, int64_t 
         int64_t j = j0;
         for (; j + 8 <= j1; j += 8) {
             uint64_t t = 0;
-            for (int s = 0; s < 8; s++) t |= load_u64(r[s] + j) << s;  /* bytes are 0/1: no carry */
+            for (int s = 0; s < 8; s++) t |= bool_bytes(load_u64(r[s] + j)) << s;  /* 0/1 bytes: no carry */
             for (int i = 0; i < 8; i++) bytes[(j + i) * (int64_t)sizeof(vec) + g] = (uint8_t)(t >> (8 * i));
         }
         for (; j < j1; j++) {
             uint8_t t = 0;
-            for (int s = 0; s < 8; s++) t |= (uint8_t)(r[s][j] << s);
+            for (int s = 0; s < 8; s++) t |= (uint8_t)((r[s][j] != 0) << s);
             bytes[j * (int64_t)sizeof(vec) + g] = t;
         }
     }
@@ -79,6 +86,7 @@ static void pack_columns_scalar(const uint8_t *const *rows, int64_t j0, int64_t 
 #define BLK 64
 typedef __m512i bvec;
 #define BLOADU(p) _mm512_loadu_si512((const void *)(p))
+#define BMIN1(v) _mm512_min_epu8(v, _mm512_set1_epi8(1))
 #define BSTORE(p, v) _mm512_storeu_si512((void *)(p), v)
 #define BOR _mm512_or_si512
 #define BSLL _mm512_slli_epi64
@@ -92,6 +100,7 @@ typedef __m512i bvec;
 #define BLK 32
 typedef __m256i bvec;
 #define BLOADU(p) _mm256_loadu_si256((const __m256i *)(p))
+#define BMIN1(v) _mm256_min_epu8(v, _mm256_set1_epi8(1))
 #define BSTORE(p, v) _mm256_storeu_si256((__m256i *)(p), v)
 #define BOR _mm256_or_si256
 #define BSLL _mm256_slli_epi64
@@ -151,14 +160,16 @@ __attribute__((optimize("no-tree-vectorize"))) static void pack_columns_vector(c
             const uint8_t *const *rg = r + 8 * g;
             for (int64_t blk = 0; blk < nblocks; blk++) {
                 const int64_t j = blk * BLK;
-                bvec t = BLOADU(rg[0] + j);
-                t = BOR(t, BSLL(BLOADU(rg[1] + j), 1));
-                t = BOR(t, BSLL(BLOADU(rg[2] + j), 2));
-                t = BOR(t, BSLL(BLOADU(rg[3] + j), 3));
-                t = BOR(t, BSLL(BLOADU(rg[4] + j), 4));
-                t = BOR(t, BSLL(BLOADU(rg[5] + j), 5));
-                t = BOR(t, BSLL(BLOADU(rg[6] + j), 6));
-                t = BOR(t, BSLL(BLOADU(rg[7] + j), 7));
+                /* min(byte, 1): any nonzero bool byte (0xFF from .view(bool)) becomes 1, so the
+                 * shifts cannot carry into a neighbour; one vpminub with the load folded in */
+                bvec t = BMIN1(BLOADU(rg[0] + j));
+                t = BOR(t, BSLL(BMIN1(BLOADU(rg[1] + j)), 1));
+                t = BOR(t, BSLL(BMIN1(BLOADU(rg[2] + j)), 2));
+                t = BOR(t, BSLL(BMIN1(BLOADU(rg[3] + j)), 3));
+                t = BOR(t, BSLL(BMIN1(BLOADU(rg[4] + j)), 4));
+                t = BOR(t, BSLL(BMIN1(BLOADU(rg[5] + j)), 5));
+                t = BOR(t, BSLL(BMIN1(BLOADU(rg[6] + j)), 6));
+                t = BOR(t, BSLL(BMIN1(BLOADU(rg[7] + j)), 7));
                 T[blk * 8 + g] = t;
                 if (PACK_PREFETCH && pf->p < pf->end) {  /* keep memory busy: start on the next tile's rows */
                     __builtin_prefetch(pf->p, 0, 2);

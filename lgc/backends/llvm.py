@@ -3,7 +3,7 @@
 The IR is generic (the circuit is data, see :mod:`._schedule`), so it is JIT-compiled once per
 process for the host's vector width (``<8 x i64>`` with AVX-512, ``<4 x i64>`` with AVX2, else
 ``<2 x i64>``) and every circuit reuses it: compile time per circuit is the schedule only.
-Packing (8x8 shift-or) and the group-sum readout (a bit-sliced ripple counter) are in the IR
+Packing (8x8 shift-or; any nonzero bool byte is True) and the group-sum readout (a bit-sliced ripple counter) are in the IR
 too, simpler than the C kernel's, so this target is slower than ``cpu-avx512``/``cpu-avx2``;
 it needs no C compiler.
 Calls go through ctypes, which releases the GIL, so ``threads=`` splits the tiles across cores.
@@ -151,7 +151,11 @@ def kernel_ir(vw: int) -> str:
                 tv = None
                 for s_, r in enumerate(rows):
                     p = e(f"getelementptr i8, ptr {r}, i64 {j}")
-                    v = e(f"load i64, ptr {p}, align 1")
+                    v = e(f"load <8 x i8>, ptr {p}, align 1")
+                    # any nonzero bool byte is True (.view(bool) gives 0xFF): 0/1 bytes cannot carry
+                    v = e(f"icmp ne <8 x i8> {v}, zeroinitializer")
+                    v = e(f"zext <8 x i1> {v} to <8 x i8>")
+                    v = e(f"bitcast <8 x i8> {v} to i64")
                     if s_:
                         v = e(f"shl i64 {v}, {s_}")
                     tv = v if tv is None else e(f"or i64 {tv}, {v}")
@@ -170,6 +174,7 @@ def kernel_ir(vw: int) -> str:
                 tv = None
                 for s_, r in enumerate(rows):
                     v = e(f"load i8, ptr {e(f'getelementptr i8, ptr {r}, i64 {j}')}, align 1")
+                    v = e(f"zext i1 {e(f'icmp ne i8 {v}, 0')} to i8")
                     if s_:
                         v = e(f"shl i8 {v}, {s_}")
                     tv = v if tv is None else e(f"or i8 {tv}, {v}")

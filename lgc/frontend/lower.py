@@ -141,8 +141,8 @@ def from_difflogic(model: Any, implementation: str = "auto") -> nn.Sequential:
     difflogic ``LogicLayer`` (``weights [out, 16]``, ``indices = (a, b)``, ``in_dim``, ``out_dim``,
     optional ``grad_factor``) becomes :class:`LogicLayer` with the same logits and wiring;
     ``GroupSum`` (``k``, ``tau``) becomes :class:`GroupSum`; ``Flatten``/``Identity`` are kept.
-    Anything else raises ValueError naming it. The result is on the weights' device and in the
-    input model's train/eval mode.
+    Anything else raises ValueError naming it. The result is on the weights' device, keeps their
+    dtype (so the argmax gates are the same), and is in the input model's train/eval mode.
     """
     mods = list(model) if isinstance(model, (nn.Sequential, list, tuple)) else [model]
     out: list[nn.Module] = []
@@ -159,8 +159,10 @@ def from_difflogic(model: Any, implementation: str = "auto") -> nn.Sequential:
                 raise ValueError(f"difflogic module {pos}: indices must be a pair (a, b) of index tensors") from None
             layer = LogicLayer(int(m.in_dim), int(m.out_dim), device=w.device,
                                grad_factor=float(getattr(m, "grad_factor", 1.0)), implementation=implementation)
+            if w.is_floating_point():  # keep the logits' dtype: casting can change their argmax
+                layer.to(dtype=w.dtype)
             with torch.no_grad():
-                layer.weights.copy_(w.to(layer.weights.dtype))
+                layer.weights.copy_(w)
             layer.set_indices(a, b)
             out.append(layer)
         elif _is_difflogic_group_sum(m):
