@@ -58,11 +58,15 @@ def export(model_or_circuit: Any, path: str | os.PathLike, format: str | None = 
     _export(circuit, path, format=format, **options)
 
 
-def load(path: str | os.PathLike):
+def load(path: str | os.PathLike, *, target: str | None = None):
     """Read a ``.lgc`` file: a ``CompiledNet`` when it was saved from one (its header names a
-    target), else a ``Circuit``. Text, BLIF and AIGER files load by suffix as Circuits."""
+    target), else a ``Circuit``. Text, BLIF and AIGER files load by suffix as Circuits.
+
+    A saved net is rebuilt for its saved target, or, where that is not available on this host,
+    for the best one that is (with a RuntimeWarning). ``target=`` builds any file for that
+    target instead (ValueError when it is not available here)."""
     from .backends import load as _load
-    return _load(path)
+    return _load(path, target=target)
 
 
 def targets() -> list[str]:

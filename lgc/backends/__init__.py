@@ -107,16 +107,42 @@ def export(circuit: Circuit, path: str | os.PathLike, *, format: str | None = No
     format_for_path(path, format).write(circuit.validate(), path, **options)
 
 
-def load(path: str | os.PathLike):
-    """Read any supported file. A ``.lgc`` saved from a CompiledNet is rebuilt for its target."""
+def load(path: str | os.PathLike, *, target: str | None = None):
+    """Read any supported file: a Circuit, or a CompiledNet for a ``.lgc`` saved from one.
+
+    The circuit is host-independent, the target it was saved for may not be: a saved net is
+    rebuilt for its saved target when that works here, else for the best available one (as
+    ``cpu`` resolves; any executable target when no CPU target works) with a warning naming
+    both. ``target=`` asks for a specific target (``cpu`` included): any file is then built for
+    it, and an unavailable one is a ValueError, never a silent substitute.
+    """
     mod = format_for_path(path)
     if not hasattr(mod, "read"):
         raise ValueError(f"the {mod.FORMAT} format cannot be read back")
     circuit = mod.read(path)
-    target = circuit.meta.get("compiled_target")
-    if target:
+    if target is not None:
         return build(circuit, target)
-    return circuit
+    saved = circuit.meta.get("compiled_target")
+    if not saved:
+        return circuit
+    table = _executable_table()
+    try:
+        why = table[saved].available(saved) if saved in table else f"lgc knows no target {saved!r}"
+    except Exception as e:  # a probe that breaks means "not available", with the reason
+        why = f"{type(e).__name__}: {e}"
+    if why is None:
+        return build(circuit, saved)
+    ok = available_targets()
+    if not ok:
+        raise ValueError(f"{os.fspath(path)}: saved for target {saved!r}, which is not available here ({why}), "
+                         f"and no other executable target is")
+    best = ok[0]
+    net = build(circuit, best)
+    import warnings
+    warnings.warn(f"{os.fspath(path)}: saved for target {saved!r}, which is not available here ({why}); "
+                  f"loaded for {net.target!r} instead (same circuit; pass target= to choose)", RuntimeWarning,
+                  stacklevel=3)
+    return net
 
 
 __all__ = ["CompiledNet", "available_targets", "build", "export", "file_formats", "load", "resolve_target",

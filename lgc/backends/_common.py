@@ -18,7 +18,17 @@ from ..ir.simulate import group_sum_words
 
 
 class CompiledNet:
-    """An executable circuit. ``net(x)`` -> int32 class scores [N, k] (uint8 bits [N, O] without a head)."""
+    """An executable circuit. ``net(x)`` -> int32 class scores [N, k] (uint8 bits [N, O] without a head).
+
+    ``x`` is a batch, whatever the target: bool ``[N, num_inputs]`` (numpy or torch; any nonzero
+    byte is True, so ``.view(bool)`` arrays holding 0xFF mean what numpy says), numeric 0/1
+    ``[N, num_inputs]`` without an input encoder, :class:`lgc.ir.PackedBits`, or raw features
+    ``[N, ...]`` when the circuit has an input encoder. ``N == 0`` gives an empty result of the
+    same dtype (``[0, k]`` or ``[0, O]``). One sample without its batch axis (``x_test[0]``,
+    shape ``[num_inputs]``) is refused with a ValueError that says to pass ``x[None]``: rows and
+    samples are never guessed. Any other shape or dtype is a ValueError saying what was expected
+    (:func:`lgc.ir.packed.batch_layout` checks it, once for every target and the simulator).
+    """
 
     target: str = "?"
 

@@ -41,6 +41,7 @@ class CompiledLogicNet:
                              f"use lgc.compile(model, target='cuda') for the GPU")
         if num_bits not in _NUM_BITS:
             raise ValueError(f"num_bits must be one of {_NUM_BITS}, got {num_bits!r}")
+        self.model = model
         self.circuit = _to_circuit(model) if model is not None else None
         self.num_bits = num_bits
         self.cpu_compiler = cpu_compiler
@@ -68,6 +69,8 @@ class CompiledLogicNet:
         ``save_lib_path``, also write a ``.lgc`` file that :meth:`load` (or ``lgc.load``) reads back."""
         if self.circuit is None:
             raise ValueError("CompiledLogicNet has no model to compile")
+        if self.model is not None and not isinstance(self.model, Circuit):
+            self.circuit = _to_circuit(self.model)  # the model as it is now, as difflogic reads it at compile()
         if self.circuit.head is None:
             raise ValueError("CompiledLogicNet needs a model that ends in GroupSum (class counts)")
         import time
@@ -96,14 +99,13 @@ class CompiledLogicNet:
              target: str | None = None) -> "CompiledLogicNet":
         """Read a file written by ``compile(save_lib_path=...)`` (or any ``.lgc`` circuit)."""
         from .. import api
-        loaded = api.load(save_lib_path)
+        loaded = api.load(save_lib_path, target=target)  # target=None: the saved target, or the best here
         circuit = loaded if isinstance(loaded, Circuit) else loaded.circuit
         if num_classes is not None and (circuit.head is None or circuit.head.k != num_classes):
             raise ValueError(f"{os.fspath(save_lib_path)!r} has {circuit.head.k if circuit.head else 'no'} classes, "
                              f"expected {num_classes}")
         out = CompiledLogicNet(circuit, num_bits=num_bits, target=target or getattr(loaded, "target", "cpu"))
-        out.net = loaded if target is None and not isinstance(loaded, Circuit) else api.compile(
-            circuit, target=out.target, opt_level=0)
+        out.net = loaded if not isinstance(loaded, Circuit) else api.compile(circuit, target=out.target, opt_level=0)
         return out
 
     def forward(self, x: Any, verbose: bool = False) -> Any:
