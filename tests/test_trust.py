@@ -85,12 +85,18 @@ def test_non_canonical_bools_every_target_and_width(data):
     """Widths across the scalar, tail and vector packing paths; any nonzero byte value."""
     c = data.draw(circuits(min_inputs=1, max_inputs=140, max_gates=150, max_outputs=24))
     x = data.draw(batches(c.num_inputs, max_n=300))
-    bad = _non_canonical(x, np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    bad = _non_canonical(x, rng)
+    one = x.astype(np.uint8)  # a single odd byte in an otherwise canonical batch
+    if x.any():
+        one.reshape(-1)[rng.choice(np.flatnonzero(x))] = rng.integers(2, 256)
+    one = one.view(bool)
     want = simulate(c, x)
     assert np.array_equal(simulate(c, bad), want)
     assert np.array_equal(simulate(c, pack_bits(bad)), want)
     for target, net in _nets(c).items():
         assert np.array_equal(np.asarray(net(bad)), want), target
+        assert np.array_equal(np.asarray(net(one)), want), target
         assert np.array_equal(np.asarray(net(torch.from_numpy(bad.view(np.uint8)).view(torch.bool))), want), target
         assert np.array_equal(np.asarray(net(pack_bits(bad))), want), target
 

@@ -63,21 +63,38 @@ static inline uint64_t bool_bytes(uint64_t v) {
     return ((((v & low7) + low7) | v) >> 7) & 0x0101010101010101ULL;
 }
 
-/* Columns [j0, j1) of TILE rows into input slots, 8 samples at a time (portable path). */
+/* Columns [j0, j1) of TILE rows into input slots, 8 samples at a time (portable path). The
+ * shift-or is exact for 0/1 bytes only: it also ORs every byte it reads into `seen`, and when a
+ * byte other than 0/1 turns up (a non-canonical bool array) the columns are packed again with
+ * each byte normalised first. One OR per load on the canonical path instead of five SWAR ops. */
 static void pack_columns_scalar(const uint8_t *const *rows, int64_t j0, int64_t j1, vec *S) {
     uint8_t *bytes = (uint8_t *)S;
+    uint64_t seen = 0;
     for (int g = 0; g < TILE / 8; g++) {
         const uint8_t *const *r = rows + 8 * g;
         int64_t j = j0;
         for (; j + 8 <= j1; j += 8) {
             uint64_t t = 0;
-            for (int s = 0; s < 8; s++) t |= bool_bytes(load_u64(r[s] + j)) << s;  /* 0/1 bytes: no carry */
+            for (int s = 0; s < 8; s++) {
+                const uint64_t v = load_u64(r[s] + j);
+                seen |= v;
+                t |= v << s;  /* 0/1 bytes: no carry (checked by seen) */
+            }
             for (int i = 0; i < 8; i++) bytes[(j + i) * (int64_t)sizeof(vec) + g] = (uint8_t)(t >> (8 * i));
         }
         for (; j < j1; j++) {
             uint8_t t = 0;
             for (int s = 0; s < 8; s++) t |= (uint8_t)((r[s][j] != 0) << s);
             bytes[j * (int64_t)sizeof(vec) + g] = t;
+        }
+    }
+    if (!(seen & 0xFEFEFEFEFEFEFEFEULL)) return;
+    for (int g = 0; g < TILE / 8; g++) {
+        const uint8_t *const *r = rows + 8 * g;
+        for (int64_t j = j0; j + 8 <= j1; j += 8) {
+            uint64_t t = 0;
+            for (int s = 0; s < 8; s++) t |= bool_bytes(load_u64(r[s] + j)) << s;
+            for (int i = 0; i < 8; i++) bytes[(j + i) * (int64_t)sizeof(vec) + g] = (uint8_t)(t >> (8 * i));
         }
     }
 }

@@ -114,6 +114,7 @@ def kernel_ir(vw: int) -> str:
     ones = "<" + ", ".join(["i64 -1"] * vw) + ">"
     e = _Emitter()
     planes = e.alloca(f"[64 x {vt}]")
+    seen = e.alloca("i64")  # OR of every full 8-byte load of a tile: any bit outside 0x01 per byte = non-canonical
     carry = e.alloca(vt)
     acc = e.alloca("i64")
     ntiles = e(f"add i64 %n, {tile - 1}")
@@ -134,7 +135,7 @@ def kernel_ir(vw: int) -> str:
         small = e(f"icmp slt i64 {left}, {tile}")
         nrows = e(f"select i1 {small}, i64 {left}, i64 {tile}")
 
-        def pack_group(g: str) -> None:  # 8 samples 8g .. 8g+7
+        def pack_group(g: str, normalize: bool) -> None:  # 8 samples 8g .. 8g+7
             rows = []
             for s_ in range(8):
                 r = e(f"mul i64 {g}, 8")
@@ -151,11 +152,15 @@ def kernel_ir(vw: int) -> str:
                 tv = None
                 for s_, r in enumerate(rows):
                     p = e(f"getelementptr i8, ptr {r}, i64 {j}")
-                    v = e(f"load <8 x i8>, ptr {p}, align 1")
-                    # any nonzero bool byte is True (.view(bool) gives 0xFF): 0/1 bytes cannot carry
-                    v = e(f"icmp ne <8 x i8> {v}, zeroinitializer")
-                    v = e(f"zext <8 x i1> {v} to <8 x i8>")
-                    v = e(f"bitcast <8 x i8> {v} to i64")
+                    if normalize:  # any nonzero bool byte is True (.view(bool) gives 0xFF)
+                        v = e(f"load <8 x i8>, ptr {p}, align 1")
+                        v = e(f"icmp ne <8 x i8> {v}, zeroinitializer")
+                        v = e(f"zext <8 x i1> {v} to <8 x i8>")
+                        v = e(f"bitcast <8 x i8> {v} to i64")
+                    else:  # 0/1 bytes cannot carry; seen tells whether they all were
+                        v = e(f"load i64, ptr {p}, align 1")
+                        acc = e(f"load i64, ptr {seen}, align 8")
+                        e.raw(f"store i64 {e(f'or i64 {acc}, {v}')}, ptr {seen}, align 8")
                     if s_:
                         v = e(f"shl i64 {v}, {s_}")
                     tv = v if tv is None else e(f"or i64 {tv}, {v}")
@@ -184,7 +189,18 @@ def kernel_ir(vw: int) -> str:
 
             e.loop(jstart, "%n_in", tail)
 
-        e.loop("0", str(tile // 8), pack_group)
+        # the shift-or is exact for 0/1 bytes; a tile holding any other byte (a non-canonical bool
+        # array) is packed again with every byte normalised, so the canonical path pays one OR per load
+        e.raw(f"store i64 0, ptr {seen}, align 8")
+        e.loop("0", str(tile // 8), lambda g: pack_group(g, False))
+        odd = e(f"load i64, ptr {seen}, align 8")
+        odd = e(f"and i64 {odd}, {0xFEFEFEFEFEFEFEFE - (1 << 64)}")
+        redo, packed = e.fresh("renorm"), e.fresh("packed")
+        e.raw(f"br i1 {e(f'icmp ne i64 {odd}, 0')}, label %{redo}, label %{packed}")
+        e.label(redo)
+        e.loop("0", str(tile // 8), lambda g: pack_group(g, True))
+        e.raw(f"br label %{packed}")
+        e.label(packed)
 
         def group_body(gi: str) -> None:
             g3 = e(f"mul i64 {gi}, 3")
