@@ -75,6 +75,9 @@ def test_issue_example_non_canonical_bools(target):
     for bad in ((x.astype(np.uint8) * 255).view(bool), np.frombuffer((x * 255).astype(np.uint8).tobytes(),
                 bool).reshape(x.shape), torch.from_numpy(x.astype(np.uint8) * 255).view(torch.bool)):
         assert np.array_equal(np.asarray(net(bad)), want)
+    if target == "cuda" and torch.cuda.is_available():  # the runtime packs device rows itself
+        gpu_bad = torch.from_numpy(x.astype(np.uint8) * 255).cuda().view(torch.bool)
+        assert np.array_equal(net(gpu_bad).cpu().numpy(), want)
     if target == "cpu-avx2":  # the default target on an AVX2-only host
         assert np.array_equal(lgc.compile(c, opt_level=0)((x.astype(np.uint8) * 255).view(bool)), want)
 
@@ -288,8 +291,12 @@ def test_one_sample_refused_and_empty_batch_empty(head):
             empties += [np.zeros((0, 64), np.uint8), torch.zeros((0, 64))]
             ones += [np.zeros(64, np.uint8)]
         for name, run in calls.items():
+            if name == "cuda" and torch.cuda.is_available():  # device tensors take cuda's own path
+                empties = empties + [t.cuda() for t in empties if isinstance(t, torch.Tensor)]
+                ones = ones + [t.cuda() for t in ones if isinstance(t, torch.Tensor)]
             for x in empties:
-                out = np.asarray(run(x))
+                out = run(x)
+                out = out.cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
                 assert out.shape == (0, width) and out.dtype == dtype, (name, type(x))
             for x in ones:
                 with pytest.raises(ValueError, match="one sample.*x\\[None\\]"):
