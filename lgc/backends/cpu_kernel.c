@@ -31,6 +31,9 @@
 #ifndef PACK_PREFETCH
 #define PACK_PREFETCH 1
 #endif
+#ifndef CANONICAL_BOOLS_ONLY
+#define CANONICAL_BOOLS_ONLY 0  /* 1: the packing before issue 16 (wrong for bytes other than 0/1); only for A/B benchmarks */
+#endif
 #ifndef PAGE_AHEAD
 #define PAGE_AHEAD 64  /* rows; mask packing: 7-10% faster end to end on the 48K net (16-256 alike; neutral for shift-or) */
 #endif
@@ -88,7 +91,7 @@ static void pack_columns_scalar(const uint8_t *const *rows, int64_t j0, int64_t 
             bytes[j * (int64_t)sizeof(vec) + g] = t;
         }
     }
-    if (!(seen & 0xFEFEFEFEFEFEFEFEULL)) return;
+    if (CANONICAL_BOOLS_ONLY || !(seen & 0xFEFEFEFEFEFEFEFEULL)) return;
     for (int g = 0; g < TILE / 8; g++) {
         const uint8_t *const *r = rows + 8 * g;
         for (int64_t j = j0; j + 8 <= j1; j += 8) {
@@ -103,7 +106,7 @@ static void pack_columns_scalar(const uint8_t *const *rows, int64_t j0, int64_t 
 #define BLK 64
 typedef __m512i bvec;
 #define BLOADU(p) _mm512_loadu_si512((const void *)(p))
-#define BMIN1(v) _mm512_min_epu8(v, _mm512_set1_epi8(1))
+#define BMIN1(v) (CANONICAL_BOOLS_ONLY ? (v) : _mm512_min_epu8(v, _mm512_set1_epi8(1)))
 #define BSTORE(p, v) _mm512_storeu_si512((void *)(p), v)
 #define BOR _mm512_or_si512
 #define BSLL _mm512_slli_epi64
@@ -117,7 +120,7 @@ typedef __m512i bvec;
 #define BLK 32
 typedef __m256i bvec;
 #define BLOADU(p) _mm256_loadu_si256((const __m256i *)(p))
-#define BMIN1(v) _mm256_min_epu8(v, _mm256_set1_epi8(1))
+#define BMIN1(v) (CANONICAL_BOOLS_ONLY ? (v) : _mm256_min_epu8(v, _mm256_set1_epi8(1)))
 #define BSTORE(p, v) _mm256_storeu_si256((__m256i *)(p), v)
 #define BOR _mm256_or_si256
 #define BSLL _mm256_slli_epi64
