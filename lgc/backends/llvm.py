@@ -3,9 +3,9 @@
 The IR is generic (the circuit is data, see :mod:`._schedule`), so it is JIT-compiled once per
 process for the host's vector width (``<8 x i64>`` with AVX-512, ``<4 x i64>`` with AVX2, else
 ``<2 x i64>``) and every circuit reuses it: compile time per circuit is the schedule only.
-Packing (8x8 shift-or; any nonzero bool byte is True) and the group-sum readout (a bit-sliced ripple counter) are in the IR
-too, simpler than the C kernel's, so this target is slower than ``cpu-avx512``/``cpu-avx2``;
-it needs no C compiler.
+Packing (8x8 shift-or; any nonzero bool byte is True) and the group-sum readout (a bit-sliced
+ripple counter) are in the IR too, simpler than the C kernel's, so this target is slower than
+``cpu-avx512``/``cpu-avx2``; it needs no C compiler.
 Calls go through ctypes, which releases the GIL, so ``threads=`` splits the tiles across cores.
 """
 from __future__ import annotations
@@ -114,7 +114,7 @@ def kernel_ir(vw: int) -> str:
     ones = "<" + ", ".join(["i64 -1"] * vw) + ">"
     e = _Emitter()
     planes = e.alloca(f"[64 x {vt}]")
-    seen = e.alloca("i64")  # OR of every full 8-byte load of a tile: any bit outside 0x01 per byte = non-canonical
+    seen = e.alloca("i64")  # OR of a tile's 8-byte loads: a bit outside 0x01 per byte = non-canonical
     carry = e.alloca(vt)
     acc = e.alloca("i64")
     ntiles = e(f"add i64 %n, {tile - 1}")
@@ -159,8 +159,8 @@ def kernel_ir(vw: int) -> str:
                         v = e(f"bitcast <8 x i8> {v} to i64")
                     else:  # 0/1 bytes cannot carry; seen tells whether they all were
                         v = e(f"load i64, ptr {p}, align 1")
-                        acc = e(f"load i64, ptr {seen}, align 8")
-                        e.raw(f"store i64 {e(f'or i64 {acc}, {v}')}, ptr {seen}, align 8")
+                        so_far = e(f"load i64, ptr {seen}, align 8")
+                        e.raw(f"store i64 {e(f'or i64 {so_far}, {v}')}, ptr {seen}, align 8")
                     if s_:
                         v = e(f"shl i64 {v}, {s_}")
                     tv = v if tv is None else e(f"or i64 {tv}, {v}")
