@@ -7,8 +7,9 @@
  *
  * Per tile: pack bool rows into bit-sliced input slots (8x8 shift-or + byte transpose, or 64-bit
  * masks + GF(2) transposes; any nonzero byte is True, as in numpy), run every (level, kind) group
- * as a tight loop with no branch per gate, then read out the raw output bits or the group-sum head: the gates only the head reads
- * ("head gates") are computed into a value buffer instead of slots, each popcount term is a
+ * as a tight loop with no branch per gate, then read out the raw output bits or the group-sum head:
+ * the gates only the head reads ("head gates") are computed into a value buffer instead of slots,
+ * each popcount term is a
  * bit-sliced carry-save count, a class's terms are summed bit-sliced (two's complement) and the
  * sum is converted to int32 once per class.
  *
@@ -32,7 +33,7 @@
 #define PACK_PREFETCH 1
 #endif
 #ifndef CANONICAL_BOOLS_ONLY
-#define CANONICAL_BOOLS_ONLY 0  /* 1: the packing before issue 16 (wrong for bytes other than 0/1); only for A/B benchmarks */
+#define CANONICAL_BOOLS_ONLY 0  /* 1: packing as before issue 16 (wrong on bytes other than 0/1): A/B benchmarks only */
 #endif
 #ifndef PAGE_AHEAD
 #define PAGE_AHEAD 64  /* rows; mask packing: 7-10% faster end to end on the 48K net (16-256 alike; neutral for shift-or) */
