@@ -9,9 +9,8 @@
  * masks + GF(2) transposes; any nonzero byte is True, as in numpy), run every (level, kind) group
  * as a tight loop with no branch per gate, then read out the raw output bits or the group-sum head:
  * the gates only the head reads ("head gates") are computed into a value buffer instead of slots,
- * each popcount term is a
- * bit-sliced carry-save count, a class's terms are summed bit-sliced (two's complement) and the
- * sum is converted to int32 once per class.
+ * each popcount term is a bit-sliced carry-save count, a class's terms are summed bit-sliced
+ * (two's complement) and the sum is converted to int32 once per class.
  *
  * VW (words per vector) is set by the build: 1 (portable C), 4 (AVX2), 8 (AVX-512).
  */
