@@ -14,9 +14,9 @@ from .ir import Circuit
 def _as_circuit(model_or_circuit: Any) -> Circuit:
     if isinstance(model_or_circuit, Circuit):
         return model_or_circuit
-    if isinstance(model_or_circuit, (str, os.PathLike)):
-        loaded = load(model_or_circuit)
-        return loaded if isinstance(loaded, Circuit) else loaded.circuit
+    if isinstance(model_or_circuit, (str, os.PathLike)):  # a saved net's circuit, not built for its target
+        from .backends import read_circuit
+        return read_circuit(model_or_circuit)
     return lower(model_or_circuit)
 
 

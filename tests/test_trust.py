@@ -342,6 +342,9 @@ def test_saved_net_loads_on_a_host_without_its_target(tmp_path, monkeypatch):
         assert lgc.load(path, target="numpy").target == "numpy"   # asked for: no warning
     with pytest.raises(ValueError, match="cpu-avx512.*not available"):
         lgc.load(path, target="cpu-avx512")                        # asked for: never a substitute
+    with warnings.catch_warnings():  # reading the circuit (inspect, export, compile FILE) builds nothing
+        warnings.simplefilter("error")
+        assert lgc.optimize(str(path), level=0) == c
     save_circuit(c, path, meta={"compiled_target": "numpy"})
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -107,6 +107,14 @@ def export(circuit: Circuit, path: str | os.PathLike, *, format: str | None = No
     format_for_path(path, format).write(circuit.validate(), path, **options)
 
 
+def read_circuit(path: str | os.PathLike) -> Circuit:
+    """The Circuit in any readable file (a saved net's too, without building it)."""
+    mod = format_for_path(path)
+    if not hasattr(mod, "read"):
+        raise ValueError(f"the {mod.FORMAT} format cannot be read back")
+    return mod.read(path)
+
+
 def load(path: str | os.PathLike, *, target: str | None = None):
     """Read any supported file: a Circuit, or a CompiledNet for a ``.lgc`` saved from one.
 
@@ -116,10 +124,7 @@ def load(path: str | os.PathLike, *, target: str | None = None):
     both. ``target=`` asks for a specific target (``cpu`` included): any file is then built for
     it, and an unavailable one is a ValueError, never a silent substitute.
     """
-    mod = format_for_path(path)
-    if not hasattr(mod, "read"):
-        raise ValueError(f"the {mod.FORMAT} format cannot be read back")
-    circuit = mod.read(path)
+    circuit = read_circuit(path)
     if target is not None:
         return build(circuit, target)
     saved = circuit.meta.get("compiled_target")
@@ -145,5 +150,5 @@ def load(path: str | os.PathLike, *, target: str | None = None):
     return net
 
 
-__all__ = ["CompiledNet", "available_targets", "build", "export", "file_formats", "load", "resolve_target",
-           "unavailable_reasons"]
+__all__ = ["CompiledNet", "available_targets", "build", "export", "file_formats", "load", "read_circuit",
+           "resolve_target", "unavailable_reasons"]
