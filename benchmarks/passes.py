@@ -100,7 +100,8 @@ def run_one(case: str, level: int) -> dict:
         "rounds": report.rounds, "converged": report.converged, "seconds_passes": report.seconds,
         "seconds_total": total_s, "cpu_seconds": cpu_s, "load_average": os.getloadavg()[0], "seconds_build": build_s, "per_pass": per_pass,
         "peak_rss_bytes": rss_peak, "rss_before_passes_bytes": rss_before,
-        "equivalent_simulate_4096": bool(eq), "seconds_equivalent": eq_s, "report": str(report),
+        # no difference on 4096 random rows (not a proof: equal is then None, undecided)
+        "equivalent_simulate_4096": eq.equal is not False, "seconds_equivalent": eq_s, "report": str(report),
         "equivalent_sat": sat, "seconds_sat": sat_s,
     }
 

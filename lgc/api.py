@@ -24,8 +24,10 @@ def _as_circuit(model_or_circuit: Any, input_shape: Any = None) -> Circuit:
     if isinstance(model_or_circuit, Circuit):
         return model_or_circuit
     if isinstance(model_or_circuit, (str, os.PathLike)):
-        loaded = load(model_or_circuit)
-        return loaded if isinstance(loaded, Circuit) else loaded.circuit
+        if os.fspath(model_or_circuit).lower().endswith(CHECKPOINT_SUFFIXES):
+            return load(model_or_circuit)  # the checkpoint's model, lowered
+        from .backends import read_circuit
+        return read_circuit(model_or_circuit)  # a saved net's circuit, not built for its target
     return lower(model_or_circuit, input_shape=input_shape)
 
 
@@ -92,25 +94,31 @@ def export(model_or_circuit: Any, path: str | os.PathLike, format: str | None = 
     _export(circuit, path, format=format, **options)
 
 
-def load(path: str | os.PathLike, format: str | None = None):
+def load(path: str | os.PathLike, format: str | None = None, *, target: str | None = None):
     """Read a file as a Circuit or a ready-to-run ``CompiledNet``.
 
     - ``.lgc``: a ``CompiledNet`` when it was saved from one (its header names a target), else a
-      Circuit.
+      Circuit. A saved net is rebuilt for its saved target, or, where that is not available on this
+      host, for the best one that is (with a RuntimeWarning).
     - ``.pt``/``.pth``: a training checkpoint (``lgc train``'s ``best.pt``, read with
       ``weights_only=True``), lowered to its Circuit (eval semantics, input encoder from its
       Binarize); needs torch (``lgc[train]``); ``ValueError`` when it is not an lgc checkpoint.
     - text, BLIF and AIGER netlists load as Circuits.
     ``format`` (``lgc``, ``text``, ``blif``, ``aiger``) names the format, else the suffix does.
-    A damaged or unreadable file raises :class:`lgc.ir.formats.FormatError` or
+    ``target=`` builds whatever the file holds for that target instead (ValueError when it is not
+    available here). A damaged or unreadable file raises :class:`lgc.ir.formats.FormatError` or
     :class:`lgc.ir.CircuitError`; a missing one ``FileNotFoundError``."""
     if format is None and os.fspath(path).lower().endswith(CHECKPOINT_SUFFIXES):
         from ._optional import require
         require("torch", extra="train", purpose=f"reading the checkpoint {os.fspath(path)}")
         from .frontend import load_checkpoint
-        return lower(load_checkpoint(path))
+        circuit = lower(load_checkpoint(path))
+        if target is None:
+            return circuit
+        from .backends import build
+        return build(circuit, target)
     from .backends import load as _load
-    return _load(path, format)
+    return _load(path, format, target=target)
 
 
 def targets() -> list[str]:

@@ -45,6 +45,7 @@ def test_planted_change_in_100k_gate_circuit_is_found():
     res = equivalent(c, bad)
     assert isinstance(res, EquivalenceResult)
     assert not res and res.equal is False and res.method == "simulate"
+    assert res.proven  # the counterexample was re-simulated: a proof of difference
     assert res.counterexample is not None and res.counterexample.dtype == bool
     assert _shows_difference(c, bad, res.counterexample)
     assert res.differing_outputs is not None and res.differing_outputs.size > 0
@@ -63,11 +64,14 @@ def test_planted_change_found_by_sat_with_a_real_counterexample():
 def test_equal_circuits_each_method():
     c = random_layered_circuit(14, [120, 120, 60], num_classes=6, seed=5)
     o = optimize(c, 2)
-    for method, proven in (("simulate", False), ("exhaustive", True), ("auto", True)):
+    for method in ("exhaustive", "auto"):
         res = equivalent(c, o, method=method)
-        assert res and res.equal and res.counterexample is None and res.proven is proven, method
+        assert res and res.equal is True and res.counterexample is None and res.proven, method
     assert equivalent(c, o).method == "exhaustive"
-    assert "probable" in repr(equivalent(c, o, method="simulate"))
+    # random simulation can only fail to disprove: undecided, falsy, and it says so
+    sim = equivalent(c, o, method="simulate")
+    assert sim.equal is None and not sim and not sim.proven and sim.counterexample is None
+    assert "undecided" in repr(sim) and "not a proof" in repr(sim) and "not proven" in sim.reason
 
 
 def test_equal_wide_circuits_proved_by_sat():
@@ -90,9 +94,10 @@ def test_methods_agree_on_random_mutations(c, seed):
     if not truth:
         assert _shows_difference(c, other, truth.counterexample)
     sim = equivalent(c, other, method="simulate", vectors=256, seed=seed)
-    assert sim.equal or not truth.equal  # simulation never invents a difference
-    if not sim:
-        assert _shows_difference(c, other, sim.counterexample)
+    assert sim.equal is not True  # simulation never claims a proof of equality
+    assert sim.equal is None or not truth.equal  # simulation never invents a difference
+    if sim.equal is False:  # a found difference is verified: a proof
+        assert sim.proven and _shows_difference(c, other, sim.counterexample)
     if sat_solver_available() is None:
         sat = equivalent(c, other, method="sat")
         assert sat.equal == truth.equal
@@ -139,7 +144,8 @@ def test_missing_python_sat_is_a_clear_error(monkeypatch):
         equivalent(c, c, method="sat")
     with pytest.raises(ImportError, match="python-sat"):
         equivalent(c, c)  # auto needs SAT beyond 20 inputs
-    assert equivalent(c, c, method="simulate")
+    sim = equivalent(c, c, method="simulate")
+    assert sim.equal is None and not sim.proven  # no SAT needed, and no claim of a proof
 
 
 def _multiplier(width: int, swapped: bool) -> Circuit:

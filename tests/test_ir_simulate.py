@@ -65,7 +65,7 @@ def test_encoder_takes_raw_features_and_images():
 
 @pytest.mark.parametrize("bad, match", [
     (np.zeros((3, 5), bool), r"expected bool \[N, 4\]"),
-    (np.zeros(4, bool), r"does not fit"),
+    (np.zeros(4, bool), r"one sample, not a batch.*x\[None\]"),
     (np.full((2, 4), 2), r"0 or 1"),
     (np.full((2, 4), np.nan), r"NaN"),
     (np.array([["a"] * 4]), r"bool or numeric"),

@@ -117,16 +117,49 @@ def export(circuit: Circuit, path: str | os.PathLike, *, format: str | None = No
     format_for_path(path, format).write(circuit.validate(), path, **options)
 
 
-def load(path: str | os.PathLike, format: str | None = None, *, option: str | None = "format="):
-    """Read any supported file (``format`` names it, else its suffix does). A ``.lgc`` saved from a
-    CompiledNet is rebuilt for its target. File errors are FormatError/CircuitError."""
-    mod = format_for_path(path, format, option=option, reading=True)
-    circuit = mod.read(path)
-    target = circuit.meta.get("compiled_target")
-    if target:
+def read_circuit(path: str | os.PathLike, format: str | None = None, *, option: str | None = "format=") -> Circuit:
+    """The Circuit in any readable file (a saved net's too, without building it); ``format`` names
+    the format, else the suffix does (``option``: how the caller names a format, for the hint when
+    the suffix is unknown). File errors are FormatError/CircuitError."""
+    return format_for_path(path, format, option=option, reading=True).read(path)
+
+
+def load(path: str | os.PathLike, format: str | None = None, *, target: str | None = None,
+         option: str | None = "format="):
+    """Read any supported file: a Circuit, or a CompiledNet for a ``.lgc`` saved from one.
+
+    The circuit is host-independent, the target it was saved for may not be: a saved net is
+    rebuilt for its saved target when that works here, else for the best available one (as
+    ``cpu`` resolves; any executable target when no CPU target works) with a warning naming
+    both. ``target=`` asks for a specific target (``cpu`` included): any file is then built for
+    it, and an unavailable one is a ValueError, never a silent substitute. ``format`` and
+    ``option`` as in :func:`read_circuit`.
+    """
+    circuit = read_circuit(path, format, option=option)
+    if target is not None:
         return build(circuit, target)
-    return circuit
+    saved = circuit.meta.get("compiled_target")
+    if not saved:
+        return circuit
+    table = _executable_table()
+    try:
+        why = table[saved].available(saved) if saved in table else f"lgc knows no target {saved!r}"
+    except Exception as e:  # a probe that breaks means "not available", with the reason
+        why = f"{type(e).__name__}: {e}"
+    if why is None:
+        return build(circuit, saved)
+    ok = available_targets()
+    if not ok:
+        raise ValueError(f"{os.fspath(path)}: saved for target {saved!r}, which is not available here ({why}), "
+                         f"and no other executable target is")
+    best = ok[0]
+    net = build(circuit, best)
+    import warnings
+    warnings.warn(f"{os.fspath(path)}: saved for target {saved!r}, which is not available here ({why}); "
+                  f"loaded for {net.target!r} instead (same circuit; pass target= to choose)", RuntimeWarning,
+                  stacklevel=3)
+    return net
 
 
-__all__ = ["CompiledNet", "available_targets", "build", "export", "file_formats", "load", "resolve_target",
-           "unavailable_reasons"]
+__all__ = ["CompiledNet", "available_targets", "build", "export", "file_formats", "load", "read_circuit",
+           "resolve_target", "unavailable_reasons"]

@@ -20,13 +20,19 @@ from ..ir.simulate import group_sum_words
 class CompiledNet:
     """A circuit built for one target (``lgc.compile``'s result); every backend's executable.
 
-    - ``net(x)``: ``x`` is bool ``[N, num_inputs]`` (any nonzero byte is True), a numeric array of
-      0/1, ``lgc.ir.PackedBits``, or raw features ``[N, F]`` when the circuit has an input encoder.
-      Returns int32 class scores ``[N, k]`` (group popcounts: a PyTorch ``GroupSum`` gives
-      ``scores / tau``) with a head, else uint8 output bits ``[N, O]``. Wrong shape or dtype, NaN
-      or values other than 0/1 without an encoder raise ``ValueError`` saying what was expected.
+    - ``net(x)``: ``x`` is a batch, whatever the target: bool ``[N, num_inputs]`` (numpy or torch;
+      any nonzero byte is True, so ``.view(bool)`` arrays holding 0xFF mean what numpy says),
+      numeric 0/1 ``[N, num_inputs]`` without an input encoder, :class:`lgc.ir.PackedBits`, or raw
+      features ``[N, ...]`` when the circuit has an input encoder. Returns int32 class scores
+      ``[N, k]`` (group popcounts: a PyTorch ``GroupSum`` gives ``scores / tau``) with a head, else
+      uint8 output bits ``[N, O]``. ``N == 0`` gives an empty result of the same dtype. One sample
+      without its batch axis (``x_test[0]``, shape ``[num_inputs]``) is refused with a ValueError
+      that says to pass ``x[None]``: rows and samples are never guessed. Any other shape or dtype,
+      NaN, or values other than 0/1 without an encoder are a ValueError saying what was expected
+      (:func:`lgc.ir.packed.batch_layout` checks it, once for every target and the simulator).
     - ``net.predict(x)``: int64 ``[N]`` argmax class (lowest index wins a tie).
-    - ``net.save(path)``: a ``.lgc`` file naming the target; ``lgc.load`` rebuilds it.
+    - ``net.save(path)``: a ``.lgc`` file naming the target; ``lgc.load`` rebuilds it (for the best
+      available target, with a warning, where the saved one is not available).
     - ``net.circuit``: the (optimised) :class:`lgc.ir.Circuit` it runs; ``net.target``, ``net.threads``.
     Results equal ``lgc.ir.simulate(net.circuit, x)`` bit for bit on every target.
     """

@@ -6,11 +6,11 @@
  * working set per tile is the widest live cut of the circuit, not the whole circuit.
  *
  * Per tile: pack bool rows into bit-sliced input slots (8x8 shift-or + byte transpose, or 64-bit
- * masks + GF(2) transposes), run every (level, kind) group as a tight loop with no branch per
- * gate, then read out the raw output bits or the group-sum head: the gates only the head reads
- * ("head gates") are computed into a value buffer instead of slots, each popcount term is a
- * bit-sliced carry-save count, a class's terms are summed bit-sliced (two's complement) and the
- * sum is converted to int32 once per class.
+ * masks + GF(2) transposes; any nonzero byte is True, as in numpy), run every (level, kind) group
+ * as a tight loop with no branch per gate, then read out the raw output bits or the group-sum head:
+ * the gates only the head reads ("head gates") are computed into a value buffer instead of slots,
+ * each popcount term is a bit-sliced carry-save count, a class's terms are summed bit-sliced
+ * (two's complement) and the sum is converted to int32 once per class.
  *
  * VW (words per vector) is set by the build: 1 (portable C), 4 (AVX2), 8 (AVX-512).
  * With VW 1 the file is strict C99 (a vector is a plain uint64_t; no GNU extension is needed; the
@@ -40,6 +40,9 @@
 #endif
 #ifndef PACK_PREFETCH
 #define PACK_PREFETCH 1
+#endif
+#ifndef CANONICAL_BOOLS_ONLY
+#define CANONICAL_BOOLS_ONLY 0  /* 1: packing as before issue 16 (wrong on bytes other than 0/1): A/B benchmarks only */
 #endif
 #ifndef PAGE_AHEAD
 #define PAGE_AHEAD 64  /* rows; mask packing: 7-10% faster end to end on the 48K net (16-256 alike; neutral for shift-or) */
@@ -75,24 +78,30 @@ static inline uint64_t load_u64(const uint8_t *p) {
     return v;
 }
 
-/* 8 bool bytes -> 0x00/0x01 each (any nonzero byte is true): bit 0 of a byte becomes the OR of
- * its 8 bits; the shifts total 7, so no bit crosses into the byte below. */
+/* 8 bool bytes -> the same 8 bytes as 0/1: any nonzero byte is True (numpy's meaning; arrays made
+ * by .view(bool) hold 0xFF). Per byte, bit 7 of (b & 0x7F) + 0x7F | b is set iff b != 0. */
 static inline uint64_t bool_bytes(uint64_t v) {
-    v |= v >> 4;
-    v |= v >> 2;
-    v |= v >> 1;
-    return v & 0x0101010101010101ULL;
+    const uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL;
+    return ((((v & low7) + low7) | v) >> 7) & 0x0101010101010101ULL;
 }
 
-/* Columns [j0, j1) of TILE rows into input slots, 8 samples at a time (portable path). */
+/* Columns [j0, j1) of TILE rows into input slots, 8 samples at a time (portable path). The
+ * shift-or is exact for 0/1 bytes only: it also ORs every byte it reads into `seen`, and when a
+ * byte other than 0/1 turns up (a non-canonical bool array) the columns are packed again with
+ * each byte normalised first. One OR per load on the canonical path instead of five SWAR ops. */
 static void pack_columns_scalar(const uint8_t *const *rows, int64_t j0, int64_t j1, vec *S) {
     uint8_t *bytes = (uint8_t *)S;
+    uint64_t seen = 0;
     for (int g = 0; g < TILE / 8; g++) {
         const uint8_t *const *r = rows + 8 * g;
         int64_t j = j0;
         for (; j + 8 <= j1; j += 8) {
             uint64_t t = 0;
-            for (int s = 0; s < 8; s++) t |= bool_bytes(load_u64(r[s] + j)) << s;
+            for (int s = 0; s < 8; s++) {
+                const uint64_t v = load_u64(r[s] + j);
+                seen |= v;
+                t |= v << s;  /* 0/1 bytes: no carry (checked by seen) */
+            }
             for (int i = 0; i < 8; i++) bytes[(j + i) * (int64_t)sizeof(vec) + g] = (uint8_t)(t >> (8 * i));
         }
         for (; j < j1; j++) {
@@ -101,12 +110,22 @@ static void pack_columns_scalar(const uint8_t *const *rows, int64_t j0, int64_t 
             bytes[j * (int64_t)sizeof(vec) + g] = t;
         }
     }
+    if (CANONICAL_BOOLS_ONLY || !(seen & 0xFEFEFEFEFEFEFEFEULL)) return;
+    for (int g = 0; g < TILE / 8; g++) {
+        const uint8_t *const *r = rows + 8 * g;
+        for (int64_t j = j0; j + 8 <= j1; j += 8) {
+            uint64_t t = 0;
+            for (int s = 0; s < 8; s++) t |= bool_bytes(load_u64(r[s] + j)) << s;
+            for (int i = 0; i < 8; i++) bytes[(j + i) * (int64_t)sizeof(vec) + g] = (uint8_t)(t >> (8 * i));
+        }
+    }
 }
 
 #if defined(__AVX512BW__) && VW % 8 == 0
 #define BLK 64
 typedef __m512i bvec;
 #define BLOADU(p) _mm512_loadu_si512((const void *)(p))
+#define BMIN1(v) (CANONICAL_BOOLS_ONLY ? (v) : _mm512_min_epu8(v, _mm512_set1_epi8(1)))
 #define BSTORE(p, v) _mm512_storeu_si512((void *)(p), v)
 #define BOR _mm512_or_si512
 #define BSLL _mm512_slli_epi64
@@ -120,6 +139,7 @@ typedef __m512i bvec;
 #define BLK 32
 typedef __m256i bvec;
 #define BLOADU(p) _mm256_loadu_si256((const __m256i *)(p))
+#define BMIN1(v) (CANONICAL_BOOLS_ONLY ? (v) : _mm256_min_epu8(v, _mm256_set1_epi8(1)))
 #define BSTORE(p, v) _mm256_storeu_si256((__m256i *)(p), v)
 #define BOR _mm256_or_si256
 #define BSLL _mm256_slli_epi64
@@ -179,14 +199,16 @@ __attribute__((optimize("no-tree-vectorize"))) static void pack_columns_vector(c
             const uint8_t *const *rg = r + 8 * g;
             for (int64_t blk = 0; blk < nblocks; blk++) {
                 const int64_t j = blk * BLK;
-                bvec t = BLOADU(rg[0] + j);
-                t = BOR(t, BSLL(BLOADU(rg[1] + j), 1));
-                t = BOR(t, BSLL(BLOADU(rg[2] + j), 2));
-                t = BOR(t, BSLL(BLOADU(rg[3] + j), 3));
-                t = BOR(t, BSLL(BLOADU(rg[4] + j), 4));
-                t = BOR(t, BSLL(BLOADU(rg[5] + j), 5));
-                t = BOR(t, BSLL(BLOADU(rg[6] + j), 6));
-                t = BOR(t, BSLL(BLOADU(rg[7] + j), 7));
+                /* min(byte, 1): any nonzero bool byte (0xFF from .view(bool)) becomes 1, so the
+                 * shifts cannot carry into a neighbour; one vpminub with the load folded in */
+                bvec t = BMIN1(BLOADU(rg[0] + j));
+                t = BOR(t, BSLL(BMIN1(BLOADU(rg[1] + j)), 1));
+                t = BOR(t, BSLL(BMIN1(BLOADU(rg[2] + j)), 2));
+                t = BOR(t, BSLL(BMIN1(BLOADU(rg[3] + j)), 3));
+                t = BOR(t, BSLL(BMIN1(BLOADU(rg[4] + j)), 4));
+                t = BOR(t, BSLL(BMIN1(BLOADU(rg[5] + j)), 5));
+                t = BOR(t, BSLL(BMIN1(BLOADU(rg[6] + j)), 6));
+                t = BOR(t, BSLL(BMIN1(BLOADU(rg[7] + j)), 7));
                 T[blk * 8 + g] = t;
                 if (PACK_PREFETCH && pf->p < pf->end) {  /* keep memory busy: start on the next tile's rows */
                     __builtin_prefetch(pf->p, 0, 2);

@@ -26,7 +26,7 @@ import numpy as np
 
 from .._build import BuildError, build_shared_library, cuda_source, cuda_sources, memoize_build, nvcc_path
 from ..ir import Circuit, PackedBits
-from ..ir.packed import input_bits
+from ..ir.packed import batch_layout, input_bits
 from ._common import CompiledNet
 from ._cuda_tables import CudaTables, tables
 
@@ -205,24 +205,17 @@ class CudaNet(CompiledNet):
         if x.device.index != self.device:
             raise ValueError(f"this cuda net lives on cuda:{self.device}; input is on {x.device}")
         enc = c.input_encoder
-        if x.dim() < 1:
-            raise ValueError(f"input must be a batch [N, {c.num_inputs}], got a scalar")
-        if x.dtype == torch.bool or enc is None:
-            if x.dim() != 2 or x.shape[1] != c.num_inputs:
-                raise ValueError(f"input of shape {list(x.shape)} does not fit: expected bool [N, {c.num_inputs}]"
-                                 + (f" bits or raw features [N, {enc.num_features}]" if enc else " (or 0/1 numbers)"))
+        if x.dtype.is_complex:
+            raise ValueError(f"input must be a bool or numeric tensor, got {x.dtype}")
+        features = batch_layout(c, tuple(x.shape), x.dtype == torch.bool)  # the contract every target shares
+        if features is None:
             if x.dtype != torch.bool:
-                if x.dtype.is_complex:
-                    raise ValueError(f"input must be a bool or numeric tensor, got {x.dtype}")
                 if x.numel() and not bool(((x == 0) | (x == 1)).all()):
                     raise ValueError("input bits must be 0 or 1 (the circuit has no input encoder for raw features)")
                 if x.dtype != torch.uint8:
                     x = x.to(torch.uint8)
         else:
-            flat = x.reshape(x.shape[0], -1) if x.dim() > 1 else None
-            if flat is None or flat.shape[1] != enc.num_features:
-                raise ValueError(f"raw input of shape {list(x.shape)} does not fit: expected [N, {enc.num_features}] "
-                                 f"features (or bool [N, {c.num_inputs}] bits)")
+            flat = x.reshape(x.shape[0], features)
             if flat.dtype.is_floating_point and bool(torch.isnan(flat).any()):
                 raise ValueError("raw input holds NaN")
             feature = torch.as_tensor(enc.feature, dtype=torch.long, device=x.device)

@@ -24,13 +24,15 @@ def read_model(path: str):
     """MODEL argument -> Circuit, through ``lgc.load`` (a .pt checkpoint is lowered; its binariser
     becomes the input encoder; a compiled .lgc gives its circuit); ``example`` is the built-in circuit."""
     from lgc.api import CHECKPOINT_SUFFIXES, load
-    from lgc.backends import load as load_file
-    from lgc.ir import Circuit, example_circuit
+    from lgc.backends import read_circuit
+    from lgc.ir import example_circuit
     if path == "example":
         return example_circuit()
-    # the CLI names no format option: for an unknown suffix the hint says which suffixes it reads
-    loaded = load(path) if path.lower().endswith(CHECKPOINT_SUFFIXES) else load_file(path, option=None)
-    return loaded if isinstance(loaded, Circuit) else loaded.circuit
+    if path.lower().endswith(CHECKPOINT_SUFFIXES):
+        return load(path)
+    # a saved net's circuit, not built for its target; the CLI names no format option, so for an
+    # unknown suffix the hint says which suffixes it reads
+    return read_circuit(path, option=None)
 
 
 def samples_per_second(net, bits: np.ndarray, min_seconds: float = 0.3, repeats: int = 3) -> float:

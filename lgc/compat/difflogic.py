@@ -236,12 +236,12 @@ class CompiledLogicNet:
             out.net = lib
         else:
             from .. import api
-            loaded = api.load(save_lib_path)
+            loaded = api.load(save_lib_path, target=target)  # target=None: the saved target, or the best here
             circuit = loaded if isinstance(loaded, Circuit) else loaded.circuit
             k = circuit.head.k if circuit.head is not None else None
             out = CompiledLogicNet(circuit, num_bits=num_bits, target=target or getattr(loaded, "target", "cpu"))
-            out.net = loaded if target is None and not isinstance(loaded, Circuit) else api.compile(
-                circuit, target=out.target, opt_level=0)
+            out.net = loaded if not isinstance(loaded, Circuit) else api.compile(circuit, target=out.target,
+                                                                                opt_level=0)
             out.optimized = out.net.circuit
         if num_classes is not None and k != num_classes:
             raise ValueError(f"{os.fspath(save_lib_path)!r} has {k if k else 'no'} classes, expected {num_classes}")

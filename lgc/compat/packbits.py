@@ -7,9 +7,11 @@ j % 64 of word j // 64. ``run_packed(model, packed)`` lowers the model (an lgc `
 of LogicLayers ending in GroupSum, or a Circuit), optimises it, builds it for ``cuda`` (packed on
 a GPU) or ``cpu``, and returns int32 class counts ``[N, k]`` — difflogic's ``model(packed)``
 result (counts, not divided by tau) — as a torch tensor on the packed batch's device; uint8 bits
-``[N, O]`` when the model has no GroupSum. The compiled net is cached per model and rebuilt only
-when a parameter changed (torch's in-place version counters), so validating during training
-costs one lowering per evaluation, not per batch.
+``[N, O]`` when the model has no GroupSum. The model is lowered on every call (O(gates), cheap
+next to optimising and building) and the compiled net is cached per model under the lowered
+circuit's content hash (hard ops, wiring, head, encoder): any change of what the circuit
+computes, however it was made (an optimiser step, ``load_state_dict``, ``weights.data.copy_``,
+which torch's version counters do not see), rebuilds it, and nothing else does.
 
 ``model(PackBitsTensor(x))`` works as in difflogic: ``nn.Flatten`` is a no-op on it,
 ``LogicLayer.forward`` returns ``x.then(self)`` (queues the layer) and ``GroupSum.forward`` returns
@@ -139,21 +141,18 @@ _CHAINS: dict[tuple, Any] = {}  # queued layer chains -> the Sequential that hol
 _NETS: "weakref.WeakKeyDictionary[Any, tuple[Any, Any]]" = weakref.WeakKeyDictionary()
 
 
-def _state_key(model: Any, target: str) -> tuple:
-    tensors = list(model.parameters()) + list(model.buffers())
-    return (target,) + tuple((p.data_ptr(), p._version, tuple(p.shape)) for p in tensors)
-
-
 def compiled_for(model: Any, target: str, opt_level: int = 2):
-    """The model (or Circuit) compiled for ``target``, cached until a parameter changes."""
+    """The model (or Circuit) compiled for ``target``; cached per model by what determines the
+    circuit (the lowered circuit's content hash), so it is never stale."""
     from .. import api
     if isinstance(model, Circuit):
         return api.compile(model, target=target, opt_level=opt_level)
-    key = _state_key(model, target)
+    circuit = api.lower(model)
+    key = (target, opt_level, circuit.content_hash())
     hit = _NETS.get(model)
     if hit is not None and hit[0] == key:
         return hit[1]
-    net = api.compile(model, target=target, opt_level=opt_level)
+    net = api.compile(circuit, target=target, opt_level=opt_level)
     _NETS[model] = (key, net)
     return net
 

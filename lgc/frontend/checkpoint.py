@@ -173,6 +173,12 @@ def load_checkpoint(path: str | os.PathLike, device: Any = "cpu", with_extra: bo
         model = build_model(payload["config"], device="cpu", implementation=implementation)
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as e:
         raise FormatError(f"bad model config: {type(e).__name__}: {e}", source=os.fspath(path)) from None
+    state = payload["state_dict"]
+    for name, m in model.named_modules():  # logits keep their stored dtype: a cast can change an argmax
+        w = state.get(f"{name}.weights" if name else "weights") if isinstance(state, dict) else None
+        if isinstance(getattr(m, "weights", None), torch.Tensor) and isinstance(w, torch.Tensor) \
+                and w.is_floating_point() and w.dtype != m.weights.dtype:
+            m.to(dtype=w.dtype)
     try:
         model.load_state_dict(payload["state_dict"], strict=True)
     except (RuntimeError, ValueError) as e:

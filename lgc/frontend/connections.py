@@ -21,13 +21,21 @@ def random_connections(in_dim: int, out_dim: int, generator: torch.Generator | N
 
 def unique_connections(in_dim: int, out_dim: int, generator: torch.Generator | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """difflogic's ``unique``: no two gates read the same (ordered) pair of inputs.
+    """difflogic's ``unique``: no two gates read the same pair of inputs, and never a == b.
 
-    Pairs (0,1), (2,3), ... first, then (1,2), (3,4), ..., then pairs at growing offsets,
-    truncated to ``out_dim`` and shuffled.
+    Pairs (0,1), (2,3), ... first, then (1,2), (3,4), ..., then pairs (i, i + offset) at growing
+    offsets up to in_dim - 1 (so every size up to in_dim * (in_dim - 1) / 2, all the pairs, can be
+    drawn; difflogic stops early and refuses e.g. 3 gates on 3 inputs), truncated to ``out_dim``
+    and shuffled. One change to difflogic's order, only where its truncation would leave an input
+    unread: for odd in_dim and ceil(in_dim / 2) <= out_dim < in_dim - 1 the pair
+    (in_dim - 2, in_dim - 1) moves up behind the first batch, so every input is read whenever
+    out_dim >= ceil(in_dim / 2). Raises ValueError when out_dim > in_dim * (in_dim - 1) / 2.
     """
     if in_dim < 2:
         raise ValueError(f"'unique' connections need in_dim >= 2, got {in_dim}")
+    if out_dim > in_dim * (in_dim - 1) // 2:
+        raise ValueError(f"cannot draw {out_dim} unique connections from {in_dim} inputs "
+                         f"(there are {in_dim * (in_dim - 1) // 2} distinct pairs)")
     x = torch.arange(in_dim, dtype=torch.int64)
     a, b = x[::2], x[1::2]
     m = min(a.numel(), b.numel())
@@ -35,14 +43,14 @@ def unique_connections(in_dim: int, out_dim: int, generator: torch.Generator | N
     if a.numel() < out_dim:
         a_, b_ = x[1::2], x[2::2]
         m = min(a_.numel(), b_.numel())
-        a, b = torch.cat([a, a_[:m]]), torch.cat([b, b_[:m]])
+        a_, b_ = a_[:m], b_[:m]
+        if in_dim % 2 and -(-in_dim // 2) <= out_dim < in_dim - 1:  # (in_dim-2, in_dim-1) reads the last input
+            a_, b_ = torch.cat([a_[-1:], a_[:-1]]), torch.cat([b_[-1:], b_[:-1]])
+        a, b = torch.cat([a, a_]), torch.cat([b, b_])
     offset = 2
-    while out_dim > a.numel() > offset:
+    while a.numel() < out_dim and offset < in_dim:
         a, b = torch.cat([a, x[:-offset]]), torch.cat([b, x[offset:]])
         offset += 1
-    if a.numel() < out_dim:
-        raise ValueError(f"cannot draw {out_dim} unique connections from {in_dim} inputs "
-                         f"(at most {a.numel()} distinct pairs this way)")
     a, b = a[:out_dim], b[:out_dim]
     perm = torch.randperm(out_dim, generator=generator)
     return a[perm].contiguous(), b[perm].contiguous()

@@ -147,7 +147,6 @@ class LogicConv2d(nn.Module):
         self.register_buffer("leaf_channel", ch.to(device))
         self.register_buffer("leaf_dy", dy.to(device))
         self.register_buffer("leaf_dx", dx.to(device))
-        self._index_cache: dict[Any, torch.Tensor] = {}
 
     @property
     def leaves(self) -> int:
@@ -168,12 +167,7 @@ class LogicConv2d(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args: Any, **kwargs: Any) -> None:
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._index_cache.clear()
         self.check_wiring()
-
-    def _apply(self, fn, *args: Any, **kwargs: Any):  # .to()/.cuda() move the buffers: drop cached indices
-        self._index_cache = {}
-        return super()._apply(fn, *args, **kwargs)
 
     def level_slices(self) -> list[slice]:
         """Gate index ranges of the tree levels, leaves' level first."""
@@ -189,21 +183,20 @@ class LogicConv2d(nn.Module):
         return relaxed_coefficients(self)
 
     def gather_index(self, height: int, width: int) -> torch.Tensor:
-        """Flat index ``[out * leaves * positions]`` into a padded ``[C, H + 2ph, W + 2pw]`` sample."""
-        key = (height, width, self.leaf_channel.device)
-        idx = self._index_cache.get(key)
-        if idx is None:
-            (ph, pw), (sh, sw) = self.padding, self.stride
-            ho, wo = self.output_size((height, width))
-            hp, wp = height + 2 * ph, width + 2 * pw
-            dev = self.leaf_channel.device
-            base = (self.leaf_channel * hp + self.leaf_dy) * wp + self.leaf_dx          # [O, L]
-            oy = torch.arange(ho, device=dev) * sh * wp
-            ox = torch.arange(wo, device=dev) * sw
-            pos = (oy[:, None] + ox[None, :]).reshape(-1)                                # [P]
-            idx = (base[:, :, None] + pos[None, None, :]).reshape(-1).contiguous()
-            self._index_cache[key] = idx
-        return idx
+        """Flat index ``[out * leaves * positions]`` into a padded ``[C, H + 2ph, W + 2pw]`` sample.
+
+        Computed from the leaf buffers on every call (O(out * leaves * positions), batch-independent):
+        a cache would go stale when the wiring is changed in place (``leaf_dx.data.copy_``), which
+        neither torch's version counters nor ``load_state_dict`` hooks see."""
+        (ph, pw), (sh, sw) = self.padding, self.stride
+        ho, wo = self.output_size((height, width))
+        hp, wp = height + 2 * ph, width + 2 * pw
+        dev = self.leaf_channel.device
+        base = (self.leaf_channel * hp + self.leaf_dy) * wp + self.leaf_dx          # [O, L]
+        oy = torch.arange(ho, device=dev) * sh * wp
+        ox = torch.arange(wo, device=dev) * sw
+        pos = (oy[:, None] + ox[None, :]).reshape(-1)                                # [P]
+        return (base[:, :, None] + pos[None, None, :]).reshape(-1).contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:

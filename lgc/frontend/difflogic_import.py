@@ -47,8 +47,10 @@ def from_difflogic(model: Any, implementation: str = "auto") -> nn.Sequential:
                 raise ValueError(f"difflogic module {pos}: indices must be a pair (a, b) of index tensors") from None
             layer = LogicLayer(int(m.in_dim), int(m.out_dim), device=w.device,
                                grad_factor=float(getattr(m, "grad_factor", 1.0)), implementation=implementation)
+            if w.is_floating_point():  # keep the logits' dtype: casting can change their argmax
+                layer.to(dtype=w.dtype)
             with torch.no_grad():
-                layer.weights.copy_(w.to(layer.weights.dtype))
+                layer.weights.copy_(w)
             layer.set_indices(a, b)
             out.append(layer)
         elif _is_difflogic_group_sum(m):

@@ -123,9 +123,9 @@ class LogicLayer(nn.Module):
         if not x.is_floating_point():
             x = x.to(self.weights.dtype)
         impl = kernels.resolve(self.implementation, x)
-        w = self.weights if self.weights.dtype == x.dtype else self.weights.to(x.dtype)
         fused = self.parametrization == "gates"   # the kernels fuse the 16-way softmax only
-        c = relaxed_coefficients(self, w, soft=(lambda v: impl.coefficients(v, False)) if fused else None)
+        # eval: the gate is chosen from the stored weights, then cast (never argmax of cast logits)
+        c = relaxed_coefficients(self, x.dtype, soft=(lambda v: impl.coefficients(v, False)) if fused else None)
         y = impl.logic(x, c, self.index_a, self.index_b, self.grad_factor)
         return y if len(lead) == 1 else y.reshape(*lead, self.out_dim)
 

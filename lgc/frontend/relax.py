@@ -152,16 +152,23 @@ def gumbel_st_coefficients(weights: torch.Tensor, temperature: float = 1.0,
     return hard + (soft - soft.detach())   # exactly hard in value (soft + (hard - soft) is not, in floats)
 
 
-def relaxed_coefficients(layer: torch.nn.Module, weights: torch.Tensor | None = None,
+def relaxed_coefficients(layer: torch.nn.Module, dtype: torch.dtype | None = None,
                          soft: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """A logic layer's coefficients for its mode and ``layer.relaxation`` (see ``set_relaxation``).
 
-    ``weights``: the logits to use (default ``layer.weights``; a layer passes a dtype-cast copy).
+    ``dtype``: the dtype of the result (the input's; default the weights' own).
+    Eval mode: the eval gate of the *stored* weights, chosen in their stored dtype (argmax, lowest
+    index on ties; input-wise ``w > 0``) and only then cast (its coefficients are small integers,
+    exact in every float dtype), so the gate never depends on the input's dtype or device and
+    always equals the lowered circuit. Train mode: the logits cast to ``dtype``, then relaxed.
     ``soft``: the relaxed-gate function at temperature 1 (a fused kernel), default ``gate_coefficients``.
     """
-    w = layer.weights if weights is None else weights
+    w = layer.weights
     if not layer.training:
-        return gate_coefficients(w, hard=True)
+        c = gate_coefficients(w, hard=True)
+        return c if dtype is None or c.dtype == dtype else c.to(dtype)
+    if dtype is not None and w.dtype != dtype:
+        w = w.to(dtype)
     kind, temperature = getattr(layer, "relaxation", ("softmax", 1.0))
     if kind in ("gumbel-st", "hard-st"):
         return gumbel_st_coefficients(w, temperature, noise=kind == "gumbel-st")

@@ -64,12 +64,45 @@ def unpack_bits(packed: PackedBits) -> np.ndarray:
     return np.ascontiguousarray(bits.T)
 
 
+def batch_layout(circuit: Circuit, shape: tuple[int, ...], is_bool: bool) -> int | None:
+    """Check a batch's shape against the input contract, before any data is touched.
+
+    Returns None for bits (``[N, num_inputs]``) or the raw feature count per sample (raw features
+    ``[N, ...]`` flattening to ``[N, num_features]``, only when the circuit has an input encoder
+    and the input is not bool). One 1-D sample (``x_test[0]``) is refused by name (a batch is
+    ``[N, ...]``; pass ``x[None]``), as is one raw sample without its batch axis. An empty batch
+    ``[0, ...]`` is valid. Shared by every target (numpy and torch input) and the simulator.
+    Raises ValueError saying what was expected.
+    """
+    n_in, enc = circuit.num_inputs, circuit.input_encoder
+    shape = tuple(int(d) for d in shape)
+    if not shape:
+        raise ValueError(f"input must be a batch [N, {n_in}], got a scalar")
+    if is_bool or enc is None:
+        if len(shape) == 2 and shape[1] == n_in:
+            return None
+        if shape == (n_in,):
+            raise ValueError(f"input of shape [{n_in}] is one sample, not a batch: pass a batch [1, {n_in}] "
+                             f"(x[None] or x.reshape(1, -1)); results are per row")
+        want = f"bool [N, {n_in}]" + (f" bits, or raw features [N, {enc.num_features}]" if enc else " (or 0/1 numbers)")
+        raise ValueError(f"input of shape {list(shape)} does not fit: expected {want}")
+    features = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else -1
+    if features == enc.num_features:
+        return features
+    if int(np.prod(shape, dtype=np.int64)) == enc.num_features:
+        raise ValueError(f"raw input of shape {list(shape)} is one sample of {enc.num_features} features, not a batch: "
+                         f"pass a batch {[1, *shape]} (x[None]); results are per row")
+    raise ValueError(f"raw input of shape {list(shape)} does not fit: expected [N, {enc.num_features}] "
+                     f"features (or bool [N, {n_in}] bits)")
+
+
 def input_bits(circuit: Circuit, x: Any) -> np.ndarray | PackedBits:
     """Check a user batch against the design's input contract; return bool bits or PackedBits.
 
-    Bits: bool ``[N, num_inputs]``, or numeric 0/1 when the circuit has no input encoder.
-    Raw features: any numeric ``[N, ...]`` (flattened to ``num_features``) when it has one.
-    Anything else is a ``ValueError`` that says what was expected.
+    Bits: bool ``[N, num_inputs]`` (any nonzero byte is True, as numpy reads a bool array), or
+    numeric 0/1 when the circuit has no input encoder. Raw features: any numeric ``[N, ...]``
+    (flattened to ``num_features``) when it has one. ``N`` may be 0; a 1-D sample is refused
+    (see :func:`batch_layout`). Anything else is a ``ValueError`` that says what was expected.
     """
     n_in = circuit.num_inputs
     if isinstance(x, PackedBits):
@@ -81,27 +114,18 @@ def input_bits(circuit: Circuit, x: Any) -> np.ndarray | PackedBits:
     x = np.asarray(x)
     if x.dtype == object or x.dtype.kind not in "biuf":
         raise ValueError(f"input must be a bool or numeric array, got dtype {x.dtype}")
-    if x.ndim < 1:
-        raise ValueError(f"input must be a batch [N, {n_in}], got a scalar")
-    enc = circuit.input_encoder
-    if x.dtype == bool or enc is None:
-        if x.ndim != 2 or x.shape[1] != n_in:
-            want = f"bool [N, {n_in}]" + (f" bits, or raw features [N, {enc.num_features}]" if enc else " (or 0/1 numbers)")
-            raise ValueError(f"input of shape {list(x.shape)} does not fit: expected {want}")
+    features = batch_layout(circuit, x.shape, x.dtype == bool)
+    if features is None:
         if x.dtype != bool:
             if x.dtype.kind == "f" and np.isnan(x).any():
                 raise ValueError("input holds NaN; bits must be 0 or 1")
             if x.size and not ((x == 0) | (x == 1)).all():
                 raise ValueError("input bits must be 0 or 1 (the circuit has no input encoder for raw features)")
         return x
-    # the width from the shape, not -1: numpy cannot infer it for an empty batch
-    flat = x.reshape(x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64))) if x.ndim > 1 else x.reshape(0, 0)
-    if x.ndim < 2 or flat.shape[1] != enc.num_features:
-        raise ValueError(f"raw input of shape {list(x.shape)} does not fit: expected [N, {enc.num_features}] "
-                         f"features (or bool [N, {n_in}] bits)")
+    flat = x.reshape(x.shape[0], features)  # the width from batch_layout, not -1: N may be 0
     if flat.dtype.kind == "f" and np.isnan(flat).any():
         raise ValueError("raw input holds NaN")
-    return enc.encode(flat)
+    return circuit.input_encoder.encode(flat)
 
 
 def packed_input(circuit: Circuit, x: Any) -> PackedBits:

@@ -1,8 +1,8 @@
 """Equivalence checking of two circuits' raw output bits: random simulation, exhaustive, SAT miter.
 
 - ``simulate``: random input words through ``simulate_words`` (64 samples per word). A difference
-  is a counterexample; agreement only makes equality probable (``proven`` is False).
-  Cost O(gates * vectors / 64).
+  is a counterexample (re-simulated, so a proof of difference); agreement proves nothing: the
+  result is then *undecided* (``equal is None``, falsy, ``proven`` False). Cost O(gates * vectors / 64).
 - ``exhaustive``: all 2^n input rows, packed (n <= 20 by default). A proof. Cost O(gates * 2^n / 64).
 - ``sat``: a miter solved with python-sat: both circuits' live gates Tseitin-encoded from their
   truth tables (4 clauses per gate, generated as one numpy array), outputs XORed pairwise and
@@ -14,6 +14,10 @@ the solver and raises :class:`EquivalenceTimeout` instead of answering (never a 
 
 Circuits with different input or output counts, heads or input encoders are reported unequal
 (``equal=False`` with a ``reason``, no counterexample) rather than raising.
+
+The result (:class:`EquivalenceResult`) never claims more than was shown: ``equal`` is True only
+after a proof (exhaustive or SAT), False only with a verified counterexample or a structural
+mismatch, and None when random simulation found no difference (which is not a proof).
 """
 from __future__ import annotations
 
@@ -38,23 +42,39 @@ class EquivalenceTimeout(TimeoutError):
 
 @dataclasses.dataclass
 class EquivalenceResult:
-    """Truthy when the circuits are equal. ``counterexample`` is a bool input row showing a
-    difference (or None); ``proven`` tells a proof (exhaustive, SAT) from probable equality."""
+    """What an equivalence check showed; truthy only when the circuits were *proven* equal.
 
-    equal: bool
+    ``equal``: True — proven equal (``exhaustive``, ``sat``); False — proven different (a
+    counterexample re-simulated on both circuits, or different interfaces, method ``structure``);
+    None — undecided: random simulation (``method='simulate'``) found no difference, which is
+    not a proof. ``proven``: ``equal is not None`` (a proof either way). ``counterexample``: a bool
+    input row ``[num_inputs]`` on which the raw output bits differ (None unless ``equal is False``
+    from a simulation, exhaustive or SAT check). ``method``: what decided (``simulate``,
+    ``exhaustive``, ``sat``, ``structure``). ``reason``: a sentence saying why.
+    ``differing_outputs``: output indices that differ on the counterexample.
+    ``if equivalent(c1, c2)`` therefore means "proven equal"; to ask only "did simulation find a
+    difference", test ``result.equal is False``.
+    """
+
+    equal: bool | None
     method: str
     counterexample: np.ndarray | None = None
-    proven: bool = False
     reason: str = ""
     differing_outputs: np.ndarray | None = None
 
+    @property
+    def proven(self) -> bool:
+        """True when ``equal`` is decided (a proof of equality or of difference)."""
+        return self.equal is not None
+
     def __bool__(self) -> bool:
-        return self.equal
+        return self.equal is True
 
     def __repr__(self) -> str:
+        if self.equal is None:
+            return f"EquivalenceResult(undecided, method={self.method!r}, {self.reason or 'no difference found'}; not a proof)"
         if self.equal:
-            how = "proven" if self.proven else "probable: no difference found"
-            return f"EquivalenceResult(equal, method={self.method!r}, {how})"
+            return f"EquivalenceResult(equal, method={self.method!r}, proven)"
         ce = "" if self.counterexample is None else f", counterexample={self.counterexample.astype(int).tolist()}"
         return f"EquivalenceResult(NOT equal, method={self.method!r}, reason={self.reason!r}{ce})"
 
@@ -77,7 +97,7 @@ def _row(words: np.ndarray, sample: int) -> np.ndarray:
 
 
 def _first_difference(w1: np.ndarray, w2: np.ndarray, inputs: np.ndarray, valid: int,
-                      method: str, proven: bool) -> EquivalenceResult | None:
+                      method: str) -> EquivalenceResult | None:
     diff = w1 ^ w2
     if valid % 64:
         diff[:, -1] &= np.uint64((1 << (valid % 64)) - 1)
@@ -90,8 +110,7 @@ def _first_difference(w1: np.ndarray, w2: np.ndarray, inputs: np.ndarray, valid:
     bit = (word & -word).bit_length() - 1
     sample = 64 * w + bit
     outs = np.flatnonzero((diff[:, w] >> np.uint64(bit)) & np.uint64(1))
-    return EquivalenceResult(False, method, _row(inputs, sample), proven, f"outputs {outs[:8].tolist()} differ",
-                             outs)
+    return EquivalenceResult(False, method, _row(inputs, sample), f"outputs {outs[:8].tolist()} differ", outs)
 
 
 def _simulate(c1: Circuit, c2: Circuit, vectors: int, seed: int) -> EquivalenceResult:
@@ -106,11 +125,11 @@ def _simulate(c1: Circuit, c2: Circuit, vectors: int, seed: int) -> EquivalenceR
             inputs[:, 0] &= ~np.uint64(3)
             inputs[:, 0] |= np.uint64(2)
         found = _first_difference(simulate_words(c1, inputs), simulate_words(c2, inputs), inputs, 64 * w,
-                                  "simulate", False)
+                                  "simulate")
         if found is not None:
             return found
-    return EquivalenceResult(True, "simulate", proven=False,
-                             reason=f"no difference on {64 * words_total} random input rows (equality probable, not proven)")
+    return EquivalenceResult(None, "simulate",
+                             reason=f"no difference on {64 * words_total} random input rows (equality not proven)")
 
 
 def _exhaustive(c1: Circuit, c2: Circuit) -> EquivalenceResult:
@@ -132,10 +151,10 @@ def _exhaustive(c1: Circuit, c2: Circuit) -> EquivalenceResult:
         if valid < 64 * w_idx.size:  # fewer than 64 rows in all (n < 6): clear the padding
             inputs[:, -1] &= np.uint64((1 << valid) - 1)
         found = _first_difference(simulate_words(c1, inputs), simulate_words(c2, inputs), inputs, valid,
-                                  "exhaustive", True)
+                                  "exhaustive")
         if found is not None:
             return found
-    return EquivalenceResult(True, "exhaustive", proven=True, reason=f"equal on all {total} input rows")
+    return EquivalenceResult(True, "exhaustive", reason=f"equal on all {total} input rows")
 
 
 def _gate_clauses(c: Circuit, first_var: int) -> tuple[np.ndarray, np.ndarray]:
@@ -201,16 +220,17 @@ def _sat(c1: Circuit, c2: Circuit, solver: str, time_limit: float | None) -> Equ
                     f"the SAT miter ({c1.num_gates} + {c2.num_gates} gates, solver {solver}) found no proof and no "
                     f"counterexample within time_limit={time_limit:g} s; random simulation found no difference")
         if not satisfiable:
-            return EquivalenceResult(True, "sat", proven=True, reason="miter is unsatisfiable")
+            return EquivalenceResult(True, "sat", reason="miter is unsatisfiable")
         model = np.asarray(s.get_model(), dtype=np.int64)
     values = np.zeros(max(n, int(np.abs(model).max()) if model.size else 0) + 1, dtype=bool)
     values[np.abs(model)] = model > 0
     row = values[1:n + 1]
-    return EquivalenceResult(False, "sat", row, True, "the SAT miter found an input where outputs differ")
+    return EquivalenceResult(False, "sat", row, "the SAT miter found an input where outputs differ")
 
 
 def _check_counterexample(c1: Circuit, c2: Circuit, result: EquivalenceResult) -> EquivalenceResult:
-    """Re-simulate a counterexample on both circuits (one row), so a reported one is always real."""
+    """Re-simulate a counterexample on both circuits (one row), so a reported one is always real:
+    a verified counterexample is a proof of difference, whichever method found it."""
     from lgc.ir import simulate
     x = result.counterexample[None, :]
     y1, y2 = simulate(c1, x, head=False)[0], simulate(c2, x, head=False)[0]
@@ -227,8 +247,10 @@ def equivalent(c1: Circuit, c2: Circuit, method: str = "auto", *, vectors: int =
                time_limit: float | None = None, **unused: Any) -> EquivalenceResult:
     """Do ``c1`` and ``c2`` compute the same output bits for every input row?
 
-    ``method``: 'simulate' (``vectors`` random rows; probable only), 'exhaustive' (all rows,
-    n <= ``max_exhaustive_inputs``), 'sat' (python-sat miter, ``solver`` name), or 'auto'.
+    ``method``: 'simulate' (``vectors`` random rows: can disprove, never prove; equal is then
+    None), 'exhaustive' (all rows, n <= ``max_exhaustive_inputs``), 'sat' (python-sat miter,
+    ``solver`` name), or 'auto' (simulate, then exhaustive or SAT: always decided).
+    Returns an :class:`EquivalenceResult` (truthy only when proven equal).
     Raw output bits are compared; heads, input counts, output counts and encoders must match,
     else the result is unequal with a ``reason`` and no counterexample.
     ``time_limit`` (seconds, SAT only): raise :class:`EquivalenceTimeout` when the solver has not
@@ -252,7 +274,7 @@ def equivalent(c1: Circuit, c2: Circuit, method: str = "auto", *, vectors: int =
         c.validate()
     reason = _mismatch(c1, c2)
     if reason:
-        return EquivalenceResult(False, "structure", None, True, reason)
+        return EquivalenceResult(False, "structure", None, reason)
     n = c1.num_inputs
     if method == "sat" or (method == "auto" and n > max_exhaustive_inputs):
         _require_sat(method)
@@ -261,8 +283,10 @@ def equivalent(c1: Circuit, c2: Circuit, method: str = "auto", *, vectors: int =
                          f"(raise max_exhaustive_inputs=, or use method='sat')")
     if method in ("simulate", "auto"):
         result = _simulate(c1, c2, vectors, seed)
-        if method == "simulate" or not result.equal:
-            return result if result.equal else _check_counterexample(c1, c2, result)
+        if result.equal is False:
+            return _check_counterexample(c1, c2, result)
+        if method == "simulate":
+            return result
         method = "exhaustive" if n <= max_exhaustive_inputs else "sat"
     result = _exhaustive(c1, c2) if method == "exhaustive" else _sat(c1, c2, solver, time_limit)
     return result if result.equal else _check_counterexample(c1, c2, result)
