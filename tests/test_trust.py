@@ -21,7 +21,7 @@ from lgc.backends import cpu_c, cuda, llvm
 from lgc.frontend import GroupSum, LogicLayer, cpu_kernel_unavailable
 from lgc.frontend.conv import LogicConv2d
 from lgc.frontend.connections import unique_connections
-from lgc.frontend.lower_graph import lower_graph
+from lgc.frontend import lower as lower_model
 from lgc.ir import Circuit, InputEncoder, PackedBits, pack_bits, random_layered_circuit, simulate
 from lgc.ir.serialize import save as save_circuit
 from lgc.passes import equivalent
@@ -184,7 +184,7 @@ def test_conv_eval_under_low_precision_equals_circuit(dtype):
     torch.manual_seed(2)
     layer = LogicConv2d(2, 8, 3, depth=3, implementation="python").eval()
     x = (torch.rand(64, 2, 7, 7) > 0.5).float()
-    c = lower_graph(nn.Sequential(layer), input_shape=(2, 7, 7))
+    c = lower_model(nn.Sequential(layer), input_shape=(2, 7, 7))
     want = simulate(c, x.reshape(64, -1).numpy().astype(bool))
     with torch.no_grad():
         got = layer(x.to(dtype)).reshape(64, -1).float().numpy().astype(np.uint8)
@@ -251,7 +251,7 @@ def test_conv_wiring_changed_in_place_is_seen():
         layer.leaf_dx.data.copy_((layer.leaf_dx + 1) % 3)
         layer.leaf_channel.data.copy_(1 - layer.leaf_channel)
         got = layer(x).reshape(32, -1).numpy().astype(np.uint8)
-    c = lower_graph(nn.Sequential(layer), input_shape=(2, 6, 6))
+    c = lower_model(nn.Sequential(layer), input_shape=(2, 6, 6))
     assert np.array_equal(got, simulate(c, x.reshape(32, -1).numpy().astype(bool)))
 
 
