@@ -43,13 +43,41 @@ void logic_forward(const T* x, int64_t batch, const int64_t* a, const int64_t* b
     });
 }
 
+// The consumers of each input feature, in CSR form: the edges start[k] .. start[k + 1] - 1 of
+// feature k are 2 i (k is operand a of gate i) or 2 i + 1 (operand b), in increasing gate order,
+// so a gate reading one node twice has both edges in that node's list. O(in_dim + out_dim).
+struct Consumers {
+    std::vector<int64_t> start, edge;
+    void build(const int64_t* a, const int64_t* b, int64_t in_dim, int64_t out_dim) {
+        start.assign((size_t)in_dim + 1, 0);
+        edge.resize((size_t)(2 * out_dim));
+        for (int64_t i = 0; i < out_dim; ++i) {
+            ++start[(size_t)a[i] + 1];
+            ++start[(size_t)b[i] + 1];
+        }
+        for (int64_t k = 0; k < in_dim; ++k) start[(size_t)k + 1] += start[(size_t)k];
+        std::vector<int64_t>& fill = bound;  // free until the chunk bounds are computed
+        fill.assign(start.begin(), start.end() - 1);
+        for (int64_t i = 0; i < out_dim; ++i) {
+            edge[(size_t)fill[(size_t)a[i]]++] = 2 * i;
+            edge[(size_t)fill[(size_t)b[i]]++] = 2 * i + 1;
+        }
+    }
+    std::vector<int64_t> bound;  // scratch: fill positions, then chunk bounds
+};
+
 // Backward. grad_c [out_dim, 4] is overwritten with dL/dc; grad_x [in_dim, batch] (may be null when
 // the input needs no gradient) is overwritten with dL/dx. A gate whose operands are the same node
 // contributes df/dp + df/dq to that node (not 2 df/dp).
 //
-// With grad_x, chunks split the batch (each owns grad_x's columns lo..hi, so the scatter needs no
-// atomics) and each keeps partial sums of grad_c, reduced at the end; without it, chunks split
-// the gates.
+// With grad_x the work is a gather over input features: a chunk owns a range of features k and,
+// for each, walks its consumer edges, accumulating grad_x[k] over the whole batch (a row that
+// stays in L1) and finishing that edge's share of the gate's grad_c (operand a: sums of g, g p and
+// g p q; operand b: the sum of g q). Every output element is written by exactly one chunk, so no
+// thread waits for or merges another's partial sums, and each sum runs over the batch in one fixed
+// order: results do not depend on the thread count. Per gate it reads grad_y twice and each operand
+// once (4 rows), per feature x[k] once and writes grad_x[k] once. Chunks split the features so
+// that each holds about the same number of edges. Without grad_x, chunks split the gates.
 template <typename T>
 void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a, const int64_t* b,
                     const T* c, const T* grad_y, int64_t out_dim, T* grad_x, T* grad_c, int nthreads) {
@@ -79,56 +107,56 @@ void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a,
         });
         return;
     }
-    std::memset(grad_x, 0, sizeof(T) * in_dim * batch);
-    // Column blocks of a multiple of 16 samples, about two per thread.
-    int64_t nt = chunk_count(batch, nthreads, 16);
-    nt = nthreads == 1 ? 1 : std::min<int64_t>(nt, 2 * (int64_t)nthreads);
-    const int64_t block = ((batch + nt - 1) / nt + 15) / 16 * 16;
-    nt = (batch + block - 1) / block;
-    std::vector<double> partial(nt > 1 ? (size_t)(nt - 1) * out_dim * 4 : 0);
-    ChunkPool::get().run(nt, nthreads, [&](int64_t t) {
-        const int64_t lo = t * block, hi = std::min(batch, lo + block);
-        // block 0 writes grad_c directly (as T), the others their double partials
-        double* mine = t > 0 ? partial.data() + (size_t)(t - 1) * out_dim * 4 : nullptr;
-        for (int64_t i = 0; i < out_dim && lo < hi; ++i) {
-            const T c1 = c[4 * i + 1], c2 = c[4 * i + 2], c3 = c[4 * i + 3];
-            const T* p = x + a[i] * batch;
-            const T* q = x + b[i] * batch;
-            const T* g = grad_y + i * batch;
-            T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            if (a[i] == b[i]) {
-                T* dx = grad_x + a[i] * batch;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-                for (int64_t j = lo; j < hi; ++j) {
-                    const T gj = g[j], pj = p[j];
-                    s0 += gj; s1 += gj * pj; s2 += gj * pj; s3 += gj * pj * pj;
-                    dx[j] += gj * (c1 + c2 + c3 * (pj + pj));
+    thread_local Consumers consumers;  // reused: no allocation once the largest layer has been seen
+    consumers.build(a, b, in_dim, out_dim);
+    const int64_t* start = consumers.start.data();
+    const int64_t* edge = consumers.edge.data();
+    // cost of features 0..k-1 ~ start[k] + k (edges, plus one row read and write per feature)
+    const int64_t total = start[in_dim] + in_dim;
+    const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(chunk_count(total, nthreads, 256), in_dim));
+    std::vector<int64_t>& bound = consumers.bound;
+    bound.assign((size_t)chunks + 1, in_dim);
+    bound[0] = 0;
+    for (int64_t t = 1, k = 0; t < chunks; ++t) {
+        const int64_t target = total * t / chunks;
+        while (k < in_dim && start[k] + k < target) ++k;
+        bound[(size_t)t] = k;
+    }
+    const int64_t* bounds = bound.data();
+    ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
+        for (int64_t k = bounds[chunk]; k < bounds[chunk + 1]; ++k) {
+            const T* xk = x + k * batch;
+            T* dx = grad_x + k * batch;
+            std::fill(dx, dx + batch, T(0));
+            for (int64_t e = start[k]; e < start[k + 1]; ++e) {
+                const int64_t i = edge[e] >> 1;
+                const T* g = grad_y + i * batch;
+                if ((edge[e] & 1) == 0) {  // k is operand a (p); the other operand is q
+                    const T* q = x + b[i] * batch;
+                    const T c1 = c[4 * i + 1], c3 = c[4 * i + 3];
+                    T s0 = 0, s1 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s3)
+                    for (int64_t j = 0; j < batch; ++j) {
+                        const T gj = g[j], gp = gj * xk[j];
+                        s0 += gj; s1 += gp; s3 += gp * q[j];
+                        dx[j] += gj * (c1 + c3 * q[j]);
+                    }
+                    grad_c[4 * i] = s0; grad_c[4 * i + 1] = s1; grad_c[4 * i + 3] = s3;
+                } else {  // k is operand b (q); the other operand is p
+                    const T* p = x + a[i] * batch;
+                    const T c2 = c[4 * i + 2], c3 = c[4 * i + 3];
+                    T s2 = 0;
+#pragma omp simd reduction(+ : s2)
+                    for (int64_t j = 0; j < batch; ++j) {
+                        const T gj = g[j];
+                        s2 += gj * xk[j];
+                        dx[j] += gj * (c2 + c3 * p[j]);
+                    }
+                    grad_c[4 * i + 2] = s2;
                 }
-            } else {
-                T* dp = grad_x + a[i] * batch;
-                T* dq = grad_x + b[i] * batch;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-                for (int64_t j = lo; j < hi; ++j) {
-                    const T gj = g[j], pj = p[j], qj = q[j];
-                    s0 += gj; s1 += gj * pj; s2 += gj * qj; s3 += gj * pj * qj;
-                    dp[j] += gj * (c1 + c3 * qj);
-                    dq[j] += gj * (c2 + c3 * pj);
-                }
-            }
-            if (mine) {
-                mine[4 * i] = s0; mine[4 * i + 1] = s1; mine[4 * i + 2] = s2; mine[4 * i + 3] = s3;
-            } else {
-                grad_c[4 * i] = s0; grad_c[4 * i + 1] = s1; grad_c[4 * i + 2] = s2; grad_c[4 * i + 3] = s3;
             }
         }
     });
-    if (nt > 1) {
-        for (int64_t k = 0; k < out_dim * 4; ++k) {
-            double s = grad_c[k];
-            for (int64_t t = 1; t < nt; ++t) s += partial[(size_t)(t - 1) * out_dim * 4 + k];
-            grad_c[k] = (T)s;
-        }
-    }
 }
 
 // exp(x) for x <= 0 (softmax after subtracting the max), 16 lanes at a time. float: Cephes' range
@@ -166,95 +194,65 @@ inline void exp_nonpositive(const double* x, double* out) {
     for (int l = 0; l < 16; ++l) out[l] = std::exp(x[l]);
 }
 
-// The softmax parts below run 16 gates at a time, one gate per vector lane (the logits of a block
-// are transposed into [16 ops][16 gates]), so every step vectorises; cost O(out_dim * 16 * 4).
-constexpr int kLanes = 16;  // = the lanes of exp_nonpositive
-
+// One gate's softmax over its 16 logits and its coefficients c = s @ relax [16, 4]; s (the
+// probabilities) is kept for the backward, so the exponentials run once per step. NaN logits (a
+// diverged run) or an infinite maximum give NaN, as torch.softmax does, never a quiet number.
 template <typename T>
-inline void load_block(const T* w, int64_t i0, int nb, T (&wt)[16][kLanes], T (&mx)[kLanes], bool (&ok)[kLanes]) {
-    for (int l = 0; l < kLanes; ++l)
-        for (int k = 0; k < 16; ++k) wt[k][l] = l < nb ? w[(i0 + l) * 16 + k] : T(0);
-    for (int l = 0; l < kLanes; ++l) {
-        bool good = true;
-        for (int k = 0; k < 16; ++k) good &= !std::isnan(wt[k][l]);
-        ok[l] = good;  // NaN logits (a diverged run) give NaN, as torch.softmax does, never a quiet number
+inline void softmax_gate(const T* w, const T* relax, T* s, T* c) {
+    alignas(64) T e[16];
+    T mx = w[0];
+    bool nan = false;
+    for (int k = 0; k < 16; ++k) {
+        nan |= std::isnan(w[k]);
+        mx = w[k] > mx ? w[k] : mx;
     }
-#pragma omp simd
-    for (int l = 0; l < kLanes; ++l) mx[l] = wt[0][l];
-    for (int k = 1; k < 16; ++k) {
-#pragma omp simd
-        for (int l = 0; l < kLanes; ++l) mx[l] = std::max(mx[l], wt[k][l]);
+    for (int k = 0; k < 16; ++k) e[k] = w[k] - mx;
+    exp_nonpositive(e, e);
+    T sum = 0;
+    for (int k = 0; k < 16; ++k) sum += e[k];
+    const T inv = (nan || !std::isfinite(mx)) ? std::numeric_limits<T>::quiet_NaN() : T(1) / sum;
+    T c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+    for (int k = 0; k < 16; ++k) {
+        const T sk = e[k] * inv;
+        s[k] = sk;
+        c0 += sk * relax[4 * k]; c1 += sk * relax[4 * k + 1]; c2 += sk * relax[4 * k + 2]; c3 += sk * relax[4 * k + 3];
     }
-    for (int l = 0; l < kLanes; ++l) ok[l] = ok[l] && std::isfinite(mx[l]);
+    c[0] = c0; c[1] = c1; c[2] = c2; c[3] = c3;
 }
 
-// Gate coefficients c [out_dim, 4] = softmax(w [out_dim, 16]) @ relax [16, 4].
+// Gate coefficients c [out_dim, 4] = softmax(w [out_dim, 16]) @ relax [16, 4]; probs [out_dim, 16]
+// receives softmax(w) for gate_coefficients_backward. Chunks split the gates.
 template <typename T>
-void gate_coefficients(const T* w, const T* relax, int64_t out_dim, T* c, int nthreads) {
-    const int64_t blocks = (out_dim + kLanes - 1) / kLanes;
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-        const int64_t i0 = blk * kLanes;
-        const int nb = (int)std::min<int64_t>(kLanes, out_dim - i0);
-        T wt[16][kLanes], mx[kLanes], sum[kLanes] = {}, acc[4][kLanes] = {};
-        bool ok[kLanes];
-        load_block(w, i0, nb, wt, mx, ok);
-        for (int k = 0; k < 16; ++k) {
-            const T r0 = relax[4 * k], r1 = relax[4 * k + 1], r2 = relax[4 * k + 2], r3 = relax[4 * k + 3];
-            T ex[kLanes];
-            for (int l = 0; l < kLanes; ++l) ex[l] = wt[k][l] - mx[l];
-            exp_nonpositive(ex, ex);
-#pragma omp simd
-            for (int l = 0; l < kLanes; ++l) {
-                const T e = ex[l];
-                sum[l] += e;
-                acc[0][l] += e * r0;
-                acc[1][l] += e * r1;
-                acc[2][l] += e * r2;
-                acc[3][l] += e * r3;
-            }
-        }
-        for (int l = 0; l < nb; ++l) {
-            const T scale = ok[l] ? T(1) / sum[l] : std::numeric_limits<T>::quiet_NaN();
-            for (int r = 0; r < 4; ++r) c[4 * (i0 + l) + r] = acc[r][l] * scale;
-        }
-    }
+void gate_coefficients(const T* w, const T* relax, int64_t out_dim, T* c, T* probs, int nthreads) {
+    if (out_dim * 16 <= kParallelMin) nthreads = 1;
+    const int64_t chunks = chunk_count(out_dim, nthreads, 256), per = (out_dim + chunks - 1) / chunks;
+    ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
+        const int64_t end = std::min(out_dim, (chunk + 1) * per);
+        for (int64_t i = chunk * per; i < end; ++i) softmax_gate(w + 16 * i, relax, probs + 16 * i, c + 4 * i);
+    });
 }
 
-// grad_w from grad_c: with s = softmax(w) and d = relax @ grad_c per gate,
+// grad_w from grad_c and the forward's probabilities s: with d = relax @ grad_c per gate,
 // grad_w[k] = s[k] (d[k] - sum_l s[l] d[l]).
 template <typename T>
-void gate_coefficients_backward(const T* w, const T* relax, const T* grad_c, int64_t out_dim, T* grad_w,
+void gate_coefficients_backward(const T* probs, const T* relax, const T* grad_c, int64_t out_dim, T* grad_w,
                                 int nthreads) {
-    const int64_t blocks = (out_dim + kLanes - 1) / kLanes;
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-        const int64_t i0 = blk * kLanes;
-        const int nb = (int)std::min<int64_t>(kLanes, out_dim - i0);
-        T wt[16][kLanes], mx[kLanes], sum[kLanes] = {}, dot[kLanes] = {}, gc[4][kLanes], d[16][kLanes];
-        bool ok[kLanes];
-        load_block(w, i0, nb, wt, mx, ok);
-        for (int l = 0; l < kLanes; ++l)
-            for (int r = 0; r < 4; ++r) gc[r][l] = l < nb ? grad_c[4 * (i0 + l) + r] : T(0);
-        for (int k = 0; k < 16; ++k) {
-            const T r0 = relax[4 * k], r1 = relax[4 * k + 1], r2 = relax[4 * k + 2], r3 = relax[4 * k + 3];
-            T ex[kLanes];
-            for (int l = 0; l < kLanes; ++l) ex[l] = wt[k][l] - mx[l];
-            exp_nonpositive(ex, ex);
-#pragma omp simd
-            for (int l = 0; l < kLanes; ++l) {
-                const T e = ex[l];
-                const T dk = r0 * gc[0][l] + r1 * gc[1][l] + r2 * gc[2][l] + r3 * gc[3][l];
-                wt[k][l] = e;
-                d[k][l] = dk;
-                sum[l] += e;
-                dot[l] += e * dk;
+    if (out_dim * 16 <= kParallelMin) nthreads = 1;
+    const int64_t chunks = chunk_count(out_dim, nthreads, 256), per = (out_dim + chunks - 1) / chunks;
+    ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
+        const int64_t end = std::min(out_dim, (chunk + 1) * per);
+        for (int64_t i = chunk * per; i < end; ++i) {
+            const T* s = probs + 16 * i;
+            const T g0 = grad_c[4 * i], g1 = grad_c[4 * i + 1], g2 = grad_c[4 * i + 2], g3 = grad_c[4 * i + 3];
+            T d[16], mean = 0;
+            for (int k = 0; k < 16; ++k) {
+                d[k] = relax[4 * k] * g0 + relax[4 * k + 1] * g1 + relax[4 * k + 2] * g2 + relax[4 * k + 3] * g3;
+                mean += s[k] * d[k];
             }
+            T* out = grad_w + 16 * i;
+            for (int k = 0; k < 16; ++k) out[k] = s[k] * (d[k] - mean);
         }
-        for (int l = 0; l < nb; ++l) {
-            const T inv = ok[l] ? T(1) / sum[l] : std::numeric_limits<T>::quiet_NaN();
-            const T mean = dot[l] * inv;
-            for (int k = 0; k < 16; ++k) grad_w[16 * (i0 + l) + k] = wt[k][l] * inv * (d[k][l] - mean);
-        }
-    }
+    });
 }
 
 }  // namespace lgc
