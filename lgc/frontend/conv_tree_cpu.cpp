@@ -71,7 +71,7 @@ void forward(const T* x, const Geometry& g, const int64_t* ch, const int64_t* dy
              T* y, int threads) {
     const int64_t L = int64_t(1) << g.depth, P = g.Ho * g.Wo, chunks = (P + kChunk - 1) / kChunk;
     const int64_t work = g.B * g.O * chunks;
-    const int64_t pieces = std::max<int64_t>(1, std::min<int64_t>(work, threads <= 1 ? 1 : 4 * (int64_t)threads));
+    const int64_t pieces = std::max<int64_t>(1, std::min<int64_t>(work, threads <= 1 ? 1 : 16 * (int64_t)threads));
     lgc::ChunkPool::get().run(pieces, threads, [&](int64_t piece) {
     for (int64_t w = work * piece / pieces; w < work * (piece + 1) / pieces; ++w) {
         T v[2 * kMaxLeaves][kChunk];

@@ -23,9 +23,12 @@ namespace lgc {
 // Work below this many gate-samples runs on the calling thread (a wake-up costs more).
 constexpr int64_t kParallelMin = 16384;
 
-// Split 0..n into about 4 chunks per thread (so a late helper still finds work) of >= min_size.
+// Split 0..n into about 16 chunks per thread of >= min_size. Many small chunks, because the caller
+// waits only for chunks a helper has claimed: on a shared machine a helper descheduled in the
+// middle of a chunk stalls the whole call, and the shorter its chunk the less likely that is
+// (claiming one costs an atomic add, ~100 per layer call).
 inline int64_t chunk_count(int64_t n, int nthreads, int64_t min_size) {
-    int64_t chunks = std::min<int64_t>(4 * (int64_t)nthreads, (n + min_size - 1) / min_size);
+    int64_t chunks = std::min<int64_t>(16 * (int64_t)nthreads, (n + min_size - 1) / min_size);
     return std::max<int64_t>(1, chunks);
 }
 
