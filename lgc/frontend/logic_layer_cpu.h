@@ -73,6 +73,60 @@ struct Consumers {
     std::vector<int64_t> bound;  // scratch: fill positions, then chunk bounds
 };
 
+// One consumer edge of input feature k in the gather backward: gate i, the gate's grad_y row, its
+// other operand's row, and the coefficients of dy/dx[k] = lin + c3 * other.
+template <typename T>
+struct GatherEdge {
+    int64_t gate;
+    const T* g;
+    const T* other;
+    T lin, c3;
+};
+
+template <typename T>
+inline GatherEdge<T> gather_edge(int64_t edge, const T* x, const int64_t* a, const int64_t* b, const T* c,
+                                 const T* grad_y, int64_t batch) {
+    const int64_t i = edge >> 1;
+    const bool is_a = (edge & 1) == 0;  // k is operand a (p): other is q, dy/dp = c1 + c3 q; else c2 + c3 p
+    return {i, grad_y + i * batch, x + (is_a ? b[i] : a[i]) * batch, c[4 * i + (is_a ? 1 : 2)], c[4 * i + 3]};
+}
+
+// Adds one or two edges' terms to grad_x[k] (dx) in one sweep over the batch and writes their share
+// of grad_c: role 0 (k is operand a) the sums of g, g p and g p q; role 1 (operand b) the sum of
+// g q. R2 = -1: no second edge. The per-element order (edge 1's term, then edge 2's) is that of
+// walking the edges one at a time.
+template <typename T, int R1, int R2>
+inline void gather(const T* xk, T* dx, int64_t batch, const GatherEdge<T>& e1, const GatherEdge<T>& e2,
+                   T* grad_c) {
+    const T* g1 = e1.g; const T* o1 = e1.other; const T l1 = e1.lin, k1 = e1.c3;
+    const T* g2 = e2.g; const T* o2 = e2.other; const T l2 = e2.lin, k2 = e2.c3;
+    T a0 = 0, a1 = 0, a3 = 0, b0 = 0, b1 = 0, b3 = 0;
+#pragma omp simd reduction(+ : a0, a1, a3, b0, b1, b3)
+    for (int64_t j = 0; j < batch; ++j) {
+        const T xj = xk[j];
+        T d = dx[j];
+        {
+            const T gj = g1[j], oj = o1[j], gx = gj * xj;
+            a1 += gx;
+            if (R1 == 0) { a0 += gj; a3 += gx * oj; }
+            d += gj * (l1 + k1 * oj);
+        }
+        if (R2 >= 0) {
+            const T gj = g2[j], oj = o2[j], gx = gj * xj;
+            b1 += gx;
+            if (R2 == 0) { b0 += gj; b3 += gx * oj; }
+            d += gj * (l2 + k2 * oj);
+        }
+        dx[j] = d;
+    }
+    T* c1 = grad_c + 4 * e1.gate;
+    if (R1 == 0) { c1[0] = a0; c1[1] = a1; c1[3] = a3; } else { c1[2] = a1; }
+    if (R2 >= 0) {
+        T* c2 = grad_c + 4 * e2.gate;
+        if (R2 == 0) { c2[0] = b0; c2[1] = b1; c2[3] = b3; } else { c2[2] = b1; }
+    }
+}
+
 // Backward. grad_c [out_dim, 4] is overwritten with dL/dc; grad_x [in_dim, batch] (may be null when
 // the input needs no gradient) is overwritten with dL/dx. A gate whose operands are the same node
 // contributes df/dp + df/dq to that node (not 2 df/dp).
@@ -135,32 +189,20 @@ void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a,
             const T* xk = x + k * batch;
             T* dx = grad_x + k * batch;
             std::fill(dx, dx + batch, T(0));
-            for (int64_t e = start[k]; e < start[k + 1]; ++e) {
-                const int64_t i = edge[e] >> 1;
-                const T* g = grad_y + i * batch;
-                if ((edge[e] & 1) == 0) {  // k is operand a (p); the other operand is q
-                    const T* q = x + b[i] * batch;
-                    const T c1 = c[4 * i + 1], c3 = c[4 * i + 3];
-                    T s0 = 0, s1 = 0, s3 = 0;
-#pragma omp simd reduction(+ : s0, s1, s3)
-                    for (int64_t j = 0; j < batch; ++j) {
-                        const T gj = g[j], gp = gj * xk[j];
-                        s0 += gj; s1 += gp; s3 += gp * q[j];
-                        dx[j] += gj * (c1 + c3 * q[j]);
-                    }
-                    grad_c[4 * i] = s0; grad_c[4 * i + 1] = s1; grad_c[4 * i + 3] = s3;
-                } else {  // k is operand b (q); the other operand is p
-                    const T* p = x + a[i] * batch;
-                    const T c2 = c[4 * i + 2], c3 = c[4 * i + 3];
-                    T s2 = 0;
-#pragma omp simd reduction(+ : s2)
-                    for (int64_t j = 0; j < batch; ++j) {
-                        const T gj = g[j];
-                        s2 += gj * xk[j];
-                        dx[j] += gj * (c2 + c3 * p[j]);
-                    }
-                    grad_c[4 * i + 2] = s2;
-                }
+            int64_t e = start[k];
+            for (; e + 1 < start[k + 1]; e += 2) {  // two edges per sweep: x[k] and grad_x[k] read once
+                const int roles = (int)(edge[e] & 1) * 2 + (int)(edge[e + 1] & 1);
+                const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, batch);
+                const GatherEdge<T> e2 = gather_edge(edge[e + 1], x, a, b, c, grad_y, batch);
+                if (roles == 0) gather<T, 0, 0>(xk, dx, batch, e1, e2, grad_c);
+                else if (roles == 1) gather<T, 0, 1>(xk, dx, batch, e1, e2, grad_c);
+                else if (roles == 2) gather<T, 1, 0>(xk, dx, batch, e1, e2, grad_c);
+                else gather<T, 1, 1>(xk, dx, batch, e1, e2, grad_c);
+            }
+            if (e < start[k + 1]) {
+                const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, batch);
+                if ((edge[e] & 1) == 0) gather<T, 0, -1>(xk, dx, batch, e1, e1, grad_c);
+                else gather<T, 1, -1>(xk, dx, batch, e1, e1, grad_c);
             }
         }
     });
