@@ -1,16 +1,30 @@
-"""Training step time (forward + backward + Adam) of lgc's LogicLayer implementations against the
-naive 16-temporaries formulation of difflogic's python path, on MNIST-shaped models.
+"""Training step time (forward + backward + Adam) of lgc's fused CPU kernel at 1 and 2 threads, beside
+lgc's ``python`` implementation and the naive 16-temporaries formulation of difflogic's python path,
+on MNIST-shaped models, with the step's breakdown and its distance from the memory-bandwidth limit.
 
-Run: ``python benchmarks/train_step.py`` (no arguments needed). Prints ms/step per implementation
-and the ratio to the naive baseline, writes ``benchmarks/out/train_step.json``, and states the
-machine (cores, CPU flags, load). All implementations run side by side in one process on the same
-model shape, data and optimiser, one step each in turn (so load changes on a shared machine hit
-all alike); figures are medians over the timed steps.
+Run: ``python benchmarks/train_step.py`` (no arguments needed; ``--quick`` for the 6 x 8000 model at
+batch 100 only). For each model (784 -> 6 x 8000 and 8 x 16000 -> GroupSum(10)) and batch (100,
+256, 1024) it prints ms/step and samples/s per implementation and thread count, the 2-thread
+speed-up, and the step time the memory traffic alone would take (bytes moved per step / measured
+streaming bandwidth) as a fraction of the measured step. Then a breakdown of the cpu step (layer
+kernels, softmax, Adam, loss, the rest) from torch's profiler, the streaming bandwidth of one and
+two cores, and the machine (cores, CPU flags, load before and after). Writes
+``benchmarks/out/train_step.json``.
+
+Method: every implementation/thread-count pair trains its own copy of the model (same seed, data
+and optimiser settings) and they take one step each in turn, so a change in machine load hits all
+alike; figures are medians over the timed steps. The cpu kernel runs with torch's own threads at 1
+(``kernels.set_num_threads`` sets the kernel's pool; torch's OpenMP threads spinning after its
+small ops would otherwise compete with the pool for the same cores) and
+``torch.optim.Adam(fused=True)`` (one pass over the logits and both moments). ``python`` and
+``naive`` use torch's threads and Adam(fused=True) too, so the comparison is of the layers.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import resource
+import threading
 import os
 import pathlib
 import platform
@@ -18,6 +32,7 @@ import statistics
 import sys
 import time
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -81,40 +96,49 @@ class NaiveLogicLayer(nn.Module):
         return bin_op_s(a, b, torch.softmax(self.weights, dim=-1))
 
 
-def make_model(impl: str, in_dim: int, width: int, depth: int, k: int, tau: float, device: str) -> nn.Module:
+
+def make_model(impl: str, in_dim: int, width: int, depth: int, k: int, tau: float) -> nn.Module:
+    torch.manual_seed(0)
     dims = [in_dim] + [width] * depth
     if impl == "naive":
         layers = [NaiveLogicLayer(i, o) for i, o in zip(dims, dims[1:])]
     else:
         layers = [LogicLayer(i, o, implementation=impl) for i, o in zip(dims, dims[1:])]
-    return nn.Sequential(nn.Flatten(), *layers, GroupSum(k, tau)).to(device)
+    return nn.Sequential(nn.Flatten(), *layers, GroupSum(k, tau))
 
 
 class Trainer:
-    """One model, its Adam optimiser and a fixed batch; ``step()`` returns its wall time in ms."""
+    """One model, its Adam optimiser, a fixed batch and a thread count; ``step()`` returns wall ms."""
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
-        self.model, self.x, self.y = model, x, y
-        self.opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    def __init__(self, impl: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, threads: int):
+        self.impl, self.model, self.x, self.y, self.threads = impl, model, x, y, threads
+        self.opt = torch.optim.Adam(model.parameters(), lr=0.01, fused=True)
         self.loss_fn = nn.CrossEntropyLoss()
-        self.sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+        self.faults: list[int] = []
+
+    def set_threads(self) -> None:
+        kernels.set_num_threads(self.threads)
+        torch.set_num_threads(1 if self.impl == "cpu" else self.threads)
 
     def step(self) -> float:
-        self.sync()
+        self.set_threads()
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = time.perf_counter()
         self.opt.zero_grad(set_to_none=True)
         loss = self.loss_fn(self.model(self.x), self.y)
         loss.backward()
         self.opt.step()
-        self.sync()
-        return (time.perf_counter() - t0) * 1e3
+        ms = (time.perf_counter() - t0) * 1e3
+        self.faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+        return ms
 
 
 def time_interleaved(trainers: dict[str, Trainer], steps: int, warmup: int) -> dict[str, list[float]]:
-    """Round-robin one step per implementation, so a change in machine load hits all of them alike."""
+    """Round-robin one step per trainer, so a change in machine load hits all of them alike."""
     for t in trainers.values():
         for _ in range(warmup):
             t.step()
+        t.faults.clear()
     times: dict[str, list[float]] = {name: [] for name in trainers}
     for _ in range(steps):
         for name, t in trainers.items():
@@ -122,80 +146,184 @@ def time_interleaved(trainers: dict[str, Trainer], steps: int, warmup: int) -> d
     return times
 
 
+# -- the memory-bandwidth limit ------------------------------------------------------------------
+def bytes_per_step(in_dim: int, width: int, depth: int, batch: int, itemsize: int = 4) -> dict[str, int]:
+    """Bytes the cpu kernels must move per step (each array read or written once where it is used).
+
+    Activations ``[features, batch]``: the forward reads two rows and writes one per gate; the
+    backward (gather over input features) reads grad_y twice and each operand once per gate and
+    reads x and writes grad_x once per input feature (the first layer, with no input gradient,
+    reads three rows per gate). Per-gate state: the softmax reads 16 logits and writes 16
+    probabilities and 4 coefficients; its backward reads the probabilities and 4 coefficient
+    gradients and writes 16 logit gradients; fused Adam reads logits, gradients and both moments
+    and writes logits and moments (7 x 16 values).
+    """
+    row = batch * itemsize
+    dims = [in_dim] + [width] * depth
+    act = sum(3 * o * row for o in dims[1:])                                    # forward
+    act += 3 * width * row + sum(4 * o * row + 2 * i * row for i, o in zip(dims[1:], dims[2:]))  # backward
+    gates = width * depth
+    state = gates * itemsize * ((16 + 16 + 4) + (16 + 4 + 16) + 7 * 16)
+    return {"activations": act, "state": state, "total": act + state}
+
+
+def streaming_bandwidth(threads: int, mib: int = 512, repeats: int = 3) -> float:
+    """Best-of-``repeats`` bytes/s of ``threads`` concurrent numpy sums, each over its own ``mib`` MiB."""
+    arrays = [np.ones(mib * 2**20 // 8) for _ in range(threads)]
+    best = 0.0
+    for _ in range(repeats):
+        workers = [threading.Thread(target=a.sum) for a in arrays]  # numpy releases the GIL in sum
+        t0 = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        best = max(best, threads * arrays[0].nbytes / (time.perf_counter() - t0))
+    return best
+
+
+# -- where the step's time goes ----------------------------------------------------------------------
+CATEGORIES = (("layer forward", ("_KernelLogic",)), ("layer backward", ("_KernelLogicBackward",)),
+              ("softmax forward", ("_CpuCoefficients",)), ("softmax backward", ("_CpuCoefficientsBackward",)),
+              ("Adam (fused)", ("Optimizer.step",)), ("zero_grad", ("Optimizer.zero_grad",)))
+
+
+def breakdown(trainer: Trainer, steps: int = 3) -> dict[str, float]:
+    """ms per step by category from torch's profiler (self time of each kernel's autograd node;
+    Adam as the optimizer step's total); ``other`` is the rest of the step: GroupSum, loss, copies,
+    allocation and the Python and autograd glue."""
+    from torch.profiler import ProfilerActivity, profile
+    trainer.step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            trainer.step()
+        wall = (time.perf_counter() - t0) * 1e3 / steps
+    events = prof.key_averages()
+    out: dict[str, float] = {}
+    for label, names in CATEGORIES:
+        total = 0.0
+        for e in events:
+            if e.key in names or any(e.key.startswith(n + "#") for n in names):
+                t = e.cpu_time_total if e.key.startswith("Optimizer") else e.self_cpu_time_total
+                total += t / 1e3 / steps
+        out[label] = total
+    out["other (GroupSum, loss, glue)"] = max(0.0, wall - sum(out.values()))
+    out["step (profiled)"] = wall
+    return out
+
+
 def machine() -> dict:
     info = {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-            "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+            "cores": os.cpu_count(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     try:
         text = pathlib.Path("/proc/cpuinfo").read_text()
         info["cpu"] = next(l.split(":", 1)[1].strip() for l in text.splitlines() if l.startswith("model name"))
         flags = next(l.split(":", 1)[1].split() for l in text.splitlines() if l.startswith("flags"))
         info["cpu_flags"] = [f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl") if f in flags]
-        info["loadavg_1m"] = os.getloadavg()[0]
     except (OSError, StopIteration):
         pass
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
+    info["loadavg_before"] = os.getloadavg()
     return info
+
+
+MODELS = {"6x8000": (784, 8000, 6), "8x16000": (784, 16000, 8)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="only the 6 x 8000 model")
-    parser.add_argument("--threads", type=int, default=0, help="torch/OpenMP threads (default: torch's, all cores)")
+    parser.add_argument("--quick", action="store_true", help="only the 6 x 8000 model at batch 100")
+    parser.add_argument("--threads", default="1,2", help="thread counts to compare (default 1,2)")
+    parser.add_argument("--batches", default="100,256,1024")
+    parser.add_argument("--baseline-batches", default="100",
+                        help="batches at which naive and python run too (they need 16 / 3 temporaries per layer)")
+    parser.add_argument("--bandwidth", default="",
+                        help="GB/s of 1 and 2 threads to use for the limit (e.g. '32,54', measured on a quiet "
+                             "host) instead of this run's measurement, which a loaded host depresses")
     parser.add_argument("--out", default=str(pathlib.Path(__file__).parent / "out" / "train_step.json"))
     args = parser.parse_args()
-
-    configs = [("mnist 784-6x8000-10", 784, 8000, 6, 100)]
-    if not args.quick:
-        configs.append(("large 784-8x16000-10", 784, 16000, 8, 100))
-    impls = ["naive", "python"]
+    threads = [int(t) for t in args.threads.split(",")]
+    batches = [100] if args.quick else [int(b) for b in args.batches.split(",")]
+    baseline_batches = {int(b) for b in args.baseline_batches.split(",") if b}
+    models = {"6x8000": MODELS["6x8000"]} if args.quick else MODELS
     reason = kernels.cpu_kernel_unavailable()
-    if reason is None:
-        impls.append("cpu")
-    else:
-        print("cpu kernel unavailable:", reason)
-    devices = {"naive": "cpu", "python": "cpu", "cpu": "cpu"}
-    if torch.cuda.is_available():
-        impls += ["naive-cuda", "cuda"]
-        devices.update({"naive-cuda": "cuda", "cuda": "cuda"})
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if reason is not None:
+        raise SystemExit(f"the cpu kernel is unavailable: {reason}")
 
     info = machine()
-    print("machine:", json.dumps(info))
-    results = []
-    for name, in_dim, width, depth, batch in configs:
-        torch.manual_seed(0)
-        x_cpu = torch.rand(batch, 28, 28)
-        y_cpu = torch.randint(0, 10, (batch,))
-        trainers = {}
-        for impl in impls:
-            dev = devices[impl]
-            model = make_model(impl.replace("naive-cuda", "naive"), in_dim, width, depth, 10, 30.0, dev)
-            trainers[impl] = Trainer(model, x_cpu.to(dev), y_cpu.to(dev))
-        times = time_interleaved(trainers, args.steps, args.warmup)
-        del trainers
-        row = {"model": name, "batch": batch, "ms_per_step": {k: statistics.median(v) for k, v in times.items()},
-               "ms_all": times}
-        for impl, ms in row["ms_per_step"].items():
-            print(f"  {name:24s} {impl:11s} {ms:9.1f} ms/step", flush=True)
-        base = row["ms_per_step"]["naive"]
-        row["speedup_vs_naive"] = {k: base / v for k, v in row["ms_per_step"].items()}
-        results.append(row)
-    info["loadavg_1m_after"] = os.getloadavg()[0]
+    print("machine:", json.dumps(info), flush=True)
+    measured = {t: streaming_bandwidth(t) for t in sorted(set(threads) | {1, 2})}
+    print("streaming bandwidth (numpy sums over 512 MiB per thread, best of 3): "
+          + ", ".join(f"{t} thread{'s' * (t > 1)} {bw / 1e9:.1f} GB/s" for t, bw in measured.items()), flush=True)
+    bandwidth = dict(measured)
+    if args.bandwidth:
+        given = [float(v) * 1e9 for v in args.bandwidth.split(",")]
+        bandwidth = {t: given[min(t, len(given)) - 1] for t in measured}
+        print("the limit uses the given bandwidth: " + ", ".join(f"{t}: {bw / 1e9:.1f} GB/s" for t, bw in bandwidth.items()))
 
-    print(f"\n{'model':24s} {'impl':11s} {'ms/step':>9s} {'vs naive':>9s}")
+    results, breakdowns = [], []
+    for model_name, (in_dim, width, depth) in models.items():
+        for batch in batches:
+            torch.manual_seed(0)
+            x = torch.rand(batch, 28, 28)
+            y = torch.randint(0, 10, (batch,))
+            impls = ["cpu"] + (["python", "naive"] if batch in baseline_batches else [])
+            trainers = {f"{impl} {t}": Trainer(impl, make_model(impl, in_dim, width, depth, 10, 30.0), x, y, t)
+                        for impl in impls for t in threads}
+            load0 = os.getloadavg()[0]
+            times = time_interleaved(trainers, args.steps, args.warmup)
+            need = bytes_per_step(in_dim, width, depth, batch)
+            row = {"model": model_name, "batch": batch, "loadavg_1m": [load0, os.getloadavg()[0]],
+                   "bytes_per_step": need, "impls": {}}
+            for name, t in trainers.items():
+                ms = statistics.median(times[name])
+                limit_ms = need["total"] / bandwidth[t.threads] * 1e3
+                row["impls"][name] = {"ms_per_step": ms, "samples_per_s": batch / ms * 1e3, "ms_all": times[name],
+                                      "page_faults_per_step": statistics.median(t.faults),
+                                      "bandwidth_limit_ms": limit_ms, "fraction_of_limit": limit_ms / ms}
+            for name, r in row["impls"].items():
+                base = row["impls"].get("naive " + name.split()[1])
+                print(f"  {model_name:8s} batch {batch:5d} {name:9s} {r['ms_per_step']:9.1f} ms/step "
+                      f"{r['samples_per_s']:9.0f} samples/s"
+                      + (f"  {base['ms_per_step'] / r['ms_per_step']:6.1f}x naive" if base else "")
+                      + (f"  {r['fraction_of_limit']:.2f} of the bandwidth limit" if name.startswith("cpu") else ""),
+                      flush=True)
+            if 1 in threads and 2 in threads:
+                row["cpu_2_vs_1_threads"] = row["impls"]["cpu 2"]["samples_per_s"] / row["impls"]["cpu 1"]["samples_per_s"]
+                print(f"  {model_name:8s} batch {batch:5d} cpu 2 threads / 1 thread: {row['cpu_2_vs_1_threads']:.2f}x "
+                      f"(load {load0:.1f})", flush=True)
+            results.append(row)
+            if batch in (100, 1024):
+                for t in threads:
+                    b = breakdown(trainers[f"cpu {t}"])
+                    breakdowns.append({"model": model_name, "batch": batch, "threads": t, "ms": b,
+                                       "loadavg_1m": os.getloadavg()[0]})
+            del trainers
+    info["loadavg_after"] = os.getloadavg()
+
+    print(f"\n{'model':8s} {'batch':>5s} {'impl':6s} {'threads':>7s} {'ms/step':>9s} {'samples/s':>10s} "
+          f"{'vs naive':>8s} {'MB moved':>8s} {'of limit':>8s}")
     for row in results:
-        for impl, ms in row["ms_per_step"].items():
-            ref = row["ms_per_step"]["naive-cuda" if impl in ("cuda", "naive-cuda") else "naive"]
-            print(f"{row['model']:24s} {impl:11s} {ms:9.1f} {ref / ms:8.1f}x")
+        for name, r in row["impls"].items():
+            impl, t = name.split()
+            base = row["impls"].get("naive " + t)
+            print(f"{row['model']:8s} {row['batch']:5d} {impl:6s} {t:>7s} {r['ms_per_step']:9.1f} "
+                  f"{r['samples_per_s']:10.0f} " + (f"{base['ms_per_step'] / r['ms_per_step']:7.1f}x " if base else
+                                                     f"{'':8s} ")
+                  + (f"{row['bytes_per_step']['total'] / 1e6:8.0f} {r['fraction_of_limit']:8.2f}" if impl == "cpu" else ""))
+    print("\nbreakdown of the cpu step (ms/step, torch profiler; 'other' = GroupSum, loss, copies, glue):")
+    labels = [label for label, _ in CATEGORIES] + ["other (GroupSum, loss, glue)", "step (profiled)"]
+    print(f"{'model':8s} {'batch':>5s} {'thr':>3s} " + " ".join(f"{l.split(' (')[0][:14]:>14s}" for l in labels))
+    for b in breakdowns:
+        print(f"{b['model']:8s} {b['batch']:5d} {b['threads']:3d} " + " ".join(f"{b['ms'][l]:14.2f}" for l in labels))
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": info, "command": " ".join(["python"] + sys.argv), "steps": args.steps,
-                               "warmup": args.warmup, "results": results}, indent=2))
+                               "warmup": args.warmup, "bandwidth_measured_bytes_per_s": measured,
+                               "bandwidth_used_bytes_per_s": bandwidth, "results": results,
+                               "breakdown": breakdowns}, indent=2))
     print(f"\nwrote {out}")
 
 

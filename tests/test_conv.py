@@ -97,6 +97,24 @@ def test_cpu_kernel_matches_pytorch_path(geo):
     assert torch.equal(a, layer(bits))
 
 
+def test_cpu_kernel_results_do_not_depend_on_thread_count():
+    """The conv kernel splits samples into pieces fixed by the batch, not the thread count."""
+    need("cpu-kernel", cpu_kernel_unavailable())
+    from lgc.frontend import kernels
+    layer = _conv(GEOMETRIES[1], "cpu", cpt=2, dtype=torch.float32)
+    x = torch.rand(37, 3, 8, 9, requires_grad=True)
+    got = []
+    try:
+        for threads in (1, 3):
+            kernels.set_num_threads(threads)
+            y = layer(x)
+            got.append((y, *torch.autograd.grad(y, (x, layer.weights), torch.ones_like(y))))
+    finally:
+        kernels.set_num_threads(None)
+    for p, q in zip(*got):
+        assert torch.equal(p, q)
+
+
 def test_residual_init_and_wiring_in_state_dict():
     layer = LogicConv2d(6, 10, 3, depth=3, padding=1)
     assert layer.weights.shape == (10, 7, 16)

@@ -83,6 +83,50 @@ def test_cpu_kernel_large_batch_uses_threads_and_agrees(cpu_backend):
         torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-4)
 
 
+def test_cpu_kernel_results_do_not_depend_on_thread_count(cpu_backend):
+    """Every output element is summed by one thread in one order (the gather backward), so 1 and 3
+    threads give the same bits, a resumed run repeats an uninterrupted one whatever its threads."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(200, 300, generator=gen)
+    w = torch.randn(700, 16, generator=gen)
+    a, b = wiring(300, 700, gen)
+    got = []
+    try:
+        for threads in (1, 3):
+            kernels.set_num_threads(threads)
+            got.append(forward_backward(cpu_backend, x, w, a, b))
+    finally:
+        kernels.set_num_threads(None)
+    for p, q in zip(*got):
+        assert torch.equal(p, q)
+    with pytest.raises(ValueError, match="positive integer"):
+        kernels.set_num_threads(0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cpu_coefficients_match_torch_softmax_and_keep_nan(cpu_backend, dtype):
+    """The fused softmax (kept for the backward) against softmax @ RELAX; NaN or infinite logits
+    give NaN coefficients and gradients for their gate only, as torch.softmax does."""
+    gen = torch.Generator().manual_seed(6)
+    w = 4 * torch.randn(37, 16, dtype=dtype, generator=gen)
+    w[3, 5] = float("nan")
+    w[7, 0] = float("inf")
+    w[11] = float("-inf")
+    w[13, 2] = -200.0   # far below the maximum: no visible mass, no NaN
+    want_w = w.clone().requires_grad_(True)
+    got_w = w.clone().requires_grad_(True)
+    want = kernels.gate_coefficients(want_w, hard=False)
+    got = coeffs(cpu_backend, got_w)
+    g = torch.randn(want.shape, dtype=dtype, generator=gen)
+    (want * g).sum().backward()
+    (got * g).sum().backward()
+    bad = torch.tensor([i in (3, 7, 11) for i in range(37)])
+    assert torch.isnan(got[bad]).all() and torch.isnan(got_w.grad[bad]).all()
+    assert torch.isnan(want[bad]).all()
+    torch.testing.assert_close(got[~bad], want[~bad], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got_w.grad[~bad], want_w.grad[~bad], rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("op", range(16))
 def test_same_operand_gradient_every_op(cpu_backend, op):
     """A gate reading one node twice: d f(p, p) / dp = c1 + c2 + 2 c3 p (difflogic gives 2 df/da)."""

@@ -1,4 +1,5 @@
-"""Fused kernels of a logic-gate-tree convolution: CPU (``conv_tree_cpu.cpp``, g++ + OpenMP) and
+"""Fused kernels of a logic-gate-tree convolution: CPU (``conv_tree_cpu.cpp``, g++, threads from the
+logic-layer kernels' pool ``chunk_pool.h``, ``kernels.get_num_threads()`` of them) and
 CUDA (``cuda/logic_conv.cu``, nvcc), both torch-free shared libraries called through ctypes with
 tensor data pointers, behind one autograd Function.
 
@@ -18,7 +19,7 @@ import torch
 from lgc._build import BuildError, build_shared_library, find_tool, memoize_build
 from lgc._build import cuda_source as read_cuda_source
 
-from .kernels import build_cuda_kernel, check_operands, dtype_suffix
+from .kernels import build_cuda_kernel, check_operands, dtype_suffix, get_num_threads
 
 _HERE = pathlib.Path(__file__).resolve().parent
 _P, _I64, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
@@ -45,7 +46,7 @@ class _ConvLib:
 
     def _tail(self, x: torch.Tensor) -> tuple[int | None, ...]:
         if not self.cuda:
-            return (torch.get_num_threads(),)
+            return (get_num_threads(),)
         if self.device_type != "cuda":
             return 0, None
         return x.device.index or 0, torch.cuda.current_stream(x.device).cuda_stream
@@ -83,11 +84,11 @@ def cpu_library() -> _ConvLib:
     cxx = find_tool("g++", "LGC_CXX") or find_tool("c++")
     if cxx is None:
         raise BuildError("no C++ compiler (g++) found; set LGC_CXX")
-    flags = ["-O3", "-shared", "-fPIC", "-fopenmp", "-std=c++17"]
+    flags = ["-O3", "-shared", "-fPIC", "-fopenmp-simd", "-pthread", "-std=c++17"]
     if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
         flags += ["-mavx2", "-mfma"]
-    lib = build_shared_library({"conv_tree_cpu.cpp": (_HERE / "conv_tree_cpu.cpp").read_text()}, cxx, flags,
-                               kind="conv-tree-cpu", link_flags=["-fopenmp"])
+    sources = {name: (_HERE / name).read_text() for name in ("conv_tree_cpu.cpp", "chunk_pool.h")}
+    lib = build_shared_library(sources, cxx, [*flags, "-I."], kind="conv-tree-cpu", link_flags=["-pthread"])
     try:
         return _ConvLib(ctypes.CDLL(str(lib)), cuda=False)
     except OSError as e:

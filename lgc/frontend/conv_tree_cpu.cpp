@@ -1,5 +1,7 @@
 // Fused forward/backward of a logic-gate-tree convolution on the CPU: torch-free, plain pointers,
-// extern "C", OpenMP. Same contract as cuda/logic_conv.cu.
+// extern "C", threads from chunk_pool.h (the same pool as the logic-layer kernels, so a step's
+// kernels never wait at an OpenMP barrier for a descheduled thread). Same contract as
+// cuda/logic_conv.cu.
 //
 // x [B, C, H, W] (batch-major, NOT padded: reads outside the image are 0), y and grad_y
 // [B, O, Ho, Wo]. Tree of output channel o: leaves l = 0..L-1 (L = 2^depth) read
@@ -11,10 +13,11 @@
 // [O, L-1, 4] and, when grad_x is not null, grad_x [B, C, H, W] (zeroed here).
 #include <stdint.h>
 #include <string.h>
+
+#include <algorithm>
 #include <vector>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+
+#include "chunk_pool.h"
 
 namespace {
 
@@ -68,8 +71,9 @@ void forward(const T* x, const Geometry& g, const int64_t* ch, const int64_t* dy
              T* y, int threads) {
     const int64_t L = int64_t(1) << g.depth, P = g.Ho * g.Wo, chunks = (P + kChunk - 1) / kChunk;
     const int64_t work = g.B * g.O * chunks;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t w = 0; w < work; ++w) {
+    const int64_t pieces = std::max<int64_t>(1, std::min<int64_t>(work, threads <= 1 ? 1 : 16 * (int64_t)threads));
+    lgc::ChunkPool::get().run(pieces, threads, [&](int64_t piece) {
+    for (int64_t w = work * piece / pieces; w < work * (piece + 1) / pieces; ++w) {
         T v[2 * kMaxLeaves][kChunk];
         int64_t off[kMaxLeaves][kChunk];
         const int64_t chunk = w % chunks, bo = w / chunks, o = bo % g.O, b = bo / g.O;
@@ -79,6 +83,7 @@ void forward(const T* x, const Geometry& g, const int64_t* ch, const int64_t* dy
         run_gates(coef + o * (L - 1) * 4, L, n, v);
         memcpy(y + (b * g.O + o) * P + start, v[2 * L - 2], sizeof(T) * n);
     }
+    });
 }
 
 template <typename T>
@@ -87,23 +92,19 @@ void backward(const T* x, const Geometry& g, const int64_t* ch, const int64_t* d
     const int64_t L = int64_t(1) << g.depth, P = g.Ho * g.Wo, chunks = (P + kChunk - 1) / kChunk;
     const int64_t G = L - 1, sample = g.C * g.H * g.W;
     if (grad_x != nullptr) memset(grad_x, 0, sizeof(T) * g.B * sample);
-    const int nt = threads < 1 ? 1 : threads;
-    std::vector<double> acc(size_t(nt) * g.O * G * 4, 0.0);
-    // Parallel over samples: a thread owns grad_x of its samples (no races); coefficient
-    // gradients go to per-thread double accumulators, summed at the end.
-#pragma omp parallel num_threads(nt)
-    {
-#ifdef _OPENMP
-        const int tid = omp_get_thread_num();
-#else
-        const int tid = 0;
-#endif
-        double* my = acc.data() + size_t(tid) * g.O * G * 4;
+    // Parallel over samples: a piece owns grad_x of its samples (no races) and sums coefficient
+    // gradients into its own double accumulators, reduced in piece order at the end. The pieces
+    // depend on the batch only (kPieces, not the thread count), so the result is the same bits at
+    // any number of threads.
+    constexpr int64_t kPieces = 16;
+    const int64_t pieces = std::max<int64_t>(1, std::min<int64_t>(g.B, kPieces));
+    std::vector<double> acc(size_t(pieces) * g.O * G * 4, 0.0);
+    lgc::ChunkPool::get().run(pieces, threads, [&](int64_t piece) {
+        double* my = acc.data() + size_t(piece) * g.O * G * 4;
         T v[2 * kMaxLeaves][kChunk];
         T gv[2 * kMaxLeaves][kChunk];
         int64_t off[kMaxLeaves][kChunk];
-#pragma omp for schedule(static)
-        for (int64_t b = 0; b < g.B; ++b) {
+        for (int64_t b = g.B * piece / pieces; b < g.B * (piece + 1) / pieces; ++b) {
             const T* xb = x + b * sample;
             T* gxb = grad_x != nullptr ? grad_x + b * sample : nullptr;
             for (int64_t o = 0; o < g.O; ++o) {
@@ -145,10 +146,10 @@ void backward(const T* x, const Geometry& g, const int64_t* ch, const int64_t* d
                 }
             }
         }
-    }
+    });
     for (int64_t i = 0; i < g.O * G * 4; ++i) {
         double s = 0;
-        for (int t = 0; t < nt; ++t) s += acc[size_t(t) * g.O * G * 4 + i];
+        for (int64_t t = 0; t < pieces; ++t) s += acc[size_t(t) * g.O * G * 4 + i];
         grad_coef[i] = T(s);
     }
 }

@@ -5,7 +5,7 @@ gradients for ``x`` (scaled by ``grad_factor``, as difflogic) and for the coeffi
 
 - ``python``: PyTorch ops (three batch-sized temporaries; autograd does the backward).
 - ``cpu``: a fused, multi-threaded C++ forward and backward (``logic_layer_cpu.h``; threads from
-  ``chunk_pool.h``, ``torch.get_num_threads()`` of them), built once with
+  ``chunk_pool.h``, ``get_num_threads()`` of them, default torch's count), built once with
   ``torch.utils.cpp_extension`` into ``lgc._build.cache_dir()/torch_ext`` and reused by later runs.
 - ``cuda``: torch-free kernels (``cuda/logic_layer.cu``) built by nvcc into a shared library and
   called through ctypes with tensor data pointers on torch's current stream.
@@ -74,6 +74,9 @@ class _Backend:
 
     name = "?"
 
+    def contiguous(self, t: torch.Tensor) -> torch.Tensor:
+        return t.contiguous()
+
     def forward(self, xt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -86,7 +89,7 @@ class _KernelLogic(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, c: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
                 grad_factor: float, backend: _Backend) -> torch.Tensor:
-        xt = x.t().contiguous()  # free when x is the previous kernel layer's output
+        xt = backend.contiguous(x.t())  # free when x is the previous kernel layer's output
         c = c.contiguous()
         yt = backend.forward(xt, a, b, c)
         ctx.save_for_backward(xt, c, a, b)
@@ -101,7 +104,7 @@ class _KernelLogic(torch.autograd.Function):
         need_gx, need_gc = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if not (need_gx or need_gc):
             return None, None, None, None, None, None
-        gxt, gc = ctx.backend.backward(xt, a, b, c, grad_y.t().contiguous(), need_gx)
+        gxt, gc = ctx.backend.backward(xt, a, b, c, ctx.backend.contiguous(grad_y.t()), need_gx)
         gx = None
         if need_gx:
             gx = gxt.t()
@@ -122,17 +125,42 @@ def cpu_simd_flags() -> list[str]:
     return ["-mavx2", "-mfma"] if cap in ("AVX2", "AVX512") else []
 
 
+_num_threads: int | None = None
+
+
+def set_num_threads(threads: int | None) -> None:
+    """Threads of the fused CPU kernels (``None``: ``torch.get_num_threads()``, the default).
+
+    The kernels run on their own small pool (``chunk_pool.h``), not on torch's OpenMP threads, so
+    the two counts are independent: ``torch.set_num_threads(1)`` with ``set_num_threads(n)`` keeps
+    torch's small per-step ops (loss, GroupSum, copies) on the calling thread, where they cannot
+    spin-wait against the kernel's threads for the same cores.
+    """
+    global _num_threads
+    if threads is not None and (int(threads) != threads or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    _num_threads = None if threads is None else int(threads)
+
+
+def get_num_threads() -> int:
+    """Threads the fused CPU kernels use (see ``set_num_threads``)."""
+    return _num_threads if _num_threads is not None else torch.get_num_threads()
+
+
 class _CpuBackend(_Backend):
     name = "cpu"
 
     def __init__(self, module: Any):
         self.module = module
 
+    def contiguous(self, t: torch.Tensor) -> torch.Tensor:
+        return self.module.contiguous(t)
+
     def forward(self, xt, a, b, c):
-        return self.module.forward(xt, a, b, c, torch.get_num_threads())
+        return self.module.forward(xt, a, b, c, get_num_threads())
 
     def backward(self, xt, a, b, c, gyt, need_gx):
-        gxt, gc = self.module.backward(xt, a, b, c, gyt, need_gx, torch.get_num_threads())
+        gxt, gc = self.module.backward(xt, a, b, c, gyt, need_gx, get_num_threads())
         return (gxt if need_gx else None), gc
 
     def coefficients(self, weights: torch.Tensor, hard: bool) -> torch.Tensor:
@@ -146,15 +174,17 @@ class _CpuCoefficients(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, weights: torch.Tensor, backend: _CpuBackend) -> torch.Tensor:
         w = weights.detach().contiguous()
-        ctx.save_for_backward(w)
+        c, probs = backend.module.coefficients(w, relax_matrix(w), get_num_threads())
+        ctx.save_for_backward(probs)  # the backward needs softmax(w) only: no second round of exp
         ctx.backend = backend
-        return backend.module.coefficients(w, relax_matrix(w), torch.get_num_threads())
+        return c
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_c: torch.Tensor):
-        (w,) = ctx.saved_tensors
-        gw = ctx.backend.module.coefficients_backward(w, relax_matrix(w), grad_c.contiguous(), torch.get_num_threads())
+        (probs,) = ctx.saved_tensors
+        gw = ctx.backend.module.coefficients_backward(probs, relax_matrix(probs), grad_c.contiguous(),
+                                                      get_num_threads())
         return gw, None
 
 

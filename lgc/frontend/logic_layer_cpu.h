@@ -12,6 +12,10 @@
 #include <limits>
 #include <vector>
 
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
 #include "chunk_pool.h"
 
 namespace lgc {
@@ -19,9 +23,12 @@ namespace lgc {
 // Work below this many gate-samples runs on the calling thread (a wake-up costs more).
 constexpr int64_t kParallelMin = 16384;
 
-// Split 0..n into about 4 chunks per thread (so a late helper still finds work) of >= min_size.
+// Split 0..n into about 16 chunks per thread of >= min_size. Many small chunks, because the caller
+// waits only for chunks a helper has claimed: on a shared machine a helper descheduled in the
+// middle of a chunk stalls the whole call, and the shorter its chunk the less likely that is
+// (claiming one costs an atomic add, ~100 per layer call).
 inline int64_t chunk_count(int64_t n, int nthreads, int64_t min_size) {
-    int64_t chunks = std::min<int64_t>(4 * (int64_t)nthreads, (n + min_size - 1) / min_size);
+    int64_t chunks = std::min<int64_t>(16 * (int64_t)nthreads, (n + min_size - 1) / min_size);
     return std::max<int64_t>(1, chunks);
 }
 
@@ -43,13 +50,95 @@ void logic_forward(const T* x, int64_t batch, const int64_t* a, const int64_t* b
     });
 }
 
+// The consumers of each input feature, in CSR form: the edges start[k] .. start[k + 1] - 1 of
+// feature k are 2 i (k is operand a of gate i) or 2 i + 1 (operand b), in increasing gate order,
+// so a gate reading one node twice has both edges in that node's list. O(in_dim + out_dim).
+struct Consumers {
+    std::vector<int64_t> start, edge;
+    void build(const int64_t* a, const int64_t* b, int64_t in_dim, int64_t out_dim) {
+        start.assign((size_t)in_dim + 1, 0);
+        edge.resize((size_t)(2 * out_dim));
+        for (int64_t i = 0; i < out_dim; ++i) {
+            ++start[(size_t)a[i] + 1];
+            ++start[(size_t)b[i] + 1];
+        }
+        for (int64_t k = 0; k < in_dim; ++k) start[(size_t)k + 1] += start[(size_t)k];
+        std::vector<int64_t>& fill = bound;  // free until the chunk bounds are computed
+        fill.assign(start.begin(), start.end() - 1);
+        for (int64_t i = 0; i < out_dim; ++i) {
+            edge[(size_t)fill[(size_t)a[i]]++] = 2 * i;
+            edge[(size_t)fill[(size_t)b[i]]++] = 2 * i + 1;
+        }
+    }
+    std::vector<int64_t> bound;  // scratch: fill positions, then chunk bounds
+};
+
+// One consumer edge of input feature k in the gather backward: gate i, the gate's grad_y row, its
+// other operand's row, and the coefficients of dy/dx[k] = lin + c3 * other.
+template <typename T>
+struct GatherEdge {
+    int64_t gate;
+    const T* g;
+    const T* other;
+    T lin, c3;
+};
+
+template <typename T>
+inline GatherEdge<T> gather_edge(int64_t edge, const T* x, const int64_t* a, const int64_t* b, const T* c,
+                                 const T* grad_y, int64_t batch) {
+    const int64_t i = edge >> 1;
+    const bool is_a = (edge & 1) == 0;  // k is operand a (p): other is q, dy/dp = c1 + c3 q; else c2 + c3 p
+    return {i, grad_y + i * batch, x + (is_a ? b[i] : a[i]) * batch, c[4 * i + (is_a ? 1 : 2)], c[4 * i + 3]};
+}
+
+// Adds one or two edges' terms to grad_x[k] (dx) in one sweep over the batch and writes their share
+// of grad_c: role 0 (k is operand a) the sums of g, g p and g p q; role 1 (operand b) the sum of
+// g q. R2 = -1: no second edge. The per-element order (edge 1's term, then edge 2's) is that of
+// walking the edges one at a time.
+template <typename T, int R1, int R2>
+inline void gather(const T* xk, T* dx, int64_t batch, const GatherEdge<T>& e1, const GatherEdge<T>& e2,
+                   T* grad_c) {
+    const T* g1 = e1.g; const T* o1 = e1.other; const T l1 = e1.lin, k1 = e1.c3;
+    const T* g2 = e2.g; const T* o2 = e2.other; const T l2 = e2.lin, k2 = e2.c3;
+    T a0 = 0, a1 = 0, a3 = 0, b0 = 0, b1 = 0, b3 = 0;
+#pragma omp simd reduction(+ : a0, a1, a3, b0, b1, b3)
+    for (int64_t j = 0; j < batch; ++j) {
+        const T xj = xk[j];
+        T d = dx[j];
+        {
+            const T gj = g1[j], oj = o1[j], gx = gj * xj;
+            a1 += gx;
+            if (R1 == 0) { a0 += gj; a3 += gx * oj; }
+            d += gj * (l1 + k1 * oj);
+        }
+        if (R2 >= 0) {
+            const T gj = g2[j], oj = o2[j], gx = gj * xj;
+            b1 += gx;
+            if (R2 == 0) { b0 += gj; b3 += gx * oj; }
+            d += gj * (l2 + k2 * oj);
+        }
+        dx[j] = d;
+    }
+    T* c1 = grad_c + 4 * e1.gate;
+    if (R1 == 0) { c1[0] = a0; c1[1] = a1; c1[3] = a3; } else { c1[2] = a1; }
+    if (R2 >= 0) {
+        T* c2 = grad_c + 4 * e2.gate;
+        if (R2 == 0) { c2[0] = b0; c2[1] = b1; c2[3] = b3; } else { c2[2] = b1; }
+    }
+}
+
 // Backward. grad_c [out_dim, 4] is overwritten with dL/dc; grad_x [in_dim, batch] (may be null when
 // the input needs no gradient) is overwritten with dL/dx. A gate whose operands are the same node
 // contributes df/dp + df/dq to that node (not 2 df/dp).
 //
-// With grad_x, chunks split the batch (each owns grad_x's columns lo..hi, so the scatter needs no
-// atomics) and each keeps partial sums of grad_c, reduced at the end; without it, chunks split
-// the gates.
+// With grad_x the work is a gather over input features: a chunk owns a range of features k and,
+// for each, walks its consumer edges, accumulating grad_x[k] over the whole batch (a row that
+// stays in L1) and finishing that edge's share of the gate's grad_c (operand a: sums of g, g p and
+// g p q; operand b: the sum of g q). Every output element is written by exactly one chunk, so no
+// thread waits for or merges another's partial sums, and each sum runs over the batch in one fixed
+// order: results do not depend on the thread count. Per gate it reads grad_y twice and each operand
+// once (4 rows), per feature x[k] once and writes grad_x[k] once. Chunks split the features so
+// that each holds about the same number of edges. Without grad_x, chunks split the gates.
 template <typename T>
 void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a, const int64_t* b,
                     const T* c, const T* grad_y, int64_t out_dim, T* grad_x, T* grad_c, int nthreads) {
@@ -79,56 +168,44 @@ void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a,
         });
         return;
     }
-    std::memset(grad_x, 0, sizeof(T) * in_dim * batch);
-    // Column blocks of a multiple of 16 samples, about two per thread.
-    int64_t nt = chunk_count(batch, nthreads, 16);
-    nt = nthreads == 1 ? 1 : std::min<int64_t>(nt, 2 * (int64_t)nthreads);
-    const int64_t block = ((batch + nt - 1) / nt + 15) / 16 * 16;
-    nt = (batch + block - 1) / block;
-    std::vector<double> partial(nt > 1 ? (size_t)(nt - 1) * out_dim * 4 : 0);
-    ChunkPool::get().run(nt, nthreads, [&](int64_t t) {
-        const int64_t lo = t * block, hi = std::min(batch, lo + block);
-        // block 0 writes grad_c directly (as T), the others their double partials
-        double* mine = t > 0 ? partial.data() + (size_t)(t - 1) * out_dim * 4 : nullptr;
-        for (int64_t i = 0; i < out_dim && lo < hi; ++i) {
-            const T c1 = c[4 * i + 1], c2 = c[4 * i + 2], c3 = c[4 * i + 3];
-            const T* p = x + a[i] * batch;
-            const T* q = x + b[i] * batch;
-            const T* g = grad_y + i * batch;
-            T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            if (a[i] == b[i]) {
-                T* dx = grad_x + a[i] * batch;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-                for (int64_t j = lo; j < hi; ++j) {
-                    const T gj = g[j], pj = p[j];
-                    s0 += gj; s1 += gj * pj; s2 += gj * pj; s3 += gj * pj * pj;
-                    dx[j] += gj * (c1 + c2 + c3 * (pj + pj));
-                }
-            } else {
-                T* dp = grad_x + a[i] * batch;
-                T* dq = grad_x + b[i] * batch;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-                for (int64_t j = lo; j < hi; ++j) {
-                    const T gj = g[j], pj = p[j], qj = q[j];
-                    s0 += gj; s1 += gj * pj; s2 += gj * qj; s3 += gj * pj * qj;
-                    dp[j] += gj * (c1 + c3 * qj);
-                    dq[j] += gj * (c2 + c3 * pj);
-                }
+    thread_local Consumers consumers;  // reused: no allocation once the largest layer has been seen
+    consumers.build(a, b, in_dim, out_dim);
+    const int64_t* start = consumers.start.data();
+    const int64_t* edge = consumers.edge.data();
+    // cost of features 0..k-1 ~ start[k] + k (edges, plus one row read and write per feature)
+    const int64_t total = start[in_dim] + in_dim;
+    const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(chunk_count(total, nthreads, 256), in_dim));
+    std::vector<int64_t>& bound = consumers.bound;
+    bound.assign((size_t)chunks + 1, in_dim);
+    bound[0] = 0;
+    for (int64_t t = 1, k = 0; t < chunks; ++t) {
+        const int64_t target = total * t / chunks;
+        while (k < in_dim && start[k] + k < target) ++k;
+        bound[(size_t)t] = k;
+    }
+    const int64_t* bounds = bound.data();
+    ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
+        for (int64_t k = bounds[chunk]; k < bounds[chunk + 1]; ++k) {
+            const T* xk = x + k * batch;
+            T* dx = grad_x + k * batch;
+            std::fill(dx, dx + batch, T(0));
+            int64_t e = start[k];
+            for (; e + 1 < start[k + 1]; e += 2) {  // two edges per sweep: x[k] and grad_x[k] read once
+                const int roles = (int)(edge[e] & 1) * 2 + (int)(edge[e + 1] & 1);
+                const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, batch);
+                const GatherEdge<T> e2 = gather_edge(edge[e + 1], x, a, b, c, grad_y, batch);
+                if (roles == 0) gather<T, 0, 0>(xk, dx, batch, e1, e2, grad_c);
+                else if (roles == 1) gather<T, 0, 1>(xk, dx, batch, e1, e2, grad_c);
+                else if (roles == 2) gather<T, 1, 0>(xk, dx, batch, e1, e2, grad_c);
+                else gather<T, 1, 1>(xk, dx, batch, e1, e2, grad_c);
             }
-            if (mine) {
-                mine[4 * i] = s0; mine[4 * i + 1] = s1; mine[4 * i + 2] = s2; mine[4 * i + 3] = s3;
-            } else {
-                grad_c[4 * i] = s0; grad_c[4 * i + 1] = s1; grad_c[4 * i + 2] = s2; grad_c[4 * i + 3] = s3;
+            if (e < start[k + 1]) {
+                const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, batch);
+                if ((edge[e] & 1) == 0) gather<T, 0, -1>(xk, dx, batch, e1, e1, grad_c);
+                else gather<T, 1, -1>(xk, dx, batch, e1, e1, grad_c);
             }
         }
     });
-    if (nt > 1) {
-        for (int64_t k = 0; k < out_dim * 4; ++k) {
-            double s = grad_c[k];
-            for (int64_t t = 1; t < nt; ++t) s += partial[(size_t)(t - 1) * out_dim * 4 + k];
-            grad_c[k] = (T)s;
-        }
-    }
 }
 
 // exp(x) for x <= 0 (softmax after subtracting the max), 16 lanes at a time. float: Cephes' range
@@ -166,95 +243,153 @@ inline void exp_nonpositive(const double* x, double* out) {
     for (int l = 0; l < 16; ++l) out[l] = std::exp(x[l]);
 }
 
-// The softmax parts below run 16 gates at a time, one gate per vector lane (the logits of a block
-// are transposed into [16 ops][16 gates]), so every step vectorises; cost O(out_dim * 16 * 4).
-constexpr int kLanes = 16;  // = the lanes of exp_nonpositive
-
+// Sum and maximum of 16 values as a tree (the compiler vectorises each level): a left-to-right
+// loop would be a chain of 16 dependent adds, since without -ffast-math it may not reorder them.
 template <typename T>
-inline void load_block(const T* w, int64_t i0, int nb, T (&wt)[16][kLanes], T (&mx)[kLanes], bool (&ok)[kLanes]) {
-    for (int l = 0; l < kLanes; ++l)
-        for (int k = 0; k < 16; ++k) wt[k][l] = l < nb ? w[(i0 + l) * 16 + k] : T(0);
-    for (int l = 0; l < kLanes; ++l) {
-        bool good = true;
-        for (int k = 0; k < 16; ++k) good &= !std::isnan(wt[k][l]);
-        ok[l] = good;  // NaN logits (a diverged run) give NaN, as torch.softmax does, never a quiet number
-    }
-#pragma omp simd
-    for (int l = 0; l < kLanes; ++l) mx[l] = wt[0][l];
-    for (int k = 1; k < 16; ++k) {
-#pragma omp simd
-        for (int l = 0; l < kLanes; ++l) mx[l] = std::max(mx[l], wt[k][l]);
-    }
-    for (int l = 0; l < kLanes; ++l) ok[l] = ok[l] && std::isfinite(mx[l]);
+inline T tree_sum16(const T* v) {
+    T t[8];
+    for (int k = 0; k < 8; ++k) t[k] = v[k] + v[k + 8];
+    for (int k = 0; k < 4; ++k) t[k] += t[k + 4];
+    return (t[0] + t[2]) + (t[1] + t[3]);
 }
 
-// Gate coefficients c [out_dim, 4] = softmax(w [out_dim, 16]) @ relax [16, 4].
 template <typename T>
-void gate_coefficients(const T* w, const T* relax, int64_t out_dim, T* c, int nthreads) {
-    const int64_t blocks = (out_dim + kLanes - 1) / kLanes;
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-        const int64_t i0 = blk * kLanes;
-        const int nb = (int)std::min<int64_t>(kLanes, out_dim - i0);
-        T wt[16][kLanes], mx[kLanes], sum[kLanes] = {}, acc[4][kLanes] = {};
-        bool ok[kLanes];
-        load_block(w, i0, nb, wt, mx, ok);
-        for (int k = 0; k < 16; ++k) {
-            const T r0 = relax[4 * k], r1 = relax[4 * k + 1], r2 = relax[4 * k + 2], r3 = relax[4 * k + 3];
-            T ex[kLanes];
-            for (int l = 0; l < kLanes; ++l) ex[l] = wt[k][l] - mx[l];
-            exp_nonpositive(ex, ex);
-#pragma omp simd
-            for (int l = 0; l < kLanes; ++l) {
-                const T e = ex[l];
-                sum[l] += e;
-                acc[0][l] += e * r0;
-                acc[1][l] += e * r1;
-                acc[2][l] += e * r2;
-                acc[3][l] += e * r3;
-            }
-        }
-        for (int l = 0; l < nb; ++l) {
-            const T scale = ok[l] ? T(1) / sum[l] : std::numeric_limits<T>::quiet_NaN();
-            for (int r = 0; r < 4; ++r) c[4 * (i0 + l) + r] = acc[r][l] * scale;
-        }
-    }
+inline T tree_max16(const T* v) {
+    T t[8];
+    for (int k = 0; k < 8; ++k) t[k] = v[k] > v[k + 8] ? v[k] : v[k + 8];
+    for (int k = 0; k < 4; ++k) t[k] = t[k] > t[k + 4] ? t[k] : t[k + 4];
+    const T u = t[0] > t[2] ? t[0] : t[2], v1 = t[1] > t[3] ? t[1] : t[3];
+    return u > v1 ? u : v1;
 }
 
-// grad_w from grad_c: with s = softmax(w) and d = relax @ grad_c per gate,
+// One gate's softmax over its 16 logits and its coefficients c = s @ relax (relax_t is relax
+// transposed, [4, 16]); s (the probabilities) is kept for the backward, so the exponentials run
+// once per step. NaN logits (a diverged run) or an infinite maximum make e or the maximum NaN, so
+// the sum and every output are NaN, as with torch.softmax, never a quiet number.
+template <typename T>
+inline void softmax_gate(const T* w, const T (&relax_t)[4][16], T* s, T* c) {
+    alignas(64) T e[16], prob[16], prod[16];  // locals, so no store to s can alias a later load
+    const T mx = tree_max16(w);
+    for (int k = 0; k < 16; ++k) e[k] = w[k] - mx;
+    exp_nonpositive(e, e);
+    const T inv = T(1) / tree_sum16(e);
+    for (int k = 0; k < 16; ++k) prob[k] = e[k] * inv;
+    for (int r = 0; r < 4; ++r) {
+        for (int k = 0; k < 16; ++k) prod[k] = prob[k] * relax_t[r][k];
+        c[r] = tree_sum16(prod);
+    }
+    std::memcpy(s, prob, sizeof prob);
+}
+
+#ifdef __AVX2__
+// The same softmax_gate for float in AVX2 intrinsics (two 8-lane registers per gate): GCC 12 turns
+// the generic version's 16-wide vector code and small reductions into ~300 mostly scalar
+// instructions per gate (callgrind), this into ~80.
+inline __m256 exp_nonpositive8(__m256 v) {  // exp_nonpositive's Cephes steps, 8 lanes
+    v = _mm256_max_ps(_mm256_set1_ps(-87.0f), v);  // NaN stays NaN (max_ps returns its second operand)
+    // truncation of x log2(e) - 0.5 rounds to nearest for x <= 0, as in exp_nonpositive
+    const __m256i ni = _mm256_cvttps_epi32(_mm256_fmsub_ps(v, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    const __m256 n = _mm256_cvtepi32_ps(ni);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), v);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
+    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+inline __m256 broadcast_max8(__m256 v) {
+    v = _mm256_max_ps(v, _mm256_permute2f128_ps(v, v, 1));
+    v = _mm256_max_ps(v, _mm256_shuffle_ps(v, v, 0x4E));
+    return _mm256_max_ps(v, _mm256_shuffle_ps(v, v, 0xB1));
+}
+
+inline __m256 broadcast_sum8(__m256 v) {
+    v = _mm256_add_ps(v, _mm256_permute2f128_ps(v, v, 1));
+    v = _mm256_add_ps(v, _mm256_shuffle_ps(v, v, 0x4E));
+    return _mm256_add_ps(v, _mm256_shuffle_ps(v, v, 0xB1));
+}
+
+template <>
+inline void softmax_gate<float>(const float* w, const float (&relax_t)[4][16], float* s, float* c) {
+    const __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
+    const __m256 mx = broadcast_max8(_mm256_max_ps(w0, w1));
+    const __m256 e0 = exp_nonpositive8(_mm256_sub_ps(w0, mx)), e1 = exp_nonpositive8(_mm256_sub_ps(w1, mx));
+    const __m256 inv = _mm256_div_ps(_mm256_set1_ps(1.0f), broadcast_sum8(_mm256_add_ps(e0, e1)));
+    const __m256 p0 = _mm256_mul_ps(e0, inv), p1 = _mm256_mul_ps(e1, inv);
+    _mm256_storeu_ps(s, p0);
+    _mm256_storeu_ps(s + 8, p1);
+    __m256 acc[4];
+    for (int r = 0; r < 4; ++r)
+        acc[r] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(relax_t[r] + 8), _mm256_mul_ps(p0, _mm256_loadu_ps(relax_t[r])));
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+    _mm_storeu_ps(c, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+}
+#endif
+
+// Gate coefficients c [out_dim, 4] = softmax(w [out_dim, 16]) @ relax [16, 4]; probs [out_dim, 16]
+// receives softmax(w) for gate_coefficients_backward. Chunks split the gates.
+template <typename T>
+void gate_coefficients(const T* w, const T* relax, int64_t out_dim, T* c, T* probs, int nthreads) {
+    if (out_dim * 16 <= kParallelMin) nthreads = 1;
+    const int64_t chunks = chunk_count(out_dim, nthreads, 256), per = (out_dim + chunks - 1) / chunks;
+    T relax_t[4][16];
+    for (int k = 0; k < 16; ++k)
+        for (int r = 0; r < 4; ++r) relax_t[r][k] = relax[4 * k + r];
+    ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
+        const int64_t end = std::min(out_dim, (chunk + 1) * per);
+        for (int64_t i = chunk * per; i < end; ++i) softmax_gate(w + 16 * i, relax_t, probs + 16 * i, c + 4 * i);
+    });
+}
+
+// One gate's grad_w from its grad_c g and probabilities s: with d = relax @ g,
 // grad_w[k] = s[k] (d[k] - sum_l s[l] d[l]).
 template <typename T>
-void gate_coefficients_backward(const T* w, const T* relax, const T* grad_c, int64_t out_dim, T* grad_w,
-                                int nthreads) {
-    const int64_t blocks = (out_dim + kLanes - 1) / kLanes;
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-        const int64_t i0 = blk * kLanes;
-        const int nb = (int)std::min<int64_t>(kLanes, out_dim - i0);
-        T wt[16][kLanes], mx[kLanes], sum[kLanes] = {}, dot[kLanes] = {}, gc[4][kLanes], d[16][kLanes];
-        bool ok[kLanes];
-        load_block(w, i0, nb, wt, mx, ok);
-        for (int l = 0; l < kLanes; ++l)
-            for (int r = 0; r < 4; ++r) gc[r][l] = l < nb ? grad_c[4 * (i0 + l) + r] : T(0);
-        for (int k = 0; k < 16; ++k) {
-            const T r0 = relax[4 * k], r1 = relax[4 * k + 1], r2 = relax[4 * k + 2], r3 = relax[4 * k + 3];
-            T ex[kLanes];
-            for (int l = 0; l < kLanes; ++l) ex[l] = wt[k][l] - mx[l];
-            exp_nonpositive(ex, ex);
-#pragma omp simd
-            for (int l = 0; l < kLanes; ++l) {
-                const T e = ex[l];
-                const T dk = r0 * gc[0][l] + r1 * gc[1][l] + r2 * gc[2][l] + r3 * gc[3][l];
-                wt[k][l] = e;
-                d[k][l] = dk;
-                sum[l] += e;
-                dot[l] += e * dk;
-            }
-        }
-        for (int l = 0; l < nb; ++l) {
-            const T inv = ok[l] ? T(1) / sum[l] : std::numeric_limits<T>::quiet_NaN();
-            const T mean = dot[l] * inv;
-            for (int k = 0; k < 16; ++k) grad_w[16 * (i0 + l) + k] = wt[k][l] * inv * (d[k][l] - mean);
-        }
+inline void softmax_gate_backward(const T* s, const T (&relax_t)[4][16], const T* g, T* grad_w) {
+    T d[16], sd[16];
+    for (int k = 0; k < 16; ++k) {
+        d[k] = relax_t[0][k] * g[0] + relax_t[1][k] * g[1] + relax_t[2][k] * g[2] + relax_t[3][k] * g[3];
+        sd[k] = s[k] * d[k];
     }
+    const T mean = tree_sum16(sd);
+    for (int k = 0; k < 16; ++k) grad_w[k] = s[k] * (d[k] - mean);
+}
+
+#ifdef __AVX2__
+template <>
+inline void softmax_gate_backward<float>(const float* s, const float (&relax_t)[4][16], const float* g, float* grad_w) {
+    __m256 d0 = _mm256_mul_ps(_mm256_loadu_ps(relax_t[0]), _mm256_set1_ps(g[0]));
+    __m256 d1 = _mm256_mul_ps(_mm256_loadu_ps(relax_t[0] + 8), _mm256_set1_ps(g[0]));
+    for (int r = 1; r < 4; ++r) {
+        d0 = _mm256_fmadd_ps(_mm256_loadu_ps(relax_t[r]), _mm256_set1_ps(g[r]), d0);
+        d1 = _mm256_fmadd_ps(_mm256_loadu_ps(relax_t[r] + 8), _mm256_set1_ps(g[r]), d1);
+    }
+    const __m256 s0 = _mm256_loadu_ps(s), s1 = _mm256_loadu_ps(s + 8);
+    const __m256 mean = broadcast_sum8(_mm256_fmadd_ps(s1, d1, _mm256_mul_ps(s0, d0)));
+    _mm256_storeu_ps(grad_w, _mm256_mul_ps(s0, _mm256_sub_ps(d0, mean)));
+    _mm256_storeu_ps(grad_w + 8, _mm256_mul_ps(s1, _mm256_sub_ps(d1, mean)));
+}
+#endif
+
+// grad_w [out_dim, 16] from grad_c [out_dim, 4] and the forward's probabilities [out_dim, 16].
+template <typename T>
+void gate_coefficients_backward(const T* probs, const T* relax, const T* grad_c, int64_t out_dim, T* grad_w,
+                                int nthreads) {
+    if (out_dim * 16 <= kParallelMin) nthreads = 1;
+    const int64_t chunks = chunk_count(out_dim, nthreads, 256), per = (out_dim + chunks - 1) / chunks;
+    T relax_t[4][16];
+    for (int k = 0; k < 16; ++k)
+        for (int r = 0; r < 4; ++r) relax_t[r][k] = relax[4 * k + r];
+    ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
+        const int64_t end = std::min(out_dim, (chunk + 1) * per);
+        for (int64_t i = chunk * per; i < end; ++i)
+            softmax_gate_backward(probs + 16 * i, relax_t, grad_c + 4 * i, grad_w + 16 * i);
+    });
 }
 
 }  // namespace lgc
