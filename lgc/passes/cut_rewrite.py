@@ -28,6 +28,7 @@ CUTS = 8  # cuts kept per node, the trivial cut included
 _PAD = np.iinfo(np.int32).max
 _CHUNK = 16384  # gates merged at once (bounds the temporaries: ~CUTS^2 * 100 bytes per gate)
 _MAX_SWEEPS = 50
+_SLACK = 1
 
 
 def _fan_out(circuit: Circuit) -> np.ndarray:
@@ -172,14 +173,19 @@ class _Rewriter:
         return -1
 
     def _freed(self, root: int, cut: set[int]) -> set[int]:
+        """The maximum fanout-free cone of ``root`` above ``cut``: gates whose every use is inside it."""
         n, c = self.n, self.c
+        refs: dict[int, int] = {}
         out, stack = {root}, [root]
         while stack:
             x = stack.pop() - n
             for use, y in ((self.use_a[x], int(c.a[x])), (self.use_b[x], int(c.b[x]))):
-                if use and y >= n and y not in cut and y not in out and self.fo[y] == 1:
-                    out.add(y)
-                    stack.append(y)
+                if use and y >= n and y not in cut:
+                    r = refs.get(y, int(self.fo[y])) - 1
+                    refs[y] = r
+                    if r == 0:
+                        out.add(y)
+                        stack.append(y)
         return out
 
     def try_candidate(self, root: int, cut: np.ndarray, tt: int, cost: np.ndarray, circuits: np.ndarray) -> bool:
@@ -279,8 +285,9 @@ def _one_sweep(circuit: Circuit, depth_bound: bool) -> Circuit:
     node, slot = np.nonzero(freed[n:] > 0)
     node = node + n
     tt = tts[node, slot]
+    # the fanout-free tree under-counts a reconvergent cone, and reuse can add gain: look one gate further
     gain = freed[node, slot] - cost[tt].astype(np.int64)
-    cand = gain > 0
+    cand = gain > -_SLACK
     node, slot, gain = node[cand], slot[cand], gain[cand]
     if node.size == 0:
         return circuit

@@ -23,6 +23,7 @@ from .absorb_not import absorb_not
 from .constant_fold import constant_fold
 from .cut_rewrite import cut_rewrite, cut_rewrite_area
 from .dead_gates import dead_gate_elimination
+from .fraig import fraig
 from .merge_complements import merge_complements
 from .output_polarity import output_polarity
 from .passthrough import collapse_passthrough
@@ -40,17 +41,19 @@ PASSES: dict[str, Callable[[Circuit], Circuit]] = {
     "output_polarity": output_polarity,
     "cut_rewrite": cut_rewrite,
     "cut_rewrite_area": cut_rewrite_area,
+    "fraig": fraig,
 }
 
 _O1 = ("dead_gate_elimination", "constant_fold", "collapse_passthrough")
 _O2 = ("dead_gate_elimination", "constant_fold", "simplify_same_operand", "collapse_passthrough",
        "absorb_not", "output_polarity", "structural_hash")
 # complement-aware hashing subsumes structural_hash; exact 4-cut rewriting never deepens a node
-_O3 = _O2[:-1] + ("merge_complements", "cut_rewrite")
+# and functional reduction (SAT-proved merges of equal gates) needs python-sat
+_O3 = _O2[:-1] + ("merge_complements", "cut_rewrite", "fraig")
 #: Named pipelines (level -> pass names, run in order, round after round, to a fixed point).
 #: ``O3-area`` is O3 rewriting for area alone (the depth may grow).
 PIPELINES: dict[str, tuple[str, ...]] = {"O0": (), "O1": _O1, "O2": _O2, "O3": _O3,
-                                         "O3-area": _O3[:-1] + ("cut_rewrite_area",)}
+                                         "O3-area": _O3[:-2] + ("cut_rewrite_area", "fraig")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +171,8 @@ def optimize(circuit: Circuit, level: int = 2, *, report: bool = False,
     NOT absorption, output polarity (a gate the outputs read only negated computes the negation),
     a == b simplification and structural hashing; O3 hashes modulo complement (AND/NAND,
     XOR/XNOR ... over the same operands merge) instead and adds exact 4-cut rewriting, which
-    never lets the depth grow unless ``area_only`` (pipeline ``O3-area``).
+    never lets the depth grow unless ``area_only`` (pipeline ``O3-area``), and functional
+    reduction (``fraig``: SAT-proved merges of equal gates; needs python-sat).
 
     Returns the circuit, or ``(circuit, PassReport)`` with ``report=True``. Each pipeline runs to
     a fixed point; every pass preserves the function exactly (check with ``equivalent``)."""
