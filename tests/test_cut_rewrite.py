@@ -23,19 +23,20 @@ def test_database_covers_every_function_with_knuths_costs():
     assert tuple(np.bincount(k, minlength=8)) == npn4.KNUTH_FUNCTIONS_BY_COST  # TAOCP 7.1.2
     by_class = np.bincount([len(g) for _, g in classes], minlength=8)
     assert tuple(by_class) == (2, 2, 5, 20, 34, 75, 72, 12)  # Knuth's 222 classes by cost
-    # every function's circuit computes it (all 65,536, simulated on 16-bit truth tables)
-    t = np.zeros((1 << 16, 4 + npn4.MAX_GATES), dtype=np.uint16)
-    t[:, :4] = npn4.VAR_TT
+    # every function's circuits (each variant) compute it (all 65,536, simulated on 16-bit truth tables)
     rows = np.arange(1 << 16)
-    for j in range(npn4.MAX_GATES):
-        op, a, b = circ[:, j, 0], circ[:, j, 1], circ[:, j, 2]
-        t[:, 4 + j] = npn4.gate_tt(op, t[rows, a], t[rows, b])
-    last = np.where(cost > 0, 3 + cost.astype(np.int64), 0)
-    got = t[rows, last]
-    literal = cost == 0
-    want = rows.astype(np.uint16)
-    assert (got[~literal] == want[~literal]).all()
-    assert set(np.flatnonzero(literal)) == {0, *(int(v) for v in npn4.VAR_TT)}
+    for v in range(circ.shape[1]):
+        t = np.zeros((1 << 16, 4 + npn4.MAX_GATES), dtype=np.uint16)
+        t[:, :4] = npn4.VAR_TT
+        for j in range(npn4.MAX_GATES):
+            op, a, b = circ[:, v, j, 0], circ[:, v, j, 1], circ[:, v, j, 2]
+            t[:, 4 + j] = npn4.gate_tt(op, t[rows, a], t[rows, b])
+        last = np.where(cost > 0, 3 + cost.astype(np.int64), 0)
+        got = t[rows, last]
+        literal = cost == 0
+        want = rows.astype(np.uint16)
+        assert (got[~literal] == want[~literal]).all()
+        assert set(np.flatnonzero(literal)) == {0, *(int(x) for x in npn4.VAR_TT)}
 
 
 def test_database_is_minimal_against_brute_force_up_to_three_gates():

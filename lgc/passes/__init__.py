@@ -10,6 +10,7 @@ from .absorb_not import absorb_not
 from .constant_fold import constant_fold
 from .cut_rewrite import cut_rewrite, cut_rewrite_area
 from .dead_gates import dead_gate_elimination
+from .extract_pairs import extract_pairs, extract_pairs_area
 from .fraig import fraig
 from .equivalence import EquivalenceResult, EquivalenceTimeout, equivalent, sat_solver_available
 from .merge_complements import merge_complements
@@ -23,6 +24,6 @@ from .abc import ABCError, abc  # external pass (Berkeley ABC on the AIGER form)
 
 __all__ = [
     "ABCError", "EquivalenceResult", "EquivalenceTimeout", "PASSES", "PIPELINES", "PassReport", "PassRun", "absorb_not", "canonical_form",
-    "collapse_passthrough", "constant_fold", "cut_rewrite", "cut_rewrite_area", "dead_gate_elimination", "equivalent", "fraig", "merge_complements", "optimize", "output_polarity",
+    "collapse_passthrough", "constant_fold", "cut_rewrite", "cut_rewrite_area", "dead_gate_elimination", "equivalent", "extract_pairs", "extract_pairs_area", "fraig", "merge_complements", "optimize", "output_polarity",
     "abc", "run_pipeline", "sat_solver_available", "simplify_same_operand", "structural_hash",
 ]

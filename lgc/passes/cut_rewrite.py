@@ -199,14 +199,36 @@ class _Rewriter:
         k = int(cost[tt])
         if k >= len(freed):
             return False
-        # new gates (node refs >= 0 existing, -1 - j the j-th new gate), reusing existing gates
         slot = [leaves[i] if i < len(leaves) else leaves[0] for i in range(4)]
+        best = None
+        for variant in range(circuits.shape[1]):
+            got = self._build(root, slot, tt, k, circuits[tt, variant], freed)
+            if got is None:
+                continue
+            new, target, reused = got
+            if best is None or len(new) < len(best[0]):
+                best = got
+        if best is None:
+            return False
+        new, target, reused = best
+        if len(freed) - len(new) <= 0:
+            return False
+        self.freed_all |= freed
+        self.kept_all |= leafset | reused
+        if target >= 0:
+            self.kept_all.add(target)
+        self.accepted.append((root, new, target))
+        return True
+
+    def _build(self, root: int, slot: list[int], tt: int, k: int, gates_db: np.ndarray, freed: set[int]):
+        """New gates for one database circuit (node refs >= 0 existing, -1 - j the j-th new gate),
+        reusing existing gates; None when it would deepen the root beyond the bound."""
         refs = list(slot)
         new: list[tuple[int, int, int]] = []
         reused: set[int] = set()
-        lv = {}
+        lv: dict[int, int] = {}
         for j in range(k):
-            g_op, g_a, g_b = (int(v) for v in circuits[tt, j])
+            g_op, g_a, g_b = (int(v) for v in gates_db[j])
             ra, rb = refs[g_a], refs[g_b]
             hit = self._lookup(g_op, ra, rb, root)
             if hit >= 0 and hit not in freed and hit not in self.freed_all:
@@ -215,30 +237,20 @@ class _Rewriter:
                 continue
             new.append((g_op, ra, rb))
             ref = -len(new)
-            lev = 1 + max(self._lev(ra, lv), self._lev(rb, lv))
-            lv[ref] = lev
+            lv[ref] = 1 + max(self._lev(ra, lv), self._lev(rb, lv))
             refs.append(ref)
         if k == 0:
-            target = slot[0] if tt != 0 else None
             if tt == 0:  # constant 0: one FALSE gate
                 new.append((_ops.FALSE, slot[0], slot[0]))
                 lv[-1] = 1
                 target = -1
-            elif tt != int(npn4.VAR_TT[0]):
+            else:
                 target = slot[[int(v) for v in npn4.VAR_TT].index(tt)]
         else:
             target = refs[-1]
-        gain = len(freed) - len(new)
-        if gain <= 0:
-            return False
         if self.depth_bound and self._lev(target, lv) > self.level[root]:
-            return False
-        self.freed_all |= freed
-        self.kept_all |= leafset | reused
-        if target >= 0:
-            self.kept_all.add(target)
-        self.accepted.append((root, new, target))
-        return True
+            return None
+        return new, target, reused
 
     def _lev(self, ref: int, lv: dict) -> int:
         return lv[ref] if ref < 0 else int(self.level[ref])

@@ -23,6 +23,7 @@ from .absorb_not import absorb_not
 from .constant_fold import constant_fold
 from .cut_rewrite import cut_rewrite, cut_rewrite_area
 from .dead_gates import dead_gate_elimination
+from .extract_pairs import extract_pairs, extract_pairs_area
 from .fraig import fraig
 from .merge_complements import merge_complements
 from .output_polarity import output_polarity
@@ -42,6 +43,8 @@ PASSES: dict[str, Callable[[Circuit], Circuit]] = {
     "cut_rewrite": cut_rewrite,
     "cut_rewrite_area": cut_rewrite_area,
     "fraig": fraig,
+    "extract_pairs": extract_pairs,
+    "extract_pairs_area": extract_pairs_area,
 }
 
 _O1 = ("dead_gate_elimination", "constant_fold", "collapse_passthrough")
@@ -49,11 +52,11 @@ _O2 = ("dead_gate_elimination", "constant_fold", "simplify_same_operand", "colla
        "absorb_not", "output_polarity", "structural_hash")
 # complement-aware hashing subsumes structural_hash; exact 4-cut rewriting never deepens a node
 # and functional reduction (SAT-proved merges of equal gates) needs python-sat
-_O3 = _O2[:-1] + ("merge_complements", "cut_rewrite", "fraig")
+_O3 = _O2[:-1] + ("merge_complements", "cut_rewrite", "extract_pairs", "fraig")
 #: Named pipelines (level -> pass names, run in order, round after round, to a fixed point).
 #: ``O3-area`` is O3 rewriting for area alone (the depth may grow).
 PIPELINES: dict[str, tuple[str, ...]] = {"O0": (), "O1": _O1, "O2": _O2, "O3": _O3,
-                                         "O3-area": _O3[:-2] + ("cut_rewrite_area", "fraig")}
+                                         "O3-area": _O3[:-3] + ("cut_rewrite_area", "extract_pairs_area", "fraig")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +174,8 @@ def optimize(circuit: Circuit, level: int = 2, *, report: bool = False,
     NOT absorption, output polarity (a gate the outputs read only negated computes the negation),
     a == b simplification and structural hashing; O3 hashes modulo complement (AND/NAND,
     XOR/XNOR ... over the same operands merge) instead and adds exact 4-cut rewriting, which
-    never lets the depth grow unless ``area_only`` (pipeline ``O3-area``), and functional
+    never lets the depth grow unless ``area_only`` (pipeline ``O3-area``), shared-pair extraction
+    over AND trees (same depth rule), and functional
     reduction (``fraig``: SAT-proved merges of equal gates; needs python-sat).
 
     Returns the circuit, or ``(circuit, PassReport)`` with ``report=True``. Each pipeline runs to

@@ -188,13 +188,18 @@ def load_classes(path: pathlib.Path = DATA) -> list[tuple[int, list[tuple[int, i
     return classes
 
 
+VARIANTS = 1  # minimum circuits kept per function; 4 (other decompositions for hashing to reuse) found nothing more on the trained nets
+
+
 @functools.lru_cache(maxsize=1)
 def table() -> tuple[np.ndarray, np.ndarray]:
-    """(cost uint8[65536], circuits int16[65536, MAX_GATES, 3]) for every 4-input function.
+    """(cost uint8[65536], circuits int16[65536, VARIANTS, MAX_GATES, 3]) for every 4-input function.
 
-    ``circuits[tt, j] = (op, a, b)`` for j < cost[tt] over nodes 0..3 (x0..x3) and 4 + j (gate j);
-    the last gate computes tt exactly (output negation folded into its op). Cost 0 functions
-    (constants and non-negated literals) have no gates; a negated literal costs one gate (NOT)."""
+    ``circuits[tt, v, j] = (op, a, b)`` for j < cost[tt] over nodes 0..3 (x0..x3) and 4 + j (gate j);
+    the last gate computes tt exactly (output negation folded into its op). Variant v > 0 is another
+    minimum circuit (the class circuit under another of tt's symmetries) or a copy of variant 0.
+    Cost 0 functions (constants and non-negated literals) have no gates; a negated literal costs one
+    gate (NOT), TRUE one gate."""
     classes = load_classes()
     if len(classes) != 222:
         raise ValueError(f"{DATA}: expected 222 NPN classes, found {len(classes)}")
@@ -205,9 +210,15 @@ def table() -> tuple[np.ndarray, np.ndarray]:
         if gates:
             circ[c, :len(gates)] = gates
     cost = np.full(1 << 16, 255, dtype=np.uint8)
-    out = np.zeros((1 << 16, MAX_GATES, 3), dtype=np.int16)
+    count = np.zeros(1 << 16, dtype=np.int64)
+    out = np.zeros((1 << 16, VARIANTS, MAX_GATES, 3), dtype=np.int16)
     maps, descr = _minterm_map()
     gate_idx = np.arange(MAX_GATES)
+    live = gate_idx[None, :] < costs[:, None]
+    last = np.zeros_like(live)
+    last[np.arange(len(classes)), np.maximum(costs - 1, 0)] = True
+    last &= live
+    nonzero = costs > 0  # a cost-0 class under negation (NOT literal, TRUE) is not free as a circuit
     for mt, d in zip(maps, descr):
         perm, neg = d[:4], d[4]
         g = apply_map(reps, mt)  # g(x) = rep(y), y_perm[i] = x_i ^ neg_i: rep's input perm[i] is x_i
@@ -220,31 +231,28 @@ def table() -> tuple[np.ndarray, np.ndarray]:
         ops_ = np.where(b_in & (neg_k[np.minimum(b, 3)] == 1), _ops.NEGATE_B[ops_], ops_)
         a = np.where(a_in, inv[np.minimum(a, 3)], a)
         b = np.where(b_in, inv[np.minimum(b, 3)], b)
-        live = gate_idx[None, :] < costs[:, None]
         for out_neg in (False, True):
-            f = ~g if out_neg else g
-            new = cost[f] == 255
-            if out_neg:
-                last = np.zeros_like(live)
-                last[np.arange(len(classes)), np.maximum(costs - 1, 0)] = True
-                o = np.where(last & live, _ops.NEGATE_OUT[ops_], ops_)
-            else:
-                o = ops_
-            # a cost-0 class under negation (NOT literal, TRUE) is not free as a circuit
-            zero = costs == 0
-            take = new & ~zero
-            if take.any():
-                idx = f[take]
-                cost[idx] = costs[take]
-                out[idx] = np.stack([np.where(live, o, 0), np.where(live, a, 0), np.where(live, b, 0)], -1)[take]
+            f = (~g if out_neg else g)[nonzero]
+            o = np.where(last, _ops.NEGATE_OUT[ops_], ops_) if out_neg else ops_
+            gates = np.stack([np.where(live, o, 0), np.where(live, a, 0), np.where(live, b, 0)], -1)[nonzero]
+            slot = count[f]
+            take = slot < VARIANTS
+            # a class may map one function several times under one transform only once: f is unique here
+            out[f[take], slot[take]] = gates[take]
+            count[f[take]] += 1
+            cost[f] = costs[nonzero]
+    first = count > 0
+    for v in range(1, VARIANTS):  # too few symmetries: repeat variant 0
+        short = first & (count <= v)
+        out[short, v] = out[short, 0]
     # cost-0 functions: constants and literals (a literal is its leaf; a negated literal one NOT gate)
     cost[0] = 0
     cost[0xFFFF] = 1
-    out[0xFFFF, 0] = (_ops.TRUE, 0, 0)
+    out[0xFFFF, :, 0] = (_ops.TRUE, 0, 0)
     for i, v in enumerate(VAR_TT):
         cost[int(v)] = 0
         cost[int(~v & 0xFFFF)] = 1
-        out[int(~v & 0xFFFF), 0] = (_ops.NOT_A, i, i)
+        out[int(~v & 0xFFFF), :, 0] = (_ops.NOT_A, i, i)
     if (cost == 255).any():
         raise ValueError(f"{DATA}: the classes do not cover every 4-input function")
     return cost, out
