@@ -121,3 +121,25 @@ def test_o3_keeps_depth_and_area_mode_may_not():
     assert area.num_gates <= o2.num_gates
     for out in (o3, area):
         assert equivalent(c, out, method="sat")
+
+
+def test_extract_pairs_shares_a_pair_between_and_trees():
+    from lgc.passes import extract_pairs
+    # (a & c) & b and NOT((b | d) | NOT a) = (NOT b & NOT d) & a: the pairs differ in b's polarity, so
+    # only (a & c) & b and (b & d) & a share one: a & b
+    c = Circuit(4, op=[ops.AND, ops.AND, ops.AND, ops.AND, ops.NOR, ops.NOT_A_AND_B],
+                a=[0, 4, 1, 6, 1, 8], b=[2, 1, 3, 0, 3, 0], outputs=[5, 7, 9])
+    out = extract_pairs(c)
+    assert equivalent(c, out, method="exhaustive")
+    assert out.num_gates == c.num_gates - 1
+    assert depth(out) <= depth(c)
+
+
+def test_fraig_merges_functionally_equal_gates():
+    from lgc.passes import fraig
+    # a ^ b written twice in different structures: a ^ b, and (a | b) & ~(a & b)
+    c = Circuit(2, op=[ops.XOR, ops.OR, ops.NAND, ops.AND, ops.AND],
+                a=[0, 0, 0, 3, 2], b=[1, 1, 1, 4, 5], outputs=[6, 5])
+    out = fraig(c)
+    assert equivalent(c, out, method="exhaustive")
+    assert out.num_gates == 1  # the second XOR's three gates and the AND of the two XORs (= a ^ b too) go

@@ -1,4 +1,4 @@
-"""Shared-pair extraction over AND supergates: compute a literal pair once for every AND tree using it.
+"""Shared-pair extraction over AND and XOR supergates: compute a literal pair once for every tree using it.
 
 Every op but XOR/XNOR and the trivial ones is an AND of two literals with an optional output
 negation (OR = NOT AND of negated literals), so a trained net is mostly maximal fanout-free AND
@@ -8,7 +8,8 @@ their AND serves them all (k supergates: k - 1 gates saved; k if a gate computin
 exists). Rounds: find supergates (vectorised pointer jumping to each tree's root), count pairs with
 ``np.unique``, then take pairs greedily by gain (a Python loop over the few pairs that gain, each
 supergate in one pair per round) and rebuild each changed supergate as a tree that pairs its two
-shallowest literals first. By default a supergate is changed only where its root's level does not
+shallowest literals first. XOR/XNOR trees get the same treatment (leaf negations and XNORs
+fold into the root's polarity). By default a supergate is changed only where its root's level does not
 grow (``depth_bound=False``: area alone). Repeats until no pair gains. Cost per round: O(gates)
 numpy work plus O(pairs of leaves) for supergates of up to ``MAX_LEAVES`` leaves.
 """
@@ -36,7 +37,15 @@ for _op, (_o, _na, _nb) in _AND.items():
     IS_AND[_op], OUT_NEG[_op], A_NEG[_op], B_NEG[_op] = True, _o, _na, _nb
 
 
-def _and_op(na: int, nb: int, out: int = 0) -> int:
+IS_XOR = np.zeros(16, dtype=bool)
+IS_XOR[[_ops.XOR, _ops.XNOR]] = True
+XOR_NEG = np.zeros(16, dtype=bool)
+XOR_NEG[_ops.XNOR] = True
+
+
+def _gate_op(kind: str, na: int, nb: int, out: int = 0) -> int:
+    if kind == "xor":
+        return _ops.XNOR if (na ^ nb ^ out) else _ops.XOR
     op = _ops.AND
     if na:
         op = int(_ops.NEGATE_A[op])
@@ -45,23 +54,27 @@ def _and_op(na: int, nb: int, out: int = 0) -> int:
     return int(_ops.NEGATE_OUT[op]) if out else op
 
 
-def supergates(circuit: Circuit):
-    """(root node per leaf int64[L], leaf literal 2 * node + negated int64[L], absorbed bool[nodes]):
-    the leaves of every maximal fanout-free AND tree, grouped by root, literals ascending."""
+def supergates(circuit: Circuit, kind: str = "and"):
+    """(root node per leaf int64[L], leaf literal 2 * node + negated int64[L], root output negated
+    bool[nodes]): the leaves of every maximal fanout-free AND tree (``kind="xor"``: XOR tree, leaf
+    literals positive, negations gathered at the root), grouped by root, literals ascending."""
     n, total = circuit.num_inputs, circuit.num_nodes
     op, a, b = circuit.op, circuit.a.astype(np.int64), circuit.b.astype(np.int64)
     fo = np.bincount(a[~_ops.IGNORES_A[op]], minlength=total) + np.bincount(b[~_ops.IGNORES_B[op]], minlength=total)
     fo += np.bincount(circuit.outputs, minlength=total)
+    xor = kind == "xor"
+    member, negs = (IS_XOR, XOR_NEG) if xor else (IS_AND, OUT_NEG)
+    a_neg, b_neg = (np.zeros(16, bool), np.zeros(16, bool)) if xor else (A_NEG, B_NEG)
     is_and = np.zeros(total, dtype=bool)
-    is_and[n:] = IS_AND[op]
+    is_and[n:] = member[op]
     out_neg = np.zeros(total, dtype=bool)
-    out_neg[n:] = OUT_NEG[op]
-    gates = np.flatnonzero(IS_AND[op])
+    out_neg[n:] = negs[op]
+    gates = np.flatnonzero(member[op])
     absorbed = np.zeros(total, dtype=bool)
     parent = np.arange(total, dtype=np.int64)
-    for operand, neg in ((a, A_NEG), (b, B_NEG)):
+    for operand, neg in ((a, a_neg), (b, b_neg)):
         x, nx = operand[gates], neg[op[gates]]
-        ok = is_and[x] & (fo[x] == 1) & (nx == out_neg[x]) & (a[gates] != b[gates])
+        ok = is_and[x] & (fo[x] == 1) & (xor | (nx == out_neg[x])) & (a[gates] != b[gates])
         absorbed[x[ok]] = True
         parent[x[ok]] = n + gates[ok]
     root = parent.copy()
@@ -70,15 +83,19 @@ def supergates(circuit: Circuit):
         if np.array_equal(nxt, root):
             break
         root = nxt
+    if xor:  # the root's negation is the parity of the tree's XNORs
+        root_neg = np.bincount(root[n + gates], weights=out_neg[n + gates], minlength=total).astype(np.int64) % 2 == 1
+    else:
+        root_neg = out_neg
     leaf_root, leaf_lit = [], []
-    for operand, neg in ((a, A_NEG), (b, B_NEG)):
+    for operand, neg in ((a, a_neg), (b, b_neg)):
         x = operand[gates]
         keep = ~absorbed[x] | (parent[x] != n + gates)
         leaf_root.append(root[n + gates[keep]])
         leaf_lit.append(2 * x[keep] + neg[op[gates[keep]]])
     leaf_root, leaf_lit = np.concatenate(leaf_root), np.concatenate(leaf_lit)
     order = np.lexsort((leaf_lit, leaf_root))
-    return leaf_root[order], leaf_lit[order], absorbed
+    return leaf_root[order], leaf_lit[order], root_neg
 
 
 def _tree_level(levels: list[int]) -> int:
@@ -91,11 +108,11 @@ def _tree_level(levels: list[int]) -> int:
     return h[0]
 
 
-def _one_round(circuit: Circuit, depth_bound: bool) -> Circuit:
+def _one_round(circuit: Circuit, depth_bound: bool, kind: str) -> Circuit:
     n, total = circuit.num_inputs, circuit.num_nodes
     if total >= (1 << 30):
         return circuit
-    leaf_root, leaf_lit, _ = supergates(circuit)
+    leaf_root, leaf_lit, root_neg = supergates(circuit, kind)
     if leaf_root.size == 0:
         return circuit
     start = np.flatnonzero(np.concatenate([[True], leaf_root[1:] != leaf_root[:-1]]))
@@ -106,7 +123,7 @@ def _one_round(circuit: Circuit, depth_bound: bool) -> Circuit:
     clean = np.bincount(np.repeat(np.arange(roots.size), size), weights=dup, minlength=roots.size) == 0
     span = 2 * total
     # existing gates computing AND(l1, l2) exactly: two-leaf supergates with a positive output
-    out_neg = OUT_NEG[circuit.op[roots - n]]
+    out_neg = root_neg[roots]
     two = (size == 2) & clean
     prov_key = leaf_lit[start[two]] * span + leaf_lit[start[two] + 1]
     provider = dict(zip(prov_key.tolist(), (2 * roots[two] + out_neg[two]).tolist()))
@@ -158,17 +175,18 @@ def _one_round(circuit: Circuit, depth_bound: bool) -> Circuit:
             new_leaves[s] = rest + [lit]
     if not new_leaves:
         return circuit
-    return _rebuild(circuit, roots, new_leaves, pair_gates, lv)
+    return _rebuild(circuit, roots, new_leaves, pair_gates, lv, kind, root_neg)
 
 
-def _rebuild(circuit: Circuit, roots: np.ndarray, new_leaves: dict, pair_gates: list, lv: np.ndarray) -> Circuit:
+def _rebuild(circuit: Circuit, roots: np.ndarray, new_leaves: dict, pair_gates: list, lv: np.ndarray,
+             kind: str, root_neg: np.ndarray) -> Circuit:
     """The circuit with each changed supergate rebuilt over its new leaves and the pair gates added."""
     n, g = circuit.num_inputs, circuit.num_gates
     new_op, new_a, new_b, new_key = [], [], [], []
     pair_node = []
     for j, (l1, l2, user) in enumerate(pair_gates):
         pair_node.append(n + g + len(new_op))
-        new_op.append(_and_op(l1 & 1, l2 & 1))
+        new_op.append(_gate_op(kind, l1 & 1, l2 & 1))
         new_a.append(l1 >> 1)
         new_b.append(l2 >> 1)
         new_key.append((user - n) * 64 + j % 32)  # before its first user (at most 32 pair gates share a user)
@@ -189,7 +207,7 @@ def _rebuild(circuit: Circuit, roots: np.ndarray, new_leaves: dict, pair_gates: 
             (l_a, x_a, n_a), (l_b, x_b, n_b) = heapq.heappop(heap), heapq.heappop(heap)
             last = len(heap) == 0
             node = n + g + len(new_op)
-            new_op.append(_and_op(n_a, n_b, int(OUT_NEG[circuit.op[root - n]]) if last else 0))
+            new_op.append(_gate_op(kind, n_a, n_b, int(root_neg[root]) if last else 0))
             new_a.append(x_a)
             new_b.append(x_b)
             new_key.append((root - n) * 64 + seq)
@@ -218,8 +236,12 @@ def extract_pairs(circuit: Circuit, *, depth_bound: bool = True) -> Circuit:
     Function preserved exactly; with ``depth_bound`` no supergate root gets deeper."""
     circuit.validate()
     for _ in range(_MAX_ROUNDS):
-        nxt = _one_round(circuit, depth_bound)
-        if nxt is circuit or nxt.num_gates >= circuit.num_gates:
+        nxt = circuit
+        for kind in ("and", "xor"):
+            step = _one_round(nxt, depth_bound, kind)
+            if step.num_gates < nxt.num_gates:
+                nxt = step
+        if nxt is circuit:
             break
         circuit = nxt
     return circuit
