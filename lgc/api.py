@@ -28,11 +28,11 @@ def lower(model: Any) -> Circuit:
     return _lower(model)
 
 
-def optimize(circuit: Any, level: int = 2, *, report: bool = False):
+def optimize(circuit: Any, level: int = 2, *, report: bool = False, area_only: bool = False):
     """Run the level's pass pipeline to a fixed point. With ``report=True`` return
-    ``(circuit, PassReport)``."""
+    ``(circuit, PassReport)``; ``area_only`` lets O3 trade depth for gates."""
     from .passes import optimize as _optimize
-    return _optimize(_as_circuit(circuit), level=level, report=report)
+    return _optimize(_as_circuit(circuit), level=level, report=report, area_only=area_only)
 
 
 def compile(model_or_circuit: Any, target: str = "cpu", *, opt_level: int = 2, threads: int | None = None,

@@ -17,6 +17,8 @@ plus O(candidates * cone) Python work.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from lgc.ir import Circuit, level_order, levels as _levels, ops as _ops
@@ -41,19 +43,27 @@ def _fan_out(circuit: Circuit) -> np.ndarray:
     return fo[:n + circuit.num_gates].astype(np.int64)
 
 
-def _expand(tt: np.ndarray, leaves: np.ndarray, union: np.ndarray) -> np.ndarray:
-    """Truth tables over ``leaves`` (int64[P, 4], sorted, _PAD-padded) re-expressed over ``union``."""
-    P = tt.shape[0]
-    valid = leaves != _PAD
-    match = (leaves[:, :, None] == union[:, None, :]) & valid[:, :, None]
-    pos = match.argmax(axis=2)  # position in the union of each leaf
+@functools.lru_cache(maxsize=1)
+def _expand_table() -> np.ndarray:
+    """uint16[16, 65536]: a truth table over a sub-cut re-expressed over a 4-slot union, by the mask
+    of union slots the sub-cut's (sorted) leaves occupy (both leaf lists ascend, so the mask says it all)."""
+    tt = np.arange(1 << 16, dtype=np.int64)
     m = np.arange(16, dtype=np.int64)
-    sub = np.zeros((P, 16), dtype=np.int64)
-    for i in range(4):
-        bit = (m[None, :] >> pos[:, i:i + 1]) & 1
-        sub |= np.where(valid[:, i:i + 1], bit << i, 0)
-    bits = (tt.astype(np.int64)[:, None] >> sub) & 1
-    return (bits << m).sum(axis=1).astype(np.uint16)
+    out = np.zeros((16, 1 << 16), dtype=np.uint16)
+    for mask in range(16):
+        pos = [p for p in range(4) if (mask >> p) & 1]
+        sub = np.zeros(16, dtype=np.int64)
+        for i, p in enumerate(pos):
+            sub |= ((m >> p) & 1) << i
+        out[mask] = (((tt[:, None] >> sub[None, :]) & 1) << m).sum(axis=1).astype(np.uint16)
+    return out
+
+
+def _expand(tt: np.ndarray, leaves: np.ndarray, union: np.ndarray) -> np.ndarray:
+    """Truth tables over ``leaves`` (int32[P, 4], sorted, _PAD-padded) re-expressed over ``union``."""
+    occupied = ((leaves[:, :, None] == union[:, None, :]) & (leaves != _PAD)[:, :, None]).any(axis=1)
+    mask = (occupied * np.array([1, 2, 4, 8], dtype=np.int64)).sum(axis=1)
+    return _expand_table()[mask, tt]
 
 
 def enumerate_cuts(circuit: Circuit, max_cuts: int = CUTS):
