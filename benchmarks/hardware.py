@@ -13,6 +13,11 @@ Every ABC result is read back with lgc's AIGER reader and checked equal with lgc
 Cases: random difflogic-shaped networks (784 -> 4 x 2000 -> 10; 784 -> 6 x 8000 -> 10) and,
 when torch works, a network trained briefly on scikit-learn digits (offline).
 Last, the seconds to write and read back a 1M-gate circuit in each format (``export-speed``).
+Then (issue 19) lgc O2 / O3 against ABC's best of a portfolio of 2-input LUT mappings on the trained
+digits net, the trained MNIST 6 x 8000 and conv nets under benchmarks/out/ (train commands in
+RESULTS.md, Hardware) and the random 48K net, every lgc result SAT-proved, plus the ``cpu`` throughput
+of O2 before/after output polarity and O3 on the MNIST net (``python benchmarks/hardware.py portfolio
+[cases]``; writes ``benchmarks/out/hardware_portfolio.json``).
 Run with no arguments: ``python benchmarks/hardware.py`` (or name cases, ``export-speed`` among
 them); writes ``benchmarks/out/hardware.json``.
 """
@@ -83,9 +88,8 @@ def _trained():
 
 def _old_o2(c):
     """O2 as it was before output polarity (the "before" of the throughput comparison)."""
-    from lgc.passes import run_pipeline
-    return run_pipeline(c, tuple(p for p in __import__("lgc.passes", fromlist=["PIPELINES"]).PIPELINES["O2"]
-                                 if p != "output_polarity"))
+    from lgc.passes import PIPELINES, run_pipeline
+    return run_pipeline(c, tuple(p for p in PIPELINES["O2"] if p != "output_polarity"))
 
 
 def _from_checkpoint(name: str):
@@ -319,7 +323,7 @@ def main_portfolio(exe: str, names: list[str]) -> None:
         print(f"{'flow':<44}{'gates':>9}{'depth':>7}{'vs ABC best':>12}{'seconds':>9}")
         for label, r in list(res["lgc"].items()) + list(res["abc"].items()):
             print(f"{label:<44}{r['gates']:>9,}{r['depth']:>7}{r['gates'] / best['gates']:>12.4f}{r['seconds']:>9.2f}")
-        print(f"ABC best: {res['abc_best']}")
+        print(f"ABC best: {res['abc_best']}", flush=True)
         for label, r in res.get("cpu_throughput", {}).items():
             print(f"cpu throughput, threads=1, {label}: {r['gates']:,} gates, {r['samples_per_s']:,} samples/s")
     out = OUT_DIR / "hardware_portfolio.json"
