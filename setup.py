@@ -6,7 +6,7 @@ setup(
     packages=find_packages(include=["lgc", "lgc.*"]) + ["lgc._cuda"],
     package_dir={"lgc._cuda": "cuda"},
     package_data={
-        "lgc": ["**/*.c", "**/*.cpp", "**/*.h", "**/*.hpp"],
+        "lgc": ["**/*.c", "**/*.cpp", "**/*.h", "**/*.hpp", "passes/data/*.txt"],
         "lgc._cuda": ["*.cu", "*.cuh", "*.h"],
     },
     include_package_data=False,

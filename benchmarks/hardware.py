@@ -13,6 +13,11 @@ Every ABC result is read back with lgc's AIGER reader and checked equal with lgc
 Cases: random difflogic-shaped networks (784 -> 4 x 2000 -> 10; 784 -> 6 x 8000 -> 10) and,
 when torch works, a network trained briefly on scikit-learn digits (offline).
 Last, the seconds to write and read back a 1M-gate circuit in each format (``export-speed``).
+Then (issue 19) lgc O2 / O3 against ABC's best of a portfolio of 2-input LUT mappings on the trained
+digits net, the trained MNIST 6 x 8000 and conv nets under benchmarks/out/ (train commands in
+RESULTS.md, Hardware) and the random 48K net, every lgc result SAT-proved, plus the ``cpu`` throughput
+of O2 before/after output polarity and O3 on the MNIST net (``python benchmarks/hardware.py portfolio
+[cases]``; writes ``benchmarks/out/hardware_portfolio.json``).
 Run with no arguments: ``python benchmarks/hardware.py`` (or name cases, ``export-speed`` among
 them); writes ``benchmarks/out/hardware.json``.
 """
@@ -44,7 +49,28 @@ CASES = {
     "random-784-6x8000": dict(num_inputs=784, widths=[8000] * 6, num_classes=10, yosys=False),
     "trained-digits-4x1000": dict(trained=True, yosys=True),
 }
+#: the lgc-vs-ABC gate-count comparison (issue 19): trained nets and the random 48K net
+PORTFOLIO_CASES = ("trained-digits-4x1000", "trained-mnist20x20-6x8000", "trained-conv-mnist20x20",
+                   "random-784-6x8000")
 ABC_FLOWS = {"abc resyn2": "resyn2", "abc dc2": "dc2"}
+#: ABC's 2-input LUT mapping after each script of a portfolio, run from the unoptimised AIG and from
+#: lgc O2's; the best result counts. Aliases (abc.rc) spelled out here so no abc.rc is needed.
+PORTFOLIO_ALIASES = {
+    "resyn2": "balance; rewrite; refactor; balance; rewrite; rewrite -z; balance; refactor -z; rewrite -z; balance",
+    "compress2rs": "balance -l; resub -K 6 -l; rewrite -l; resub -K 6 -N 2 -l; refactor -l; resub -K 8 -l; "
+                   "balance -l; resub -K 8 -N 2 -l; rewrite -l; resub -K 10 -l; rewrite -z -l; "
+                   "resub -K 10 -N 2 -l; balance -l; resub -K 12 -l; refactor -z -l; resub -K 12 -N 2 -l; "
+                   "rewrite -z -l; balance -l",
+}
+PORTFOLIO = {
+    "dch; if -K 2": "dch; if -K 2",
+    "dc2; if -K 2": "dc2; if -K 2",
+    "dc2; dch; if -K 2": "dc2; dch; if -K 2",
+    "resyn2; if -K 2": PORTFOLIO_ALIASES["resyn2"] + "; if -K 2",
+    "compress2rs; dch; if -K 2": PORTFOLIO_ALIASES["compress2rs"] + "; dch; if -K 2",
+    "dch; if -K 2; mfs": "dch; if -K 2; mfs",
+}
+OUT_DIR = HERE / "out"
 
 
 def _trained():
@@ -58,6 +84,96 @@ def _trained():
     summary = json.loads((out / "final.json").read_text())
     shutil.rmtree(out, ignore_errors=True)
     return lower(model.eval()), summary
+
+
+def _old_o2(c):
+    """O2 as it was before output polarity (the "before" of the throughput comparison)."""
+    from lgc.passes import PIPELINES, run_pipeline
+    return run_pipeline(c, tuple(p for p in PIPELINES["O2"] if p != "output_polarity"))
+
+
+def _from_checkpoint(name: str):
+    """A net ``lgc train`` wrote under benchmarks/out/<name> (see RESULTS.md for the commands)."""
+    import torch  # noqa: F401
+    from lgc.frontend import load_checkpoint, lower
+    run = OUT_DIR / name
+    if not (run / "best.pt").exists():
+        raise FileNotFoundError(f"{run}/best.pt is missing: train it first (command in RESULTS.md, Hardware)")
+    model = load_checkpoint(run / "best.pt")
+    summary = json.loads((run / "final.json").read_text()) if (run / "final.json").exists() else {}
+    return lower(model.eval()), summary
+
+
+def _abc_lut2(exe: str, src: str, script: str, c0, tmp: str) -> dict:
+    """ABC ``strash; script`` (ending in a 2-input LUT mapping) read back as lgc gates, checked equal by
+    random simulation (the best of the portfolio is then proved by SAT)."""
+    out = os.path.join(tmp, "lut.blif")
+    if os.path.exists(out):
+        os.remove(out)
+    t = time.perf_counter()
+    cmd = f"read {src}; strash; {script}; write_blif {out}"
+    r = subprocess.run([exe, "-c", cmd], capture_output=True, text=True, timeout=3600)
+    sec = time.perf_counter() - t
+    if r.returncode or not os.path.exists(out):
+        raise RuntimeError(f"ABC failed on {cmd!r}: {r.stdout[-1500:]}")
+    back = blif.load(out).replace(head=c0.head, input_encoder=c0.input_encoder)
+    back = optimize(back, level=1)  # folds ABC's output buffers
+    eq = equivalent(c0, back, method="simulate")
+    if not eq:
+        raise RuntimeError(f"{script}: ABC result differs from the circuit ({eq.method})")
+    return {"gates": back.num_gates, "depth": depth(back), "seconds": round(sec, 2), "checked": eq.method,
+            "circuit": back}
+
+
+def run_portfolio(name: str, c0, exe: str) -> dict:
+    """lgc O2 (before and after output polarity), O3, O3-area and ABC's best 2-LUT mapping of a
+    portfolio, every result SAT-proved equal to ``c0``."""
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="lgc-hw-pf-") as tmp:
+        for label, fn in (("lgc O2 (no polarity)", _old_o2), ("lgc O2", lambda c: optimize(c, level=2)),
+                          ("lgc O3", lambda c: optimize(c, level=3)),
+                          ("lgc O3 area", lambda c: optimize(c, level=3, area_only=True))):
+            t = time.perf_counter()
+            c = fn(c0)
+            sec = time.perf_counter() - t
+            t = time.perf_counter()
+            eq = equivalent(c0, c, method="sat")
+            if not eq:
+                raise RuntimeError(f"{label} differs from its input")
+            rows[label] = {"gates": c.num_gates, "depth": depth(c), "seconds": round(sec, 2),
+                           "checked": eq.method, "sat_seconds": round(time.perf_counter() - t, 1), "circuit": c}
+        starts = {"O0": os.path.join(tmp, "o0.aig"), "O2": os.path.join(tmp, "o2.aig")}
+        aiger.save(c0, starts["O0"])
+        aiger.save(rows["lgc O2"]["circuit"], starts["O2"])
+        abc = {}
+        for label, script in PORTFOLIO.items():
+            for start, path in starts.items():
+                abc[f"abc {label} (from {start})"] = _abc_lut2(exe, path, script, c0, tmp)
+    best = min(abc, key=lambda k: (abc[k]["gates"], abc[k]["depth"]))
+    eq = equivalent(c0, abc[best]["circuit"], method="sat")
+    if not eq:
+        raise RuntimeError(f"{best}: ABC result differs from the circuit (SAT)")
+    abc[best]["checked"] = "sat"
+    for r in list(rows.values()) + list(abc.values()):
+        r.pop("circuit")
+    return {"case": name, "lgc": rows, "abc": abc, "abc_best": best}
+
+
+def cpu_throughput(c0, variants: dict) -> dict:
+    """Samples/s of the ``cpu`` target for each circuit (same batch, side by side, threads=1)."""
+    import numpy as np
+    import lgc
+    from lgc.backends.bench import measure_throughput
+    x = np.random.default_rng(0).random((65536, c0.num_inputs)) < 0.5
+    out = {}
+    for label, c in variants.items():
+        net = lgc.compile(c, target="cpu", opt_level=0, threads=1)
+        ref = lgc.ir.simulate(c0, x[:512])
+        if not np.array_equal(net(x[:512]), ref):
+            raise RuntimeError(f"{label}: compiled net differs from the oracle")
+        out[label] = {"gates": c.num_gates, "samples_per_s": round(measure_throughput(net, x, repeats=5,
+                                                                                  clock=time.thread_time))}
+    return out
 
 
 def _abc_stats(exe: str, path: str, script: str = "", out: str | None = None) -> tuple[int, int, float]:
@@ -180,10 +296,52 @@ def export_speed(widths=(250_000,) * 4) -> dict:
     return {"rows": rows}
 
 
+def _portfolio_circuit(name: str):
+    if name == "trained-digits-4x1000":
+        return _trained()
+    if name.startswith("trained-"):
+        return _from_checkpoint(name[len("trained-"):])
+    spec = CASES[name]
+    return random_layered_circuit(spec["num_inputs"], spec["widths"], num_classes=spec["num_classes"], seed=0), {}
+
+
+def main_portfolio(exe: str, names: list[str]) -> None:
+    results = []
+    for name in names:
+        c0, summary = _portfolio_circuit(name)
+        res = run_portfolio(name, c0, exe)
+        res["test_accuracy_eval"] = summary.get("test_acc_eval", summary.get("test_accuracy"))
+        res["inputs"], res["outputs"], res["gates_o0"] = c0.num_inputs, c0.num_outputs, c0.num_gates
+        if name == "trained-mnist20x20-6x8000":
+            variants = {"lgc O2 (no polarity)": _old_o2(c0), "lgc O2": optimize(c0, level=2),
+                        "lgc O3": optimize(c0, level=3)}
+            res["cpu_throughput"] = cpu_throughput(c0, variants)
+        results.append(res)
+        best = res["abc"][res["abc_best"]]
+        print(f"\n{name}: {c0.num_inputs} inputs, {c0.num_outputs} outputs, {c0.num_gates:,} gates at O0, "
+              f"load {os.getloadavg()[0]:.1f}")
+        print(f"{'flow':<44}{'gates':>9}{'depth':>7}{'vs ABC best':>12}{'seconds':>9}")
+        for label, r in list(res["lgc"].items()) + list(res["abc"].items()):
+            print(f"{label:<44}{r['gates']:>9,}{r['depth']:>7}{r['gates'] / best['gates']:>12.4f}{r['seconds']:>9.2f}")
+        print(f"ABC best: {res['abc_best']}", flush=True)
+        for label, r in res.get("cpu_throughput", {}).items():
+            print(f"cpu throughput, threads=1, {label}: {r['gates']:,} gates, {r['samples_per_s']:,} samples/s")
+    out = OUT_DIR / "hardware_portfolio.json"
+    OUT_DIR.mkdir(exist_ok=True)
+    old = json.loads(out.read_text()).get("results", []) if out.exists() else []
+    ran = {r["case"] for r in results}
+    results = [r for r in old if r["case"] not in ran] + results
+    out.write_text(json.dumps({"machine": machine(), "results": results}, indent=1))
+    print(f"\nwrote {out}")
+
+
 def main(argv: list[str]) -> None:
     exe = find_abc()
     if exe is None:
         sys.exit("berkeley-abc is not installed (apt-get install berkeley-abc)")
+    if argv and argv[0] == "portfolio":
+        main_portfolio(exe, argv[1:] or list(PORTFOLIO_CASES))
+        return
     names = [a for a in argv if a != "export-speed"] if argv else list(CASES)
     mach = machine()
     print(f"machine: {mach['cpu']}, {mach['cores']} cores, flags {' '.join(mach['flags'])}")
@@ -223,6 +381,8 @@ def main(argv: list[str]) -> None:
         speed = speed or old.get("export_speed")
     out.write_text(json.dumps({"machine": mach, "results": results, "export_speed": speed}, indent=1))
     print(f"\nwrote {out}")
+    if not argv:
+        main_portfolio(exe, list(PORTFOLIO_CASES))
 
 
 if __name__ == "__main__":

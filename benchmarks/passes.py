@@ -25,6 +25,8 @@ CASES = {
     "mnist-6x8000": dict(num_inputs=784, widths=[8000] * 6, num_classes=10),
     "random-5x1024000": dict(num_inputs=3072, widths=[1_024_000] * 5, num_classes=10),
     "lowered-residual-6x8000": dict(model=True),
+    # trained by `lgc train --dataset mnist20x20 -k 8000 -l 6 -ni 3000 --out benchmarks/out/mnist20x20-6x8000`
+    "trained-mnist20x20-6x8000": dict(checkpoint="mnist20x20-6x8000"),
 }
 LEVELS = (1, 2, 3)
 SAT_MAX_GATES = 100_000  # SAT-prove the result equal to the input for circuits up to this size
@@ -46,6 +48,9 @@ def machine() -> dict:
 
 def _circuit(case: str):
     spec = CASES[case]
+    if spec.get("checkpoint"):
+        from lgc.frontend import load_checkpoint, lower
+        return lower(load_checkpoint(HERE / "out" / spec["checkpoint"] / "best.pt").eval())
     if spec.get("model"):
         import torch
         from lgc.frontend import GroupSum, LogicLayer, lower

@@ -48,16 +48,20 @@ def lower(model: Any, input_shape: Any = None) -> Circuit:
     return _lower(model, input_shape=input_shape)
 
 
-def optimize(circuit: Any, opt_level: int = DEFAULT_OPT_LEVEL, *, report: bool = False, level: int | None = None):
+def optimize(circuit: Any, opt_level: int = DEFAULT_OPT_LEVEL, *, report: bool = False, level: int | None = None,
+             area_only: bool = False):
     """Run level ``opt_level``'s pass pipeline (0 none; 1 dead gates, constants, pass-throughs; 2 adds
-    NOT absorption, a == b simplification, structural hashing; 3 heavier rewriting) to a fixed point.
+    NOT absorption, a == b simplification, structural hashing, output polarity; 3 adds exact 4-cut
+    rewriting, shared-pair extraction and SAT-proved fraiging) to a fixed point.
 
     ``circuit``: a Circuit, a model (lowered first) or a file :func:`load` reads. ``level`` is an
-    older name for ``opt_level``. Returns the new Circuit (the input is untouched), or
+    older name for ``opt_level``. By default no pass deepens the circuit; ``area_only=True`` lets
+    O3 trade depth for gates. Returns the new Circuit (the input is untouched), or
     ``(circuit, PassReport)`` with ``report=True`` (gates before/after and seconds per pass).
     Raises ``ValueError`` for a level outside 0-3."""
     from .passes import optimize as _optimize
-    return _optimize(_as_circuit(circuit), level=opt_level if level is None else level, report=report)
+    return _optimize(_as_circuit(circuit), level=opt_level if level is None else level, report=report,
+                     area_only=area_only)
 
 
 def compile(model_or_circuit: Any, target: str = "cpu", *, opt_level: int = DEFAULT_OPT_LEVEL,

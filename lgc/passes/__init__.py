@@ -8,9 +8,13 @@ are remapped), and return the input circuit itself when they have nothing to do.
 """
 from .absorb_not import absorb_not
 from .constant_fold import constant_fold
+from .cut_rewrite import cut_rewrite, cut_rewrite_area
 from .dead_gates import dead_gate_elimination
+from .extract_pairs import extract_pairs, extract_pairs_area
+from .fraig import fraig
 from .equivalence import EquivalenceResult, EquivalenceTimeout, equivalent, sat_solver_available
 from .merge_complements import merge_complements
+from .output_polarity import output_polarity
 from .manager import PASSES, PIPELINES, PassReport, PassRun, optimize, run_pipeline
 from .passthrough import collapse_passthrough
 from .same_operand import simplify_same_operand
@@ -20,6 +24,6 @@ from .external_abc import ABCError, abc  # external pass (Berkeley ABC on the AI
 
 __all__ = [
     "ABCError", "EquivalenceResult", "EquivalenceTimeout", "PASSES", "PIPELINES", "PassReport", "PassRun", "absorb_not", "canonical_form",
-    "collapse_passthrough", "constant_fold", "dead_gate_elimination", "equivalent", "merge_complements", "optimize",
+    "collapse_passthrough", "constant_fold", "cut_rewrite", "cut_rewrite_area", "dead_gate_elimination", "equivalent", "extract_pairs", "extract_pairs_area", "fraig", "merge_complements", "optimize", "output_polarity",
     "abc", "run_pipeline", "sat_solver_available", "simplify_same_operand", "structural_hash",
 ]

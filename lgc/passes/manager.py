@@ -21,8 +21,12 @@ from lgc.ir import Circuit, depth
 from ._rewrite import live_mask
 from .absorb_not import absorb_not
 from .constant_fold import constant_fold
+from .cut_rewrite import cut_rewrite, cut_rewrite_area
 from .dead_gates import dead_gate_elimination
+from .extract_pairs import extract_pairs, extract_pairs_area
+from .fraig import fraig
 from .merge_complements import merge_complements
+from .output_polarity import output_polarity
 from .passthrough import collapse_passthrough
 from .same_operand import simplify_same_operand
 from .structural_hash import structural_hash
@@ -35,14 +39,24 @@ PASSES: dict[str, Callable[[Circuit], Circuit]] = {
     "absorb_not": absorb_not,
     "structural_hash": structural_hash,
     "merge_complements": merge_complements,
+    "output_polarity": output_polarity,
+    "cut_rewrite": cut_rewrite,
+    "cut_rewrite_area": cut_rewrite_area,
+    "fraig": fraig,
+    "extract_pairs": extract_pairs,
+    "extract_pairs_area": extract_pairs_area,
 }
 
 _O1 = ("dead_gate_elimination", "constant_fold", "collapse_passthrough")
 _O2 = ("dead_gate_elimination", "constant_fold", "simplify_same_operand", "collapse_passthrough",
-       "absorb_not", "structural_hash")
-_O3 = _O2[:-1] + ("merge_complements",)  # complement-aware hashing subsumes structural_hash
+       "absorb_not", "output_polarity", "structural_hash")
+# complement-aware hashing subsumes structural_hash; exact 4-cut rewriting never deepens a node
+# and functional reduction (SAT-proved merges of equal gates) needs python-sat
+_O3 = _O2[:-1] + ("merge_complements", "cut_rewrite", "extract_pairs", "fraig")
 #: Named pipelines (level -> pass names, run in order, round after round, to a fixed point).
-PIPELINES: dict[str, tuple[str, ...]] = {"O0": (), "O1": _O1, "O2": _O2, "O3": _O3}
+#: ``O3-area`` is O3 rewriting for area alone (the depth may grow).
+PIPELINES: dict[str, tuple[str, ...]] = {"O0": (), "O1": _O1, "O2": _O2, "O3": _O3,
+                                         "O3-area": _O3[:-3] + ("cut_rewrite_area", "extract_pairs_area", "fraig")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,13 +169,18 @@ def run_pipeline(circuit: Circuit, passes: str | Sequence[str], *, max_rounds: i
 
 
 def optimize(circuit: Circuit, level: int = 2, *, report: bool = False,
-             max_rounds: int = 20) -> "Circuit | tuple[Circuit, PassReport]":
+             max_rounds: int = 20, area_only: bool = False) -> "Circuit | tuple[Circuit, PassReport]":
     """Optimise at ``level`` 0..3: O0 nothing; O1 dead gates, constants, pass-throughs; O2 adds
-    NOT absorption, a == b simplification and structural hashing; O3 hashes modulo complement
-    (AND/NAND, XOR/XNOR ... over the same operands merge) instead.
+    NOT absorption, output polarity (a gate the outputs read only negated computes the negation),
+    a == b simplification and structural hashing; O3 hashes modulo complement (AND/NAND,
+    XOR/XNOR ... over the same operands merge) instead and adds exact 4-cut rewriting, which
+    never lets the depth grow unless ``area_only`` (pipeline ``O3-area``), shared-pair extraction
+    over AND trees (same depth rule), and functional
+    reduction (``fraig``: SAT-proved merges of equal gates; needs python-sat).
 
     Returns the circuit, or ``(circuit, PassReport)`` with ``report=True``. Each pipeline runs to
     a fixed point; every pass preserves the function exactly (check with ``equivalent``)."""
     if isinstance(level, bool) or int(level) != level or not 0 <= level <= 3:
         raise ValueError(f"optimisation level must be 0, 1, 2 or 3, got {level!r}")
-    return run_pipeline(circuit, f"O{int(level)}", report=report, max_rounds=max_rounds)
+    name = "O3-area" if area_only and int(level) == 3 else f"O{int(level)}"
+    return run_pipeline(circuit, name, report=report, max_rounds=max_rounds)
