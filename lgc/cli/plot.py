@@ -21,7 +21,7 @@ def plot_run(run_dir: str, out_dir: str | None = None) -> list[pathlib.Path]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from lgc.train import read_metrics
+    from lgc.training import read_metrics
     run = pathlib.Path(run_dir)
     metrics = read_metrics(run)
     if not metrics:
