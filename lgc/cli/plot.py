@@ -71,8 +71,8 @@ def plot_run(run_dir: str, out_dir: str | None = None) -> list[pathlib.Path]:
 
 
 def _lower_checkpoint(path: pathlib.Path):
-    import torch
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    from lgc.training import load_torch_file
+    blob = load_torch_file(path)   # weights_only: a file holding code is refused, never run
     if isinstance(blob, dict) and blob.get("baseline_mlp"):
         return None  # a baseline MLP has no gates
     from lgc.cli.inspect import read_circuit

@@ -14,6 +14,7 @@ Needs torch (imported when a run starts).
 from __future__ import annotations
 
 from .config import MUTABLE_ON_RESUME, ConvConfig, DistillConfig, TrainConfig
+from .diagnostics import discretisation_gap
 from .evaluation import model_scores, predict_model
 from .finish import CheckFailed, compile_and_check, finish
 from .hooks import Distill, GateBudget, Hook, LearningRateSchedule, TemperatureSchedule, default_hooks
@@ -24,6 +25,6 @@ from .trainer import Trainer, train
 
 __all__ = ["CheckFailed", "ConvConfig", "Distill", "DistillConfig", "GateBudget", "Hook", "IMAGE_SHAPES",
            "LearningRateSchedule", "MUTABLE_ON_RESUME", "RunDir", "TemperatureSchedule", "TrainConfig", "Trainer",
-           "annealed_temperature", "compile_and_check", "conv_model_config", "default_hooks", "default_run_dir",
+           "annealed_temperature", "compile_and_check", "conv_model_config", "default_hooks", "discretisation_gap", "default_run_dir",
            "finish", "image_shape", "learning_rate_at", "load_config", "load_torch_file", "load_training_data",
            "model_config", "model_scores", "predict_model", "read_metrics", "train"]

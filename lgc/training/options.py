@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, titles: dict[str, 
         if isinstance(default, bool):
             kw["action"] = "store_false" if meta.get("negate") else "store_true"
         else:
-            kw["type"] = meta.get("type") or (type(default) if default is not None else str)
+            kw["type"] = meta.get("type") or (type(default) if default is not None and not isinstance(default, list)
+                                              else str)
             for key in ("choices", "metavar", "nargs"):
                 if meta.get(key) is not None:
                     kw[key] = meta[key]
