@@ -245,3 +245,14 @@ def test_discretisation_gap_of_a_conv_model():
         assert gap["eval_mode"] == float(np.mean(model(torch.from_numpy(x)).argmax(1).numpy() == y))
         model.train()
         assert gap["all_soft"] == float(np.mean(model(torch.from_numpy(x)).argmax(1).numpy() == y))
+
+
+def test_training_library_has_no_import_cycle_and_no_cli_import():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("import_cycles", LGC.parent / "tools" / "import_cycles.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    graph = tool.import_graph(LGC, lazy=True)
+    assert [c for c in tool.cycles(graph) if any(m.startswith("lgc.training") for m in c)] == []
+    assert [m for m, deps in graph.items() if not m.startswith("lgc.cli") and m != "lgc.__main__"
+            and any(d.startswith("lgc.cli") for d in deps)] == []
