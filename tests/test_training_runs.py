@@ -139,8 +139,10 @@ def test_a_run_interrupted_before_its_first_checkpoint_starts_over(tmp_path, mon
         raise KeyboardInterrupt
 
     monkeypatch.setattr(RunDir, "save_state", killed)
+    said = []
     with pytest.raises(KeyboardInterrupt):
-        train(_tiny(tmp_path), **QUIET)
+        train(_tiny(tmp_path), log=said.append)
+    assert "no checkpoint yet" in said[-1]
     assert (tmp_path / "run" / "metrics.jsonl").exists() and not (tmp_path / "run" / "state.pt").exists()
     monkeypatch.setattr(RunDir, "save_state", real)
     summary = train(_tiny(tmp_path, resume=again == "resume"), **QUIET)

@@ -39,6 +39,7 @@ class Trainer:
         self.losses: list[float] = []
         self.train_seconds = 0.0
         self.bar = None
+        self.saved_step: int | None = None   # the step of the last complete checkpoint
 
     def fit(self) -> dict[str, Any]:
         """Train, evaluate, checkpoint, finish; returns the summary (``final.json``; ``{}`` on ranks > 0).
@@ -51,10 +52,9 @@ class Trainer:
             self._loop()
         except KeyboardInterrupt:
             if self.dist.main:
-                done = max((m["step"] for m in read_metrics(self.run.path, warn=self.log)), default=None)
                 self.log(f"interrupted at step {self.step}; " + (
-                    f"continue from step {done} with --resume --out {self.run.path}" if done is not None else
-                    f"no checkpoint yet: {self.run.path} will start over"))
+                    f"continue from step {self.saved_step} with --resume --out {self.run.path}"
+                    if self.saved_step is not None else f"no checkpoint yet: {self.run.path} will start over"))
             raise
         finally:
             if self.bar is not None:
@@ -111,6 +111,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.best = int(state["step"]), dict(state["best"])
+        self.saved_step = self.step
         prior = [m for m in read_metrics(self.run.path, warn=self.log) if m["step"] == self.step]
         self.train_seconds = float(state.get("train_seconds", prior[-1]["train_seconds"] if prior else 0.0))
 
@@ -192,6 +193,7 @@ class Trainer:
             self._save_model("best.pt")
         self.run.save_state({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                              "step": self.step, "best": self.best, "train_seconds": self.train_seconds})
+        self.saved_step = self.step
         (self.bar.write if self.bar is not None else self.log)(format_record(rec))
 
     def _save_model(self, name: str) -> None:
