@@ -259,3 +259,22 @@ def test_training_library_has_no_import_cycle_and_no_cli_import():
     assert [c for c in tool.cycles(graph) if any(m.startswith("lgc.training") for m in c)] == []
     assert [m for m, deps in graph.items() if not m.startswith("lgc.cli") and m != "lgc.__main__"
             and any(d.startswith("lgc.cli") for d in deps)] == []
+
+
+def test_image_bit_planes_and_the_conv_recipe_shape(mnist_dir):
+    """``--binarize levels:3`` on MNIST: three planes x > 0.25, 0.5, 0.75, trained on the bits; the conv
+    recipe's options build the network of experiments/conv_mnist/LOG.md (62,596 gates lowered)."""
+    from lgc import lower
+    from lgc.frontend import build_model
+    from lgc.training import load_training_data, model_config
+    from lgc.cli.main import build_parser
+    argv = ["train", "--dataset", "mnist20x20", "--binarize", "levels:3", "--arch", "conv", "--conv-channels", "12",
+            "--conv-padding", "0", "--conv-residual", "2", "--conv-no-last-pool", "--parametrization", "inputwise",
+            "-k", "8000", "-l", "2", "-t", "10", "--data-dir", str(mnist_dir.parent), "--no-download"]
+    from lgc.cli.train import config_from_args
+    cfg = config_from_args(build_parser().parse_args(argv))
+    data, valid = load_training_data(cfg)
+    assert valid is None and not data.train_on_raw and data.thresholds[:, 0].tolist() == [0.25, 0.5, 0.75]
+    assert np.array_equal(data.bits(data.x_test[:5]).reshape(5, 3, 400)[:, 1], data.x_test[:5] > 0.5)
+    model = build_model(model_config(cfg, data))
+    assert lower(model.eval()).num_gates == 62_596

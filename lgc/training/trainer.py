@@ -11,6 +11,7 @@ sequence as an uninterrupted one. Cost per step: one forward and backward of the
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any, Callable
@@ -199,7 +200,6 @@ class Trainer:
     def _save_model(self, name: str) -> None:
         path, extra = self.run.file(name), {"step": self.step}
         if self.cfg.baseline:
-            import os
             import torch
             tmp = self.run.file(f"{name}.tmp{os.getpid()}")
             torch.save({"baseline_mlp": True, "state_dict": self.model.state_dict(), "config": self.cfg.to_json(),
