@@ -76,7 +76,7 @@ OUT_DIR = HERE / "out"
 def _trained():
     import torch  # noqa: F401
     from lgc.frontend import load_checkpoint, lower
-    from lgc.train import TrainConfig, train
+    from lgc.training import TrainConfig, train
     out = pathlib.Path(tempfile.mkdtemp(prefix="lgc-hw-train-"))
     train(TrainConfig(dataset="digits", num_neurons=1000, num_layers=4, tau=10.0, num_iterations=400,
                       eval_freq=400, out=str(out), progress=False, implementation="auto"), log=lambda *a, **k: None)

@@ -10,7 +10,7 @@ from lgc.cli.main import main  # noqa: E402
 from lgc.frontend import LogicLayer, build_model, load_checkpoint, lower, model_config, save_checkpoint  # noqa: E402
 from lgc.frontend.conv import LogicConv2d, OrPool2d, logic_tree_net  # noqa: E402
 from lgc.ir import simulate  # noqa: E402
-from lgc.train import conv_model_config  # noqa: E402
+from lgc.training import conv_model_config  # noqa: E402
 
 
 def _small_conv(seed=0):

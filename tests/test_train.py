@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from lgc.train import CheckFailed, TrainConfig, read_metrics, train  # noqa: E402
+from lgc.training import CheckFailed, TrainConfig, read_metrics, train  # noqa: E402
 
 
 def _tiny(tmp_path, name="run", **kw) -> TrainConfig:
@@ -111,7 +111,7 @@ def test_inputwise_parametrization_trains_and_compiles_exactly(tmp_path):
 
 
 def test_annealed_temperature_schedule_and_run(tmp_path):
-    from lgc.train import annealed_temperature
+    from lgc.training import annealed_temperature
     cfg = _tiny(tmp_path, temperature=1.0, anneal_to=0.05, anneal_from=0.5, num_iterations=40)
     assert [annealed_temperature(cfg, s) for s in (0, 10, 20)] == [1.0, 1.0, 1.0]
     assert annealed_temperature(cfg, 30) == pytest.approx(0.05 ** 0.5)
@@ -125,7 +125,7 @@ def test_annealed_temperature_schedule_and_run(tmp_path):
 
 
 def test_cosine_learning_rate_schedule_and_run(tmp_path):
-    from lgc.train import learning_rate_at
+    from lgc.training import learning_rate_at
     cfg = _tiny(tmp_path, learning_rate=0.05, lr_schedule="cosine", num_iterations=40)
     assert [learning_rate_at(cfg, s) for s in (0, 20, 40)] == pytest.approx([0.05, 0.025, 0.0])
     assert learning_rate_at(_tiny(tmp_path, learning_rate=0.02), 30) == 0.02   # constant: difflogic's

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         require(module, extra="train", purpose="lgc demo")   # before any work, not after training
     from lgc.api import lower, optimize
     from lgc.backends import available_targets, build
-    from lgc.train import TrainConfig, train
+    from lgc.training import TrainConfig, train
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lgc-demo-") as tmp:
         cfg = TrainConfig(dataset="digits", num_neurons=args.num_neurons, num_layers=args.num_layers, tau=10.0 / 3,
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         from lgc.frontend import load_checkpoint
         data = load_dataset("digits")
         model = load_checkpoint(summary["checkpoint"]).eval()
-        from lgc.train import predict_model
+        from lgc.training import predict_model
         eval_pred = predict_model(model, data, data.x_test, train_mode=False, device="cpu")
         circuit = lower(model)
         t0 = time.perf_counter()

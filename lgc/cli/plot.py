@@ -24,7 +24,7 @@ def plot_run(run_dir: str, out_dir: str | None = None) -> list[pathlib.Path]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from lgc.train import read_metrics
+    from lgc.training import read_metrics
     run = pathlib.Path(run_dir)
     metrics = read_metrics(run)
     if not metrics:
@@ -74,11 +74,12 @@ def plot_run(run_dir: str, out_dir: str | None = None) -> list[pathlib.Path]:
 
 
 def _lower_checkpoint(path: pathlib.Path):
-    from lgc.api import load
-    try:
-        return load(path)
-    except ValueError:
-        return None  # not an lgc checkpoint (a baseline MLP has no gates)
+    from lgc.training import load_torch_file
+    blob = load_torch_file(path)   # weights_only: a file holding code is refused, never run
+    if isinstance(blob, dict) and blob.get("baseline_mlp"):
+        return None  # a baseline MLP has no gates
+    from ._common import read_model
+    return read_model(str(path))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ Reading MNIST costs ~1 s (gzip); CIFAR-10 ~5 s (tarball of pickles).
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import pathlib
 import pickle
@@ -113,5 +114,21 @@ def load_cifar10(levels: int, data_dir: str | os.PathLike | None = None, *, down
                    description=f"32x32x3 images, {levels} thresholds (i+1)/{levels + 1} per channel value")
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """CIFAR-10's python batches are pickles; this reads plain containers and numpy arrays only, so a
+    doctored file is refused instead of running code."""
+
+    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+                ("numpy._core.multiarray", "_reconstruct")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused: the file asks for {module}.{name}, not a numpy array or plain data")
+
+
 def _unpickle(data: bytes) -> dict:
-    return pickle.loads(data, encoding="bytes")
+    try:
+        return _ArrayUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"cifar-10: {e}") from None

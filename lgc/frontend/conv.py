@@ -311,7 +311,7 @@ def logic_tree_net(in_channels: int, image_size: Any, k: int, *, num_classes: in
     threshold) + Unflatten, so the model takes raw images ``[N, C*H*W]`` scaled to [0, 1].
     The last FC width is rounded down to a multiple of ``num_classes``. ``parametrization``: of every
     logic layer (``gates`` or ``inputwise``). ``last_pool=False``: no OrPool2d after the last block (the
-    FC layers read 4x the bits; on MNIST this removed most of the discretisation gap, RESULTS.md).
+    FC layers read 4x the bits; on MNIST this removed most of the discretisation gap).
     """
     from .binarize import Binarize
     from .layers import GroupSum, LogicLayer

@@ -2,17 +2,17 @@
 
 Eval mode takes each gate's most likely choice (the argmax of 16 logits, or the rows ``w > 0`` of 4
 input-wise logits) one gate at a time; the choices interact, and the conv layers' hard features lose
-0.2-0.5 points of test accuracy against the relaxed network (``benchmarks/conv_gap.py``). The conv
+0.2-0.5 points of test accuracy against the relaxed network (``conv_gap.py``). The conv
 layers hold few distinct gates (84 + 336 in variant i: a tree is shared by every position), so a
 greedy coordinate search over them is cheap: for each tree gate, try its next most likely choices
 (the runner-up ops, or the least certain rows flipped) and keep a change when the CIRCUIT's
 cross-entropy on a fixed subset of training images falls — rounding chosen by the loss, as AdaRound
 does for quantised weights. Test data is read only to report the accuracy before and after.
 
-    python benchmarks/conv_refine.py /work/runs/conv4/model_i-unique-e80.pt --crop 4 [--images 10000 --candidates 2]
+    python experiments/conv_mnist/conv_refine.py /work/runs/conv4/model_i-unique-e80.pt --crop 4 [--images 10000 --candidates 2]
 
 Writes the refined checkpoint next to the input (``<name>_refined.pt``) and
-benchmarks/out/conv_refine_<name>.json.
+experiments/conv_mnist/out/conv_refine_<name>.json.
 """
 from __future__ import annotations
 
@@ -28,9 +28,8 @@ import torch
 import lgc
 from lgc.frontend import load_checkpoint, save_checkpoint
 from lgc.frontend.conv import LogicConv2d
-from lgc.frontend import lower as lower_graph
 
-from conv_mnist import HERE, load_mnist, predict
+from common import OUT, load_mnist, predict
 
 
 def alternatives(w: torch.Tensor, count: int) -> list[torch.Tensor]:
@@ -107,13 +106,13 @@ def main() -> None:
     xte_t = torch.from_numpy(xte)
     model = load_checkpoint(args.checkpoint)
     before = {"test": accuracy(model, xte_t, yte), "train_subset": accuracy(model, xs, ys.numpy()),
-              "gates_O2": int(lgc.optimize(lower_graph(model), level=2).num_gates)}
+              "gates_O2": int(lgc.optimize(lgc.lower(model), level=2).num_gates)}
     print(f"before: test {before['test']:.4f}, training subset {before['train_subset']:.4f}, "
           f"{before['gates_O2']} O2 gates", flush=True)
     stats = []
     for _ in range(args.passes):
         stats += refine(model, xs, ys, args.candidates, log=lambda s: print(s, flush=True))
-    circuit = lower_graph(model)
+    circuit = lgc.lower(model)
     scores = lgc.ir.simulate(circuit, xte)
     tau = model[-1].tau
     exact = bool(np.array_equal(scores, torch.round(predict(model.eval(), xte_t) * tau).numpy().astype(np.int32)))
@@ -123,10 +122,9 @@ def main() -> None:
           f"{after['gates_O2']} O2 gates; lowered circuit equal to the model: {exact}", flush=True)
     src = pathlib.Path(args.checkpoint)
     save_checkpoint(model, src.with_name(src.stem + "_refined.pt"), extra={"refined_from": str(src)})
-    out = HERE / "out"
-    out.mkdir(exist_ok=True)
-    (out / f"conv_refine_{src.stem}.json").write_text(json.dumps(
-        {"checkpoint": str(src), "command": "python benchmarks/conv_refine.py " + " ".join(sys.argv[1:]),
+    OUT.mkdir(exist_ok=True)
+    (OUT / f"conv_refine_{src.stem}.json").write_text(json.dumps(
+        {"checkpoint": str(src), "command": "python experiments/conv_mnist/conv_refine.py " + " ".join(sys.argv[1:]),
          "images": args.images, "candidates": args.candidates, "passes": args.passes,
          "before": before, "after": after, "layers": stats}, indent=1))
 

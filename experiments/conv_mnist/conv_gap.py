@@ -1,11 +1,12 @@
-"""Where does a conv logic network lose accuracy when it is discretised? For a checkpoint written by
-``benchmarks/conv_mnist.py``, print the test accuracy with every layer soft (train mode), with the conv
-layers hard and the FC layers soft, and fully hard (eval mode = the circuit); then optionally
-fine-tune the FC layers on the frozen hard conv features and report the test accuracy again.
+"""Where does a conv logic network lose accuracy when it is discretised? For a conv MNIST checkpoint
+(``lgc train --arch conv`` or conv_mnist.py), print ``lgc.training.discretisation_gap`` on the test set:
+every layer soft (train mode), conv layers hard and FC layers soft, fully hard (eval mode = the
+circuit); then optionally fine-tune the FC layers on the frozen hard conv features and report the
+test accuracy again.
 
-    python benchmarks/conv_gap.py /work/runs/conv2/model_i.pt --crop 4 [--finetune-epochs 8 --lr 0.005]
+    python experiments/conv_mnist/conv_gap.py RUN/best.pt --crop 4 [--finetune-epochs 8 --lr 0.005]
 
-Writes benchmarks/out/conv_gap_<checkpoint name>.json. The fine-tuned model is not saved (a diagnostic).
+Writes experiments/conv_mnist/out/conv_gap_<checkpoint name>.json. The fine-tuned model is not saved.
 """
 from __future__ import annotations
 
@@ -18,24 +19,16 @@ import time
 import numpy as np
 import torch
 
-import lgc
 from lgc.frontend import load_checkpoint
-from lgc.frontend.conv import LogicConv2d
-from lgc.frontend import lower as lower_graph
+from lgc.training import discretisation_gap
+from lgc.training.diagnostics import split_at_features
 
-from conv_mnist import HERE, load_mnist, predict
+from common import OUT, load_mnist, optimised_gates, predict
 
 
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: np.ndarray) -> float:
-    """Accuracy in the model's current mode (the callers mix soft and hard layers)."""
+    """Accuracy in the model's current mode."""
     return float((predict(model, x).argmax(1).numpy() == y).mean())
-
-
-def split_at_features(model: torch.nn.Sequential) -> tuple[torch.nn.Sequential, torch.nn.Sequential]:
-    """(conv front through its flatten, FC back end) of a conv_mnist model."""
-    last_conv = max(i for i, m in enumerate(model) if isinstance(m, LogicConv2d))
-    cut = next(i for i in range(last_conv, len(model)) if isinstance(model[i], torch.nn.Flatten)) + 1
-    return model[:cut], model[cut:]
 
 
 def main() -> None:
@@ -51,13 +44,9 @@ def main() -> None:
     xtr_t, xte_t = torch.from_numpy(xtr), torch.from_numpy(xte)
     model = load_checkpoint(args.checkpoint)
     front, back = split_at_features(model)
-    result: dict = {"checkpoint": args.checkpoint, "command": "python benchmarks/conv_gap.py " + " ".join(sys.argv[1:])}
-    model.train()
-    result["test_all_soft"] = accuracy(model, xte_t, yte)
-    front.eval()
-    result["test_hard_conv_soft_fc"] = accuracy(model, xte_t, yte)
-    model.eval()
-    result["test_eval_mode"] = accuracy(model, xte_t, yte)
+    result: dict = {"checkpoint": args.checkpoint,
+                    "command": "python experiments/conv_mnist/conv_gap.py " + " ".join(sys.argv[1:])}
+    result.update({f"test_{k}": v for k, v in discretisation_gap(model, xte, yte).items()})
     if args.finetune_epochs:
         ftr, fte = predict(front, xtr_t), predict(front, xte_t)   # the hard conv features are fixed: once
         back.train()
@@ -77,12 +66,11 @@ def main() -> None:
         back.eval()
         result.update(finetune_epochs=args.finetune_epochs, finetune_lr=args.lr, finetune_s=round(time.time() - t0, 1),
                       test_after_fc_finetune=accuracy(back, fte, yte), train_after_fc_finetune=accuracy(back, ftr, ytr),
-                      optimised_gates_O2_after=int(lgc.optimize(lower_graph(model.eval()), level=2).num_gates))
+                      optimised_gates_O2_after=optimised_gates(model))
     for k, v in result.items():
         print(f"{k:28s} {v}")
-    out = HERE / "out"
-    out.mkdir(exist_ok=True)
-    (out / f"conv_gap_{pathlib.Path(args.checkpoint).stem}.json").write_text(json.dumps(result, indent=1))
+    OUT.mkdir(exist_ok=True)
+    (OUT / f"conv_gap_{pathlib.Path(args.checkpoint).stem}.json").write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

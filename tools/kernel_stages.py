@@ -1,8 +1,8 @@
 """Where the CPU kernel's time goes, stage by stage, and A/B tests of its compile-time knobs.
 
-    python benchmarks/kernel_stages.py                          # cpu-avx512, 48K net, 131072 rows
-    python benchmarks/kernel_stages.py --variant nopage=-DPAGE_AHEAD=0 --rounds 5
-    python benchmarks/kernel_stages.py --target cpu-avx2 --width 64000
+    python tools/kernel_stages.py                          # cpu-avx512, 48K net, 131072 rows
+    python tools/kernel_stages.py --variant nopage=-DPAGE_AHEAD=0 --rounds 5
+    python tools/kernel_stages.py --target cpu-avx2 --width 64000
 
 Builds lgc/backends/cpu_kernel.c into a small C harness (kernel_stages.c) with the target's
 flags (plus each --variant's extra flags), dumps the schedule of a random MNIST-shaped net
@@ -11,7 +11,7 @@ whole ``lgc_run`` (best of reps, thread CPU time) and its stages run one after a
 overlap (pack rows -> gates -> readout). Variants run interleaved, round after round, and the
 table shows the best round of each, since this host's memory bandwidth varies with its
 neighbours. Every build's scores are checked against lgc.ir.simulate. Writes
-benchmarks/out/kernel_stages.json.
+tools/out/kernel_stages.json.
 """
 from __future__ import annotations
 

@@ -3,17 +3,17 @@ heads on the frozen hard conv features, all in one circuit, and report accuracy 
 
 Why: errors of separately trained conv circuits are largely independent (three 80-epoch models: 97.0-97.4%
 alone, 98.1% summed), but three whole models cost three conv trunks. Here the trunk is trained once (by
-``benchmarks/conv_mnist.py``) and frozen; K heads, each with its own wiring, initial logits and loss,
+``conv_mnist.py``) and frozen; K heads, each with its own wiring, initial logits and loss,
 share its features. The K heads are one stack of wide ``LogicLayer``s with block wiring (head k reads
 only head k's block) whose last layer is ordered so that one ``GroupSum`` adds each class over all
 heads: the ensemble is an ordinary lgc model, lowered, optimised and compiled like any other.
 
-    python benchmarks/conv_heads.py /work/runs/conv4/model_i-seed3-unique-e80.pt --crop 4 \
+    python experiments/conv_mnist/conv_heads.py /work/runs/conv4/model_i-seed3-unique-e80.pt --crop 4 \
         --heads 3 --widths 4000,4000 --epochs 30
 
 The heads are trained with the sum of their own cross-entropies (``--joint``: one cross-entropy of
 the summed scores instead, i.e. one wide block-wired head). The last epoch is reported; test data
-selects nothing. Writes benchmarks/out/conv_heads_<checkpoint>_<K>x<widths>.json and, with --save,
+selects nothing. Writes experiments/conv_mnist/out/conv_heads_<checkpoint>_<K>x<widths>.json and, with --save,
 the whole model as an lgc checkpoint.
 """
 from __future__ import annotations
@@ -34,10 +34,9 @@ import lgc
 from lgc.frontend import GroupSum, LogicLayer, load_checkpoint, save_checkpoint
 from lgc.frontend.connections import make_connections
 from lgc.frontend.conv import OrPool2d
-from lgc.frontend import lower as lower_graph
 
-from conv_gap import split_at_features
-from conv_mnist import HERE, load_mnist, optimised_gates, predict
+from lgc.training.diagnostics import split_at_features
+from common import OUT, load_mnist, optimised_gates, predict
 
 
 def ensemble_heads(in_dim: int, widths: list[int], heads: int, classes: int, tau: float, connections: str,
@@ -146,7 +145,7 @@ def main() -> None:
     per_head = [float((head_scores[:, :, k].argmax(1).numpy() == yte).mean()) for k in range(args.heads)]
     full_scores = predict(full, xte)
     test_acc = float((full_scores.argmax(1).numpy() == yte).mean())
-    circuit = lower_graph(full)
+    circuit = lgc.lower(full)
     scores = lgc.ir.simulate(circuit, xte)
     ref = torch.round(full_scores * tau).numpy().astype(np.int32)
     small = lgc.optimize(circuit, level=2)
@@ -154,7 +153,7 @@ def main() -> None:
     compiled_equal = bool(np.array_equal(net(circuit.input_encoder.encode(xte)), scores))
     trunk_gates = optimised_gates(trunk)
     result = {
-        "command": "python benchmarks/conv_heads.py " + " ".join(sys.argv[1:]),
+        "command": "python experiments/conv_mnist/conv_heads.py " + " ".join(sys.argv[1:]),
         "machine": {"cores": os.cpu_count(), "cpu": platform.processor() or platform.machine(), "threads": args.threads},
         "checkpoint": args.checkpoint, "heads": args.heads, "widths": widths, "tau": tau, "joint": args.joint,
         "unpooled": args.unpooled, "parametrization": parametrization, "connections": args.connections, "epochs": args.epochs, "lr": args.lr,
@@ -168,13 +167,12 @@ def main() -> None:
     for k in ("test_accuracy_per_head", "test_accuracy_eval_mode", "lowered_bit_exact", "compiled_equal_to_oracle",
               "nominal_gates", "optimised_gates_O2", "trunk_gates_O2", "train_s"):
         print(f"{k:26s} {result[k]}")
-    out = HERE / "out"
-    out.mkdir(exist_ok=True)
+    OUT.mkdir(exist_ok=True)
     stem = f"conv_heads_{pathlib.Path(args.checkpoint).stem}_{args.heads}x{args.widths.replace(',', '-')}"
     stem += ("_joint" if args.joint else "") + ("_unpooled" if args.unpooled else "")
-    (out / f"{stem}_s{args.seed}.json").write_text(json.dumps(result, indent=1))
+    (OUT / f"{stem}_s{args.seed}.json").write_text(json.dumps(result, indent=1))
     if args.save:
-        save_checkpoint(full, args.save, extra={"arch": "benchmarks/conv_heads.py", "source": args.checkpoint})
+        save_checkpoint(full, args.save, extra={"arch": "experiments/conv_mnist/conv_heads.py", "source": args.checkpoint})
 
 
 if __name__ == "__main__":
