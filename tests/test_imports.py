@@ -29,9 +29,8 @@ ALLOWED = {
     "data": {"ir"},
 }
 HELPERS = {"_optional", "_build"}
-#: modules outside lgc/cli allowed to import lgc.cli: the `python -m lgc` entry point; lgc/train.py is
-#: being replaced by lgc/training/ (issue 18, item 1), which does not.
-CLI_CLIENTS = {"lgc.__main__", "lgc.train"}
+#: modules outside lgc/cli allowed to import lgc.cli: the `python -m lgc` entry point only
+CLI_CLIENTS = {"lgc.__main__"}
 
 
 def _modules() -> dict[str, pathlib.Path]:
