@@ -27,6 +27,8 @@ import tempfile
 import warnings
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
+from ._atomic import write_atomic
+
 T = TypeVar("T")
 
 
@@ -95,23 +97,6 @@ def cache_dir() -> pathlib.Path:
     path = configured_cache_dir()
     why = _writable(path)
     return path if why is None else _private_cache(path, why)
-
-
-def write_atomic(path: pathlib.Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` by a temporary name, fsync and rename; nothing is left behind on failure."""
-    fd, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(staged, path)
-    except BaseException:
-        try:
-            os.unlink(staged)
-        except OSError:
-            pass
-        raise
 
 
 def _digest_path(lib: pathlib.Path) -> pathlib.Path:

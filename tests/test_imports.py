@@ -28,7 +28,7 @@ ALLOWED = {
     "frontend": {"ir"},
     "data": {"ir"},
 }
-HELPERS = {"_optional", "_build"}
+HELPERS = {"_optional", "_build", "_atomic"}
 #: modules outside lgc/cli allowed to import lgc.cli: the `python -m lgc` entry point only
 CLI_CLIENTS = {"lgc.__main__"}
 

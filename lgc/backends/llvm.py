@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
 
 import numpy as np
 
+from .._atomic import write_atomic
 from .._build import cache_dir, content_key
 from ..ir import Circuit
 from ._common import FastNet, cpu_flags
@@ -110,9 +110,7 @@ def _store(path, data: bytes) -> None:
     """Write the JIT's object atomically; a cache that cannot be written is only slower."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        staged = path.with_name(f".{path.name}.{os.getpid()}")
-        staged.write_bytes(data)
-        os.replace(staged, path)
+        write_atomic(path, data)
     except OSError:
         pass
 

@@ -48,6 +48,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from .._atomic import staged_path
 from ..ir.formats import FormatError
 from . import binarize, checkpoint_check, conv, layers  # noqa: F401  (register their module kinds)
 from .walk import BuildContext, kind_named, trace
@@ -137,9 +138,8 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, extra: Mapping[st
     payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": model_config(model),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                "extra": dict(extra) if extra is not None else None}
-    tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with staged_path(path) as staged:
+        torch.save(payload, staged)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

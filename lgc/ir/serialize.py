@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import write_atomic
 from .circuit import Circuit, CircuitError, GroupSumHead, InputEncoder
 from .limits import check_claim
 
@@ -68,20 +69,7 @@ def dumps(circuit: Circuit, *, meta: dict[str, Any] | None = None) -> bytes:
 
 def save(circuit: Circuit, path: str | os.PathLike, *, meta: dict[str, Any] | None = None) -> None:
     """Write ``circuit`` to ``path`` atomically (a partial write never replaces a good file)."""
-    data = dumps(circuit, meta=meta)
-    tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, dumps(circuit, meta=meta))
 
 
 def read_header(data: bytes, source: str = "<bytes>") -> tuple[dict[str, Any], bytes]:

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .._atomic import staged_path, write_atomic
 from .config import MUTABLE_ON_RESUME, TrainConfig, resume_changes
 
 #: what a run writes; files an interrupted start left behind are removed when it starts over
@@ -34,9 +35,7 @@ RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "state.pt", "
 
 def write_json(path: pathlib.Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically (temp file + rename)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
 
 
 def _json_default(o: Any) -> Any:
@@ -175,9 +174,7 @@ class RunDir:
         good = [json.dumps(r) for r in read_metrics(self.path, warn=self.log)]
         raw = path.read_text(errors="replace")
         if raw and not raw.endswith("\n") or len(good) != sum(1 for ln in raw.splitlines() if ln.strip()):
-            tmp = path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(line + "\n" for line in good))
-            os.replace(tmp, path)
+            write_atomic(path, "".join(line + "\n" for line in good).encode())
 
     def append_metrics(self, rec: dict[str, Any]) -> None:
         with open(self.file("metrics.jsonl"), "a") as f:
@@ -186,9 +183,8 @@ class RunDir:
     def save_state(self, payload: dict[str, Any]) -> None:
         """Write ``state.pt`` atomically: the last file of a checkpoint, its completeness marker."""
         import torch
-        tmp = self.file(f"state.pt.tmp{os.getpid()}")
-        torch.save(payload, tmp)
-        os.replace(tmp, self.file("state.pt"))
+        with staged_path(self.file("state.pt")) as staged:
+            torch.save(payload, staged)
 
     def load_state(self, device: Any) -> dict[str, Any]:
         state = load_torch_file(self.file("state.pt"), device)

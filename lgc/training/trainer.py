@@ -11,13 +11,13 @@ sequence as an uninterrupted one. Cost per step: one forward and backward of the
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import Any, Callable
 
 import numpy as np
 
+from .._atomic import staged_path
 from .config import TrainConfig
 from .distributed import init_distributed, shutdown
 from .evaluation import evaluate, format_record
@@ -206,10 +206,9 @@ class Trainer:
         path, extra = self.run.file(name), {"step": self.step}
         if self.cfg.baseline:
             import torch
-            tmp = self.run.file(f"{name}.tmp{os.getpid()}")
-            torch.save({"baseline_mlp": True, "state_dict": self.model.state_dict(), "config": self.cfg.to_json(),
-                        **extra}, tmp)
-            os.replace(tmp, path)
+            with staged_path(path) as staged:
+                torch.save({"baseline_mlp": True, "state_dict": self.model.state_dict(),
+                            "config": self.cfg.to_json(), **extra}, staged)
         else:
             from ..frontend import save_checkpoint
             save_checkpoint(self.model, path, extra=extra)
