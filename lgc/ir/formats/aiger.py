@@ -26,6 +26,7 @@ import os
 
 import numpy as np
 
+from ..._atomic import write_atomic
 from .. import ops as _ops
 from ..circuit import Circuit, CircuitError
 from ..limits import check_backed, check_claim
@@ -449,8 +450,7 @@ def save(circuit: Circuit, path: str | os.PathLike, *, binary: bool | None = Non
     """Write ``.aig`` (binary) or ``.aag`` (ASCII); ``binary`` defaults from the suffix."""
     if binary is None:
         binary = not os.fspath(path).lower().endswith(".aag")
-    with open(path, "wb") as f:
-        f.write(dumps(circuit, binary=binary))
+    write_atomic(path, dumps(circuit, binary=binary))
 
 
 def load(path: str | os.PathLike) -> Circuit:

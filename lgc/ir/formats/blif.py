@@ -28,6 +28,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..._atomic import staged_path
 from .. import ops as _ops
 from ..circuit import Circuit, CircuitError
 from .annotation import readout_from_info, readout_info
@@ -87,8 +88,10 @@ def dumps(circuit: Circuit, *, model: str = "lgc") -> str:
 
 
 def save(circuit: Circuit, path: str | os.PathLike, *, model: str = "lgc") -> None:
-    with open(path, "w") as f:
-        f.writelines(_chunks(circuit.validate(), _check_model(model)))
+    """Write ``circuit`` as a combinational BLIF model named ``model``, atomically."""
+    chunks = _chunks(circuit.validate(), _check_model(model))
+    with staged_path(path) as staged, open(staged, "w") as f:
+        f.writelines(chunks)
 
 
 def load(path: str | os.PathLike) -> Circuit:

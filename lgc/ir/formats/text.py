@@ -22,6 +22,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..._atomic import staged_path
 from .. import ops as _ops
 from ..circuit import Circuit, CircuitError, GroupSumHead, InputEncoder
 from ..limits import check_claim
@@ -158,7 +159,8 @@ def loads(text: str, source: str = "<text>") -> Circuit:
 
 
 def save(circuit: Circuit, path: str | os.PathLike) -> None:
-    with open(path, "w") as f:
+    """Write ``circuit`` as lgc's text format, atomically."""
+    with staged_path(path) as staged, open(staged, "w") as f:
         f.writelines(_lines(circuit.validate()))
 
 
