@@ -1,11 +1,15 @@
 """Every way lgc runs a network, in one table: in-process targets and exported artifacts.
 
-Runs with no arguments. For the random MNIST-shaped 48K-gate net (784 -> 6 x 8000 -> 10) and the
-~1M-gate one (6 x 166,670), optimised at O2, each row in ``ROWS`` is built and timed on one thread:
+Runs with no arguments. For the random MNIST-shaped 48K-gate net (784 -> 6 x 8000 -> 10), a trained
+net when one is on disk (``LGC_BENCH_TRAINED=path`` to a lowered ``.lgc`` or ``.pt``; default
+``benchmarks/out/mnist.lgc``, which ``benchmarks/hardware.py`` trains) and the ~1M-gate random one
+(6 x 166,670), optimised at O2, each row in ``ROWS`` is built and timed on one thread:
 samples/s for C-contiguous bool input [N, 784] and for packed words (packing and readout included),
 build time (the circuit's build; the kernel's one-off build per process is printed above the
 table), gates, and the ratio to the best C kernel target (``cpu-avx512``/``cpu-avx2``) of the same
-run. Every row is checked against lgc.ir.simulate on 1024 samples. Then the cross-target rows:
+run. Beside the in-process targets: the emitted C (``lgc.export(c, "net.c")`` built by gcc -O2 into a
+shared library) and the difflogic-style baseline (the unoptimised circuit as one straight-line C
+function, gcc -O1: how difflogic compiles; nets up to 100K gates, since gcc does not finish beyond). Every row is checked against lgc.ir.simulate on 1024 samples. Then the cross-target rows:
 the 48K net exported as an object for aarch64 and riscv64 (cross gcc + qemu-user) and wasm32
 (wasm-ld + node), run on 1000 samples and compared bit for bit; and thumbv7em (Cortex-M4): code
 and constant-data bytes of the object. Writes benchmarks/out/targets.json.
@@ -47,6 +51,7 @@ class Row:
     make: Callable[[Any, Any], Callable[[Any], np.ndarray]]
     packed: bool = True
     needs: Callable[[], str | None] = lambda: None
+    max_gates: int | None = None  # skip nets whose unoptimised circuit is larger
 
 
 def _target(name: str) -> Row:
@@ -61,8 +66,25 @@ def _target(name: str) -> Row:
     return Row(name, make, needs=needs)
 
 
+def _gcc() -> str | None:
+    return None if shutil.which("gcc") else "no gcc"
+
+
+def _emitted_c(c, _original):
+    from lgc.backends.bench import EmittedC
+    return EmittedC(c)
+
+
+def _difflogic_style(_c, original):
+    from lgc.backends.bench import DifflogicBaseline
+    return DifflogicBaseline(original)
+
+
 #: the rows, in table order (other artifacts add theirs here)
-ROWS: list[Row] = [_target(t) for t in ("cpu-avx512", "cpu-avx2", "llvm", "c")]
+ROWS: list[Row] = [_target(t) for t in ("cpu-avx512", "cpu-avx2", "llvm", "c")] + [
+    Row("emitted C -O2", _emitted_c, needs=_gcc),
+    Row("difflogic-style", _difflogic_style, packed=False, needs=_gcc, max_gates=100_000),
+]
 
 
 def machine() -> dict:
@@ -112,6 +134,8 @@ def run_rows(name: str, original, optimised, x: np.ndarray) -> list[dict]:
     rows = []
     for row in ROWS:
         why = row.needs()
+        if why is None and row.max_gates is not None and original.num_gates > row.max_gates:
+            why = f"{original.num_gates:,} gates > {row.max_gates:,}"
         if why is not None:
             print(f"{name:4s} {row.name:14s} skipped: {why}", flush=True)
             continue
@@ -211,6 +235,17 @@ def cross_rows(circuit, x: np.ndarray) -> list[dict]:
     return out
 
 
+def trained_net():
+    """The unoptimised circuit of a trained net (``LGC_BENCH_TRAINED``, else benchmarks/out/mnist.lgc), or None.
+    Its rows run on random input bits: bit-sliced code takes the same time whatever the bits."""
+    import lgc
+    path = pathlib.Path(os.environ.get("LGC_BENCH_TRAINED", HERE / "out" / "mnist.lgc"))
+    if not path.exists():
+        return None
+    loaded = lgc.load(path)
+    return loaded if isinstance(loaded, lgc.ir.Circuit) else loaded.circuit
+
+
 def main() -> int:
     os.environ["LGC_CACHE_DIR"] = tempfile.mkdtemp(prefix="lgc-bench-cache-")
     import lgc
@@ -223,12 +258,19 @@ def main() -> int:
           f"{'packed/s':>12s} {'ratio':>6s}  check   (1 thread; ratio: to the best C kernel target)")
     rng = np.random.default_rng(0)
     rows, cross, failed = [], [], False
-    nets = [n.strip() for n in os.environ.get("LGC_BENCH_NETS", ",".join(NETS)).split(",") if n.strip()]
+    nets = [n.strip() for n in os.environ.get("LGC_BENCH_NETS", "48K,trained,1M").split(",") if n.strip()]
     for name in nets:
-        width, batch = NETS[name]
-        original = mnist_shaped(width)
+        if name == "trained":
+            original = trained_net()
+            if original is None:
+                print("trained: skipped (no trained net: set LGC_BENCH_TRAINED or run benchmarks/hardware.py)")
+                continue
+            batch = 65536
+        else:
+            width, batch = NETS[name]
+            original = mnist_shaped(width)
         optimised = lgc.optimize(original, level=2)
-        x = rng.random((batch, 784)) < 0.5
+        x = rng.random((batch, original.num_inputs)) < 0.5
         rows += run_rows(name, original, optimised, x)
         if name == "48K" and os.environ.get("LGC_BENCH_CROSS", "1") != "0":
             cross = cross_rows(optimised, x[:1000])
