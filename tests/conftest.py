@@ -34,6 +34,26 @@ def need(feature: str, why_missing: str | None) -> None:
     pytest.skip(f"{feature} unavailable: {why_missing}")
 
 
+def need_target(target: str) -> None:
+    """Skip (or fail under LGC_REQUIRE) when the executable ``target`` cannot run on this host:
+    ``llvm`` needs llvmlite, ``cuda`` a GPU, the C targets a compiler (and the CPU's vector
+    extensions, a plain skip); ``numpy`` always runs."""
+    if target == "numpy":
+        return
+    from lgc.backends import cpu_c, cuda, llvm
+    if target == "llvm":
+        need("llvm", llvm.available())
+        return
+    if target == "cuda":
+        need("gpu", cuda.available())
+        return
+    why = cpu_c.available(target)
+    if why is not None and ("compiler" in why or "cffi" in why):
+        need("c-compiler", why)
+    if why is not None:
+        pytest.skip(f"{target}: {why}")
+
+
 def data_dir() -> pathlib.Path:
     env = os.environ.get("LGC_DATA_DIR")
     return pathlib.Path(env) if env else REPO.parent / "shared" / "data"

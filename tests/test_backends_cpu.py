@@ -3,29 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import need
+from conftest import need_target
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import batches, circuits
 
 import lgc
 from lgc._build import BuildError
-from lgc.backends import cpu_c, llvm, resolve_target
+from lgc.backends import cpu_c, resolve_target
 from lgc.ir import GroupSumHead, InputEncoder, pack_bits, random_layered_circuit, simulate
 
 NATIVE = ("c", "cpu-avx2", "cpu-avx512", "llvm")
-
-
-def require(target: str) -> None:
-    """Skip (or fail under LGC_REQUIRE) when ``target`` cannot run here."""
-    if target == "llvm":
-        need("llvm", llvm.available())
-        return
-    why = cpu_c.available(target)
-    if why is not None and ("compiler" in why or "cffi" in why):
-        need("c-compiler", why)
-    if why is not None:
-        pytest.skip(f"{target}: {why}")
 
 
 def build(circuit, target, threads=2):
@@ -36,7 +24,7 @@ def build(circuit, target, threads=2):
 @settings(max_examples=25)
 @given(data=st.data())
 def test_matches_oracle_on_random_circuits(target, data):
-    require(target)
+    need_target(target)
     circuit = data.draw(circuits(max_inputs=12, max_gates=120, encoders=True))
     x = data.draw(batches(circuit.num_inputs, max_n=300))
     assert np.array_equal(build(circuit, target)(x), simulate(circuit, x))
@@ -47,7 +35,7 @@ def test_matches_oracle_on_random_circuits(target, data):
 @given(data=st.data())
 def test_matches_oracle_with_wide_inputs(target, data):
     """Inputs wider than a vector block exercise the vector packing path and its column tail."""
-    require(target)
+    need_target(target)
     circuit = data.draw(circuits(min_inputs=60, max_inputs=200, max_gates=300, max_outputs=40))
     x = data.draw(batches(circuit.num_inputs, max_n=1100))
     assert np.array_equal(build(circuit, target)(x), simulate(circuit, x))
@@ -56,7 +44,7 @@ def test_matches_oracle_with_wide_inputs(target, data):
 @pytest.mark.parametrize("target", NATIVE)
 @pytest.mark.parametrize("head", [True, False])
 def test_batch_sizes_and_threads(target, head):
-    require(target)
+    need_target(target)
     c = random_layered_circuit(150, [300, 200, 120], num_classes=6 if head else None, seed=3)
     rng = np.random.default_rng(0)
     for threads in (1, 2, 3):
@@ -76,7 +64,7 @@ def test_batch_sizes_and_threads(target, head):
 
 @pytest.mark.parametrize("target", NATIVE)
 def test_raw_features_and_predict(target):
-    require(target)
+    need_target(target)
     rng = np.random.default_rng(1)
     base = random_layered_circuit(40, [80, 60], num_classes=3, seed=5)
     c = base.replace(input_encoder=InputEncoder(rng.integers(0, 10, size=40), rng.normal(size=40), 10))
@@ -89,7 +77,7 @@ def test_raw_features_and_predict(target):
 
 @pytest.mark.parametrize("target", NATIVE)
 def test_bad_inputs_are_value_errors(target):
-    require(target)
+    need_target(target)
     c = random_layered_circuit(8, [16], num_classes=2, seed=0)
     net = build(c, target)
     for bad in (np.zeros((4, 9), bool), np.zeros(8, bool), np.full((3, 8), 2), np.full((2, 8), np.nan),
@@ -121,7 +109,7 @@ def test_cpu_resolves_to_fastest_available():
 
 @pytest.mark.parametrize("target", NATIVE)
 def test_save_and_load(target, tmp_path):
-    require(target)
+    need_target(target)
     c = random_layered_circuit(30, [64, 40], num_classes=4, seed=2)
     net = build(c, target)
     path = tmp_path / "net.lgc"
@@ -136,7 +124,7 @@ def test_save_and_load(target, tmp_path):
 def test_large_groups_and_constant_outputs(target):
     """A head with big groups (the carry-save counter's higher planes) and outputs that are
     inputs or constants."""
-    require(target)
+    need_target(target)
     n = 70
     g = 600
     rng = np.random.default_rng(4)
@@ -154,7 +142,7 @@ def test_large_groups_and_constant_outputs(target):
 def test_weighted_readout_of_copies_negations_constants_and_duplicates(target):
     """The kernels count a head as signed weighted popcounts: outputs that are NOT/copy chains,
     constants, repeated many times (weights with several binary digits) or all constant."""
-    require(target)
+    need_target(target)
     from lgc.ir import ops
     n = 20
     rng = np.random.default_rng(7)
@@ -195,7 +183,7 @@ def test_readout_schedule_drops_output_only_negations():
 @pytest.mark.parametrize("target", ("c", "cpu-avx2", "cpu-avx512"))
 def test_wide_rows_block_multiples_and_tails(target):
     """Row widths at and around the 64-input mask blocks (cpu-avx512's GFNI packing) and 784."""
-    require(target)
+    need_target(target)
     rng = np.random.default_rng(11)
     for n_in in (63, 64, 65, 128, 784):
         c = random_layered_circuit(n_in, [200, 50], num_classes=5, seed=n_in)
@@ -206,7 +194,7 @@ def test_wide_rows_block_multiples_and_tails(target):
 
 def test_avx512_without_gfni_extras_still_matches(monkeypatch):
     """cpu-avx512 on a host without GFNI/VBMI builds the shift-or packing path: check it too."""
-    require("cpu-avx512")
+    need_target("cpu-avx512")
     monkeypatch.setattr(cpu_c, "_EXTRAS", {})
     assert "-mgfni" not in cpu_c.build_flags("cpu-avx512")
     ffi, lib = cpu_c._load.__wrapped__("cpu-avx512", cpu_c.compiler())
@@ -219,7 +207,7 @@ def test_avx512_without_gfni_extras_still_matches(monkeypatch):
 
 
 def test_avx512_fuses_single_reader_pairs_into_3_input_gates():
-    require("cpu-avx512")
+    need_target("cpu-avx512")
     c = random_layered_circuit(100, [300, 200, 100], num_classes=5, seed=21)
     net = build(c, "cpu-avx512", threads=1)
     assert len(net.schedule.tgates) > 0 and len(net.schedule.gates) + len(net.schedule.tgates) < c.num_gates
@@ -231,7 +219,7 @@ def test_avx512_fuses_single_reader_pairs_into_3_input_gates():
 def test_gates_only_the_head_reads_are_computed_inside_the_count(target):
     """Last-layer gates read once by the head take no slot: the kernel computes them (2-input,
     and 3-input on cpu-avx512) inside the popcount, with duplicate/negated outputs still in slots."""
-    require(target)
+    need_target(target)
     from lgc.backends._schedule import readout_schedule
     c = random_layered_circuit(64, [300, 200, 120], num_classes=6, seed=23)
     n = c.num_inputs

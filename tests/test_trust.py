@@ -10,14 +10,14 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import need
+from conftest import need, need_target
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import batches, circuits
 from torch import nn
 
 import lgc
-from lgc.backends import cpu_c, cuda, llvm
+from lgc.backends import cpu_c
 from lgc.frontend import GroupSum, LogicLayer, cpu_kernel_unavailable
 from lgc.frontend.conv import LogicConv2d
 from lgc.frontend.connections import unique_connections
@@ -27,22 +27,6 @@ from lgc.ir.serialize import save as save_circuit
 from lgc.passes import equivalent
 
 EXECUTABLE = ("numpy", "c", "cpu-avx2", "cpu-avx512", "llvm", "cuda")
-
-
-def _require(target: str) -> None:
-    if target == "numpy":
-        return
-    if target == "llvm":
-        need("llvm", llvm.available())
-        return
-    if target == "cuda":
-        need("gpu", cuda.available())
-        return
-    why = cpu_c.available(target)
-    if why is not None and ("compiler" in why or "cffi" in why):
-        need("c-compiler", why)
-    if why is not None:
-        pytest.skip(f"{target}: {why}")
 
 
 def _nets(circuit: Circuit, targets=EXECUTABLE) -> dict:
@@ -67,7 +51,7 @@ def _non_canonical(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 @pytest.mark.parametrize("target", EXECUTABLE)
 def test_issue_example_non_canonical_bools(target):
     """The issue's case: a random 40 -> 200 -> 200 -> 60 circuit, 3 classes, 1000 rows."""
-    _require(target)
+    need_target(target)
     c = random_layered_circuit(40, [200, 200, 60], num_classes=3, seed=1)
     x = np.random.default_rng(0).random((1000, 40)) < 0.5
     want = simulate(c, x)
