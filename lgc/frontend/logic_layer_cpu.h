@@ -332,10 +332,10 @@ inline void softmax_gate<float>(const float* w, const float (&relax_t)[4][16], f
 }
 #endif
 
-// Gate coefficients c [out_dim, 4] = softmax(w [out_dim, 16]) @ relax [16, 4]; probs [out_dim, 16]
-// receives softmax(w) for gate_coefficients_backward. Chunks split the gates.
-template <typename T>
-void gate_coefficients(const T* w, const T* relax, int64_t out_dim, T* c, T* probs, int nthreads) {
+// Runs gate(i, relax_t) for every gate i < out_dim on the pool, chunks splitting the gates, with
+// relax_t the transpose [4][16] of relax [16, 4] (the per-gate softmax kernels read its rows).
+template <typename T, typename F>
+void for_each_gate(const T* relax, int64_t out_dim, int nthreads, F&& gate) {
     if (out_dim * 16 <= kParallelMin) nthreads = 1;
     const int64_t chunks = chunk_count(out_dim, nthreads, 256), per = (out_dim + chunks - 1) / chunks;
     T relax_t[4][16];
@@ -343,7 +343,16 @@ void gate_coefficients(const T* w, const T* relax, int64_t out_dim, T* c, T* pro
         for (int r = 0; r < 4; ++r) relax_t[r][k] = relax[4 * k + r];
     ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
         const int64_t end = std::min(out_dim, (chunk + 1) * per);
-        for (int64_t i = chunk * per; i < end; ++i) softmax_gate(w + 16 * i, relax_t, probs + 16 * i, c + 4 * i);
+        for (int64_t i = chunk * per; i < end; ++i) gate(i, relax_t);
+    });
+}
+
+// Gate coefficients c [out_dim, 4] = softmax(w [out_dim, 16]) @ relax [16, 4]; probs [out_dim, 16]
+// receives softmax(w) for gate_coefficients_backward.
+template <typename T>
+void gate_coefficients(const T* w, const T* relax, int64_t out_dim, T* c, T* probs, int nthreads) {
+    for_each_gate(relax, out_dim, nthreads, [&](int64_t i, const T(&relax_t)[4][16]) {
+        softmax_gate(w + 16 * i, relax_t, probs + 16 * i, c + 4 * i);
     });
 }
 
@@ -380,15 +389,8 @@ inline void softmax_gate_backward<float>(const float* s, const float (&relax_t)[
 template <typename T>
 void gate_coefficients_backward(const T* probs, const T* relax, const T* grad_c, int64_t out_dim, T* grad_w,
                                 int nthreads) {
-    if (out_dim * 16 <= kParallelMin) nthreads = 1;
-    const int64_t chunks = chunk_count(out_dim, nthreads, 256), per = (out_dim + chunks - 1) / chunks;
-    T relax_t[4][16];
-    for (int k = 0; k < 16; ++k)
-        for (int r = 0; r < 4; ++r) relax_t[r][k] = relax[4 * k + r];
-    ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
-        const int64_t end = std::min(out_dim, (chunk + 1) * per);
-        for (int64_t i = chunk * per; i < end; ++i)
-            softmax_gate_backward(probs + 16 * i, relax_t, grad_c + 4 * i, grad_w + 16 * i);
+    for_each_gate(relax, out_dim, nthreads, [&](int64_t i, const T(&relax_t)[4][16]) {
+        softmax_gate_backward(probs + 16 * i, relax_t, grad_c + 4 * i, grad_w + 16 * i);
     });
 }
 
