@@ -54,6 +54,17 @@ def need_target(target: str) -> None:
         pytest.skip(f"{target}: {why}")
 
 
+@pytest.fixture
+def one_torch_thread():
+    """torch at one thread for the test: hundreds of tiny kernel calls only pay for thread hand-offs
+    on a shared 2-core host (minutes)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def data_dir() -> pathlib.Path:
     env = os.environ.get("LGC_DATA_DIR")
     return pathlib.Path(env) if env else REPO.parent / "shared" / "data"

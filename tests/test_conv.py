@@ -34,13 +34,7 @@ def _conv(geo, impl="python", residual_init=False, dtype=torch.float64, cpt=None
                        implementation=impl).to(dtype)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Hundreds of tiny kernel calls: on a shared 2-core host threads only add overhead (minutes)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 GRADCHECK_GEOMETRIES = [  # small: gradcheck runs two forwards per input and per logit

@@ -39,12 +39,7 @@ def emulator(name: str, source: str | None = None) -> cuda_emu.Emulator:
     return cuda_emu.load(name, source)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------- the emulator itself

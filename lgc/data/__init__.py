@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .dataset import Dataset, level_thresholds, quantile_thresholds, uniform_thresholds
+from .dataset import Dataset, fixed_threshold, level_thresholds, quantile_thresholds, uniform_thresholds
 from .files import MissingDataError, data_root
 from .images import load_cifar10, load_mnist_like, read_idx
 from .tabular import SKLEARN_SETS, load_csv, load_sklearn, make_thresholds
@@ -47,6 +47,6 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, downlo
     raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
 
 
-__all__ = ["DATASETS", "Dataset", "MissingDataError", "SKLEARN_SETS", "data_root", "level_thresholds",
+__all__ = ["DATASETS", "Dataset", "MissingDataError", "SKLEARN_SETS", "data_root", "fixed_threshold", "level_thresholds",
            "load_cifar10", "load_csv", "load_dataset", "load_mnist_like", "load_sklearn", "make_thresholds",
            "quantile_thresholds", "read_idx", "uniform_thresholds"]

@@ -106,6 +106,16 @@ def level_thresholds(levels: int) -> np.ndarray:
     return ((np.arange(levels) + 1) / (levels + 1)).reshape(-1, 1)
 
 
+def fixed_threshold(text: str) -> np.ndarray | None:
+    """The thresholds ``[1, 1]`` of a ``threshold:T`` binarisation's ``T`` (one bit, x > T), or None
+    when ``text`` is not a finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return np.array([[value]]) if np.isfinite(value) else None
+
+
 def quantile_thresholds(x_train: np.ndarray, levels: int) -> np.ndarray:
     """Per-feature thresholds at the training split's (i+1)/(levels+1) quantiles: [levels, F].
 

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from .dataset import Dataset, quantile_thresholds, uniform_thresholds
+from .dataset import Dataset, fixed_threshold, quantile_thresholds, uniform_thresholds
 
 #: scikit-learn loaders and the binarisation each uses by default.
 SKLEARN_SETS = {
@@ -31,13 +31,8 @@ def make_thresholds(x_train: np.ndarray, binarize: str) -> np.ndarray:
             raise ValueError(f"binarisation {binarize!r}: {kind} needs a positive integer, e.g. {kind}:4")
         fn = quantile_thresholds if kind == "quantile" else uniform_thresholds
         return fn(x_train, int(arg))
-    if kind == "threshold":
-        try:
-            value = float(arg)
-        except ValueError:
-            value = float("nan")
-        if np.isfinite(value):
-            return np.array([[value]])
+    if kind == "threshold" and (fixed := fixed_threshold(arg)) is not None:
+        return fixed
     raise ValueError(f"unknown binarisation {binarize!r}; use quantile:N, uniform:N or threshold:T")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data import Dataset, level_thresholds, load_dataset
+from ..data import Dataset, fixed_threshold, level_thresholds, load_dataset
 from .config import TrainConfig
 
 #: [C, H, W] of each image dataset's raw features (feature order C, H, W), for ``--arch conv``.
@@ -28,13 +28,8 @@ def image_binarization(spec: str) -> tuple[np.ndarray, bool | None]:
     kind, _, arg = str(spec).partition(":")
     if kind == "levels" and arg.isdigit() and int(arg) >= 1:
         return level_thresholds(int(arg)), False
-    if kind == "threshold":
-        try:
-            value = float(arg)
-        except ValueError:
-            value = float("nan")
-        if np.isfinite(value):
-            return np.array([[value]]), None
+    if kind == "threshold" and (fixed := fixed_threshold(arg)) is not None:
+        return fixed, None
     raise ValueError(f"--binarize {spec!r} for an image dataset: use levels:N (N bit planes) or threshold:T")
 
 
