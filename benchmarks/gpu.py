@@ -11,7 +11,8 @@ torch versions, and runs in sections — versions, runtime build, runtime throug
 random MNIST-shaped nets, O0 and O2, batch 2^16 .. 2^22 on packed words already on the device; CUDA
 events, median of several runs per input set; the workspace is allocated by an untimed run first),
 bool-row paths, training kernels (forward and gradients against the CPU implementation, then the
-step time of 784 -> 6 x 8000 -> 10 against the CPU one), conv kernels (forward and gradients of
+step time of 784 -> 6 x 8000 and 8 x 16000 -> 10 at batch 100 and 1024 against the CPU kernel
+on the machine's cores), conv kernels (forward and gradients of
 LogicConv2d against the CPU kernel, and their time). Each section catches its own errors, and the
 JSON (``$OUT/gpu.json`` when OUT is set, else ``benchmarks/out/gpu.json``) is rewritten after every
 section, so one failure loses no figure. Exits 1 if any check failed or a section crashed, 2 when
@@ -333,9 +334,6 @@ def training_kernels(run: Run) -> dict:
     print(f"   forward/gradient checks: {sum(c['ok'] for c in result['checks'])}/{len(result['checks'])} agree")
     if not run.dry_run:
         result["step"] = _training_step()
-        s = result["step"]
-        print(f"   step 784 -> 6 x 8000 -> 10, batch {s['batch']}: cuda {s['cuda_step_s'] * 1e3:.2f} ms, "
-              f"cpu {s['cpu_step_s'] * 1e3:.1f} ms ({s['speedup']:.1f}x)")
     return result
 
 
@@ -349,38 +347,54 @@ def _step(impl, x, w, a, b):
     return y.detach(), x.grad, w.grad
 
 
+TRAIN_CONFIGS = ((6, 8000, 100), (6, 8000, 1024), (8, 16000, 100), (8, 16000, 1024))
+
+
 def _training_step() -> dict:
+    """Step time (forward + backward + Adam(fused=True)) of 784 -> depth x width -> GroupSum(10) on
+    the CUDA kernels against lgc's CPU kernel on the same machine's cores (torch's default thread
+    count; the kernel's pool as many threads), same weights and batch; medians after warm-up."""
     import copy
     import torch
-    from lgc.frontend import GroupSum, LogicLayer
-    torch.manual_seed(0)
-    cpu_model = torch.nn.Sequential(LogicLayer(784, 8000), *[LogicLayer(8000, 8000) for _ in range(5)],
-                                    GroupSum(10, tau=10.0))
-    gpu_model = copy.deepcopy(cpu_model).cuda()
-    for m in gpu_model.modules():
-        if isinstance(m, LogicLayer):
-            m.implementation = "cuda"
-    batch = 128
-    x, y = torch.rand(batch, 784), torch.randint(0, 10, (batch,))
-    result: dict[str, Any] = {"batch": batch}
-    for name, model, dev in (("cuda", gpu_model, "cuda"), ("cpu", cpu_model, "cpu")):
-        opt = torch.optim.Adam(model.parameters(), lr=0.01)
-        xd, yd = x.to(dev), y.to(dev)
-        ts = []
-        for i in range(12 if dev == "cuda" else 6):
-            if dev == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(xd), yd).backward()
-            opt.step()
-            if dev == "cuda":
-                torch.cuda.synchronize()
-            if i >= 2:
-                ts.append(time.perf_counter() - t0)
-        result[f"{name}_step_s"] = statistics.median(ts)
-    result["speedup"] = result["cpu_step_s"] / result["cuda_step_s"]
-    return result
+    from lgc.frontend import GroupSum, LogicLayer, kernels
+    threads = os.cpu_count() or 1
+    kernels.set_num_threads(threads)
+    rows = []
+    for depth, width, batch in TRAIN_CONFIGS:
+        torch.manual_seed(0)
+        cpu_model = torch.nn.Sequential(LogicLayer(784, width, implementation="cpu"),
+                                        *[LogicLayer(width, width, implementation="cpu") for _ in range(depth - 1)],
+                                        GroupSum(10, tau=10.0))
+        gpu_model = copy.deepcopy(cpu_model).cuda()
+        for m in gpu_model.modules():
+            if isinstance(m, LogicLayer):
+                m.implementation = "cuda"
+        x, y = torch.rand(batch, 784), torch.randint(0, 10, (batch,))
+        row: dict[str, Any] = {"model": f"784 -> {depth} x {width} -> 10", "batch": batch, "cpu_threads": threads}
+        for name, model, dev in (("cuda", gpu_model, "cuda"), ("cpu", cpu_model, "cpu")):
+            opt = torch.optim.Adam(model.parameters(), lr=0.01, fused=True)
+            xd, yd = x.to(dev), y.to(dev)
+            ts = []
+            for i in range(22 if dev == "cuda" else 7):
+                if dev == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(model(xd), yd).backward()
+                opt.step()
+                if dev == "cuda":
+                    torch.cuda.synchronize()
+                if i >= 2:
+                    ts.append(time.perf_counter() - t0)
+            row[f"{name}_step_s"] = statistics.median(ts)
+            row[f"{name}_samples_per_s"] = batch / row[f"{name}_step_s"]
+        row["speedup"] = row["cpu_step_s"] / row["cuda_step_s"]
+        rows.append(row)
+        print(f"   step {row['model']}, batch {batch}: cuda {row['cuda_step_s'] * 1e3:.2f} ms "
+              f"({row['cuda_samples_per_s']:.3g} samples/s), cpu x{threads} {row['cpu_step_s'] * 1e3:.1f} ms "
+              f"({row['speedup']:.1f}x)", flush=True)
+        del cpu_model, gpu_model
+    return {"rows": rows}
 
 
 def conv_kernels(run: Run) -> dict:
