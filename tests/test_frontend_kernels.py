@@ -37,7 +37,7 @@ def forward_backward(impl, x, w, a, b, grad_factor=1.0, seed=0):
     x = x.detach().clone().requires_grad_(True)
     w = w.detach().clone().requires_grad_(True)
     y = run(impl, x, coeffs(impl, w), a, b, grad_factor)
-    g = torch.randn(y.shape, dtype=y.dtype, generator=torch.Generator().manual_seed(seed))
+    g = torch.randn(y.shape, dtype=y.dtype, generator=torch.Generator().manual_seed(seed)).to(y.device)
     (y * g).sum().backward()
     return y.detach(), x.grad, w.grad
 
