@@ -22,10 +22,11 @@
 // n_slots * chunk_words * 8 bytes fit its memory budget; values are laid out [slot][chunk_words]
 // so the threads of a warp touch consecutive words (coalesced).
 //
-// Readout: with a group-sum head, one thread per (class, word) adds its class's output words into
-// a bit-sliced vertical counter (plane p holds bit p of 64 per-sample counts; adding a word is a
+// Readout: with a group-sum head, one thread per (class, word, part of the class's group) adds those
+// output words into a bit-sliced vertical counter (plane p holds bit p of 64 per-sample counts; adding a word is a
 // ripple of AND/XOR that stops when no lane carries), then extracts the 64 counts: a few word
-// operations per output word instead of one bit extraction per (sample, output).
+// operations per output word instead of one bit extraction per (sample, output); parts add their
+// counts atomically (see group_sum_parts).
 // Without a head, one thread per (sample, output) writes the output bit as a byte.
 //
 // Error convention: every extern "C" function returns 0 on success, a cudaError_t (> 0), or
@@ -98,32 +99,45 @@ __global__ void lgc_eval_level(const int4 *__restrict__ rows, int64_t nrows, uin
 }
 
 // Group-sum readout: scores[s, c] (s < ns) = number of set bits at sample s among class c's outputs.
+// Thread (word w, class c, part z) adds outputs [z * per, (z + 1) * per) of the class's group; with one
+// part it stores the counts, with several it adds them to scores (zeroed first) with atomicAdd, so a
+// class's group is split across threads when one thread per (class, word) would leave the GPU idle
+// (a 2^16-sample batch is 1,024 words: 10 classes gave 10,240 threads each adding 800 words).
 __global__ void lgc_group_sum(const uint64_t *__restrict__ v, int64_t cw, const int32_t *__restrict__ out_slots,
-                              int64_t group, int64_t k, int64_t ns, int32_t *__restrict__ scores) {
+                              int64_t group, int64_t per, int64_t k, int64_t ns, int32_t *__restrict__ scores) {
     int64_t w = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
     if (w >= cw) return;
+    bool accumulate = per < group;
     for (int64_t c = blockIdx.y; c < k; c += gridDim.y) {
-        uint64_t pl[LGC_CU_PLANES];
+        for (int64_t o0 = (int64_t)blockIdx.z * per; o0 < group; o0 += (int64_t)gridDim.z * per) {
+            int64_t o1 = o0 + per < group ? o0 + per : group;
+            int n_planes = 64 - __clzll((unsigned long long)(o1 - o0));  // planes that can hold o1 - o0
+            uint64_t pl[LGC_CU_PLANES];
 #pragma unroll
-        for (int p = 0; p < LGC_CU_PLANES; ++p) pl[p] = 0;
-        const int32_t *slots = out_slots + c * group;
-        for (int64_t o = 0; o < group; ++o) {
-            uint64_t x = v[(int64_t)slots[o] * cw + w];
+            for (int p = 0; p < LGC_CU_PLANES; ++p) pl[p] = 0;
+            const int32_t *slots = out_slots + c * group;
+            for (int64_t o = o0; o < o1; ++o) {
+                uint64_t x = v[(int64_t)slots[o] * cw + w];
 #pragma unroll
-            for (int p = 0; p < LGC_CU_PLANES; ++p) {
-                if (!x) break;
-                uint64_t carry = pl[p] & x;
-                pl[p] ^= x;
-                x = carry;
+                for (int p = 0; p < LGC_CU_PLANES; ++p) {
+                    if (!x) break;
+                    uint64_t carry = pl[p] & x;
+                    pl[p] ^= x;
+                    x = carry;
+                }
             }
-        }
-        int64_t s0 = w * 64;
-        int m = ns - s0 < 64 ? (int)(ns - s0) : 64;
-        for (int j = 0; j < m; ++j) {
-            int32_t cnt = 0;
+            int64_t s0 = w * 64;
+            int m = ns - s0 < 64 ? (int)(ns - s0) : 64;
+            for (int j = 0; j < m; ++j) {
+                int32_t cnt = 0;
 #pragma unroll
-            for (int p = 0; p < LGC_CU_PLANES; ++p) cnt |= (int32_t)((pl[p] >> j) & 1) << p;
-            scores[(s0 + j) * k + c] = cnt;
+                for (int p = 0; p < LGC_CU_PLANES; ++p)
+                    if (p < n_planes) cnt |= (int32_t)((pl[p] >> j) & 1) << p;
+                if (!accumulate)
+                    scores[(s0 + j) * k + c] = cnt;
+                else if (cnt)
+                    atomicAdd(&scores[(s0 + j) * k + c], cnt);
+            }
         }
     }
 }
@@ -143,6 +157,15 @@ __global__ void lgc_output_bits(const uint64_t *__restrict__ v, int64_t cw, cons
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 static int grid_limit(int64_t blocks) { return (int)(blocks < 65535 ? (blocks > 0 ? blocks : 1) : 65535); }
+
+// Parts the group-sum readout splits each class's group into: doubled while the launch has fewer than
+// 2^18 threads (an H200 holds 132 x 2,048 at once) and each part still adds at least 32 output words
+// (below that, extracting and adding a part's 64 counts costs more than its words); at most 1,024.
+static int64_t group_sum_parts(int64_t cw, int64_t k, int64_t group) {
+    int64_t parts = 1;
+    while (parts < 1024 && parts * 64 <= group && cw * k * parts < ((int64_t)1 << 18)) parts *= 2;
+    return parts;
+}
 
 static int launch_pack(const uint8_t *x, int64_t n_in, int64_t ns, uint64_t *dst, int64_t pitch, int64_t cw,
                        cudaStream_t stream) {
@@ -333,10 +356,16 @@ int lgc_cu_run(void *handle, const void *x, int x_kind, int64_t wstride, int64_t
         }
         char *dst = out_on_device ? (char *)out + s0 * width * out_elem : outbuf;
         if (net->k) {
-            dim3 grid((unsigned)ceil_div(cw, 64), grid_limit(net->k));
-            lgc_group_sum<<<grid, 64, 0, stream>>>(values, cw, net->out_slots, net->n_out / net->k, net->k, ns,
-                                                   (int32_t *)dst);
-            CK(cudaGetLastError());
+            int64_t group = net->n_out / net->k, parts = group_sum_parts(cw, net->k, group);
+            int64_t per = ceil_div(group, parts);
+            if (per < group || group == 0)  // parts add into zeroed scores; an empty group scores 0
+                CK(cudaMemsetAsync(dst, 0, (size_t)ns * net->k * sizeof(int32_t), stream));
+            if (group) {
+                dim3 grid((unsigned)ceil_div(cw, 64), grid_limit(net->k), (unsigned)ceil_div(group, per));
+                lgc_group_sum<<<grid, 64, 0, stream>>>(values, cw, net->out_slots, group, per, net->k, ns,
+                                                       (int32_t *)dst);
+                CK(cudaGetLastError());
+            }
         } else if (net->n_out) {
             int64_t total = ns * net->n_out;
             lgc_output_bits<<<grid_limit(ceil_div(total, 256)), 256, 0, stream>>>(values, cw, net->out_slots,

@@ -301,6 +301,24 @@ def test_runtime_chunks_levels_and_workspace(runtime_emu):
     assert runtime_emu.live_allocations() == 0  # every cudaMalloc freed with its net
 
 
+def test_runtime_group_sum_split_across_threads(runtime_emu):
+    """Few words and large groups: each class's group is split into parts whose counts are added
+    atomically into zeroed scores; the oracle's scores also with the parts' grid dimension capped
+    (the kernel strides over parts), and a mutant that stores a part's counts instead of adding
+    them is caught (so the split path is the one exercised)."""
+    circuit = random_layered_circuit(30, [600, 1000], num_classes=5, tau=1.0, seed=3)  # 200 outputs per class
+    x = np.random.default_rng(2).random((130, 30)) < 0.5
+    expected = simulate(circuit, x)
+    for cap, order in (((0, 0, 0), "forward"), ((0, 1, 1), "reverse"), ((0, 2, 3), "shuffled")):
+        runtime_emu.configure(order=order, seed=5, cap=cap, garbage=-1)
+        assert np.array_equal(CudaNet(circuit, runtime=runtime_emu.lib)(x), expected)
+        runtime_emu.check()
+    runtime_emu.configure()
+    mutant = _planted("atomicAdd(&scores[(s0 + j) * k + c], cnt);", "scores[(s0 + j) * k + c] = cnt;")
+    mutant.configure()
+    assert not np.array_equal(CudaNet(circuit, runtime=mutant.lib)(x), expected)
+
+
 # ---------------------------------------------------------------- planted faults are caught
 
 def _planted(old: str, new: str) -> cuda_emu.Emulator:
@@ -348,7 +366,11 @@ def test_runtime_launch_shapes_are_bounded(runtime_emu):
     runtime_emu.check()
     chunks = -(-(n // 64) // net.chunk_words)
     assert counts["launches"] == chunks * (net.tables.num_levels + 1)
-    level_blocks = counts["blocks"] - chunks * 10 * -(-min(net.chunk_words, n // 64) // 64)  # less the readout's
+    cw = min(net.chunk_words, n // 64)
+    parts = 1  # the readout's split of each class's 300 outputs (group_sum_parts in runtime.cu)
+    while parts < 1024 and parts * 64 <= 300 and cw * 10 * parts < 1 << 18:
+        parts *= 2
+    level_blocks = counts["blocks"] - chunks * 10 * -(-cw // 64) * -(-300 // -(-300 // parts))  # less the readout's
     assert level_blocks <= chunks * net.tables.num_levels * 16384
     runtime_emu.configure()
 

@@ -443,6 +443,7 @@ inline T atomicOr(T* p, T v) {
     return old;
 }
 inline int __popcll(unsigned long long v) { return __builtin_popcountll(v); }
+inline int __clzll(long long v) { return v ? __builtin_clzll((unsigned long long)v) : 64; }
 inline int __popc(unsigned v) { return __builtin_popcount(v); }
 
 // ---------------------------------------------------------------- runtime API
