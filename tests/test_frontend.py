@@ -424,6 +424,27 @@ def test_hard_st_forward_is_the_eval_circuit_and_backward_the_softmax_gradient()
     assert torch.allclose(layer.weights.grad, twin.weights.grad)
 
 
+def test_straight_through_gate_is_chosen_from_the_stored_logits():
+    """bfloat16 input, float32 logits that tie only after a cast to bfloat16: the hard-st training
+    forward runs the gate of the stored logits (the eval circuit), never the argmax of cast logits
+    (gumbel-st draws its gate by the same code path, from the stored logits plus noise)."""
+    torch.manual_seed(3)
+    layer = LogicLayer(6, 40, implementation="python")
+    with torch.no_grad():
+        layer.weights.zero_()
+        layer.weights[:, 3] = 1.0          # a (pass-through) at index 3 ...
+        layer.weights[:, 6] = 1.0 + 2e-3   # ... loses to XOR at index 6, but bfloat16 rounds both to 1.0
+    assert torch.equal(layer.weights.bfloat16()[:, 3], layer.weights.bfloat16()[:, 6])
+    set_relaxation(layer, "hard-st")
+    x = (torch.rand(64, 6) > 0.5).bfloat16()
+    y = layer(x)
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y, lower_eval(layer, x.float()).bfloat16())
+    assert torch.equal(y, (x[:, layer.index_a] != x[:, layer.index_b]).bfloat16())   # XOR, not a
+    y.float().sum().backward()
+    assert layer.weights.grad is not None and torch.isfinite(layer.weights.grad).all()
+
+
 def test_softmax_temperature_sharpens_the_mixture_towards_the_argmax_gate():
     from lgc.frontend.relax import relax_matrix
     torch.manual_seed(2)

@@ -160,18 +160,22 @@ def relaxed_coefficients(layer: torch.nn.Module, dtype: torch.dtype | None = Non
     Eval mode: the eval gate of the *stored* weights, chosen in their stored dtype (argmax, lowest
     index on ties; input-wise ``w > 0``) and only then cast (its coefficients are small integers,
     exact in every float dtype), so the gate never depends on the input's dtype or device and
-    always equals the lowered circuit. Train mode: the logits cast to ``dtype``, then relaxed.
+    always equals the lowered circuit. Train mode: ``softmax`` relaxes the logits cast to ``dtype``;
+    ``gumbel-st`` / ``hard-st`` pick their forward gate from the stored logits and cast the result.
     ``soft``: the relaxed-gate function at temperature 1 (a fused kernel), default ``gate_coefficients``.
     """
     w = layer.weights
     if not layer.training:
         c = gate_coefficients(w, hard=True)
         return c if dtype is None or c.dtype == dtype else c.to(dtype)
-    if dtype is not None and w.dtype != dtype:
-        w = w.to(dtype)
     kind, temperature = getattr(layer, "relaxation", ("softmax", 1.0))
     if kind in ("gumbel-st", "hard-st"):
-        return gumbel_st_coefficients(w, temperature, noise=kind == "gumbel-st")
+        # the forward's gate is drawn from the stored logits, like the eval gate: in the input's dtype
+        # (bfloat16, say) near-equal logits would tie and change the gate the forward runs
+        c = gumbel_st_coefficients(w, temperature, noise=kind == "gumbel-st")
+        return c if dtype is None or c.dtype == dtype else c.to(dtype)
+    if dtype is not None and w.dtype != dtype:
+        w = w.to(dtype)
     if temperature != 1.0:   # softmax(w / T): T -> 0 anneals the mixture towards the eval gate
         return gate_coefficients(w / temperature, hard=False)
     return soft(w) if soft is not None else gate_coefficients(w, hard=False)
