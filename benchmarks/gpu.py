@@ -389,12 +389,52 @@ def _training_step() -> dict:
             row[f"{name}_step_s"] = statistics.median(ts)
             row[f"{name}_samples_per_s"] = batch / row[f"{name}_step_s"]
         row["speedup"] = row["cpu_step_s"] / row["cuda_step_s"]
+        row["cuda_busy"] = _gpu_busy(gpu_model, x.cuda(), y.cuda())
         rows.append(row)
         print(f"   step {row['model']}, batch {batch}: cuda {row['cuda_step_s'] * 1e3:.2f} ms "
               f"({row['cuda_samples_per_s']:.3g} samples/s), cpu x{threads} {row['cpu_step_s'] * 1e3:.1f} ms "
               f"({row['speedup']:.1f}x)", flush=True)
+        busy = row["cuda_busy"]
+        if "kernel_ms_per_step" in busy:
+            print(f"      cuda step: kernels {busy['kernel_ms_per_step']:.3f} ms of {busy['wall_ms_per_step']:.3f} ms "
+                  f"({busy['launches_per_step']:.0f} launches/step); top: {busy['top']}", flush=True)
+        else:
+            print(f"      cuda step profile unavailable: {busy.get('error')}", flush=True)
         del cpu_model, gpu_model
     return {"rows": rows}
+
+
+def _gpu_busy(model, x, y, steps: int = 5) -> dict:
+    """Where a CUDA training step's time goes: the summed device time of its kernels (torch.profiler,
+    CUPTI) against the step's wall time, the launches per step and the costliest kernels."""
+    import torch
+    try:
+        from torch.profiler import ProfilerActivity, profile
+        opt = torch.optim.Adam(model.parameters(), lr=0.01, fused=True)
+
+        def step():
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        step()
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                step()
+            torch.cuda.synchronize()
+            wall = (time.perf_counter() - t0) / steps
+        kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        total_us = sum(e.device_time for e in kernels)
+        by_name: dict[str, float] = {}
+        for e in kernels:
+            by_name[e.name] = by_name.get(e.name, 0.0) + e.device_time
+        top = sorted(by_name.items(), key=lambda kv: -kv[1])[:4]
+        return {"kernel_ms_per_step": total_us / 1e3 / steps, "wall_ms_per_step": wall * 1e3,
+                "launches_per_step": len(kernels) / steps,
+                "top": [f"{n[:40]} {us / 1e3 / steps:.3f} ms" for n, us in top]}
+    except Exception as exc:  # the profiler's CUPTI may be unavailable in the machine's sandbox
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def conv_kernels(run: Run) -> dict:
