@@ -1,0 +1,417 @@
+"""Don't-care resubstitution: re-express a gate through existing signals where its window proves it.
+
+The moves of Berkeley ABC's ``mfs`` (Mishchenko, Brayton, "SAT-based logic optimization and
+resynthesis", IWLS 2007; Mishchenko et al., "Scalable don't-care-based logic optimization and
+resynthesis", FPGA 2009) in lgc's cost model (every 2-input gate costs 1; an inversion is free
+because readers absorb it). For each live 2-input gate g, in topological order:
+
+- **window**: g's transitive fanout, the ``max_tfo`` lowest-numbered nodes of it (node ids are a
+  topological order, so that set is closed: every fanout node feeding a window node is in it);
+  its *outputs* are g and the window nodes read from outside the window or by a circuit output;
+- **care set** (observability don't-cares): on each simulation pattern, g matters only where
+  flipping it changes a window output, found by re-simulating the window with g inverted;
+- **divisors**: g's transitive fanin to ``tfi_levels`` levels, plus gates all of whose operands
+  are divisors (siblings computing other functions of the same signals), at most ``max_divs``,
+  all numbered below g (so no divisor is in g's fanout and the order stays topological);
+- **candidates** (bit-parallel, numpy, over every divisor at once): g == d or NOT d on the care
+  set (0 new gates), g constant on it, or g == f(x, d) for a current operand x of g kept and a
+  divisor d replacing the other (any of the 16 ops, still one gate); a candidate frees the gates
+  of g's maximum fanout-free cone that its new operands no longer need (exact reference counting);
+- **proof**: the best candidates by gain (at most ``max_tries``) go to a SAT miter: the whole
+  circuit's CNF (python-sat, CaDiCaL, incremental, kept current as gates change), a copy of the
+  window with g replaced, and "some window output differs"; UNSAT (within ``conflict_budget``
+  conflicts) proves the window outputs, hence the circuit outputs, unchanged for every input
+  (satisfiability don't-cares included). A satisfying assignment is a counterexample: it joins
+  the simulation patterns (64 at a time) so later candidates are filtered by it.
+
+Accepted changes apply at once (the CNF, simulation values, fanout and levels follow), so every
+later proof is against the current circuit. With ``depth_bound`` (the default) no node's level
+grows: a new operand pair must sit below g's level, a replacing signal at most at it (an output
+that would read an inverter needs one level of room), so the depth never grows; ``depth_bound=False``
+(``resub_area``, pipeline ``O3-area``) rewrites for area alone. Replaced gates become copies or
+inverters that ``collapse_passthrough`` and ``absorb_not`` then remove, which this pass runs last.
+
+Cost: one simulation of ``words`` x 64 patterns and one CNF of 4 clauses per gate, then per live
+gate a Python loop of O(max_tfo + divisors) steps with numpy work of O(divisors x words) and up to
+``max_tries`` small incremental SAT calls; circuits above ``max_gates`` gates are returned unchanged
+(about 1 ms of Python per gate: a 200,000-gate circuit takes minutes).
+"""
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+from lgc.ir import Circuit, levels as _levels, ops as _ops, simulate_words
+
+from ._rewrite import ONE_INPUT, sweep
+from .absorb_not import absorb_not
+from .equivalence import _gate_clauses
+from .passthrough import collapse_passthrough
+
+MAX_GATES = 200_000
+_ONES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+_IGN_A = _ops.IGNORES_A.tolist()
+_IGN_B = _ops.IGNORES_B.tolist()
+_ONE_INPUT = ONE_INPUT.tolist()
+_CONST = _ops.IS_CONSTANT.tolist()
+_TRUTH = _ops.TRUTH.tolist()
+
+#: op code -> word function f(a, b) on uint64 arrays (one numpy call for most ops)
+_APPLY = (
+    lambda x, y: np.zeros_like(x), np.bitwise_and, lambda x, y: x & ~y, lambda x, y: x.copy(),
+    lambda x, y: ~x & y, lambda x, y: y.copy(), np.bitwise_xor, np.bitwise_or,
+    lambda x, y: ~(x | y), lambda x, y: ~(x ^ y), lambda x, y: ~y, lambda x, y: x | ~y,
+    lambda x, y: ~x, lambda x, y: ~x | y, lambda x, y: ~(x & y), lambda x, y: np.full_like(x, _ONES),
+)
+
+
+def _gate_cnf(op: int, la: int, lb: int, lg: int) -> list[list[int]]:
+    """Tseitin clauses of ``lg == op(la, lb)`` over signed literals (the form of ``_gate_clauses``)."""
+    t = _TRUTH[op]
+    return [[la if x == 0 else -la, lb if y == 0 else -lb, lg if t[x][y] else -lg]
+            for x in (0, 1) for y in (0, 1)]
+
+
+class _Resub:
+    """The mutable circuit, its simulation values and its CNF, changed one proven move at a time."""
+
+    def __init__(self, circuit: Circuit, *, words: int, seed: int, depth_bound: bool, max_tfo: int,
+                 tfi_levels: int, max_divs: int, max_pair_divs: int, max_tries: int, conflict_budget: int):
+        from pysat.solvers import Solver
+        self.c = circuit
+        n, g = circuit.num_inputs, circuit.num_gates
+        self.n, self.total = n, n + g
+        self.depth_bound, self.max_tfo, self.tfi_levels = depth_bound, max_tfo, tfi_levels
+        self.max_divs, self.max_pair_divs = max_divs, max_pair_divs
+        self.max_tries, self.conflict_budget = max_tries, conflict_budget
+        self.op = circuit.op.tolist()
+        self.a = circuit.a.tolist()
+        self.b = circuit.b.tolist()
+        self.readers: list[list[int]] = [[] for _ in range(self.total)]
+        for i, (o, x, y) in enumerate(zip(self.op, self.a, self.b)):
+            if not _IGN_A[o]:
+                self.readers[x].append(n + i)
+            if not _IGN_B[o]:
+                self.readers[y].append(n + i)
+        self.po = np.bincount(circuit.outputs, minlength=self.total).tolist()
+        self.level = [0] * n + _levels(circuit).tolist()
+        # simulation patterns: random words, the last ones rewritten by counterexample batches
+        rng = np.random.default_rng(seed)
+        x = rng.integers(0, np.iinfo(np.int64).max, size=(n, words), dtype=np.int64).astype(np.uint64)
+        x = (x << np.uint64(1)) | rng.integers(0, 2, size=(n, words), dtype=np.int64).astype(np.uint64)
+        self.values = simulate_words(circuit.replace(outputs=np.arange(self.total, dtype=np.int32), head=None), x)
+        self.cex: list[list[bool]] = []
+        self.cex_slot = 0
+        self.words = words
+        clauses, var = _gate_clauses(circuit, n + 1)
+        self.var = var.tolist()
+        self.next_var = n + g + 1
+        self.solver = Solver(name="cadical153", bootstrap_with=clauses.tolist())
+        self.true = self._new_var()
+        self.solver.add_clause([self.true])
+        self.accepted = self.sat_calls = self.sat_refuted = 0
+
+    def _new_var(self) -> int:
+        self.next_var += 1
+        return self.next_var - 1
+
+    # -- structure ------------------------------------------------------------------------
+    def _fanins(self, x: int) -> list[int]:
+        """Used operands of gate node x (with repetition when both operands are one node)."""
+        i = x - self.n
+        o = self.op[i]
+        return ([] if _IGN_A[o] else [self.a[i]]) + ([] if _IGN_B[o] else [self.b[i]])
+
+    def _cost(self, x: int) -> int:
+        return 0 if _ONE_INPUT[self.op[x - self.n]] else 1
+
+    def _deref(self, drops: list[int]) -> set[int]:
+        """Gates that die when one use of each node in ``drops`` goes (the fanout-free cone)."""
+        n, refs, freed = self.n, {}, set()
+        stack = list(drops)
+        while stack:
+            y = stack.pop()
+            if y < n:
+                continue
+            r = refs.get(y, len(self.readers[y]) + self.po[y]) - 1
+            refs[y] = r
+            if r == 0:
+                freed.add(y)
+                stack.extend(self._fanins(y))
+        return freed
+
+    def _gain(self, freed: set[int], keep: tuple[int, ...]) -> int:
+        """Cost of ``freed`` minus what ``keep`` (new operands) revives of it."""
+        alive, stack = set(), [k for k in keep if k in freed]
+        while stack:
+            y = stack.pop()
+            if y in alive:
+                continue
+            alive.add(y)
+            stack.extend(f for f in self._fanins(y) if f in freed)
+        return sum(self._cost(y) for y in freed if y not in alive)
+
+    def _window(self, g: int) -> list[int]:
+        """The ``max_tfo`` lowest-numbered nodes of g's transitive fanout (ascending: a closed window)."""
+        heap = list(set(self.readers[g]))
+        heapq.heapify(heap)
+        seen, out = set(heap), []
+        while heap and len(out) < self.max_tfo:
+            x = heapq.heappop(heap)
+            out.append(x)
+            for r in self.readers[x]:
+                if r not in seen:
+                    seen.add(r)
+                    heapq.heappush(heap, r)
+        return out
+
+    def _divisors(self, g: int) -> list[int]:
+        """g's fanin to ``tfi_levels`` levels, then gates below g whose operands are all divisors."""
+        divs: dict[int, None] = {}
+        frontier = self._fanins(g)
+        for _ in range(self.tfi_levels):
+            nxt = []
+            for x in frontier:
+                if x not in divs:
+                    divs[x] = None
+                    if x >= self.n:
+                        nxt.extend(self._fanins(x))
+            frontier = nxt
+            if len(divs) >= self.max_divs:
+                break
+        for x in list(divs):
+            for r in self.readers[x]:
+                if len(divs) >= self.max_divs:
+                    break
+                if r < g and r not in divs and all(f in divs for f in self._fanins(r)):
+                    divs[r] = None
+        return list(divs)[:self.max_divs]
+
+    # -- one gate -------------------------------------------------------------------------
+    def _simulate_window(self, window: list[int], g: int, gval: np.ndarray) -> dict[int, np.ndarray]:
+        vals = {g: gval}
+        n, values = self.n, self.values
+        for w in window:
+            i = w - n
+            x, y = self.a[i], self.b[i]
+            vals[w] = _APPLY[self.op[i]](vals[x] if x in vals else values[x], vals[y] if y in vals else values[y])
+        return vals
+
+    def try_gate(self, g: int) -> bool:
+        n = self.n
+        i = g - n
+        op = self.op[i]
+        if _ONE_INPUT[op] or _CONST[op] or not (self.readers[g] or self.po[g]):
+            return False
+        lv = self.level[g]
+        fanins = self._fanins(g)
+        free_all = self._deref(fanins)
+        window = self._window(g)
+        inside = set(window)
+        outs = [w for w in window if self.po[w] or any(r not in inside for r in self.readers[w])]
+        gv = self.values[g]
+        if self.po[g] or any(r not in inside for r in self.readers[g]):
+            care = np.full_like(gv, _ONES)
+            outs = [g] + outs
+        else:
+            flipped = self._simulate_window(window, g, ~gv)
+            care = np.zeros_like(gv)
+            for o in outs:
+                care |= flipped[o] ^ self.values[o]
+        on, off = care & gv, care & ~gv
+        divs = self._divisors(g)
+        cands: list[tuple[int, int, int, int, int]] = []  # (gain, new level, op, x, y); y = -1: copy of x
+        if not on.any() or not off.any():  # constant on the care set
+            gain = self._gain(free_all, ()) + 1 - (1 if self.po[g] else 0)
+            if gain > 0:
+                cands.append((gain, 1, _ops.TRUE if on.any() else _ops.FALSE, -1, -1))
+        D = np.array(divs, dtype=np.int64)
+        V = self.values[D]
+        same = ~((V ^ gv) & care).any(axis=1)
+        comp = ~((~V ^ gv) & care).any(axis=1)
+        for k in np.flatnonzero(same | comp).tolist():
+            d, neg = divs[k], not bool(same[k])
+            need = self.level[d] + (1 if neg and self.po[g] else 0)
+            if self.depth_bound and need > lv:
+                continue
+            gain = self._gain(free_all, (d,)) + 1 - (1 if neg and self.po[g] else 0)
+            if gain > 0:
+                cands.append((gain, need, _ops.NOT_A if neg else _ops.A, d, -1))
+        if len(fanins) == 2 and fanins[0] != fanins[1]:
+            for keep, drop in ((fanins[0], fanins[1]), (fanins[1], fanins[0])):
+                free = self._deref([drop])
+                if not any(self._cost(y) for y in free):
+                    continue
+                X = self.values[keep]
+                hit = np.ones(len(divs), dtype=bool)
+                codes = np.zeros(len(divs), dtype=np.int64)
+                for (xb, yb) in ((0, 0), (0, 1), (1, 0), (1, 1)):
+                    m = (X if xb else ~X) & (V if yb else ~V)
+                    has_on, has_off = (m & on).any(axis=1), (m & off).any(axis=1)
+                    hit &= ~(has_on & has_off)
+                    codes |= has_on.astype(np.int64) << (3 - 2 * xb - yb)
+                for k in np.flatnonzero(hit).tolist():
+                    d = divs[k]
+                    code = int(codes[k])
+                    if d in (keep, drop) or _ops.IGNORES_A[code] or _ops.IGNORES_B[code]:
+                        continue  # same operands, or a copy/constant (found above)
+                    need = 1 + max(self.level[keep], self.level[d])
+                    if self.depth_bound and need > lv:
+                        continue
+                    gain = self._gain(free, (keep, d))
+                    if gain > 0:
+                        cands.append((gain, need, code, keep, d))
+        if self.max_pair_divs > 1 and any(self._cost(y) for y in free_all):
+            # g = f(d1, d2) over two divisors outside its cone: frees the whole cone below g
+            pair = [d for d in divs if d not in free_all and d not in fanins][:self.max_pair_divs]
+            if len(pair) >= 2:
+                P = self.values[np.array(pair, dtype=np.int64)]
+                i1, i2 = np.triu_indices(len(pair), 1)
+                hit = np.ones(i1.size, dtype=bool)
+                codes = np.zeros(i1.size, dtype=np.int64)
+                for xb in (0, 1):
+                    X = P if xb else ~P
+                    for yb in (0, 1):
+                        m = X[:, None, :] & (P if yb else ~P)[None, :, :]
+                        has_on = (m & on).any(axis=2)[i1, i2]
+                        has_off = (m & off).any(axis=2)[i1, i2]
+                        hit &= ~(has_on & has_off)
+                        codes |= has_on.astype(np.int64) << (3 - 2 * xb - yb)
+                for k in np.flatnonzero(hit).tolist():
+                    x, y, code = pair[int(i1[k])], pair[int(i2[k])], int(codes[k])
+                    if _ops.IGNORES_A[code] or _ops.IGNORES_B[code]:
+                        continue
+                    need = 1 + max(self.level[x], self.level[y])
+                    if self.depth_bound and need > lv:
+                        continue
+                    gain = self._gain(free_all, (x, y))
+                    if gain > 0:
+                        cands.append((gain, need, code, x, y))
+        if not cands:
+            return False
+        cands.sort(key=lambda t: (-t[0], t[1]))
+        for gain, need, code, x, y in cands[:self.max_tries]:
+            if self._prove_and_apply(g, window, outs, code, x, y, need):
+                return True
+        return False
+
+    # -- proof and application ----------------------------------------------------------------
+    def _prove_and_apply(self, g: int, window: list[int], outs: list[int], code: int, x: int, y: int,
+                         need: int) -> bool:
+        n, var, s = self.n, self.var, self.solver
+        clauses: list[list[int]] = []
+        if x < 0:  # constant
+            lit_g = self.true if code == _ops.TRUE else -self.true
+            gval = np.full_like(self.values[g], _ONES if code == _ops.TRUE else 0)
+        elif y < 0:  # copy or inverter of x
+            lit_g = -var[x] if code == _ops.NOT_A else var[x]
+            gval = ~self.values[x] if code == _ops.NOT_A else self.values[x].copy()
+        else:
+            lit_g = self._new_var()
+            clauses += _gate_cnf(code, var[x], var[y], lit_g)
+            gval = _APPLY[code](self.values[x], self.values[y])
+        new_lit = {g: lit_g}
+        for w in window:
+            i = w - n
+            lw = self._new_var()
+            la, lb = new_lit.get(self.a[i], var[self.a[i]]), new_lit.get(self.b[i], var[self.b[i]])
+            clauses += _gate_cnf(self.op[i], la, lb, lw)
+            new_lit[w] = lw
+        act = self._new_var()
+        differ = [-act]
+        for o in outs:
+            e = self._new_var()
+            clauses += [[-e, var[o], new_lit[o]], [-e, -var[o], -new_lit[o]]]
+            differ.append(e)
+        clauses.append(differ)
+        s.append_formula(clauses)
+        s.conf_budget(self.conflict_budget)
+        self.sat_calls += 1
+        result = s.solve_limited(assumptions=[act])
+        if result is True:
+            self.sat_refuted += 1
+            model = s.get_model()
+            self.cex.append([model[v - 1] > 0 for v in range(1, n + 1)])
+            if len(self.cex) == 64:
+                self._refine()
+        s.add_clause([-act])
+        if result is not False:
+            return False
+        # proven: apply
+        new_vals = self._simulate_window(window, g, gval)
+        i = g - n
+        old = self._fanins(g)
+        if x < 0:
+            self.op[i], self.a[i], self.b[i] = code, 0, 0
+        elif y < 0:
+            self.op[i], self.a[i], self.b[i] = code, x, x
+        else:
+            self.op[i], self.a[i], self.b[i] = code, x, y
+        for f in self._fanins(g):
+            self.readers[f].append(g)
+        for f in old:
+            self._unread(f, g)
+        self.level[g] = need  # a copy counts as its source (collapse_passthrough / absorb_not remove it)
+        for node, val in new_vals.items():
+            self.values[node] = val
+        for node, lit in new_lit.items():
+            var[node] = lit
+        self.accepted += 1
+        return True
+
+    def _unread(self, f: int, reader: int) -> None:
+        """Drop one use of f by ``reader``; a gate left unread dies and drops its own uses."""
+        stack = [(f, reader)]
+        while stack:
+            f, r = stack.pop()
+            self.readers[f].remove(r)
+            if f >= self.n and not self.readers[f] and not self.po[f]:
+                stack.extend((h, f) for h in self._fanins(f))
+
+    def _refine(self) -> None:
+        """Simulate the batch of 64 counterexamples through the current circuit into one pattern word."""
+        rows = np.array(self.cex, dtype=bool)  # [64, n]
+        self.cex = []
+        word = np.packbits(np.ascontiguousarray(rows.T), axis=1, bitorder="little").view("<u8").astype(np.uint64)  # [n, 1]
+        c = self.circuit().replace(outputs=np.arange(self.total, dtype=np.int32), head=None)
+        slot = self.words - 1 - (self.cex_slot % max(1, self.words // 4))
+        self.cex_slot += 1
+        self.values[:, slot] = simulate_words(c, word)[:, 0]
+
+    def circuit(self) -> Circuit:
+        """The current circuit (unswept: dead gates stay until the end)."""
+        return self.c.replace(op=np.array(self.op, dtype=np.uint8), a=np.array(self.a, dtype=np.int32),
+                              b=np.array(self.b, dtype=np.int32), layers=None)
+
+
+def resub(circuit: Circuit, *, depth_bound: bool = True, words: int = 32, seed: int = 0, max_tfo: int = 24,
+          tfi_levels: int = 3, max_divs: int = 64, max_pair_divs: int = 24, max_tries: int = 4,
+          conflict_budget: int = 1000,
+          max_gates: int = MAX_GATES) -> Circuit:
+    """Don't-care resubstitution (see the module docstring): one pass over the gates in topological
+    order. Function preserved exactly (every change is SAT-proved against the current circuit);
+    with ``depth_bound`` no node's level grows. ``words`` x 64 simulation patterns; circuits above
+    ``max_gates`` gates come back unchanged. Raises ImportError when python-sat is missing."""
+    circuit.validate()
+    g = circuit.num_gates
+    if g == 0 or g > max_gates:
+        return circuit
+    rs = _Resub(circuit, words=words, seed=seed, depth_bound=depth_bound, max_tfo=max_tfo,
+                tfi_levels=tfi_levels, max_divs=max_divs, max_pair_divs=max_pair_divs, max_tries=max_tries,
+                conflict_budget=conflict_budget)
+    try:
+        for node in range(circuit.num_inputs, circuit.num_nodes):
+            rs.try_gate(node)
+    finally:
+        rs.solver.delete()
+    if not rs.accepted:
+        return circuit
+    out = rs.circuit()
+    out = sweep(circuit, out.op, out.a, out.b, out.outputs)
+    return absorb_not(collapse_passthrough(out))
+
+
+def resub_area(circuit: Circuit) -> Circuit:
+    """``resub`` for area alone: the depth may grow."""
+    return resub(circuit, depth_bound=False)
