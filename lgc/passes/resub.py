@@ -77,14 +77,15 @@ class _Resub:
     """The mutable circuit, its simulation values and its CNF, changed one proven move at a time."""
 
     def __init__(self, circuit: Circuit, *, words: int, seed: int, depth_bound: bool, max_tfo: int,
-                 tfi_levels: int, max_divs: int, max_pair_divs: int, max_tries: int, conflict_budget: int):
+                 tfi_levels: int, max_divs: int, max_pair_divs: int, max_tries: int, conflict_budget: int,
+                 sdc_moves: bool):
         from pysat.solvers import Solver
         self.c = circuit
         n, g = circuit.num_inputs, circuit.num_gates
         self.n, self.total = n, n + g
         self.depth_bound, self.max_tfo, self.tfi_levels = depth_bound, max_tfo, tfi_levels
         self.max_divs, self.max_pair_divs = max_divs, max_pair_divs
-        self.max_tries, self.conflict_budget = max_tries, conflict_budget
+        self.max_tries, self.conflict_budget, self.sdc_moves = max_tries, conflict_budget, sdc_moves
         self.op = circuit.op.tolist()
         self.a = circuit.a.tolist()
         self.b = circuit.b.tolist()
@@ -101,8 +102,7 @@ class _Resub:
         x = rng.integers(0, np.iinfo(np.int64).max, size=(n, words), dtype=np.int64).astype(np.uint64)
         x = (x << np.uint64(1)) | rng.integers(0, 2, size=(n, words), dtype=np.int64).astype(np.uint64)
         self.values = simulate_words(circuit.replace(outputs=np.arange(self.total, dtype=np.int32), head=None), x)
-        self.cex: list[list[bool]] = []
-        self.cex_slot = 0
+        self.cex_slot, self.cex_words = 0, max(1, words // 4)
         self.words = words
         clauses, var = _gate_clauses(circuit, n + 1)
         self.var = var.tolist()
@@ -199,34 +199,55 @@ class _Resub:
         return vals
 
     def try_gate(self, g: int) -> bool:
-        n = self.n
-        i = g - n
+        """Find, prove and apply the best move for gate node g; False when none is proven."""
+        i = g - self.n
         op = self.op[i]
         if _ONE_INPUT[op] or _CONST[op] or not (self.readers[g] or self.po[g]):
             return False
-        lv = self.level[g]
         fanins = self._fanins(g)
-        free_all = self._deref(fanins)
         window = self._window(g)
         inside = set(window)
         outs = [w for w in window if self.po[w] or any(r not in inside for r in self.readers[w])]
-        gv = self.values[g]
-        if self.po[g] or any(r not in inside for r in self.readers[g]):
-            care = np.full_like(gv, _ONES)
+        observed = bool(self.po[g]) or any(r not in inside for r in self.readers[g])
+        if observed:
             outs = [g] + outs
+            if not self.sdc_moves:
+                return False
+        free_all = self._deref(fanins)
+        divs = self._divisors(g)
+        D = np.array(divs, dtype=np.int64)
+        tried: set[tuple[int, int, int]] = set()
+        for _ in range(self.max_tries):
+            cands = self._candidates(g, fanins, window, outs, observed, free_all, divs, D)
+            cands = [t for t in cands if t[2:] not in tried]
+            if not cands:
+                return False
+            gain, need, code, x, y = cands[0]
+            tried.add((code, x, y))
+            if self._prove_and_apply(g, window, outs, code, x, y, need):
+                return True
+        return False
+
+    def _candidates(self, g: int, fanins: list[int], window: list[int], outs: list[int], observed: bool,
+                    free_all: set[int], divs: list[int], D: np.ndarray) -> list[tuple[int, int, int, int, int]]:
+        """Moves for g that hold on every simulation pattern of its care set, best (gain, then
+        shallowest) first: (gain, new level, op, x, y); y = -1: g becomes a copy/inverter of x
+        (op A / NOT_A), x = -1: a constant (op FALSE / TRUE)."""
+        lv = self.level[g]
+        gv = self.values[g]
+        if observed:
+            care = np.full_like(gv, _ONES)
         else:
             flipped = self._simulate_window(window, g, ~gv)
             care = np.zeros_like(gv)
             for o in outs:
                 care |= flipped[o] ^ self.values[o]
         on, off = care & gv, care & ~gv
-        divs = self._divisors(g)
-        cands: list[tuple[int, int, int, int, int]] = []  # (gain, new level, op, x, y); y = -1: copy of x
+        cands: list[tuple[int, int, int, int, int]] = []
         if not on.any() or not off.any():  # constant on the care set
             gain = self._gain(free_all, ()) + 1 - (1 if self.po[g] else 0)
             if gain > 0:
                 cands.append((gain, 1, _ops.TRUE if on.any() else _ops.FALSE, -1, -1))
-        D = np.array(divs, dtype=np.int64)
         V = self.values[D]
         same = ~((V ^ gv) & care).any(axis=1)
         comp = ~((~V ^ gv) & care).any(axis=1)
@@ -238,63 +259,42 @@ class _Resub:
             gain = self._gain(free_all, (d,)) + 1 - (1 if neg and self.po[g] else 0)
             if gain > 0:
                 cands.append((gain, need, _ops.NOT_A if neg else _ops.A, d, -1))
+        pairs: list[tuple[set[int], list[int], list[int]]] = []  # (freed cone, first operands, second operands)
         if len(fanins) == 2 and fanins[0] != fanins[1]:
             for keep, drop in ((fanins[0], fanins[1]), (fanins[1], fanins[0])):
                 free = self._deref([drop])
-                if not any(self._cost(y) for y in free):
-                    continue
-                X = self.values[keep]
-                hit = np.ones(len(divs), dtype=bool)
-                codes = np.zeros(len(divs), dtype=np.int64)
-                for (xb, yb) in ((0, 0), (0, 1), (1, 0), (1, 1)):
-                    m = (X if xb else ~X) & (V if yb else ~V)
-                    has_on, has_off = (m & on).any(axis=1), (m & off).any(axis=1)
+                if any(self._cost(y) for y in free):
+                    pairs.append((free, [keep], [d for d in divs if d not in (keep, drop)]))
+        if self.max_pair_divs > 1 and any(self._cost(y) for y in free_all):
+            pair = [d for d in divs if d not in free_all and d not in fanins][:self.max_pair_divs]
+            pairs.append((free_all, pair, pair))
+        for free, first, second in pairs:
+            if not first or not second:
+                continue
+            X = self.values[np.array(first, dtype=np.int64)]
+            Y = self.values[np.array(second, dtype=np.int64)]
+            hit = np.ones((len(first), len(second)), dtype=bool)
+            codes = np.zeros(hit.shape, dtype=np.int64)
+            for xb in (0, 1):
+                for yb in (0, 1):
+                    m = (X if xb else ~X)[:, None, :] & (Y if yb else ~Y)[None, :, :]
+                    has_on, has_off = (m & on).any(axis=2), (m & off).any(axis=2)
                     hit &= ~(has_on & has_off)
                     codes |= has_on.astype(np.int64) << (3 - 2 * xb - yb)
-                for k in np.flatnonzero(hit).tolist():
-                    d = divs[k]
-                    code = int(codes[k])
-                    if d in (keep, drop) or _ops.IGNORES_A[code] or _ops.IGNORES_B[code]:
-                        continue  # same operands, or a copy/constant (found above)
-                    need = 1 + max(self.level[keep], self.level[d])
-                    if self.depth_bound and need > lv:
-                        continue
-                    gain = self._gain(free, (keep, d))
-                    if gain > 0:
-                        cands.append((gain, need, code, keep, d))
-        if self.max_pair_divs > 1 and any(self._cost(y) for y in free_all):
-            # g = f(d1, d2) over two divisors outside its cone: frees the whole cone below g
-            pair = [d for d in divs if d not in free_all and d not in fanins][:self.max_pair_divs]
-            if len(pair) >= 2:
-                P = self.values[np.array(pair, dtype=np.int64)]
-                i1, i2 = np.triu_indices(len(pair), 1)
-                hit = np.ones(i1.size, dtype=bool)
-                codes = np.zeros(i1.size, dtype=np.int64)
-                for xb in (0, 1):
-                    X = P if xb else ~P
-                    for yb in (0, 1):
-                        m = X[:, None, :] & (P if yb else ~P)[None, :, :]
-                        has_on = (m & on).any(axis=2)[i1, i2]
-                        has_off = (m & off).any(axis=2)[i1, i2]
-                        hit &= ~(has_on & has_off)
-                        codes |= has_on.astype(np.int64) << (3 - 2 * xb - yb)
-                for k in np.flatnonzero(hit).tolist():
-                    x, y, code = pair[int(i1[k])], pair[int(i2[k])], int(codes[k])
-                    if _ops.IGNORES_A[code] or _ops.IGNORES_B[code]:
-                        continue
-                    need = 1 + max(self.level[x], self.level[y])
-                    if self.depth_bound and need > lv:
-                        continue
-                    gain = self._gain(free_all, (x, y))
-                    if gain > 0:
-                        cands.append((gain, need, code, x, y))
-        if not cands:
-            return False
+            if first is second:
+                hit &= np.triu(np.ones_like(hit), 1)
+            for r, k in zip(*np.nonzero(hit)):
+                x, y, code = first[int(r)], second[int(k)], int(codes[r, k])
+                if _ops.IGNORES_A[code] or _ops.IGNORES_B[code]:
+                    continue  # a copy or a constant: found above
+                need = 1 + max(self.level[x], self.level[y])
+                if self.depth_bound and need > lv:
+                    continue
+                gain = self._gain(free, (x, y))
+                if gain > 0:
+                    cands.append((gain, need, code, x, y))
         cands.sort(key=lambda t: (-t[0], t[1]))
-        for gain, need, code, x, y in cands[:self.max_tries]:
-            if self._prove_and_apply(g, window, outs, code, x, y, need):
-                return True
-        return False
+        return cands
 
     # -- proof and application ----------------------------------------------------------------
     def _prove_and_apply(self, g: int, window: list[int], outs: list[int], code: int, x: int, y: int,
@@ -331,10 +331,7 @@ class _Resub:
         result = s.solve_limited(assumptions=[act])
         if result is True:
             self.sat_refuted += 1
-            model = s.get_model()
-            self.cex.append([model[v - 1] > 0 for v in range(1, n + 1)])
-            if len(self.cex) == 64:
-                self._refine()
+            self._add_pattern(s.get_model())
         s.add_clause([-act])
         if result is not False:
             return False
@@ -369,15 +366,17 @@ class _Resub:
             if f >= self.n and not self.readers[f] and not self.po[f]:
                 stack.extend((h, f) for h in self._fanins(f))
 
-    def _refine(self) -> None:
-        """Simulate the batch of 64 counterexamples through the current circuit into one pattern word."""
-        rows = np.array(self.cex, dtype=bool)  # [64, n]
-        self.cex = []
-        word = np.packbits(np.ascontiguousarray(rows.T), axis=1, bitorder="little").view("<u8").astype(np.uint64)  # [n, 1]
-        c = self.circuit().replace(outputs=np.arange(self.total, dtype=np.int32), head=None)
-        slot = self.words - 1 - (self.cex_slot % max(1, self.words // 4))
+    def _add_pattern(self, model: list[int]) -> None:
+        """Write a counterexample into the pattern words: every node's value on it is its literal's
+        value in the model (the CNF follows the current circuit), so no simulation is needed."""
+        lits = np.array(self.var, dtype=np.int64)
+        val = np.asarray(model, dtype=np.int64)[np.abs(lits) - 1] > 0
+        val ^= lits < 0
+        word, bit = divmod(self.cex_slot % (64 * self.cex_words), 64)
+        word = self.words - 1 - word
         self.cex_slot += 1
-        self.values[:, slot] = simulate_words(c, word)[:, 0]
+        mask = np.uint64(1 << bit)
+        self.values[:, word] = (self.values[:, word] & ~mask) | (val.astype(np.uint64) << np.uint64(bit))
 
     def circuit(self) -> Circuit:
         """The current circuit (unswept: dead gates stay until the end)."""
@@ -387,7 +386,7 @@ class _Resub:
 
 def resub(circuit: Circuit, *, depth_bound: bool = True, words: int = 32, seed: int = 0, max_tfo: int = 24,
           tfi_levels: int = 3, max_divs: int = 64, max_pair_divs: int = 24, max_tries: int = 4,
-          conflict_budget: int = 1000,
+          conflict_budget: int = 1000, sdc_moves: bool = True,
           max_gates: int = MAX_GATES) -> Circuit:
     """Don't-care resubstitution (see the module docstring): one pass over the gates in topological
     order. Function preserved exactly (every change is SAT-proved against the current circuit);
@@ -399,7 +398,7 @@ def resub(circuit: Circuit, *, depth_bound: bool = True, words: int = 32, seed: 
         return circuit
     rs = _Resub(circuit, words=words, seed=seed, depth_bound=depth_bound, max_tfo=max_tfo,
                 tfi_levels=tfi_levels, max_divs=max_divs, max_pair_divs=max_pair_divs, max_tries=max_tries,
-                conflict_budget=conflict_budget)
+                conflict_budget=conflict_budget, sdc_moves=sdc_moves)
     try:
         for node in range(circuit.num_inputs, circuit.num_nodes):
             rs.try_gate(node)
