@@ -89,12 +89,11 @@ class _Resub:
         self.op = circuit.op.tolist()
         self.a = circuit.a.tolist()
         self.b = circuit.b.tolist()
+        self.fin: list[tuple[int, ...]] = [()] * n + [self._used(x) for x in range(n, self.total)]
         self.readers: list[list[int]] = [[] for _ in range(self.total)]
-        for i, (o, x, y) in enumerate(zip(self.op, self.a, self.b)):
-            if not _IGN_A[o]:
-                self.readers[x].append(n + i)
-            if not _IGN_B[o]:
-                self.readers[y].append(n + i)
+        for x in range(n, self.total):
+            for f in self.fin[x]:
+                self.readers[f].append(x)
         self.po = np.bincount(circuit.outputs, minlength=self.total).tolist()
         self.level = [0] * n + _levels(circuit).tolist()
         # simulation patterns: random words, the last ones rewritten by counterexample batches
@@ -117,11 +116,11 @@ class _Resub:
         return self.next_var - 1
 
     # -- structure ------------------------------------------------------------------------
-    def _fanins(self, x: int) -> list[int]:
+    def _used(self, x: int) -> tuple[int, ...]:
         """Used operands of gate node x (with repetition when both operands are one node)."""
         i = x - self.n
         o = self.op[i]
-        return ([] if _IGN_A[o] else [self.a[i]]) + ([] if _IGN_B[o] else [self.b[i]])
+        return (() if _IGN_A[o] else (self.a[i],)) + (() if _IGN_B[o] else (self.b[i],))
 
     def _cost(self, x: int) -> int:
         return 0 if _ONE_INPUT[self.op[x - self.n]] else 1
@@ -138,7 +137,7 @@ class _Resub:
             refs[y] = r
             if r == 0:
                 freed.add(y)
-                stack.extend(self._fanins(y))
+                stack.extend(self.fin[y])
         return freed
 
     def _gain(self, freed: set[int], keep: tuple[int, ...]) -> int:
@@ -149,7 +148,7 @@ class _Resub:
             if y in alive:
                 continue
             alive.add(y)
-            stack.extend(f for f in self._fanins(y) if f in freed)
+            stack.extend(f for f in self.fin[y] if f in freed)
         return sum(self._cost(y) for y in freed if y not in alive)
 
     def _window(self, g: int) -> list[int]:
@@ -169,23 +168,25 @@ class _Resub:
     def _divisors(self, g: int) -> list[int]:
         """g's fanin to ``tfi_levels`` levels, then gates below g whose operands are all divisors."""
         divs: dict[int, None] = {}
-        frontier = self._fanins(g)
+        frontier = self.fin[g]
         for _ in range(self.tfi_levels):
             nxt = []
             for x in frontier:
                 if x not in divs:
                     divs[x] = None
                     if x >= self.n:
-                        nxt.extend(self._fanins(x))
+                        nxt.extend(self.fin[x])
             frontier = nxt
             if len(divs) >= self.max_divs:
                 break
+        hits: dict[int, int] = {}
         for x in list(divs):
             for r in self.readers[x]:
-                if len(divs) >= self.max_divs:
-                    break
-                if r < g and r not in divs and all(f in divs for f in self._fanins(r)):
-                    divs[r] = None
+                if r < g and r not in divs:
+                    k = hits.get(r, 0) + 1
+                    hits[r] = k
+                    if k == len(self.fin[r]) and len(divs) < self.max_divs:
+                        divs[r] = None
         return list(divs)[:self.max_divs]
 
     # -- one gate -------------------------------------------------------------------------
@@ -202,9 +203,9 @@ class _Resub:
         """Find, prove and apply the best move for gate node g; False when none is proven."""
         i = g - self.n
         op = self.op[i]
-        if _ONE_INPUT[op] or _CONST[op] or not (self.readers[g] or self.po[g]):
+        if _ONE_INPUT[op] or _CONST[op] or not (self.readers[g] or self.po[g]) or (self.po[g] and not self.sdc_moves):
             return False
-        fanins = self._fanins(g)
+        fanins = self.fin[g]
         window = self._window(g)
         inside = set(window)
         outs = [w for w in window if self.po[w] or any(r not in inside for r in self.readers[w])]
@@ -338,14 +339,15 @@ class _Resub:
         # proven: apply
         new_vals = self._simulate_window(window, g, gval)
         i = g - n
-        old = self._fanins(g)
+        old = self.fin[g]
         if x < 0:
             self.op[i], self.a[i], self.b[i] = code, 0, 0
         elif y < 0:
             self.op[i], self.a[i], self.b[i] = code, x, x
         else:
             self.op[i], self.a[i], self.b[i] = code, x, y
-        for f in self._fanins(g):
+        self.fin[g] = self._used(g)
+        for f in self.fin[g]:
             self.readers[f].append(g)
         for f in old:
             self._unread(f, g)
@@ -364,7 +366,7 @@ class _Resub:
             f, r = stack.pop()
             self.readers[f].remove(r)
             if f >= self.n and not self.readers[f] and not self.po[f]:
-                stack.extend((h, f) for h in self._fanins(f))
+                stack.extend((h, f) for h in self.fin[f])
 
     def _add_pattern(self, model: list[int]) -> None:
         """Write a counterexample into the pattern words: every node's value on it is its literal's
