@@ -50,6 +50,7 @@ from .equivalence import _gate_clauses
 from .passthrough import collapse_passthrough
 
 MAX_GATES = 200_000
+_SCREEN = 4  # pattern words at each end (random, counterexamples) that screen two-gate moves
 _ONES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 _IGN_A = _ops.IGNORES_A.tolist()
 _IGN_B = _ops.IGNORES_B.tolist()
@@ -77,14 +78,14 @@ class _Resub:
     """The mutable circuit, its simulation values and its CNF, changed one proven move at a time."""
 
     def __init__(self, circuit: Circuit, *, words: int, seed: int, depth_bound: bool, max_tfo: int,
-                 tfi_levels: int, max_divs: int, max_pair_divs: int, max_tries: int, conflict_budget: int,
-                 sdc_moves: bool):
+                 tfi_levels: int, max_divs: int, max_pair_divs: int, max_double_divs: int, max_tries: int,
+                 conflict_budget: int, sdc_moves: bool):
         from pysat.solvers import Solver
         self.c = circuit
         n, g = circuit.num_inputs, circuit.num_gates
         self.n, self.total = n, n + g
         self.depth_bound, self.max_tfo, self.tfi_levels = depth_bound, max_tfo, tfi_levels
-        self.max_divs, self.max_pair_divs = max_divs, max_pair_divs
+        self.max_divs, self.max_pair_divs, self.max_double_divs = max_divs, max_pair_divs, max_double_divs
         self.max_tries, self.conflict_budget, self.sdc_moves = max_tries, conflict_budget, sdc_moves
         self.op = circuit.op.tolist()
         self.a = circuit.a.tolist()
@@ -223,17 +224,18 @@ class _Resub:
             cands = [t for t in cands if t[2:] not in tried]
             if not cands:
                 return False
-            gain, need, code, x, y = cands[0]
-            tried.add((code, x, y))
-            if self._prove_and_apply(g, window, outs, code, x, y, need):
+            gain, need, code, x, y, inner = cands[0]
+            tried.add(cands[0][2:])
+            if self._prove_and_apply(g, window, outs, code, x, y, need, inner):
                 return True
         return False
 
-    def _candidates(self, g: int, fanins: list[int], window: list[int], outs: list[int], observed: bool,
-                    free_all: set[int], divs: list[int], D: np.ndarray) -> list[tuple[int, int, int, int, int]]:
+    def _candidates(self, g: int, fanins: tuple[int, ...], window: list[int], outs: list[int], observed: bool,
+                    free_all: set[int], divs: list[int], D: np.ndarray) -> list[tuple]:
         """Moves for g that hold on every simulation pattern of its care set, best (gain, then
-        shallowest) first: (gain, new level, op, x, y); y = -1: g becomes a copy/inverter of x
-        (op A / NOT_A), x = -1: a constant (op FALSE / TRUE)."""
+        shallowest) first: (gain, new level, op, x, y, inner); y = -1: g becomes a copy/inverter
+        of x (op A / NOT_A), x = -1: a constant (op FALSE / TRUE); inner = (op2, v, w, slot):
+        g = op(x, h) with a new gate h = op2(v, w) placed at node ``slot`` of g's dying cone."""
         lv = self.level[g]
         gv = self.values[g]
         if observed:
@@ -244,11 +246,11 @@ class _Resub:
             for o in outs:
                 care |= flipped[o] ^ self.values[o]
         on, off = care & gv, care & ~gv
-        cands: list[tuple[int, int, int, int, int]] = []
+        cands: list[tuple[int, int, int, int, int, tuple[int, ...]]] = []
         if not on.any() or not off.any():  # constant on the care set
             gain = self._gain(free_all, ()) + 1 - (1 if self.po[g] else 0)
             if gain > 0:
-                cands.append((gain, 1, _ops.TRUE if on.any() else _ops.FALSE, -1, -1))
+                cands.append((gain, 1, _ops.TRUE if on.any() else _ops.FALSE, -1, -1, ()))
         V = self.values[D]
         same = ~((V ^ gv) & care).any(axis=1)
         comp = ~((~V ^ gv) & care).any(axis=1)
@@ -259,7 +261,7 @@ class _Resub:
                 continue
             gain = self._gain(free_all, (d,)) + 1 - (1 if neg and self.po[g] else 0)
             if gain > 0:
-                cands.append((gain, need, _ops.NOT_A if neg else _ops.A, d, -1))
+                cands.append((gain, need, _ops.NOT_A if neg else _ops.A, d, -1, ()))
         pairs: list[tuple[set[int], list[int], list[int]]] = []  # (freed cone, first operands, second operands)
         if len(fanins) == 2 and fanins[0] != fanins[1]:
             for keep, drop in ((fanins[0], fanins[1]), (fanins[1], fanins[0])):
@@ -293,18 +295,85 @@ class _Resub:
                     continue
                 gain = self._gain(free, (x, y))
                 if gain > 0:
-                    cands.append((gain, need, code, x, y))
+                    cands.append((gain, need, code, x, y, ()))
+        cost_all = sum(self._cost(y) for y in free_all)
+        if self.max_double_divs > 1 and cost_all >= 2:
+            cands += self._double(g, free_all, cost_all, divs, on, off)
         cands.sort(key=lambda t: (-t[0], t[1]))
         return cands
 
+    def _double(self, g: int, free_all: set[int], cost_all: int, divs: list[int], on: np.ndarray,
+                off: np.ndarray) -> list[tuple]:
+        """Two-gate moves g = op(u, op2(v, w)) over divisors outside g's cone (which then frees all
+        of it but the gate reused for the new one). Screened on ``_SCREEN`` pattern words, then
+        checked on all; O(p^3 x words) numpy work for p = ``max_double_divs`` divisors."""
+        lv, level = self.level[g], self.level
+        slot = max(free_all)  # a gate of the dying cone holds the new gate: ids stay topological
+        P = [d for d in divs if d not in free_all][:self.max_double_divs]
+        inner = [d for d in P if d < slot and (not self.depth_bound or level[d] <= lv - 2)]
+        outer = [d for d in P if not self.depth_bound or level[d] <= lv - 1]
+        if len(inner) < 2 or not outer:
+            return []
+        i1, i2 = np.triu_indices(len(inner), 1)
+        Vi = self.values[np.array(inner, dtype=np.int64)]
+        v1, v2 = Vi[i1], Vi[i2]
+        H = np.concatenate([v1 & v2, v1 & ~v2, ~v1 & v2, ~(v1 | v2), v1 ^ v2])  # up to output negation
+        h_code = np.repeat(np.array([_ops.AND, _ops.A_AND_NOT_B, _ops.NOT_A_AND_B, _ops.NOR, _ops.XOR]), i1.size)
+        h_v, h_w = np.tile(i1, 5), np.tile(i2, 5)
+        U = self.values[np.array(outer, dtype=np.int64)]
+
+        def feasible(U, H, on, off):
+            hit = np.ones((U.shape[0], H.shape[0]), dtype=bool)
+            codes = np.zeros(hit.shape, dtype=np.int64)
+            for ub in (0, 1):
+                Um = U if ub else ~U
+                on_u, off_u = Um & on, Um & off  # [p, W]
+                for hb in (0, 1):
+                    Hm = H if hb else ~H
+                    has_on = (on_u[:, None, :] & Hm[None, :, :]).any(axis=2)
+                    has_off = (off_u[:, None, :] & Hm[None, :, :]).any(axis=2)
+                    hit &= ~(has_on & has_off)
+                    codes |= has_on.astype(np.int64) << (3 - 2 * ub - hb)
+            return hit, codes
+
+        words = self.values.shape[1]
+        screen = np.r_[0:min(_SCREEN, words), max(_SCREEN, words - _SCREEN):words]
+        hit, _ = feasible(U[:, screen], H[:, screen], on[screen], off[screen])
+        rows, cols = np.nonzero(hit)
+        if rows.size == 0:
+            return []
+        keep_h = np.unique(cols)
+        hit2, codes = feasible(U, H[keep_h], on, off)
+        out = []
+        for r, k in zip(*np.nonzero(hit2)):
+            code, h = int(codes[r, k]), int(keep_h[k])
+            u, v, w = outer[int(r)], inner[int(h_v[h])], inner[int(h_w[h])]
+            if u in (v, w) or _ops.IGNORES_A[code] or _ops.IGNORES_B[code]:
+                continue
+            need = 1 + max(level[u], 1 + max(level[v], level[w]))
+            if self.depth_bound and need > lv:
+                continue
+            out.append((cost_all - 1, need, code, u, -2, (int(h_code[h]), v, w, slot)))
+            if len(out) >= 4 * self.max_tries:
+                break
+        return out
+
     # -- proof and application ----------------------------------------------------------------
     def _prove_and_apply(self, g: int, window: list[int], outs: list[int], code: int, x: int, y: int,
-                         need: int) -> bool:
+                         need: int, inner: tuple[int, ...] = ()) -> bool:
         n, var, s = self.n, self.var, self.solver
         clauses: list[list[int]] = []
         if x < 0:  # constant
             lit_g = self.true if code == _ops.TRUE else -self.true
             gval = np.full_like(self.values[g], _ONES if code == _ops.TRUE else 0)
+        elif inner:  # g = op(x, h), h = op2(v, w) new
+            code2, v2, w2, slot = inner
+            lit_h = self._new_var()
+            clauses += _gate_cnf(code2, var[v2], var[w2], lit_h)
+            hval = _APPLY[code2](self.values[v2], self.values[w2])
+            lit_g = self._new_var()
+            clauses += _gate_cnf(code, var[x], lit_h, lit_g)
+            gval = _APPLY[code](self.values[x], hval)
         elif y < 0:  # copy or inverter of x
             lit_g = -var[x] if code == _ops.NOT_A else var[x]
             gval = ~self.values[x] if code == _ops.NOT_A else self.values[x].copy()
@@ -340,17 +409,33 @@ class _Resub:
         new_vals = self._simulate_window(window, g, gval)
         i = g - n
         old = self.fin[g]
-        if x < 0:
-            self.op[i], self.a[i], self.b[i] = code, 0, 0
-        elif y < 0:
-            self.op[i], self.a[i], self.b[i] = code, x, x
+        if inner:  # the cone dies first (x, v, w lie outside it), then its gate ``slot`` becomes h
+            for f in old:
+                self._unread(f, g)
+            j = slot - n
+            self.op[j], self.a[j], self.b[j] = code2, v2, w2
+            self.fin[slot] = self._used(slot)
+            for f in self.fin[slot]:
+                self.readers[f].append(slot)
+            self.level[slot] = 1 + max(self.level[v2], self.level[w2])
+            self.values[slot] = hval
+            var[slot] = lit_h
+            self.op[i], self.a[i], self.b[i] = code, x, slot
+            self.fin[g] = self._used(g)
+            for f in self.fin[g]:
+                self.readers[f].append(g)
         else:
-            self.op[i], self.a[i], self.b[i] = code, x, y
-        self.fin[g] = self._used(g)
-        for f in self.fin[g]:
-            self.readers[f].append(g)
-        for f in old:
-            self._unread(f, g)
+            if x < 0:
+                self.op[i], self.a[i], self.b[i] = code, 0, 0
+            elif y < 0:
+                self.op[i], self.a[i], self.b[i] = code, x, x
+            else:
+                self.op[i], self.a[i], self.b[i] = code, x, y
+            self.fin[g] = self._used(g)
+            for f in self.fin[g]:  # new uses first, so a kept operand never dies on the way
+                self.readers[f].append(g)
+            for f in old:
+                self._unread(f, g)
         self.level[g] = need  # a copy counts as its source (collapse_passthrough / absorb_not remove it)
         for node, val in new_vals.items():
             self.values[node] = val
@@ -387,8 +472,9 @@ class _Resub:
 
 
 def resub(circuit: Circuit, *, depth_bound: bool = True, words: int = 32, seed: int = 0, max_tfo: int = 24,
-          tfi_levels: int = 3, max_divs: int = 64, max_pair_divs: int = 24, max_tries: int = 4,
-          conflict_budget: int = 1000, sdc_moves: bool = True,
+          tfi_levels: int = 3, max_divs: int = 64, max_pair_divs: int = 24, max_double_divs: int = 0,
+          max_tries: int = 4,
+          conflict_budget: int = 1000, sdc_moves: bool = False,
           max_gates: int = MAX_GATES) -> Circuit:
     """Don't-care resubstitution (see the module docstring): one pass over the gates in topological
     order. Function preserved exactly (every change is SAT-proved against the current circuit);
@@ -399,7 +485,8 @@ def resub(circuit: Circuit, *, depth_bound: bool = True, words: int = 32, seed: 
     if g == 0 or g > max_gates:
         return circuit
     rs = _Resub(circuit, words=words, seed=seed, depth_bound=depth_bound, max_tfo=max_tfo,
-                tfi_levels=tfi_levels, max_divs=max_divs, max_pair_divs=max_pair_divs, max_tries=max_tries,
+                tfi_levels=tfi_levels, max_divs=max_divs, max_pair_divs=max_pair_divs,
+                max_double_divs=max_double_divs, max_tries=max_tries,
                 conflict_budget=conflict_budget, sdc_moves=sdc_moves)
     try:
         for node in range(circuit.num_inputs, circuit.num_nodes):
