@@ -14,15 +14,18 @@ because readers absorb it). For each live 2-input gate g, in topological order:
   are divisors (siblings computing other functions of the same signals), at most ``max_divs``,
   all numbered below g (so no divisor is in g's fanout and the order stays topological);
 - **candidates** (bit-parallel, numpy, over every divisor at once): g == d or NOT d on the care
-  set (0 new gates), g constant on it, or g == f(x, d) for a current operand x of g kept and a
-  divisor d replacing the other (any of the 16 ops, still one gate); a candidate frees the gates
-  of g's maximum fanout-free cone that its new operands no longer need (exact reference counting);
+  set (0 new gates), g constant on it, g == f(x, d) for a current operand x of g kept and a
+  divisor d replacing the other, or g == f(d1, d2) over two of the first ``max_pair_divs``
+  divisors outside g's cone (any of the 16 ops: g stays one gate), and optionally two-gate moves
+  g == f(u, f2(v, w)); a candidate frees the gates of g's maximum fanout-free cone that its new
+  operands no longer need (exact reference counting), and only a positive gain counts;
 - **proof**: the best candidates by gain (at most ``max_tries``) go to a SAT miter: the whole
   circuit's CNF (python-sat, CaDiCaL, incremental, kept current as gates change), a copy of the
   window with g replaced, and "some window output differs"; UNSAT (within ``conflict_budget``
   conflicts) proves the window outputs, hence the circuit outputs, unchanged for every input
-  (satisfiability don't-cares included). A satisfying assignment is a counterexample: it joins
-  the simulation patterns (64 at a time) so later candidates are filtered by it.
+  (satisfiability don't-cares included). A satisfying assignment is a counterexample: every
+  node's value on it is read off the model and written into the last pattern words at once, so
+  the next candidates (for g too) are filtered by it.
 
 Accepted changes apply at once (the CNF, simulation values, fanout and levels follow), so every
 later proof is against the current circuit. With ``depth_bound`` (the default) no node's level
@@ -32,9 +35,13 @@ that would read an inverter needs one level of room), so the depth never grows; 
 inverters that ``collapse_passthrough`` and ``absorb_not`` then remove, which this pass runs last.
 
 Cost: one simulation of ``words`` x 64 patterns and one CNF of 4 clauses per gate, then per live
-gate a Python loop of O(max_tfo + divisors) steps with numpy work of O(divisors x words) and up to
-``max_tries`` small incremental SAT calls; circuits above ``max_gates`` gates are returned unchanged
-(about 1 ms of Python per gate: a 200,000-gate circuit takes minutes).
+gate a Python loop of O(max_tfo + divisors) steps with numpy work of O(divisors x words) (two-gate
+moves: O(max_double_divs^3 x words)) and up to ``max_tries`` small incremental SAT calls, each
+counterexample O(nodes); measured 0.15-0.5 ms per gate on the trained nets (benchmarks/RESULTS.md,
+Passes), so circuits above ``max_gates`` gates are returned unchanged (200,000 gates: about a minute).
+Moves that only satisfiability don't-cares allow (g observed at its window's outputs: ``fraig``
+finds the copies among them) and two-gate moves are off by default: they found nothing on the
+trained nets (``sdc_moves``, ``max_double_divs`` turn them on).
 """
 from __future__ import annotations
 
