@@ -46,7 +46,7 @@ def run_case(case: str) -> dict:
     for name, pipe in (("O3", "O3"), ("O3-area", "O3-area")):
         without = tuple(p for p in PIPELINES[pipe] if not p.startswith("resub"))
         before, sec_before = _timed(run_pipeline, c0, without)
-        alone, sec_alone = _timed(resub, before, **({"depth_bound": False} if pipe == "O3-area" else {}))
+        alone, sec_alone = _timed(lambda c: resub(c, depth_bound=pipe == "O3"), before)
         (after, rep), sec_after = _timed(lambda c: run_pipeline(c, pipe, report=True), c0)
         row[name] = {
             "without_resub": [before.num_gates, depth(before), round(sec_before, 2)],
