@@ -104,7 +104,7 @@ class _Resub:
                 self.readers[f].append(x)
         self.po = np.bincount(circuit.outputs, minlength=self.total).tolist()
         self.level = [0] * n + _levels(circuit).tolist()
-        # simulation patterns: random words, the last ones rewritten by counterexample batches
+        # simulation patterns: random words; the last quarter is overwritten by counterexamples, one bit each
         rng = np.random.default_rng(seed)
         x = rng.integers(0, np.iinfo(np.int64).max, size=(n, words), dtype=np.int64).astype(np.uint64)
         x = (x << np.uint64(1)) | rng.integers(0, 2, size=(n, words), dtype=np.int64).astype(np.uint64)
