@@ -37,8 +37,8 @@ inverters that ``collapse_passthrough`` and ``absorb_not`` then remove, which th
 Cost: one simulation of ``words`` x 64 patterns and one CNF of 4 clauses per gate, then per live
 gate a Python loop of O(max_tfo + divisors) steps with numpy work of O(divisors x words) (two-gate
 moves: O(max_double_divs^3 x words)) and up to ``max_tries`` small incremental SAT calls, each
-counterexample O(nodes); measured 0.15-0.5 ms per gate on the trained nets (benchmarks/RESULTS.md,
-Passes), so circuits above ``max_gates`` gates are returned unchanged (200,000 gates: about a minute).
+counterexample O(nodes); measured 0.15-0.55 ms per gate (benchmarks/RESULTS.md, Passes: 86,562
+gates took 48 s at load 4-5), so circuits above ``max_gates`` gates are returned unchanged.
 Moves that only satisfiability don't-cares allow (g observed at its window's outputs: ``fraig``
 finds the copies among them) and two-gate moves are off by default: they found nothing on the
 trained nets (``sdc_moves``, ``max_double_divs`` turn them on).
@@ -56,7 +56,7 @@ from .absorb_not import absorb_not
 from .equivalence import _gate_clauses
 from .passthrough import collapse_passthrough
 
-MAX_GATES = 200_000
+MAX_GATES = 100_000
 _SCREEN = 4  # pattern words at each end (random, counterexamples) that screen two-gate moves
 _ONES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 _IGN_A = _ops.IGNORES_A.tolist()
