@@ -127,3 +127,10 @@ def test_every_move_kind_fires_and_is_exact():
         if len(seen) == 4:
             break
     assert seen == {"constant", "copy", "one gate", "two gates"}
+
+
+@settings(max_examples=20, deadline=None)
+@given(circuits(max_inputs=8, max_gates=80, heads=False))
+def test_resub_reaches_its_fixed_point(c):
+    out = resub(optimize(c, 2))
+    assert resub(out) is out

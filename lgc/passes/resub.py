@@ -57,6 +57,7 @@ from .equivalence import _gate_clauses
 from .passthrough import collapse_passthrough
 
 MAX_GATES = 100_000
+_MAX_SWEEPS = 20
 _SCREEN = 4  # pattern words at each end (random, counterexamples) that screen two-gate moves
 _ONES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 _IGN_A = _ops.IGNORES_A.tolist()
@@ -480,21 +481,30 @@ class _Resub:
 
 def resub(circuit: Circuit, *, depth_bound: bool = True, words: int = 32, seed: int = 0, max_tfo: int = 24,
           tfi_levels: int = 3, max_divs: int = 64, max_pair_divs: int = 24, max_double_divs: int = 0,
-          max_tries: int = 4,
-          conflict_budget: int = 1000, sdc_moves: bool = False,
+          max_tries: int = 4, conflict_budget: int = 1000, sdc_moves: bool = False,
           max_gates: int = MAX_GATES) -> Circuit:
-    """Don't-care resubstitution (see the module docstring): one pass over the gates in topological
-    order. Function preserved exactly (every change is SAT-proved against the current circuit);
-    with ``depth_bound`` no node's level grows. ``words`` x 64 simulation patterns; circuits above
+    """Don't-care resubstitution (see the module docstring): sweeps over the gates in topological
+    order until one sweep changes nothing (so the pass is idempotent; at most ``_MAX_SWEEPS``).
+    Function preserved exactly (every change is SAT-proved against the current circuit); with
+    ``depth_bound`` no node's level grows. ``words`` x 64 simulation patterns; circuits above
     ``max_gates`` gates come back unchanged. Raises ImportError when python-sat is missing."""
     circuit.validate()
-    g = circuit.num_gates
-    if g == 0 or g > max_gates:
+    if circuit.num_gates == 0 or circuit.num_gates > max_gates:
         return circuit
-    rs = _Resub(circuit, words=words, seed=seed, depth_bound=depth_bound, max_tfo=max_tfo,
-                tfi_levels=tfi_levels, max_divs=max_divs, max_pair_divs=max_pair_divs,
-                max_double_divs=max_double_divs, max_tries=max_tries,
-                conflict_budget=conflict_budget, sdc_moves=sdc_moves)
+    options = dict(words=words, seed=seed, depth_bound=depth_bound, max_tfo=max_tfo, tfi_levels=tfi_levels,
+                   max_divs=max_divs, max_pair_divs=max_pair_divs, max_double_divs=max_double_divs,
+                   max_tries=max_tries, conflict_budget=conflict_budget, sdc_moves=sdc_moves)
+    for _ in range(_MAX_SWEEPS):
+        nxt = _one_sweep(circuit, options)
+        if nxt is circuit:
+            break
+        circuit = nxt
+    return circuit
+
+
+def _one_sweep(circuit: Circuit, options: dict) -> Circuit:
+    """One pass over the gates; the input itself when no move was proven."""
+    rs = _Resub(circuit, **options)
     try:
         for node in range(circuit.num_inputs, circuit.num_nodes):
             rs.try_gate(node)
