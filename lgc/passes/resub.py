@@ -226,7 +226,7 @@ class _Resub:
         free_all = self._deref(fanins)
         divs = self._divisors(g)
         D = np.array(divs, dtype=np.int64)
-        tried: set[tuple[int, int, int]] = set()
+        tried: set[tuple] = set()  # (op, x, y, inner) of refuted moves
         for _ in range(self.max_tries):
             cands = self._candidates(g, fanins, window, outs, observed, free_all, divs, D)
             cands = [t for t in cands if t[2:] not in tried]
