@@ -52,7 +52,7 @@ def optimize(circuit: Any, opt_level: int = DEFAULT_OPT_LEVEL, *, report: bool =
              area_only: bool = False):
     """Run level ``opt_level``'s pass pipeline (0 none; 1 dead gates, constants, pass-throughs; 2 adds
     NOT absorption, a == b simplification, structural hashing, output polarity; 3 adds exact 4-cut
-    rewriting, shared-pair extraction and SAT-proved fraiging) to a fixed point.
+    rewriting, shared-pair extraction, SAT-proved fraiging and don't-care resubstitution) to a fixed point.
 
     ``circuit``: a Circuit, a model (lowered first) or a file :func:`load` reads. ``level`` is an
     older name for ``opt_level``. By default no pass deepens the circuit; ``area_only=True`` lets

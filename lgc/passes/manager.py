@@ -28,6 +28,7 @@ from .fraig import fraig
 from .merge_complements import merge_complements
 from .output_polarity import output_polarity
 from .passthrough import collapse_passthrough
+from .resub import resub, resub_area
 from .same_operand import simplify_same_operand
 from .structural_hash import structural_hash
 
@@ -45,18 +46,20 @@ PASSES: dict[str, Callable[[Circuit], Circuit]] = {
     "fraig": fraig,
     "extract_pairs": extract_pairs,
     "extract_pairs_area": extract_pairs_area,
+    "resub": resub,
+    "resub_area": resub_area,
 }
 
 _O1 = ("dead_gate_elimination", "constant_fold", "collapse_passthrough")
 _O2 = ("dead_gate_elimination", "constant_fold", "simplify_same_operand", "collapse_passthrough",
        "absorb_not", "output_polarity", "structural_hash")
 # complement-aware hashing subsumes structural_hash; exact 4-cut rewriting never deepens a node
-# and functional reduction (SAT-proved merges of equal gates) needs python-sat
-_O3 = _O2[:-1] + ("merge_complements", "cut_rewrite", "extract_pairs", "fraig")
+# and functional reduction (SAT-proved merges of equal gates) and don't-care resubstitution need python-sat
+_O3 = _O2[:-1] + ("merge_complements", "cut_rewrite", "extract_pairs", "fraig", "resub")
 #: Named pipelines (level -> pass names, run in order, round after round, to a fixed point).
 #: ``O3-area`` is O3 rewriting for area alone (the depth may grow).
 PIPELINES: dict[str, tuple[str, ...]] = {"O0": (), "O1": _O1, "O2": _O2, "O3": _O3,
-                                         "O3-area": _O3[:-3] + ("cut_rewrite_area", "extract_pairs_area", "fraig")}
+                                         "O3-area": _O3[:-4] + ("cut_rewrite_area", "extract_pairs_area", "fraig", "resub_area")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,8 +178,10 @@ def optimize(circuit: Circuit, level: int = 2, *, report: bool = False,
     a == b simplification and structural hashing; O3 hashes modulo complement (AND/NAND,
     XOR/XNOR ... over the same operands merge) instead and adds exact 4-cut rewriting, which
     never lets the depth grow unless ``area_only`` (pipeline ``O3-area``), shared-pair extraction
-    over AND trees (same depth rule), and functional
-    reduction (``fraig``: SAT-proved merges of equal gates; needs python-sat).
+    over AND trees (same depth rule), functional
+    reduction (``fraig``: SAT-proved merges of equal gates; needs python-sat) and don't-care
+    resubstitution (``resub``: a gate replaced by an existing signal, or by one gate over existing
+    signals, where its window's observability don't-cares allow it; SAT-proved; same depth rule).
 
     Returns the circuit, or ``(circuit, PassReport)`` with ``report=True``. Each pipeline runs to
     a fixed point; every pass preserves the function exactly (check with ``equivalent``)."""
