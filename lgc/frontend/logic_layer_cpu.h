@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #ifdef __AVX2__
@@ -31,6 +32,44 @@ inline int64_t chunk_count(int64_t n, int nthreads, int64_t min_size) {
     int64_t chunks = std::min<int64_t>(16 * (int64_t)nthreads, (n + min_size - 1) / min_size);
     return std::max<int64_t>(1, chunks);
 }
+
+// Software prefetch of a row's first `lines` cache lines (into all cache levels). The kernels'
+// random-access rows (a gate's operands, a consumer's grad_y row) are fetched this many
+// gates/edges ahead of their use.
+#ifndef LGC_PREFETCH_EDGES
+#define LGC_PREFETCH_EDGES 4
+#endif
+#ifndef LGC_PREFETCH_MAX_LINES
+#define LGC_PREFETCH_MAX_LINES 16
+#endif
+#ifndef LGC_PREFETCH_GATES
+#define LGC_PREFETCH_GATES 4
+#endif
+constexpr int64_t kPrefetchEdges = LGC_PREFETCH_EDGES, kPrefetchGates = LGC_PREFETCH_GATES;
+
+template <typename T>
+inline int64_t prefetch_lines(int64_t batch) {
+    // a row of batch values spans at most this many 64-byte lines; beyond the first few the
+    // hardware's stream prefetcher takes over
+    return std::min<int64_t>(LGC_PREFETCH_MAX_LINES, (batch * (int64_t)sizeof(T) + 63) / 64 + 1);
+}
+
+inline void prefetch_row(const void* row, int64_t lines) {
+    const char* p = static_cast<const char*>(row);
+    for (int64_t l = 0; l < lines; ++l) __builtin_prefetch(p + 64 * l, 0, 3);
+}
+
+#ifdef __AVX2__
+// Lanes 8-n..7 set (0 < n < 8). A row whose length is not a multiple of 8 (and >= 8) ends with one
+// full vector at batch - 8 that overlaps the previous one, its first 8 - n lanes already done: a
+// recomputed output is the same value, and a sum takes only the new lanes. (A scalar tail costs as
+// much as 7 vector iterations, a quarter of a row at batch 100; AVX2's masked store is microcoded
+// on AMD.)
+inline __m256 last_lanes8(int64_t n) {
+    alignas(32) static const int32_t bits[16] = {0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1};
+    return _mm256_castsi256_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bits + n)));
+}
+#endif
 
 template <typename T>
 void logic_forward(const T* x, int64_t batch, const int64_t* a, const int64_t* b, const T* c,
@@ -78,6 +117,7 @@ struct Consumers {
 template <typename T>
 struct GatherEdge {
     int64_t gate;
+    int role;  // 0: k is operand a of the gate, 1: operand b
     const T* g;
     const T* other;
     T lin, c3;
@@ -88,7 +128,7 @@ inline GatherEdge<T> gather_edge(int64_t edge, const T* x, const int64_t* a, con
                                  const T* grad_y, int64_t batch) {
     const int64_t i = edge >> 1;
     const bool is_a = (edge & 1) == 0;  // k is operand a (p): other is q, dy/dp = c1 + c3 q; else c2 + c3 p
-    return {i, grad_y + i * batch, x + (is_a ? b[i] : a[i]) * batch, c[4 * i + (is_a ? 1 : 2)], c[4 * i + 3]};
+    return {i, is_a ? 0 : 1, grad_y + i * batch, x + (is_a ? b[i] : a[i]) * batch, c[4 * i + (is_a ? 1 : 2)], c[4 * i + 3]};
 }
 
 // Adds one or two edges' terms to grad_x[k] (dx) in one sweep over the batch and writes their share
@@ -126,6 +166,70 @@ inline void gather(const T* xk, T* dx, int64_t batch, const GatherEdge<T>& e1, c
         if (R2 == 0) { c2[0] = b0; c2[1] = b1; c2[3] = b3; } else { c2[2] = b1; }
     }
 }
+
+#ifdef __AVX2__
+// The four horizontal sums of v0..v3, in lanes 0..3.
+inline __m128 hsum4(__m256 v0, __m256 v1, __m256 v2, __m256 v3) {
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(v0, v1), _mm256_hadd_ps(v2, v3));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+// gather<float> in AVX2 intrinsics, for one or two edges (two: e2 != nullptr), any roles: each
+// edge sums g, g x and g x o (operand a keeps all three, operand b the second), so the edges'
+// roles need no branch in the sweep. first: dx is not read (the feature's first sweep).
+inline void gather_f32(const float* xk, float* dx, int64_t batch, const GatherEdge<float>& e1,
+                       const GatherEdge<float>* e2, float* grad_c, bool first) {
+    const float* g1 = e1.g; const float* o1 = e1.other;
+    const float* g2 = e2 ? e2->g : e1.g; const float* o2 = e2 ? e2->other : e1.other;
+    const __m256 l1 = _mm256_set1_ps(e1.lin), k1 = _mm256_set1_ps(e1.c3);
+    const __m256 l2 = _mm256_set1_ps(e2 ? e2->lin : 0.0f), k2 = _mm256_set1_ps(e2 ? e2->c3 : 0.0f);
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 a0 = zero, a1 = zero, a3 = zero, b0 = zero, b1 = zero, b3 = zero;
+    auto lanes = [&](__m256 xj, __m256 d, __m256 g, __m256 o, __m256 h, __m256 r) {
+        const __m256 gx = _mm256_mul_ps(g, xj);
+        a0 = _mm256_add_ps(a0, g);
+        a1 = _mm256_add_ps(a1, gx);
+        a3 = _mm256_fmadd_ps(gx, o, a3);
+        d = _mm256_fmadd_ps(g, _mm256_fmadd_ps(k1, o, l1), d);
+        if (e2) {
+            const __m256 hx = _mm256_mul_ps(h, xj);
+            b0 = _mm256_add_ps(b0, h);
+            b1 = _mm256_add_ps(b1, hx);
+            b3 = _mm256_fmadd_ps(hx, r, b3);
+            d = _mm256_fmadd_ps(h, _mm256_fmadd_ps(k2, r, l2), d);
+        }
+        return d;
+    };
+    int64_t j = 0;
+    for (; j + 8 <= batch; j += 8) {
+        const __m256 d = first ? zero : _mm256_loadu_ps(dx + j);
+        const __m256 out = e2 ? lanes(_mm256_loadu_ps(xk + j), d, _mm256_loadu_ps(g1 + j), _mm256_loadu_ps(o1 + j),
+                                      _mm256_loadu_ps(g2 + j), _mm256_loadu_ps(o2 + j))
+                              : lanes(_mm256_loadu_ps(xk + j), d, _mm256_loadu_ps(g1 + j), _mm256_loadu_ps(o1 + j),
+                                      zero, zero);
+        _mm256_storeu_ps(dx + j, out);
+    }
+    if (j < batch) {  // the last 8 elements; g and h only in the lanes not yet done, so the
+                      // done lanes add 0 to every sum and keep their dx
+        const int64_t j0 = batch - 8;
+        const __m256 m = last_lanes8(batch - j);
+        const __m256 out = lanes(_mm256_loadu_ps(xk + j0), first ? _mm256_andnot_ps(m, _mm256_loadu_ps(dx + j0)) : _mm256_loadu_ps(dx + j0),
+                                 _mm256_and_ps(m, _mm256_loadu_ps(g1 + j0)), _mm256_loadu_ps(o1 + j0),
+                                 e2 ? _mm256_and_ps(m, _mm256_loadu_ps(g2 + j0)) : zero,
+                                 e2 ? _mm256_loadu_ps(o2 + j0) : zero);
+        _mm256_storeu_ps(dx + j0, out);
+    }
+    alignas(16) float s[8];
+    _mm_store_ps(s, hsum4(a0, a1, a3, b0));
+    _mm_store_ps(s + 4, hsum4(b1, b3, zero, zero));
+    float* c1 = grad_c + 4 * e1.gate;
+    if (e1.role == 0) { c1[0] = s[0]; c1[1] = s[1]; c1[3] = s[2]; } else { c1[2] = s[1]; }
+    if (e2) {
+        float* c2 = grad_c + 4 * e2->gate;
+        if (e2->role == 0) { c2[0] = s[3]; c2[1] = s[4]; c2[3] = s[5]; } else { c2[2] = s[4]; }
+    }
+}
+#endif
 
 // Backward. grad_c [out_dim, 4] is overwritten with dL/dc; grad_x [in_dim, batch] (may be null when
 // the input needs no gradient) is overwritten with dL/dx. A gate whose operands are the same node
@@ -184,13 +288,48 @@ void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a,
         bound[(size_t)t] = k;
     }
     const int64_t* bounds = bound.data();
+    const int64_t lines = prefetch_lines<T>(batch);
     ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
+        const int64_t last_edge = start[bounds[chunk + 1]];
+        // the rows of the edge kPrefetchEdges ahead (in this chunk's edge order): its gate's grad_y
+        // row and its other operand's row sit at random places, so their fetch latency, not
+        // bandwidth, bounds the sweep unless it is started early
+        auto prefetch_edge = [&](int64_t e) {
+            if (kPrefetchEdges == 0 || e >= last_edge) return;
+            const int64_t i = edge[e] >> 1;
+            prefetch_row(grad_y + i * batch, lines);
+            prefetch_row(x + ((edge[e] & 1) == 0 ? b[i] : a[i]) * batch, lines);
+        };
+        for (int64_t e = start[bounds[chunk]]; e < start[bounds[chunk]] + kPrefetchEdges; ++e) prefetch_edge(e);
         for (int64_t k = bounds[chunk]; k < bounds[chunk + 1]; ++k) {
             const T* xk = x + k * batch;
             T* dx = grad_x + k * batch;
-            std::fill(dx, dx + batch, T(0));
             int64_t e = start[k];
+#ifdef __AVX2__
+            if constexpr (std::is_same<T, float>::value) {
+              if (batch >= 8) {
+                for (; e + 1 < start[k + 1]; e += 2) {
+                    prefetch_edge(e + kPrefetchEdges);
+                    prefetch_edge(e + 1 + kPrefetchEdges);
+                    const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, batch);
+                    const GatherEdge<T> e2 = gather_edge(edge[e + 1], x, a, b, c, grad_y, batch);
+                    gather_f32(xk, dx, batch, e1, &e2, grad_c, e == start[k]);
+                }
+                if (e < start[k + 1]) {
+                    prefetch_edge(e + kPrefetchEdges);
+                    const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, batch);
+                    gather_f32(xk, dx, batch, e1, nullptr, grad_c, e == start[k]);
+                } else if (e == start[k]) {
+                    std::fill(dx, dx + batch, T(0));  // a feature no gate reads
+                }
+                continue;
+              }
+            }
+#endif
+            std::fill(dx, dx + batch, T(0));
             for (; e + 1 < start[k + 1]; e += 2) {  // two edges per sweep: x[k] and grad_x[k] read once
+                prefetch_edge(e + kPrefetchEdges);
+                prefetch_edge(e + 1 + kPrefetchEdges);
                 const int roles = (int)(edge[e] & 1) * 2 + (int)(edge[e + 1] & 1);
                 const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, batch);
                 const GatherEdge<T> e2 = gather_edge(edge[e + 1], x, a, b, c, grad_y, batch);
@@ -200,6 +339,7 @@ void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a,
                 else gather<T, 1, 1>(xk, dx, batch, e1, e2, grad_c);
             }
             if (e < start[k + 1]) {
+                prefetch_edge(e + kPrefetchEdges);
                 const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, batch);
                 if ((edge[e] & 1) == 0) gather<T, 0, -1>(xk, dx, batch, e1, e1, grad_c);
                 else gather<T, 1, -1>(xk, dx, batch, e1, e1, grad_c);
