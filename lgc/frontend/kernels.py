@@ -188,6 +188,37 @@ class _CpuCoefficients(torch.autograd.Function):
         return gw, None
 
 
+class _FeatureMajorGroupSum(torch.autograd.Function):
+    """GroupSum of a kernel layer's output (``x [batch, n]``, the transpose of a contiguous
+    ``[n, batch]``): the forward is torch's own, the backward writes the feature-major input gradient
+    into a cached buffer on the pool (same values as autograd's broadcast and copy)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, k: int, tau: float, backend: _CpuBackend) -> torch.Tensor:
+        n, batch = x.shape[1], x.shape[0]
+        ctx.n, ctx.tau, ctx.backend = n, tau, backend
+        return x.t().reshape(k, n // k, batch).sum(1).t() / tau
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor):
+        rows = ctx.backend.module.group_sum_backward(grad / ctx.tau, ctx.n, get_num_threads())  # [n, batch]
+        return rows.t(), None, None, None
+
+
+def feature_major_group_sum(x: torch.Tensor, k: int, tau: float) -> torch.Tensor | None:
+    """``GroupSum(k, tau)(x)`` for a kernel layer's feature-major CPU output through the fused CPU
+    kernel's backward, or None when that kernel has not been loaded in this process (the caller then
+    uses torch ops; this never starts a build)."""
+    backend = _loaded_cpu_backend
+    if backend is None or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return None
+    return _FeatureMajorGroupSum.apply(x, k, float(tau), backend)
+
+
+_loaded_cpu_backend: _CpuBackend | None = None
+
+
 @memoize_build
 def cpu_backend() -> _CpuBackend:
     """Build (first time on this host, ~1 minute) or load the fused C++ kernel. Raises BuildError."""
@@ -211,7 +242,9 @@ def cpu_backend() -> _CpuBackend:
             record(built)
         except OSError:
             pass
-    return _CpuBackend(module)
+    global _loaded_cpu_backend
+    _loaded_cpu_backend = _CpuBackend(module)
+    return _loaded_cpu_backend
 
 
 def cpu_kernel_unavailable() -> str | None:

@@ -173,6 +173,64 @@ torch::Tensor coefficients_backward(torch::Tensor probs, torch::Tensor relax, to
     return grad_w;
 }
 
+// The gradient of GroupSum's input in feature-major layout: rows [n, batch], row i a copy of
+// column i / (n / k) of grad_scores [batch, k] (already divided by tau by the caller, so the values
+// are torch's own). Written into a cached buffer on the pool: the broadcast-then-reshape copy that
+// autograd makes instead writes into freshly faulted pages every step.
+torch::Tensor group_sum_backward(torch::Tensor grad_scores, int64_t n, int64_t nthreads) {
+    TORCH_CHECK(grad_scores.device().is_cpu() && grad_scores.dim() == 2 && grad_scores.size(1) > 0 &&
+                    n % grad_scores.size(1) == 0,
+                "grad_scores must be a CPU [batch, k] tensor with k dividing n");
+    const int64_t batch = grad_scores.size(0), k = grad_scores.size(1), group = n / k;
+    auto rows = grad_scores.t().contiguous();  // [k, batch]: small
+    auto out = empty_cached({n, batch}, grad_scores.options());
+    const size_t row_bytes = (size_t)batch * grad_scores.element_size();
+    const char* src = static_cast<const char*>(rows.data_ptr());
+    char* dst = static_cast<char*>(out.data_ptr());
+    if (n * batch <= lgc::kParallelMin) nthreads = 1;
+    const int64_t chunks = lgc::chunk_count(n, (int)nthreads, 64), per = (n + chunks - 1) / chunks;
+    lgc::ChunkPool::get().run(chunks, (int)nthreads, [&](int64_t chunk) {
+        for (int64_t i = chunk * per; i < std::min(n, (chunk + 1) * per); ++i)
+            std::memcpy(dst + i * row_bytes, src + (i / group) * row_bytes, row_bytes);
+    });
+    return out;
+}
+
+// One Adam step (lgc::adam_update) over every tensor of params with its grads and moments, on the
+// pool. All tensors contiguous, on the CPU, of one floating dtype; the lists of equal length.
+void adam_step(std::vector<torch::Tensor> params, std::vector<torch::Tensor> grads, std::vector<torch::Tensor> exp_avgs,
+               std::vector<torch::Tensor> exp_avg_sqs, double beta1, double beta2, double eps, double step_size,
+               double bias2_sqrt, int64_t nthreads) {
+    const size_t count = params.size();
+    TORCH_CHECK(grads.size() == count && exp_avgs.size() == count && exp_avg_sqs.size() == count,
+                "adam_step: params, grads and moments must be lists of equal length");
+    constexpr int64_t kPiece = 16384;  // values per chunk
+    std::vector<std::pair<size_t, int64_t>> pieces;  // (tensor, first value)
+    int64_t total = 0;
+    for (size_t t = 0; t < count; ++t) {
+        const auto& p = params[t];
+        TORCH_CHECK(p.device().is_cpu() && p.is_contiguous() &&
+                        (p.scalar_type() == torch::kFloat || p.scalar_type() == torch::kDouble),
+                    "adam_step: parameters must be contiguous float32/float64 CPU tensors");
+        for (const auto* u : {&grads[t], &exp_avgs[t], &exp_avg_sqs[t]})
+            TORCH_CHECK(u->device().is_cpu() && u->is_contiguous() && u->scalar_type() == p.scalar_type() &&
+                            u->numel() == p.numel() && !u->is_sparse(),
+                        "adam_step: gradients and moments must be dense contiguous CPU tensors like their parameter");
+        for (int64_t s = 0; s < p.numel(); s += kPiece) pieces.emplace_back(t, s);
+        total += p.numel();
+    }
+    if (total <= lgc::kParallelMin) nthreads = 1;
+    lgc::ChunkPool::get().run((int64_t)pieces.size(), (int)nthreads, [&](int64_t c) {
+        const size_t t = pieces[(size_t)c].first;
+        const int64_t s = pieces[(size_t)c].second, len = std::min(kPiece, params[t].numel() - s);
+        AT_DISPATCH_FLOATING_TYPES(params[t].scalar_type(), "lgc_adam_step", [&] {
+            lgc::adam_update<scalar_t>(params[t].data_ptr<scalar_t>() + s, grads[t].data_ptr<scalar_t>() + s,
+                                       exp_avgs[t].data_ptr<scalar_t>() + s, exp_avg_sqs[t].data_ptr<scalar_t>() + s,
+                                       len, beta1, beta2, eps, step_size, bias2_sqrt);
+        });
+    });
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -180,5 +238,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("coefficients", &coefficients, "(softmax(w) @ relax, softmax(w)), fused per gate");
     m.def("coefficients_backward", &coefficients_backward, "gradient of the coefficients wrt the logits, from softmax(w)");
     m.def("backward", &backward, "relaxed logic layer backward: grad_x (or undefined), grad_c");
+    m.def("group_sum_backward", &group_sum_backward, "GroupSum's input gradient, feature-major [n, batch]");
+    m.def("adam_step", &adam_step, "one fused Adam step over lists of tensors, on the kernels' pool");
     m.def("contiguous", &contiguous, "the tensor, or a contiguous copy of it in a reused buffer");
 }

@@ -534,4 +534,25 @@ void gate_coefficients_backward(const T* probs, const T* relax, const T* grad_c,
     });
 }
 
+// Adam (Kingma & Ba, ICLR 2015) as torch.optim.Adam with amsgrad, weight decay and maximize off, in
+// one pass over n values: m <- m + (1 - beta1) (g - m), v <- beta2 v + (1 - beta2) g^2,
+// p <- p - step_size m / (sqrt(v) / bias2_sqrt + eps), with step_size = lr / (1 - beta1^t) and
+// bias2_sqrt = sqrt(1 - beta2^t) computed by the caller (in double, as torch does). The same
+// arithmetic per element as torch's fused CPU kernel (lerp with weight 1 - beta1 < 0.5 is
+// m + w (g - m)), so results agree to float rounding. Chunks of one call split the values.
+template <typename T>
+void adam_update(T* p, const T* g, T* m, T* v, int64_t n, double beta1, double beta2, double eps, double step_size,
+                 double bias2_sqrt) {
+    const T w1 = T(1 - beta1), b2 = T(beta2), w2 = T(1 - beta2), e = T(eps), ss = T(-step_size), bs = T(bias2_sqrt);
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) {
+        const T gj = g[j];
+        const T mj = m[j] + w1 * (gj - m[j]);
+        const T vj = v[j] * b2 + w2 * gj * gj;
+        m[j] = mj;
+        v[j] = vj;
+        p[j] = p[j] + ss * mj / (std::sqrt(vj) / bs + e);
+    }
+}
+
 }  // namespace lgc
