@@ -223,7 +223,8 @@ _loaded_cpu_backend: _CpuBackend | None = None
 def cpu_backend() -> _CpuBackend:
     """Build (first time on this host, ~1 minute) or load the fused C++ kernel. Raises BuildError."""
     texts = [(_HERE / name).read_text() for name in _CPU_SOURCES]
-    flags = ["-O3", "-fopenmp-simd", "-pthread", *cpu_simd_flags()]
+    # -fno-math-errno: sqrt may vectorise (Adam); no kernel reads errno
+    flags = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-pthread", *cpu_simd_flags()]
     key = content_key(*texts, flags, torch.__version__, sys.version, platform.machine(), platform.node())
     name = f"lgc_logic_layer_{key[:16]}"
     build_dir = cache_dir() / "torch_ext" / name
