@@ -233,6 +233,7 @@ def layer_working_set(width: int, batch: int, itemsize: int = 4) -> int:
 # -- where the step's time goes ----------------------------------------------------------------------
 CATEGORIES = (("layer forward", ("_KernelLogic",)), ("layer backward", ("_KernelLogicBackward",)),
               ("softmax forward", ("_CpuCoefficients",)), ("softmax backward", ("_CpuCoefficientsBackward",)),
+              ("GroupSum", ("_FeatureMajorGroupSum", "_FeatureMajorGroupSumBackward")),
               ("Adam (fused)", ("Optimizer.step",)), ("zero_grad", ("Optimizer.zero_grad",)))
 
 

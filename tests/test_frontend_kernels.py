@@ -132,11 +132,15 @@ def test_group_sum_kernel_backward_gives_autograds_bits(cpu_backend, batch, dtyp
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_pool_adam_matches_torch_adam_and_shares_its_state(cpu_backend, dtype):
+def test_pool_adam_matches_torch_adam_and_shares_its_state(cpu_backend, dtype, monkeypatch):
     """lgc.frontend.optim.Adam (the step on the kernels' pool) against torch.optim.Adam over 6 steps:
     parameters and moments agree to float rounding, 1 and 2 threads give the same bits, a parameter
     without a gradient is left alone, and the state_dict moves between the two in both directions."""
     from lgc.frontend.optim import Adam
+    module = kernels.loaded_cpu_backend().module  # loaded by the cpu_backend fixture
+    pooled_steps = []
+    step_fn = module.adam_step
+    monkeypatch.setattr(module, "adam_step", lambda *a: pooled_steps.append(1) or step_fn(*a))
     gen = torch.Generator().manual_seed(3)
     init = [torch.randn(3000, 16, dtype=dtype, generator=gen), torch.randn(5, dtype=dtype, generator=gen),
             torch.randn(7, dtype=dtype, generator=gen)]
@@ -163,6 +167,7 @@ def test_pool_adam_matches_torch_adam_and_shares_its_state(cpu_backend, dtype):
         torch.testing.assert_close(q.detach(), p.detach(), **tol)
         assert torch.equal(q, r)
     assert torch.equal(got1[2], init[2])
+    assert len(pooled_steps) == 12  # 6 steps each at 1 and 2 threads ran on the pool
     for sw, sg in zip(want_opt.state_dict()["state"].values(), got_opt.state_dict()["state"].values()):
         assert float(sw["step"]) == float(sg["step"]) == 6.0
         torch.testing.assert_close(sg["exp_avg"], sw["exp_avg"], **tol)

@@ -210,13 +210,19 @@ def feature_major_group_sum(x: torch.Tensor, k: int, tau: float) -> torch.Tensor
     """``GroupSum(k, tau)(x)`` for a kernel layer's feature-major CPU output through the fused CPU
     kernel's backward, or None when that kernel has not been loaded in this process (the caller then
     uses torch ops; this never starts a build)."""
-    backend = _loaded_cpu_backend
+    backend = loaded_cpu_backend()
     if backend is None or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return None
     return _FeatureMajorGroupSum.apply(x, k, float(tau), backend)
 
 
 _loaded_cpu_backend: _CpuBackend | None = None
+
+
+def loaded_cpu_backend() -> _CpuBackend | None:
+    """The fused CPU kernel if this process has already built or loaded it (``cpu_backend()``), else
+    None; never starts a build."""
+    return _loaded_cpu_backend
 
 
 @memoize_build

@@ -4,10 +4,11 @@
 the two) whose step, for CPU float32/float64 parameters with plain Adam's settings (no amsgrad,
 weight decay, maximize, capturable or differentiable; a float learning rate), runs as one pass over
 every parameter, its gradient and both moments on the kernels' pool (``kernels.get_num_threads()``
-threads; ``logic_layer_cpu.h`` ``adam_update``). torch's own fused CPU Adam runs on torch's threads,
-which a fused-kernel training step keeps at one (benchmarks/RESULTS.md, Training), so there it is
-serial. Any other parameter group, or a host where the kernel cannot be built, takes torch's step.
-Results agree with ``torch.optim.Adam`` to float rounding (tests/test_frontend_kernels.py).
+threads; ``logic_layer_cpu.h`` ``adam_update``) once a fused CPU layer has loaded the kernel in this
+process; it never starts a build, so a ``python``-implementation run keeps torch's step, as does any
+other parameter group. torch's own fused CPU Adam runs on torch's threads, which a fused-kernel
+training step keeps at one (benchmarks/RESULTS.md, Training), so there it is serial. Results agree
+with ``torch.optim.Adam`` to float rounding (tests/test_frontend_kernels.py).
 """
 from __future__ import annotations
 
@@ -34,13 +35,14 @@ class Adam(torch.optim.Adam):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> Any:
-        if kernels.cpu_kernel_unavailable() is not None or not all(self._pooled(g) for g in self.param_groups):
+        backend = kernels.loaded_cpu_backend()
+        if backend is None or not all(self._pooled(g) for g in self.param_groups):
             return super().step(closure)
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        module = kernels.cpu_backend().module
+        module = backend.module
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             # parameters sharing a step count take one bias correction (torch's rule, per parameter)
