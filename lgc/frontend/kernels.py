@@ -154,7 +154,7 @@ class _CpuBackend(_Backend):
         self.module = module
 
     def contiguous(self, t: torch.Tensor) -> torch.Tensor:
-        return self.module.contiguous(t)
+        return self.module.contiguous(t, get_num_threads())
 
     def forward(self, xt, a, b, c):
         return self.module.forward(xt, a, b, c, get_num_threads())
@@ -190,14 +190,14 @@ class _CpuCoefficients(torch.autograd.Function):
 
 class _FeatureMajorGroupSum(torch.autograd.Function):
     """GroupSum of a kernel layer's output (``x [batch, n]``, the transpose of a contiguous
-    ``[n, batch]``): the forward is torch's own, the backward writes the feature-major input gradient
-    into a cached buffer on the pool (same values as autograd's broadcast and copy)."""
+    ``[n, batch]``) on the kernels' pool: the forward sums each group's rows in row order (torch's
+    sum adds in another order: the scores differ from it in float rounding), the backward writes the
+    feature-major input gradient into a cached buffer (autograd's values, bit for bit)."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, k: int, tau: float, backend: _CpuBackend) -> torch.Tensor:
-        n, batch = x.shape[1], x.shape[0]
-        ctx.n, ctx.tau, ctx.backend = n, tau, backend
-        return x.t().reshape(k, n // k, batch).sum(1).t() / tau
+        ctx.n, ctx.tau, ctx.backend = x.shape[1], tau, backend
+        return backend.module.group_sum_forward(x.t(), k, get_num_threads()).t() / tau
 
     @staticmethod
     @torch.autograd.function.once_differentiable
