@@ -40,7 +40,7 @@ class BufferCache {
         }
         // 2 MiB-aligned and marked for transparent huge pages (where the kernel allows them only on
         // request): the kernels read rows of several MiB-sized arrays in random order, and with 4 KiB
-        // pages nearly every row is a TLB miss (~10% of the backward at 8000 x 100 floats)
+        // pages nearly every row is a TLB miss (~4% of the backward at 8000 x 100 floats, measured)
         const size_t huge = size_t(2) << 20, align = bytes >= huge ? huge : 64;
         const size_t rounded = (bytes + align - 1) / align * align;
         void* p = std::aligned_alloc(align, rounded);
