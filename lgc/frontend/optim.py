@@ -24,14 +24,25 @@ class Adam(torch.optim.Adam):
     """``torch.optim.Adam`` whose plain CPU step runs on the fused kernels' pool (module docstring)."""
 
     def _pooled(self, group: dict[str, Any]) -> bool:
+        """Whether the pool step implements this group: plain Adam's settings, and every parameter,
+        gradient and moment a dense contiguous CPU float32/float64 tensor of the parameter's dtype."""
+        def like(p: torch.Tensor, t: Any) -> bool:
+            return (isinstance(t, torch.Tensor) and not t.is_sparse and t.device == p.device and t.dtype == p.dtype
+                    and t.is_contiguous() and t.shape == p.shape)
+
+        def ready(p: torch.Tensor) -> bool:
+            if p.device.type != "cpu" or p.dtype not in (torch.float32, torch.float64) or not p.is_contiguous():
+                return False
+            state = self.state.get(p, {})
+            return ((p.grad is None or like(p, p.grad))
+                    and (not state or (like(p, state.get("exp_avg")) and like(p, state.get("exp_avg_sq"))
+                                       and isinstance(state.get("step"), torch.Tensor))))
+
         return (not group["amsgrad"] and group["weight_decay"] == 0 and not group["maximize"]
                 and not group.get("capturable", False) and not group.get("differentiable", False)
                 and not isinstance(group["lr"], torch.Tensor)
-                and not isinstance(group["betas"][0], torch.Tensor) and not isinstance(group["betas"][1], torch.Tensor)
-                and all(p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64) and p.is_contiguous()
-                        and (p.grad is None or (not p.grad.is_sparse and p.grad.is_contiguous()
-                                                and p.grad.dtype == p.dtype))
-                        for p in group["params"]))
+                and not any(isinstance(b, torch.Tensor) for b in group["betas"])
+                and all(ready(p) for p in group["params"]))
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> Any:
