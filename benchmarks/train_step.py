@@ -15,7 +15,8 @@ and the machine (cores, CPU flags, cache, load before and after). Writes
 
 Method: every implementation/thread-count pair trains its own copy of the model (same seed, data
 and optimiser settings) and they take one step each in turn, so a change in machine load hits all
-alike; figures are medians over the timed steps. The cpu kernel runs with torch's own threads at 1
+alike (the cpu pairs in one round, then the baselines in another: the baselines' spinning OpenMP
+threads would take a core from the cpu step after them); figures are medians over the timed steps. The cpu kernel runs with torch's own threads at 1
 (``kernels.set_num_threads`` sets the kernel's pool; torch's OpenMP threads spinning after its
 small ops would otherwise compete with the pool for the same cores) and ``lgc.frontend.optim.Adam``
 (one pass over the logits and both moments on the kernel's pool, what ``lgc train`` uses).
@@ -330,7 +331,13 @@ def main() -> None:
             trainers = {f"{impl} {t}": Trainer(impl, make_model(impl, in_dim, width, depth, 10, 30.0), x, y, t)
                         for impl in impls for t in threads}
             load0 = os.getloadavg()[0]
-            times = time_interleaved(trainers, args.steps, args.warmup)
+            # the cpu trainers interleave among themselves, the baselines among themselves: torch's
+            # OpenMP threads keep spinning for a while after a multi-threaded baseline step and took
+            # the second core from the cpu step that followed (1-thread step 14.5 ms with the
+            # baselines interleaved, 12.4 ms without, same load)
+            times = time_interleaved({n: t for n, t in trainers.items() if t.impl == "cpu"}, args.steps, args.warmup)
+            times.update(time_interleaved({n: t for n, t in trainers.items() if t.impl != "cpu"}, args.steps,
+                                          args.warmup))
             need = bytes_per_step(in_dim, width, depth, batch)
             row = {"model": model_name, "batch": batch, "loadavg_1m": [load0, os.getloadavg()[0]],
                    "bytes_per_step": need, "impls": {}}
