@@ -4,20 +4,24 @@ on MNIST-shaped models, with the step's breakdown and its distance from the memo
 
 Run: ``python benchmarks/train_step.py`` (no arguments needed; ``--quick`` for the 6 x 8000 model at
 batch 100 only). For each model (784 -> 6 x 8000 and 8 x 16000 -> GroupSum(10)) and batch (100,
-256, 1024) it prints ms/step and samples/s per implementation and thread count, the 2-thread
-speed-up, and the step time the memory traffic alone would take (bytes moved per step / measured
-streaming bandwidth) as a fraction of the measured step. Then a breakdown of the cpu step (layer
-kernels, softmax, Adam, loss, the rest) from torch's profiler, the streaming bandwidth of one and
-two cores, and the machine (cores, CPU flags, load before and after). Writes
+256, 1024) it prints ms/step (wall, and CPU time of all threads) and samples/s per implementation
+and thread count, the 2-thread speed-up, and the step time the memory traffic alone would take
+(bytes moved per step / measured streaming bandwidth) as a fraction of the measured step, against
+two bandwidths: DRAM (512 MiB per thread) and the last-level cache (12 MiB in all), with which of
+the two applies (a layer's x, grad_y and grad_x within half the last-level cache: the cache). Then
+a breakdown of the cpu step (layer kernels, softmax, Adam, loss, the rest) from torch's profiler,
+and the machine (cores, CPU flags, cache, load before and after). Writes
 ``benchmarks/out/train_step.json``.
 
 Method: every implementation/thread-count pair trains its own copy of the model (same seed, data
 and optimiser settings) and they take one step each in turn, so a change in machine load hits all
-alike; figures are medians over the timed steps. The cpu kernel runs with torch's own threads at 1
+alike (the cpu pairs in one round, then the baselines in another: the baselines' spinning OpenMP
+threads would take a core from the cpu step after them); figures are medians over the timed steps. The cpu kernel runs with torch's own threads at 1
 (``kernels.set_num_threads`` sets the kernel's pool; torch's OpenMP threads spinning after its
-small ops would otherwise compete with the pool for the same cores) and
-``torch.optim.Adam(fused=True)`` (one pass over the logits and both moments). ``python`` and
-``naive`` use torch's threads and Adam(fused=True) too, so the comparison is of the layers.
+small ops would otherwise compete with the pool for the same cores) and ``lgc.frontend.optim.Adam``
+(one pass over the logits and both moments on the kernel's pool, what ``lgc train`` uses).
+``python`` and ``naive`` use torch's threads and ``torch.optim.Adam(fused=True)``, so the comparison
+is of the layers.
 """
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lgc.frontend import GroupSum, LogicLayer, kernels
+from lgc.frontend import GroupSum, LogicLayer, kernels, optim
 
 
 # -- the baseline: difflogic's python path, as written there (16 real-valued ops, then a weighted sum) --
@@ -112,9 +116,12 @@ class Trainer:
 
     def __init__(self, impl: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, threads: int):
         self.impl, self.model, self.x, self.y, self.threads = impl, model, x, y, threads
-        self.opt = torch.optim.Adam(model.parameters(), lr=0.01, fused=True)
+        # the cpu step: Adam on the kernels' pool (what `lgc train` uses for CPU parameters)
+        adam = optim.Adam if impl == "cpu" else torch.optim.Adam
+        self.opt = adam(model.parameters(), lr=0.01, fused=True)
         self.loss_fn = nn.CrossEntropyLoss()
         self.faults: list[int] = []
+        self.cpu_ms: list[float] = []  # process CPU time per step (all threads): robust to other load
 
     def set_threads(self) -> None:
         kernels.set_num_threads(self.threads)
@@ -123,12 +130,14 @@ class Trainer:
     def step(self) -> float:
         self.set_threads()
         f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        c0 = time.process_time()
         t0 = time.perf_counter()
         self.opt.zero_grad(set_to_none=True)
         loss = self.loss_fn(self.model(self.x), self.y)
         loss.backward()
         self.opt.step()
         ms = (time.perf_counter() - t0) * 1e3
+        self.cpu_ms.append((time.process_time() - c0) * 1e3)
         self.faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
         return ms
 
@@ -139,6 +148,7 @@ def time_interleaved(trainers: dict[str, Trainer], steps: int, warmup: int) -> d
         for _ in range(warmup):
             t.step()
         t.faults.clear()
+        t.cpu_ms.clear()
     times: dict[str, list[float]] = {name: [] for name in trainers}
     for _ in range(steps):
         for name, t in trainers.items():
@@ -167,24 +177,64 @@ def bytes_per_step(in_dim: int, width: int, depth: int, batch: int, itemsize: in
     return {"activations": act, "state": state, "total": act + state}
 
 
-def streaming_bandwidth(threads: int, mib: int = 512, repeats: int = 3) -> float:
-    """Best-of-``repeats`` bytes/s of ``threads`` concurrent numpy sums, each over its own ``mib`` MiB."""
-    arrays = [np.ones(mib * 2**20 // 8) for _ in range(threads)]
-    best = 0.0
-    for _ in range(repeats):
-        workers = [threading.Thread(target=a.sum) for a in arrays]  # numpy releases the GIL in sum
-        t0 = time.perf_counter()
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        best = max(best, threads * arrays[0].nbytes / (time.perf_counter() - t0))
+def streaming_bandwidth(threads: int, mib: float = 512, repeats: int = 3, passes: int = 1) -> float:
+    """Best-of-``repeats`` bytes/s of ``threads`` concurrent sums, each ``passes`` times over its own
+    ``mib`` MiB. DRAM (the default 512 MiB, one pass): numpy float64 sums, as measured before. A
+    cache-resident size (a few MiB per thread, passes > 1): torch float32 sums on the calling thread
+    (AVX2, several accumulators), since numpy's pairwise sum is compute-bound once the data is in cache."""
+    if passes == 1:
+        arrays = [np.ones(int(mib * 2**20) // 8) for _ in range(threads)]
+        nbytes = arrays[0].nbytes
+    else:
+        arrays = [torch.ones(int(mib * 2**20) // 4) for _ in range(threads)]
+        nbytes = arrays[0].numel() * 4
+
+    def read(a: np.ndarray | torch.Tensor) -> None:
+        for _ in range(passes):
+            a.sum()  # numpy and torch release the GIL in sum
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # each worker's torch sum on its own thread
+    try:
+        for a in arrays:
+            a.sum()  # resident (and in cache when it fits) before the timing
+        best = 0.0
+        for _ in range(repeats):
+            workers = [threading.Thread(target=read, args=(a,)) for a in arrays]
+            t0 = time.perf_counter()
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            best = max(best, threads * passes * nbytes / (time.perf_counter() - t0))
+    finally:
+        torch.set_num_threads(previous)
     return best
+
+
+def last_level_cache_bytes() -> int | None:
+    """Size of the CPU's last-level cache (Linux sysfs), or None where unknown."""
+    best = None
+    for index in sorted(pathlib.Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            text = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        best = int(text.rstrip("KMG")) * scale if text[-1:] in "KMG" else int(text)
+    return best
+
+
+def layer_working_set(width: int, batch: int, itemsize: int = 4) -> int:
+    """Bytes one hidden layer's backward touches: its input x, grad_y and grad_x ([width, batch]
+    each), which decides whether its random row reads hit the last-level cache or DRAM."""
+    return 3 * width * batch * itemsize
 
 
 # -- where the step's time goes ----------------------------------------------------------------------
 CATEGORIES = (("layer forward", ("_KernelLogic",)), ("layer backward", ("_KernelLogicBackward",)),
               ("softmax forward", ("_CpuCoefficients",)), ("softmax backward", ("_CpuCoefficientsBackward",)),
+              ("GroupSum", ("_FeatureMajorGroupSum", "_FeatureMajorGroupSumBackward")),
               ("Adam (fused)", ("Optimizer.step",)), ("zero_grad", ("Optimizer.zero_grad",)))
 
 
@@ -255,8 +305,16 @@ def main() -> None:
     info = machine()
     print("machine:", json.dumps(info), flush=True)
     measured = {t: streaming_bandwidth(t) for t in sorted(set(threads) | {1, 2})}
-    print("streaming bandwidth (numpy sums over 512 MiB per thread, best of 3): "
+    print("streaming bandwidth, DRAM (numpy sums over 512 MiB per thread, best of 3): "
           + ", ".join(f"{t} thread{'s' * (t > 1)} {bw / 1e9:.1f} GB/s" for t, bw in measured.items()), flush=True)
+    llc = last_level_cache_bytes()
+    cache_mib = 12.0  # per run, split between the threads: resident in a >= 16 MiB last-level cache
+    cached = {t: streaming_bandwidth(t, cache_mib / t, repeats=5, passes=20) for t in sorted(set(threads) | {1, 2})}
+    print(f"streaming bandwidth, cache-resident (torch sums over {cache_mib:g} MiB in all, 20 passes, best of 5; "
+          f"last-level cache "
+          f"{(llc or 0) / 2**20:.0f} MiB): "
+          + ", ".join(f"{t} thread{'s' * (t > 1)} {bw / 1e9:.1f} GB/s" for t, bw in cached.items()), flush=True)
+    info["last_level_cache_bytes"] = llc
     bandwidth = dict(measured)
     if args.bandwidth:
         given = [float(v) * 1e9 for v in args.bandwidth.split(",")]
@@ -273,22 +331,38 @@ def main() -> None:
             trainers = {f"{impl} {t}": Trainer(impl, make_model(impl, in_dim, width, depth, 10, 30.0), x, y, t)
                         for impl in impls for t in threads}
             load0 = os.getloadavg()[0]
-            times = time_interleaved(trainers, args.steps, args.warmup)
+            # the cpu trainers interleave among themselves, the baselines among themselves: torch's
+            # OpenMP threads keep spinning for a while after a multi-threaded baseline step and took
+            # the second core from the cpu step that followed (1-thread step 14.5 ms with the
+            # baselines interleaved, 12.4 ms without, same load)
+            times = time_interleaved({n: t for n, t in trainers.items() if t.impl == "cpu"}, args.steps, args.warmup)
+            times.update(time_interleaved({n: t for n, t in trainers.items() if t.impl != "cpu"}, args.steps,
+                                          args.warmup))
             need = bytes_per_step(in_dim, width, depth, batch)
             row = {"model": model_name, "batch": batch, "loadavg_1m": [load0, os.getloadavg()[0]],
                    "bytes_per_step": need, "impls": {}}
+            working = layer_working_set(width, batch)
+            # a layer whose x, grad_y and grad_x fit in the last-level cache reads its random rows from
+            # there: that bandwidth is its limit; larger ones stream from DRAM
+            row["layer_working_set_bytes"] = working
+            row["limit_applies"] = "cache" if llc is not None and working <= llc / 2 else "dram"
             for name, t in trainers.items():
                 ms = statistics.median(times[name])
                 limit_ms = need["total"] / bandwidth[t.threads] * 1e3
+                cache_limit_ms = need["total"] / cached[t.threads] * 1e3
                 row["impls"][name] = {"ms_per_step": ms, "samples_per_s": batch / ms * 1e3, "ms_all": times[name],
+                                      "cpu_ms_per_step": statistics.median(t.cpu_ms),
                                       "page_faults_per_step": statistics.median(t.faults),
-                                      "bandwidth_limit_ms": limit_ms, "fraction_of_limit": limit_ms / ms}
+                                      "bandwidth_limit_ms": limit_ms, "fraction_of_limit": limit_ms / ms,
+                                      "cache_bandwidth_limit_ms": cache_limit_ms,
+                                      "fraction_of_cache_limit": cache_limit_ms / ms}
             for name, r in row["impls"].items():
                 base = row["impls"].get("naive " + name.split()[1])
                 print(f"  {model_name:8s} batch {batch:5d} {name:9s} {r['ms_per_step']:9.1f} ms/step "
-                      f"{r['samples_per_s']:9.0f} samples/s"
+                      f"(cpu {r['cpu_ms_per_step']:7.1f} ms) {r['samples_per_s']:9.0f} samples/s"
                       + (f"  {base['ms_per_step'] / r['ms_per_step']:6.1f}x naive" if base else "")
-                      + (f"  {r['fraction_of_limit']:.2f} of the bandwidth limit" if name.startswith("cpu") else ""),
+                      + (f"  {r['fraction_of_limit']:.2f} of the DRAM / {r['fraction_of_cache_limit']:.2f} of the "
+                         f"cache bandwidth limit ({row['limit_applies']} applies)" if name.startswith("cpu") else ""),
                       flush=True)
             if 1 in threads and 2 in threads:
                 row["cpu_2_vs_1_threads"] = row["impls"]["cpu 2"]["samples_per_s"] / row["impls"]["cpu 1"]["samples_per_s"]
@@ -303,16 +377,19 @@ def main() -> None:
             del trainers
     info["loadavg_after"] = os.getloadavg()
 
-    print(f"\n{'model':8s} {'batch':>5s} {'impl':6s} {'threads':>7s} {'ms/step':>9s} {'samples/s':>10s} "
-          f"{'vs naive':>8s} {'MB moved':>8s} {'of limit':>8s}")
+    print(f"\n{'model':8s} {'batch':>5s} {'impl':6s} {'threads':>7s} {'ms/step':>9s} {'cpu ms':>8s} {'samples/s':>10s} "
+          f"{'vs naive':>8s} {'MB moved':>8s} {'of DRAM':>8s} {'of cache':>8s} {'applies':>7s}")
     for row in results:
         for name, r in row["impls"].items():
             impl, t = name.split()
             base = row["impls"].get("naive " + t)
-            print(f"{row['model']:8s} {row['batch']:5d} {impl:6s} {t:>7s} {r['ms_per_step']:9.1f} "
+            print(f"{row['model']:8s} {row['batch']:5d} {impl:6s} {t:>7s} {r['ms_per_step']:9.1f} {r['cpu_ms_per_step']:8.1f} "
                   f"{r['samples_per_s']:10.0f} " + (f"{base['ms_per_step'] / r['ms_per_step']:7.1f}x " if base else
                                                      f"{'':8s} ")
-                  + (f"{row['bytes_per_step']['total'] / 1e6:8.0f} {r['fraction_of_limit']:8.2f}" if impl == "cpu" else ""))
+                  + (f"{row['bytes_per_step']['total'] / 1e6:8.0f} {r['fraction_of_limit']:8.2f} "
+                     f"{r['fraction_of_cache_limit']:8.2f} {row['limit_applies']:>7s}" if impl == "cpu" else ""))
+        if "cpu_2_vs_1_threads" in row:
+            print(f"{row['model']:8s} {row['batch']:5d} cpu 2 threads / 1 thread (samples/s): {row['cpu_2_vs_1_threads']:.2f}x")
     print("\nbreakdown of the cpu step (ms/step, torch profiler; 'other' = GroupSum, loss, copies, glue):")
     labels = [label for label, _ in CATEGORIES] + ["other (GroupSum, loss, glue)", "step (profiled)"]
     print(f"{'model':8s} {'batch':>5s} {'thr':>3s} " + " ".join(f"{l.split(' (')[0][:14]:>14s}" for l in labels))
@@ -322,6 +399,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": info, "command": " ".join(["python"] + sys.argv), "steps": args.steps,
                                "warmup": args.warmup, "bandwidth_measured_bytes_per_s": measured,
+                               "cache_bandwidth_measured_bytes_per_s": cached,
                                "bandwidth_used_bytes_per_s": bandwidth, "results": results,
                                "breakdown": breakdowns}, indent=2))
     print(f"\nwrote {out}")

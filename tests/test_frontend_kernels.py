@@ -103,6 +103,103 @@ def test_cpu_kernel_results_do_not_depend_on_thread_count(cpu_backend):
         kernels.set_num_threads(0)
 
 
+@pytest.mark.parametrize("batch", [1, 7, 33])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_group_sum_kernel_backward_gives_autograds_bits(cpu_backend, batch, dtype):
+    """GroupSum after a kernel layer takes the kernel's feature-major sums and backward: the scores
+    agree with torch's sum to float rounding, with the same bits at 1 and 3 threads; given the same
+    upstream gradient the parameter gradients are those of torch's broadcast-and-copy, bit for bit."""
+    gen = torch.Generator().manual_seed(batch)
+    torch.manual_seed(batch)
+    layers = [LogicLayer(20, 60, implementation="cpu").to(dtype), LogicLayer(60, 90, implementation="cpu").to(dtype)]
+    model = torch.nn.Sequential(*layers, GroupSum(3, 7.0))
+    x = torch.rand(batch, 20, dtype=dtype, generator=gen)
+    g = torch.randn(batch, 3, dtype=dtype, generator=gen)
+    got = []
+    loaded = kernels._loaded_cpu_backend
+    assert loaded is not None  # built by the cpu_backend fixture
+    try:
+        for backend in (loaded, None):  # None: GroupSum falls back to torch ops
+            kernels._loaded_cpu_backend = backend
+            model.zero_grad()
+            y = model(x)
+            (y * g).sum().backward()
+            got.append((y.detach(), [p.grad.clone() for p in model.parameters()]))
+    finally:
+        kernels._loaded_cpu_backend = loaded
+    torch.testing.assert_close(got[0][0], got[1][0], rtol=1e-6 if dtype == torch.float32 else 1e-14, atol=0)
+    for p, q in zip(got[0][1], got[1][1]):  # the upstream gradient g does not depend on the scores
+        assert torch.equal(p, q)
+    try:
+        scores = []
+        for threads in (1, 3):
+            kernels.set_num_threads(threads)
+            scores.append(model(x))
+    finally:
+        kernels.set_num_threads(None)
+    assert torch.equal(scores[0], scores[1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pool_adam_matches_torch_adam_and_shares_its_state(cpu_backend, dtype, monkeypatch):
+    """lgc.frontend.optim.Adam (the step on the kernels' pool) against torch.optim.Adam over 6 steps:
+    parameters and moments agree to float rounding, 1 and 2 threads give the same bits, a parameter
+    without a gradient is left alone, and the state_dict moves between the two in both directions."""
+    from lgc.frontend.optim import Adam
+    module = kernels.loaded_cpu_backend().module  # loaded by the cpu_backend fixture
+    pooled_steps = []
+    step_fn = module.adam_step
+    monkeypatch.setattr(module, "adam_step", lambda *a: pooled_steps.append(1) or step_fn(*a))
+    gen = torch.Generator().manual_seed(3)
+    init = [torch.randn(3000, 16, dtype=dtype, generator=gen), torch.randn(5, dtype=dtype, generator=gen),
+            torch.randn(7, dtype=dtype, generator=gen)]
+    grads = [[torch.randn(p.shape, dtype=dtype, generator=gen) for p in init[:2]] for _ in range(6)]
+
+    def train(opt_class, threads=None, steps=6, **kw):
+        params = [torch.nn.Parameter(p.clone()) for p in init]
+        opt = opt_class(params, lr=0.03, betas=(0.8, 0.95), **kw)
+        kernels.set_num_threads(threads)
+        try:
+            for gs in grads[:steps]:
+                for p, g in zip(params, gs):  # the third parameter never gets a gradient
+                    p.grad = g.clone()
+                opt.step()
+        finally:
+            kernels.set_num_threads(None)
+        return params, opt
+
+    want, want_opt = train(torch.optim.Adam)
+    got1, got_opt = train(Adam, threads=1)
+    got2, _ = train(Adam, threads=2)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-13)
+    for p, q, r in zip(want, got1, got2):
+        torch.testing.assert_close(q.detach(), p.detach(), **tol)
+        assert torch.equal(q, r)
+    assert torch.equal(got1[2], init[2])
+    assert len(pooled_steps) == 12  # 6 steps each at 1 and 2 threads ran on the pool
+    for sw, sg in zip(want_opt.state_dict()["state"].values(), got_opt.state_dict()["state"].values()):
+        assert float(sw["step"]) == float(sg["step"]) == 6.0
+        torch.testing.assert_close(sg["exp_avg"], sw["exp_avg"], **tol)
+        torch.testing.assert_close(sg["exp_avg_sq"], sw["exp_avg_sq"], **tol)
+    # resume across: 3 steps with one optimiser, then 3 more with the other from its state_dict
+    for first, second in ((torch.optim.Adam, Adam), (Adam, torch.optim.Adam)):
+        params, opt = train(first, steps=3)
+        resumed = second(params, lr=0.03, betas=(0.8, 0.95))
+        resumed.load_state_dict(opt.state_dict())
+        for gs in grads[3:]:
+            for p, g in zip(params, gs):
+                p.grad = g.clone()
+            resumed.step()
+        for p, q in zip(want, params):
+            torch.testing.assert_close(q.detach(), p.detach(), **tol)
+    # settings the pool step does not implement run torch's own step: the same bits as torch
+    for kw in (dict(amsgrad=True), dict(weight_decay=0.1), dict(maximize=True)):
+        a, _ = train(torch.optim.Adam, **kw)
+        b, _ = train(Adam, **kw)
+        for p, q in zip(a, b):
+            assert torch.equal(p, q)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_cpu_coefficients_match_torch_softmax_and_keep_nan(cpu_backend, dtype):
     """The fused softmax (kept for the backward) against softmax @ RELAX; NaN or infinite logits

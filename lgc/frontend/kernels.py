@@ -154,7 +154,7 @@ class _CpuBackend(_Backend):
         self.module = module
 
     def contiguous(self, t: torch.Tensor) -> torch.Tensor:
-        return self.module.contiguous(t)
+        return self.module.contiguous(t, get_num_threads())
 
     def forward(self, xt, a, b, c):
         return self.module.forward(xt, a, b, c, get_num_threads())
@@ -188,11 +188,49 @@ class _CpuCoefficients(torch.autograd.Function):
         return gw, None
 
 
+class _FeatureMajorGroupSum(torch.autograd.Function):
+    """GroupSum of a kernel layer's output (``x [batch, n]``, the transpose of a contiguous
+    ``[n, batch]``) on the kernels' pool: the forward sums each group's rows in row order (torch's
+    sum adds in another order: the scores differ from it in float rounding), the backward writes the
+    feature-major input gradient into a cached buffer (autograd's values, bit for bit)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, k: int, tau: float, backend: _CpuBackend) -> torch.Tensor:
+        ctx.n, ctx.tau, ctx.backend = x.shape[1], tau, backend
+        return backend.module.group_sum_forward(x.t(), k, get_num_threads()).t() / tau
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor):
+        rows = ctx.backend.module.group_sum_backward(grad / ctx.tau, ctx.n, get_num_threads())  # [n, batch]
+        return rows.t(), None, None, None
+
+
+def feature_major_group_sum(x: torch.Tensor, k: int, tau: float) -> torch.Tensor | None:
+    """``GroupSum(k, tau)(x)`` for a kernel layer's feature-major CPU output through the fused CPU
+    kernel's backward, or None when that kernel has not been loaded in this process (the caller then
+    uses torch ops; this never starts a build)."""
+    backend = loaded_cpu_backend()
+    if backend is None or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return None
+    return _FeatureMajorGroupSum.apply(x, k, float(tau), backend)
+
+
+_loaded_cpu_backend: _CpuBackend | None = None
+
+
+def loaded_cpu_backend() -> _CpuBackend | None:
+    """The fused CPU kernel if this process has already built or loaded it (``cpu_backend()``), else
+    None; never starts a build."""
+    return _loaded_cpu_backend
+
+
 @memoize_build
 def cpu_backend() -> _CpuBackend:
     """Build (first time on this host, ~1 minute) or load the fused C++ kernel. Raises BuildError."""
     texts = [(_HERE / name).read_text() for name in _CPU_SOURCES]
-    flags = ["-O3", "-fopenmp-simd", "-pthread", *cpu_simd_flags()]
+    # -fno-math-errno: sqrt may vectorise (Adam); no kernel reads errno
+    flags = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-pthread", *cpu_simd_flags()]
     key = content_key(*texts, flags, torch.__version__, sys.version, platform.machine(), platform.node())
     name = f"lgc_logic_layer_{key[:16]}"
     build_dir = cache_dir() / "torch_ext" / name
@@ -211,7 +249,9 @@ def cpu_backend() -> _CpuBackend:
             record(built)
         except OSError:
             pass
-    return _CpuBackend(module)
+    global _loaded_cpu_backend
+    _loaded_cpu_backend = _CpuBackend(module)
+    return _loaded_cpu_backend
 
 
 def cpu_kernel_unavailable() -> str | None:

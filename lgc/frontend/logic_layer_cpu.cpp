@@ -11,6 +11,8 @@
 #include <map>
 #include <mutex>
 
+#include <sys/mman.h>
+
 #include "logic_layer_cpu.h"
 
 namespace {
@@ -36,8 +38,16 @@ class BufferCache {
                 return p;
             }
         }
-        void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+        // 2 MiB-aligned and marked for transparent huge pages (where the kernel allows them only on
+        // request): the kernels read rows of several MiB-sized arrays in random order, and with 4 KiB
+        // pages nearly every row is a TLB miss (~4% of the backward at 8000 x 100 floats, measured)
+        const size_t huge = size_t(2) << 20, align = bytes >= huge ? huge : 64;
+        const size_t rounded = (bytes + align - 1) / align * align;
+        void* p = std::aligned_alloc(align, rounded);
         TORCH_CHECK(p != nullptr, "lgc logic-layer kernel: out of memory allocating ", bytes, " bytes");
+#ifdef MADV_HUGEPAGE
+        if (align == huge) madvise(p, rounded, MADV_HUGEPAGE);  // advice only: ignored where unsupported
+#endif
         return p;
     }
 
@@ -68,10 +78,38 @@ torch::Tensor empty_cached(at::IntArrayRef sizes, const torch::TensorOptions& op
     return torch::from_blob(p, sizes, [bytes](void* q) { BufferCache::get().give(q, bytes); }, options);
 }
 
-// t itself when contiguous, else a contiguous copy in a cached buffer.
-torch::Tensor contiguous(const torch::Tensor& t) {
+// out [cols, rows] = src [rows, cols] transposed (both contiguous), on the pool in 32 x 32 tiles.
+template <typename T>
+void transpose(const T* src, int64_t rows, int64_t cols, T* out, int nthreads) {
+    constexpr int64_t kTile = 32;
+    const int64_t tiles_r = (rows + kTile - 1) / kTile;
+    if (rows * cols <= lgc::kParallelMin) nthreads = 1;
+    const int64_t chunks = lgc::chunk_count(tiles_r, nthreads, 1), per = (tiles_r + chunks - 1) / chunks;
+    lgc::ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
+        for (int64_t tr = chunk * per; tr < std::min(tiles_r, (chunk + 1) * per); ++tr) {
+            const int64_t r0 = tr * kTile, r1 = std::min(rows, r0 + kTile);
+            for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
+                const int64_t c1 = std::min(cols, c0 + kTile);
+                for (int64_t c = c0; c < c1; ++c)
+                    for (int64_t r = r0; r < r1; ++r) out[c * rows + r] = src[r * cols + c];
+            }
+        }
+    });
+}
+
+// t itself when contiguous, else a contiguous copy in a cached buffer: on the pool when t is the
+// transpose of a contiguous matrix (a layer's [batch, in] input seen feature-major), else torch's copy.
+torch::Tensor contiguous(const torch::Tensor& t, int64_t nthreads) {
     if (t.is_contiguous()) return t;
     auto out = empty_cached(t.sizes(), t.options());
+    if (t.dim() == 2 && t.stride(0) == 1 && t.stride(1) == t.size(0) &&
+        (t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kDouble)) {
+        AT_DISPATCH_FLOATING_TYPES(t.scalar_type(), "lgc_transpose", [&] {
+            // t [a, b] with strides (1, a) is src = t.t() [b, a] contiguous
+            transpose<scalar_t>(t.data_ptr<scalar_t>(), t.size(1), t.size(0), out.data_ptr<scalar_t>(), (int)nthreads);
+        });
+        return out;
+    }
     out.copy_(t);
     return out;
 }
@@ -116,7 +154,7 @@ std::vector<torch::Tensor> backward(torch::Tensor x, torch::Tensor a, torch::Ten
     TORCH_CHECK(grad_y.scalar_type() == x.scalar_type() && grad_y.device().is_cpu() && grad_y.dim() == 2 &&
                     grad_y.size(0) == c.size(0) && grad_y.size(1) == x.size(1),
                 "grad_y must be a CPU [out_dim, batch] tensor of x's dtype");
-    grad_y = contiguous(grad_y);
+    grad_y = contiguous(grad_y, nthreads);
     auto grad_c = torch::empty_like(c);
     torch::Tensor grad_x = need_grad_x ? empty_cached(x.sizes(), x.options()) : torch::Tensor();
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lgc_logic_backward", [&] {
@@ -163,6 +201,112 @@ torch::Tensor coefficients_backward(torch::Tensor probs, torch::Tensor relax, to
     return grad_w;
 }
 
+// acc[j0..j1) = the sum of rows[i][j0..j1) over i = 0..m-1 (rows of length batch), in row order,
+// 32 columns at a time held in registers while the rows stream past.
+template <typename T>
+void sum_rows(const T* rows, int64_t m, int64_t batch, int64_t j0, int64_t j1, T* acc) {
+    constexpr int64_t kLanes = 32;
+    for (int64_t j = j0; j < j1; j += kLanes) {
+        const int64_t w = std::min(kLanes, j1 - j);
+        T sum[kLanes] = {};
+        if (w == kLanes) {
+            for (int64_t i = 0; i < m; ++i) {
+                const T* row = rows + i * batch + j;
+#pragma omp simd
+                for (int64_t l = 0; l < kLanes; ++l) sum[l] += row[l];
+            }
+        } else {
+            for (int64_t i = 0; i < m; ++i) {
+                const T* row = rows + i * batch + j;
+                for (int64_t l = 0; l < w; ++l) sum[l] += row[l];
+            }
+        }
+        std::copy(sum, sum + w, acc + j);
+    }
+}
+
+// GroupSum's sums of a feature-major activation xt [n, batch]: out [k, batch], out[g] the sum of
+// rows g m .. g m + m - 1 (m = n / k) added in row order, on the pool (torch's sum would run on its
+// one thread: 4 ms per step at 8000 x 1024). Chunks split the groups and the batch into column
+// blocks, so each output element is summed by one thread in one order at any thread count.
+torch::Tensor group_sum_forward(torch::Tensor xt, int64_t k, int64_t nthreads) {
+    TORCH_CHECK(xt.device().is_cpu() && xt.dim() == 2 && xt.is_contiguous() && k > 0 && xt.size(0) % k == 0 &&
+                    (xt.scalar_type() == torch::kFloat || xt.scalar_type() == torch::kDouble),
+                "xt must be a contiguous float32/float64 CPU [n, batch] tensor with k dividing n");
+    const int64_t n = xt.size(0), batch = xt.size(1), m = n / k;
+    auto out = torch::empty({k, batch}, xt.options());
+    if (n * batch <= lgc::kParallelMin) nthreads = 1;
+    // column blocks of a multiple of 32 (sum_rows' width), about 4 chunks per thread over all groups
+    const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>((batch + 31) / 32, (4 * nthreads + k - 1) / k));
+    const int64_t width = ((batch + blocks - 1) / blocks + 31) / 32 * 32;
+    lgc::ChunkPool::get().run(k * blocks, (int)nthreads, [&](int64_t chunk) {
+        const int64_t g = chunk / blocks, j0 = std::min(batch, (chunk % blocks) * width);
+        const int64_t j1 = std::min(batch, j0 + width);
+        AT_DISPATCH_FLOATING_TYPES(xt.scalar_type(), "lgc_group_sum_forward", [&] {
+            sum_rows(xt.data_ptr<scalar_t>() + g * m * batch, m, batch, j0, j1, out.data_ptr<scalar_t>() + g * batch);
+        });
+    });
+    return out;
+}
+
+// The gradient of GroupSum's input in feature-major layout: rows [n, batch], row i a copy of
+// column i / (n / k) of grad_scores [batch, k] (already divided by tau by the caller, so the values
+// are torch's own). Written into a cached buffer on the pool: the broadcast-then-reshape copy that
+// autograd makes instead writes into freshly faulted pages every step.
+torch::Tensor group_sum_backward(torch::Tensor grad_scores, int64_t n, int64_t nthreads) {
+    TORCH_CHECK(grad_scores.device().is_cpu() && grad_scores.dim() == 2 && grad_scores.size(1) > 0 &&
+                    n % grad_scores.size(1) == 0,
+                "grad_scores must be a CPU [batch, k] tensor with k dividing n");
+    const int64_t batch = grad_scores.size(0), k = grad_scores.size(1), group = n / k;
+    auto rows = grad_scores.t().contiguous();  // [k, batch]: small
+    auto out = empty_cached({n, batch}, grad_scores.options());
+    const size_t row_bytes = (size_t)batch * grad_scores.element_size();
+    const char* src = static_cast<const char*>(rows.data_ptr());
+    char* dst = static_cast<char*>(out.data_ptr());
+    if (n * batch <= lgc::kParallelMin) nthreads = 1;
+    const int64_t chunks = lgc::chunk_count(n, (int)nthreads, 64), per = (n + chunks - 1) / chunks;
+    lgc::ChunkPool::get().run(chunks, (int)nthreads, [&](int64_t chunk) {
+        for (int64_t i = chunk * per; i < std::min(n, (chunk + 1) * per); ++i)
+            std::memcpy(dst + i * row_bytes, src + (i / group) * row_bytes, row_bytes);
+    });
+    return out;
+}
+
+// One Adam step (lgc::adam_update) over every tensor of params with its grads and moments, on the
+// pool. All tensors contiguous, on the CPU, of one floating dtype; the lists of equal length.
+void adam_step(std::vector<torch::Tensor> params, std::vector<torch::Tensor> grads, std::vector<torch::Tensor> exp_avgs,
+               std::vector<torch::Tensor> exp_avg_sqs, double beta1, double beta2, double eps, double step_size,
+               double bias2_sqrt, int64_t nthreads) {
+    const size_t count = params.size();
+    TORCH_CHECK(grads.size() == count && exp_avgs.size() == count && exp_avg_sqs.size() == count,
+                "adam_step: params, grads and moments must be lists of equal length");
+    constexpr int64_t kPiece = 16384;  // values per chunk
+    std::vector<std::pair<size_t, int64_t>> pieces;  // (tensor, first value)
+    int64_t total = 0;
+    for (size_t t = 0; t < count; ++t) {
+        const auto& p = params[t];
+        TORCH_CHECK(p.device().is_cpu() && p.is_contiguous() &&
+                        (p.scalar_type() == torch::kFloat || p.scalar_type() == torch::kDouble),
+                    "adam_step: parameters must be contiguous float32/float64 CPU tensors");
+        for (const auto* u : {&grads[t], &exp_avgs[t], &exp_avg_sqs[t]})
+            TORCH_CHECK(u->device().is_cpu() && u->is_contiguous() && u->scalar_type() == p.scalar_type() &&
+                            u->numel() == p.numel() && !u->is_sparse(),
+                        "adam_step: gradients and moments must be dense contiguous CPU tensors like their parameter");
+        for (int64_t s = 0; s < p.numel(); s += kPiece) pieces.emplace_back(t, s);
+        total += p.numel();
+    }
+    if (total <= lgc::kParallelMin) nthreads = 1;
+    lgc::ChunkPool::get().run((int64_t)pieces.size(), (int)nthreads, [&](int64_t c) {
+        const size_t t = pieces[(size_t)c].first;
+        const int64_t s = pieces[(size_t)c].second, len = std::min(kPiece, params[t].numel() - s);
+        AT_DISPATCH_FLOATING_TYPES(params[t].scalar_type(), "lgc_adam_step", [&] {
+            lgc::adam_update<scalar_t>(params[t].data_ptr<scalar_t>() + s, grads[t].data_ptr<scalar_t>() + s,
+                                       exp_avgs[t].data_ptr<scalar_t>() + s, exp_avg_sqs[t].data_ptr<scalar_t>() + s,
+                                       len, beta1, beta2, eps, step_size, bias2_sqrt);
+        });
+    });
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -170,5 +314,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("coefficients", &coefficients, "(softmax(w) @ relax, softmax(w)), fused per gate");
     m.def("coefficients_backward", &coefficients_backward, "gradient of the coefficients wrt the logits, from softmax(w)");
     m.def("backward", &backward, "relaxed logic layer backward: grad_x (or undefined), grad_c");
+    m.def("group_sum_forward", &group_sum_forward, "GroupSum's group sums [k, batch] of a feature-major [n, batch]");
+    m.def("group_sum_backward", &group_sum_backward, "GroupSum's input gradient, feature-major [n, batch]");
+    m.def("adam_step", &adam_step, "one fused Adam step over lists of tensors, on the kernels' pool");
     m.def("contiguous", &contiguous, "the tensor, or a contiguous copy of it in a reused buffer");
 }
