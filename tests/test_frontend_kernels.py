@@ -103,6 +103,15 @@ def test_cpu_kernel_results_do_not_depend_on_thread_count(cpu_backend):
         kernels.set_num_threads(0)
 
 
+def test_cpu_kernel_pool_keeps_to_the_thread_count_after_a_wider_call(cpu_backend):
+    """A pool grown by a 4-thread call must not lend its extra helpers to a later 2-thread call
+    (it did: on a 16-core machine "2 threads" ran on up to 16), nor any helper to a 1-thread call."""
+    module = kernels.cpu_backend().module
+    assert module.pool_threads_used(64, 4) <= 4
+    for threads in (2, 1, 3):
+        assert 1 <= module.pool_threads_used(64, threads) <= threads
+
+
 @pytest.mark.parametrize("batch", [1, 7, 33])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_group_sum_kernel_backward_gives_autograds_bits(cpu_backend, batch, dtype):

@@ -1,6 +1,7 @@
 // A tiny thread pool for the fused kernels that never waits for a helper that has not started.
 //
-// run(n, threads, fn) calls fn(0..n-1) once each. The calling thread claims chunks itself from an
+// run(n, threads, fn) calls fn(0..n-1) once each on at most `threads` threads (the caller and helpers
+// 0 .. threads-2, even after a wider call grew the pool). The calling thread claims chunks itself from an
 // atomic counter, helpers claim the rest as they wake, and the caller waits only for chunks a
 // helper has already claimed. On a machine shared with other jobs a fork-join barrier (OpenMP)
 // waits a whole scheduler time slice for a descheduled thread, many times per training step;
@@ -35,10 +36,11 @@ class ChunkPool {
         auto job = std::make_shared<Job>();
         job->fn = &fn;
         job->n = n;
+        job->helpers = threads - 1;
         {
             std::lock_guard<std::mutex> lock(mutex_);
             while ((int)helpers_ < threads - 1 && helpers_ < 64) {
-                std::thread(&ChunkPool::helper, this).detach();
+                std::thread(&ChunkPool::helper, this, helpers_).detach();
                 ++helpers_;
             }
             current_ = job;
@@ -55,6 +57,7 @@ class ChunkPool {
     struct Job {
         const std::function<void(int64_t)>* fn = nullptr;  // valid while any chunk is unfinished
         int64_t n = 0;
+        int helpers = 0;  // helpers 0 .. helpers-1 take part: a pool grown by a wider call stays that size
         std::atomic<int64_t> next{0};
         std::atomic<int64_t> done{0};
     };
@@ -68,7 +71,7 @@ class ChunkPool {
         }
     }
 
-    void helper() {
+    void helper(unsigned index) {
         uint64_t seen = 0;
         for (;;) {
             std::shared_ptr<Job> job;
@@ -78,7 +81,7 @@ class ChunkPool {
                 seen = generation_;
                 job = current_;
             }
-            if (job) work(*job);
+            if (job && (int)index < job->helpers) work(*job);
         }
     }
 

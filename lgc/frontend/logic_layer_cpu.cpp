@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <set>
+#include <thread>
 
 #include <sys/mman.h>
 
@@ -309,6 +311,21 @@ void adam_step(std::vector<torch::Tensor> params, std::vector<torch::Tensor> gra
 
 }  // namespace
 
+// Distinct threads that ran a pool call of `n` chunks (each ~0.2 ms) with `threads` threads: the pool
+// must keep to the count asked for, also after a wider call grew it (tests/test_frontend_kernels.py).
+int64_t pool_threads_used(int64_t n, int64_t threads) {
+    std::mutex m;
+    std::set<std::thread::id> ids;
+    lgc::ChunkPool::get().run(n, (int)threads, [&](int64_t) {
+        {
+            std::lock_guard<std::mutex> lock(m);
+            ids.insert(std::this_thread::get_id());
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    });
+    return (int64_t)ids.size();
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("forward", &forward, "relaxed logic layer forward (feature-major)");
     m.def("coefficients", &coefficients, "(softmax(w) @ relax, softmax(w)), fused per gate");
@@ -317,5 +334,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("group_sum_forward", &group_sum_forward, "GroupSum's group sums [k, batch] of a feature-major [n, batch]");
     m.def("group_sum_backward", &group_sum_backward, "GroupSum's input gradient, feature-major [n, batch]");
     m.def("adam_step", &adam_step, "one fused Adam step over lists of tensors, on the kernels' pool");
+    m.def("pool_threads_used", &pool_threads_used, "threads that ran a pool call (a test of the thread cap)");
     m.def("contiguous", &contiguous, "the tensor, or a contiguous copy of it in a reused buffer");
 }
