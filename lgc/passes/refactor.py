@@ -189,18 +189,17 @@ class _Refactorer(_Rewriter):
             val[x] = _eval(op, val.get(int(c.a[g]), 0), val.get(int(c.b[g]), 0), full)
         f = val[root]
         best = None
-        for neg, t in ((0, f), (1, ~f & full)):
+        for neg, t in ((0, f), (1, ~f & full)):  # output inversion is free: factor f and NOT f
             cubes, _ = isop(t, t, self.k, self.masks, full)
             form = factor(cubes)
-            lits = _literals(form)
-            if best is None or lits < best[0]:
-                best = (lits, neg, form)
-        lits, neg, form = best
-        if lits - 1 >= len(freed) or form[0] == "const":
+            if form[0] == "const":
+                return False
+            got = self._build_form(root, leaves, form, neg, freed)  # reuse may favour more literals
+            if got is not None and (best is None or len(got[0]) < len(best[0])):
+                best = got
+        if best is None:
             return False
-        got = self._build_form(root, leaves, form, neg, freed)
-        if got is None:
-            return False
+        got = best
         new, target, reused = got
         if len(new) >= len(freed) or len(new) > _MAX_NEW:
             return False
@@ -216,15 +215,17 @@ class _Refactorer(_Rewriter):
         reused: set[int] = set()
         lv: dict[int, int] = {}
 
-        def gate(op: int, ra: int, rb: int) -> int:
-            hit = self._lookup(op, ra, rb, root)
-            if hit >= 0 and hit not in freed and hit not in self.freed_all:
-                reused.add(hit)
-                return hit
+        def gate(op: int, ra: int, rb: int) -> tuple[int, int]:
+            """(ref, negated) of a gate computing (op, ra, rb): an existing gate or its complement, else new."""
+            for neg, o in ((0, op), (1, int(_ops.NEGATE_OUT[op]))):
+                hit = self._lookup(o, ra, rb, root)
+                if hit >= 0 and hit not in freed and hit not in self.freed_all:
+                    reused.add(hit)
+                    return hit, neg
             new.append((op, ra, rb))
             ref = -len(new)
             lv[ref] = 1 + max(self._lev(ra, lv), self._lev(rb, lv))
-            return ref
+            return ref, 0
 
         def build(node, out_neg: int) -> tuple[int, int]:
             """(ref, negated) of a form node; out_neg folds into the node's last gate."""
@@ -245,8 +246,8 @@ class _Refactorer(_Rewriter):
                 last = not heap
                 o = out_neg if last else 0
                 op = _gate_op("and", n1, n2, o) if kind == "and" else _gate_op("and", 1 - n1, 1 - n2, 1 - o)
-                ref = gate(op, r1, r2)
-                item = (self._lev(ref, lv), seq, ref, 0)
+                ref, ng = gate(op, r1, r2)
+                item = (self._lev(ref, lv), seq, ref, ng)
                 seq += 1
                 i = 0  # keep the list sorted by level (short lists: insertion)
                 while i < len(heap) and heap[i][0] <= item[0]:
@@ -279,7 +280,7 @@ def _one_sweep(circuit: Circuit, depth_bound: bool, k: int) -> Circuit:
     if cand.size == 0:
         return circuit
     rf = _Refactorer(circuit, depth_bound, k)
-    for root in cand[::-1].tolist():  # outputs first: the widest cones
+    for root in cand.tolist():
         rf.try_root(root)
     if not rf.accepted:
         return circuit
