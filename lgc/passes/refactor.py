@@ -125,8 +125,16 @@ def _nary(kind, children):
     return flat[0] if len(flat) == 1 else (kind, flat)
 
 
-def _literals(form) -> int:
-    return 1 if form[0] == "lit" else 0 if form[0] == "const" else sum(_literals(ch) for ch in form[1])
+@functools.lru_cache(maxsize=1 << 16)
+def _forms(f: int, k: int) -> tuple:
+    """Factored forms of f and of NOT f (truth tables over k variables); memoised: a convolution
+    repeats its kernel's functions at every position."""
+    masks, full = _masks(k)
+    return tuple(factor(isop(t, t, k, masks, full)[0]) for t in (f, ~f & full))
+
+
+_IGN_A, _IGN_B = _ops.IGNORES_A.tolist(), _ops.IGNORES_B.tolist()
+_SWAP, _CONST = _ops.SWAP.tolist(), _ops.IS_CONSTANT.tolist()
 
 
 class _Reject(Exception):
@@ -145,6 +153,23 @@ class _Refactorer(_Rewriter):
                        for i in range(op.size)]
         self.ops = op.tolist()
         self.lv = self.level.tolist()
+        # structural hash table as a dict (key -> lowest gate node), probed in pure Python
+        keys, first = np.unique(self.keys, return_index=True)
+        self.table = dict(zip(keys.tolist(), (self.n + self.order[first]).tolist()))
+
+    def _lookup(self, op: int, a: int, b: int, root: int) -> int:
+        """An existing gate node < root computing (op, a, b), or -1 (``_Rewriter._lookup`` without numpy)."""
+        if a < 0 or b < 0:
+            return -1
+        ign_a, ign_b = _IGN_A[op], _IGN_B[op]
+        if (not ign_a and not ign_b and a > b) or (ign_a and not ign_b):
+            op, a, b = _SWAP[op], b, a
+        if _IGN_B[op]:
+            b = a
+        if _CONST[op]:
+            a = b = 0
+        node = self.table.get((op << 58) | (a << 29) | b, -1)
+        return node if node < root else -1
 
     def cut(self, root: int) -> tuple[list[int], list[int]]:
         """A reconvergence-driven cut of ``root`` (at most k leaves) and the cone's gates, ascending."""
@@ -189,9 +214,7 @@ class _Refactorer(_Rewriter):
             val[x] = _eval(op, val.get(int(c.a[g]), 0), val.get(int(c.b[g]), 0), full)
         f = val[root]
         best = None
-        for neg, t in ((0, f), (1, ~f & full)):  # output inversion is free: factor f and NOT f
-            cubes, _ = isop(t, t, self.k, self.masks, full)
-            form = factor(cubes)
+        for neg, form in enumerate(_forms(f, self.k)):  # output inversion is free: factor f and NOT f
             if form[0] == "const":
                 return False
             got = self._build_form(root, leaves, form, neg, freed)  # reuse may favour more literals
