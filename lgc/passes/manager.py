@@ -32,10 +32,11 @@ from .refactor import refactor, refactor_area
 from .same_operand import simplify_same_operand
 from .structural_hash import structural_hash
 
-#: O2 runs its rewriting passes (cut rewriting, pair extraction; refactoring has its own bound,
-#: ``refactor.MAX_GATES``) only on circuits of at most this many gates: they cost 10-100x the
-#: cleanup passes per gate, so a 5.12M-gate net keeps O2's cleanup-only time (O3 has no such bound).
-O2_REWRITE_MAX_GATES = 250_000
+#: O2 runs its rewriting passes (cut rewriting, refactoring, pair extraction) only on circuits of at
+#: most this many gates (after cleanup: a trained 48K-gate net is ~18K): they cost 10-1000x the
+#: cleanup passes per gate, so a 5.12M-gate net keeps O2's cleanup-only time. O3 has no such bound
+#: (refactoring has its own, ``refactor.MAX_GATES``).
+O2_REWRITE_MAX_GATES = 100_000
 
 
 def _small(fn: Callable[[Circuit], Circuit], name: str) -> Callable[[Circuit], Circuit]:
@@ -60,6 +61,7 @@ PASSES: dict[str, Callable[[Circuit], Circuit]] = {
     "cut_rewrite_small": _small(cut_rewrite, "cut_rewrite_small"),
     "refactor": refactor,
     "refactor_area": refactor_area,
+    "refactor_small": _small(refactor, "refactor_small"),
     "fraig": fraig,
     "extract_pairs": extract_pairs,
     "extract_pairs_area": extract_pairs_area,
@@ -71,7 +73,7 @@ _CLEANUP = ("dead_gate_elimination", "constant_fold", "simplify_same_operand", "
             "absorb_not", "output_polarity", "merge_complements")
 # complement-aware hashing subsumes structural_hash; exact 4-cut rewriting, refactoring and pair
 # extraction never deepen a node; O2 rewrites only circuits up to O2_REWRITE_MAX_GATES
-_O2 = _CLEANUP + ("cut_rewrite_small", "refactor", "extract_pairs_small")
+_O2 = _CLEANUP + ("cut_rewrite_small", "refactor_small", "extract_pairs_small")
 # functional reduction (SAT-proved merges of equal gates) needs python-sat
 _O3 = _CLEANUP + ("cut_rewrite", "refactor", "extract_pairs", "fraig")
 #: Named pipelines (level -> pass names, run in order, round after round, to a fixed point).

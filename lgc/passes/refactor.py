@@ -317,7 +317,7 @@ def refactor(circuit: Circuit, *, depth_bound: bool = True, k: int | tuple[int, 
     ``depth_bound`` (the default) no node's level grows. Circuits above ``max_gates`` gates are
     returned unchanged. Raises ValueError for a cut size outside 2..12."""
     circuit.validate()
-    ks = (k,) if isinstance(k, int) else tuple(k)
+    ks = tuple(k) if isinstance(k, (tuple, list)) else (k,)
     if not ks or any(isinstance(x, bool) or not isinstance(x, int) or not 2 <= x <= 12 for x in ks):
         raise ValueError(f"refactor: cut sizes must be integers 2..12, got {k!r}")
     if circuit.num_gates > max_gates:
