@@ -16,7 +16,7 @@ Last, the seconds to write and read back a 1M-gate circuit in each format (``exp
 Then (issue 19) lgc O2 / O3 against ABC's best of a portfolio of 2-input LUT mappings on the trained
 digits net, the trained MNIST 6 x 8000 and conv nets under benchmarks/out/ (train commands in
 RESULTS.md, Hardware) and the random 48K net, every lgc result SAT-proved, plus the ``cpu`` throughput
-of O2 before/after output polarity and O3 on the MNIST net (``python benchmarks/hardware.py portfolio
+of O2 before issue 19 (``OLD_O2``), O2 and O3 on the MNIST net (``python benchmarks/hardware.py portfolio
 [cases]``; writes ``benchmarks/out/hardware_portfolio.json``).
 Run with no arguments: ``python benchmarks/hardware.py`` (or name cases, ``export-speed`` among
 them); writes ``benchmarks/out/hardware.json``.
@@ -86,10 +86,15 @@ def _trained():
     return lower(model.eval()), summary
 
 
+#: O2 as it was before issue 19 (no output polarity, structural hashing only, no rewriting): the
+#: "before" of the gate and throughput comparisons
+OLD_O2 = ("dead_gate_elimination", "constant_fold", "simplify_same_operand", "collapse_passthrough", "absorb_not",
+          "structural_hash")
+
+
 def _old_o2(c):
-    """O2 as it was before output polarity (the "before" of the throughput comparison)."""
-    from lgc.passes import PIPELINES, run_pipeline
-    return run_pipeline(c, tuple(p for p in PIPELINES["O2"] if p != "output_polarity"))
+    from lgc.passes import run_pipeline
+    return run_pipeline(c, OLD_O2)
 
 
 def _from_checkpoint(name: str):
@@ -126,11 +131,11 @@ def _abc_lut2(exe: str, src: str, script: str, c0, tmp: str) -> dict:
 
 
 def run_portfolio(name: str, c0, exe: str) -> dict:
-    """lgc O2 (before and after output polarity), O3, O3-area and ABC's best 2-LUT mapping of a
-    portfolio, every result SAT-proved equal to ``c0``."""
+    """lgc O2 (before issue 19 and now), O3, O3-area and ABC's best 2-LUT mapping of a portfolio,
+    every lgc result and the best ABC one SAT-proved equal to ``c0``."""
     rows = {}
     with tempfile.TemporaryDirectory(prefix="lgc-hw-pf-") as tmp:
-        for label, fn in (("lgc O2 (no polarity)", _old_o2), ("lgc O2", lambda c: optimize(c, level=2)),
+        for label, fn in (("lgc O2 before issue 19", _old_o2), ("lgc O2", lambda c: optimize(c, level=2)),
                           ("lgc O3", lambda c: optimize(c, level=3)),
                           ("lgc O3 area", lambda c: optimize(c, level=3, area_only=True))):
             t = time.perf_counter()
@@ -313,7 +318,7 @@ def main_portfolio(exe: str, names: list[str]) -> None:
         res["test_accuracy_eval"] = summary.get("test_acc_eval", summary.get("test_accuracy"))
         res["inputs"], res["outputs"], res["gates_o0"] = c0.num_inputs, c0.num_outputs, c0.num_gates
         if name == "trained-mnist20x20-6x8000":
-            variants = {"lgc O2 (no polarity)": _old_o2(c0), "lgc O2": optimize(c0, level=2),
+            variants = {"lgc O2 before issue 19": _old_o2(c0), "lgc O2": optimize(c0, level=2),
                         "lgc O3": optimize(c0, level=3)}
             res["cpu_throughput"] = cpu_throughput(c0, variants)
         results.append(res)
