@@ -71,16 +71,18 @@ PASSES: dict[str, Callable[[Circuit], Circuit]] = {
 _O1 = ("dead_gate_elimination", "constant_fold", "collapse_passthrough")
 _CLEANUP = ("dead_gate_elimination", "constant_fold", "simplify_same_operand", "collapse_passthrough",
             "absorb_not", "output_polarity", "merge_complements")
-# complement-aware hashing subsumes structural_hash; exact 4-cut rewriting, refactoring and pair
-# extraction never deepen a node; O2 rewrites only circuits up to O2_REWRITE_MAX_GATES
-_O2 = _CLEANUP + ("cut_rewrite_small", "refactor_small", "extract_pairs_small")
+# complement-aware hashing subsumes structural_hash; pair extraction, exact 4-cut rewriting and
+# refactoring never deepen a node; O2 rewrites only circuits up to O2_REWRITE_MAX_GATES. Pair
+# extraction goes first: sharing literal pairs before the cones are rewritten saves more (conv net:
+# O3 4,282 gates against 4,298 with it last)
+_O2 = _CLEANUP + ("extract_pairs_small", "cut_rewrite_small", "refactor_small")
 # functional reduction (SAT-proved merges of equal gates) needs python-sat
-_O3 = _CLEANUP + ("cut_rewrite", "refactor", "extract_pairs", "fraig")
+_O3 = _CLEANUP + ("extract_pairs", "cut_rewrite", "refactor", "fraig")
 #: Named pipelines (level -> pass names, run in order, round after round, to a fixed point).
 #: ``O3-area`` is O3 rewriting for area alone (the depth may grow).
 PIPELINES: dict[str, tuple[str, ...]] = {"O0": (), "O1": _O1, "O2": _O2, "O3": _O3,
-                                         "O3-area": _CLEANUP + ("cut_rewrite_area", "refactor_area",
-                                                                "extract_pairs_area", "fraig")}
+                                         "O3-area": _CLEANUP + ("extract_pairs_area", "cut_rewrite_area",
+                                                                "refactor_area", "fraig")}
 
 
 @dataclasses.dataclass(frozen=True)
