@@ -41,6 +41,7 @@ from .extract_pairs import _gate_op
 K = (6, 8)  #: leaves per cut (truth tables of 2^k bits), one sweep with each in turn
 MAX_GATES = 300_000
 _MAX_SWEEPS = 20
+MIN_CONE = 3
 _MAX_NEW = 1000  # new gates per root (the replacement's placement key leaves room for this many)
 
 
@@ -202,13 +203,13 @@ class _Refactorer(_Rewriter):
         if root in self.freed_all or root in self.kept_all:
             return False
         leaves, cone = self.cut(root)
-        if len(cone) < 3 or len(leaves) > self.k:
+        if len(cone) < MIN_CONE or len(leaves) > self.k:
             return False
         leafset = set(leaves)
         if leafset & self.freed_all:
             return False
         freed = self._freed(root, leafset)
-        if len(freed) < 3 or freed & self.kept_all or freed & self.freed_all:
+        if len(freed) < MIN_CONE or freed & self.kept_all or freed & self.freed_all:
             return False
         n, full = self.n, self.full
         val = {x: self.masks[i] for i, x in enumerate(leaves)}
