@@ -270,7 +270,7 @@ class _Refactorer(_Rewriter):
             heap.sort()
             seq = len(heap)
             while len(heap) > 1:
-                (l1, _, r1, n1), (l2, _, r2, n2) = heap[0], heap[1]
+                (_, _, r1, n1), (_, _, r2, n2) = heap[0], heap[1]
                 heap = heap[2:]
                 last = not heap
                 o = out_neg if last else 0
