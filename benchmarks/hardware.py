@@ -16,7 +16,7 @@ Last, the seconds to write and read back a 1M-gate circuit in each format (``exp
 Then (issue 19) lgc O2 / O3 against ABC's best of a portfolio of 2-input LUT mappings on the trained
 digits net, the trained MNIST 6 x 8000 and conv nets under benchmarks/out/ (train commands in
 RESULTS.md, Hardware) and the random 48K net, every lgc result SAT-proved, plus the ``cpu`` throughput
-of O2 before/after output polarity and O3 on the MNIST net (``python benchmarks/hardware.py portfolio
+of O2 before issue 19 (``OLD_O2``), O2 and O3 on the MNIST net (``python benchmarks/hardware.py portfolio
 [cases]``; writes ``benchmarks/out/hardware_portfolio.json``).
 Run with no arguments: ``python benchmarks/hardware.py`` (or name cases, ``export-speed`` among
 them); writes ``benchmarks/out/hardware.json``.
@@ -86,10 +86,15 @@ def _trained():
     return lower(model.eval()), summary
 
 
+#: O2 as it was before issue 19 (no output polarity, structural hashing only, no rewriting): the
+#: "before" of the gate and throughput comparisons
+OLD_O2 = ("dead_gate_elimination", "constant_fold", "simplify_same_operand", "collapse_passthrough", "absorb_not",
+          "structural_hash")
+
+
 def _old_o2(c):
-    """O2 as it was before output polarity (the "before" of the throughput comparison)."""
-    from lgc.passes import PIPELINES, run_pipeline
-    return run_pipeline(c, tuple(p for p in PIPELINES["O2"] if p != "output_polarity"))
+    from lgc.passes import run_pipeline
+    return run_pipeline(c, OLD_O2)
 
 
 def _from_checkpoint(name: str):
@@ -119,18 +124,18 @@ def _abc_lut2(exe: str, src: str, script: str, c0, tmp: str) -> dict:
     back = blif.load(out).replace(head=c0.head, input_encoder=c0.input_encoder)
     back = optimize(back, level=1)  # folds ABC's output buffers
     eq = equivalent(c0, back, method="simulate")
-    if not eq:
+    if eq.equal is False:  # random simulation can only disprove
         raise RuntimeError(f"{script}: ABC result differs from the circuit ({eq.method})")
     return {"gates": back.num_gates, "depth": depth(back), "seconds": round(sec, 2), "checked": eq.method,
             "circuit": back}
 
 
 def run_portfolio(name: str, c0, exe: str) -> dict:
-    """lgc O2 (before and after output polarity), O3, O3-area and ABC's best 2-LUT mapping of a
-    portfolio, every result SAT-proved equal to ``c0``."""
+    """lgc O2 (before issue 19 and now), O3, O3-area and ABC's best 2-LUT mapping of a portfolio,
+    every lgc result and the best ABC one SAT-proved equal to ``c0``."""
     rows = {}
     with tempfile.TemporaryDirectory(prefix="lgc-hw-pf-") as tmp:
-        for label, fn in (("lgc O2 (no polarity)", _old_o2), ("lgc O2", lambda c: optimize(c, level=2)),
+        for label, fn in (("lgc O2 before issue 19", _old_o2), ("lgc O2", lambda c: optimize(c, level=2)),
                           ("lgc O3", lambda c: optimize(c, level=3)),
                           ("lgc O3 area", lambda c: optimize(c, level=3, area_only=True))):
             t = time.perf_counter()
@@ -150,13 +155,16 @@ def run_portfolio(name: str, c0, exe: str) -> dict:
             for start, path in starts.items():
                 abc[f"abc {label} (from {start})"] = _abc_lut2(exe, path, script, c0, tmp)
     best = min(abc, key=lambda k: (abc[k]["gates"], abc[k]["depth"]))
-    eq = equivalent(c0, abc[best]["circuit"], method="sat")
-    if not eq:
-        raise RuntimeError(f"{best}: ABC result differs from the circuit (SAT)")
-    abc[best]["checked"] = "sat"
+    # ABC on its own (from the unoptimised AIG) and ABC applied to lgc O2's result
+    best_o0 = min((k for k in abc if k.endswith("(from O0)")), key=lambda k: (abc[k]["gates"], abc[k]["depth"]))
+    for key in {best, best_o0}:
+        eq = equivalent(c0, abc[key]["circuit"], method="sat")
+        if not eq:
+            raise RuntimeError(f"{key}: ABC result differs from the circuit (SAT)")
+        abc[key]["checked"] = "sat"
     for r in list(rows.values()) + list(abc.values()):
         r.pop("circuit")
-    return {"case": name, "lgc": rows, "abc": abc, "abc_best": best}
+    return {"case": name, "lgc": rows, "abc": abc, "abc_best": best, "abc_best_from_o0": best_o0}
 
 
 def cpu_throughput(c0, variants: dict) -> dict:
@@ -313,7 +321,7 @@ def main_portfolio(exe: str, names: list[str]) -> None:
         res["test_accuracy_eval"] = summary.get("test_acc_eval", summary.get("test_accuracy"))
         res["inputs"], res["outputs"], res["gates_o0"] = c0.num_inputs, c0.num_outputs, c0.num_gates
         if name == "trained-mnist20x20-6x8000":
-            variants = {"lgc O2 (no polarity)": _old_o2(c0), "lgc O2": optimize(c0, level=2),
+            variants = {"lgc O2 before issue 19": _old_o2(c0), "lgc O2": optimize(c0, level=2),
                         "lgc O3": optimize(c0, level=3)}
             res["cpu_throughput"] = cpu_throughput(c0, variants)
         results.append(res)
@@ -323,7 +331,10 @@ def main_portfolio(exe: str, names: list[str]) -> None:
         print(f"{'flow':<44}{'gates':>9}{'depth':>7}{'vs ABC best':>12}{'seconds':>9}")
         for label, r in list(res["lgc"].items()) + list(res["abc"].items()):
             print(f"{label:<44}{r['gates']:>9,}{r['depth']:>7}{r['gates'] / best['gates']:>12.4f}{r['seconds']:>9.2f}")
-        print(f"ABC best: {res['abc_best']}", flush=True)
+        b0 = res["abc"][res["abc_best_from_o0"]]
+        print(f"ABC best: {res['abc_best']}; from the unoptimised AIG: {res['abc_best_from_o0']} ({b0['gates']:,} "
+              f"gates; lgc O3 / that {res['lgc']['lgc O3']['gates'] / b0['gates']:.4f}, "
+              f"O2 / that {res['lgc']['lgc O2']['gates'] / b0['gates']:.4f})", flush=True)
         for label, r in res.get("cpu_throughput", {}).items():
             print(f"cpu throughput, threads=1, {label}: {r['gates']:,} gates, {r['samples_per_s']:,} samples/s")
     out = OUT_DIR / "hardware_portfolio.json"

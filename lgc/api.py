@@ -51,8 +51,10 @@ def lower(model: Any, input_shape: Any = None) -> Circuit:
 def optimize(circuit: Any, opt_level: int = DEFAULT_OPT_LEVEL, *, report: bool = False, level: int | None = None,
              area_only: bool = False):
     """Run level ``opt_level``'s pass pipeline (0 none; 1 dead gates, constants, pass-throughs; 2 adds
-    NOT absorption, a == b simplification, structural hashing, output polarity; 3 adds exact 4-cut
-    rewriting, shared-pair extraction, SAT-proved fraiging and don't-care resubstitution) to a fixed point.
+    NOT absorption, a == b simplification, output polarity, structural hashing modulo complement and,
+    on circuits up to 100,000 gates, shared-pair extraction, exact 4-cut rewriting and refactoring;
+    3 runs those rewrites at every size and adds SAT-proved fraiging and don't-care resubstitution)
+    to a fixed point.
 
     ``circuit``: a Circuit, a model (lowered first) or a file :func:`load` reads. ``level`` is an
     older name for ``opt_level``. By default no pass deepens the circuit; ``area_only=True`` lets

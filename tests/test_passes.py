@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from conftest import need
 from strategies import circuits
 from lgc.ir import Circuit, GroupSumHead, ops, random_layered_circuit, simulate
-from lgc.passes import (PASSES, PIPELINES, PassReport, absorb_not, collapse_passthrough, constant_fold,
+from lgc.passes import (PASSES, PIPELINES, PassReport, absorb_not, run_pipeline, collapse_passthrough, constant_fold,
                         dead_gate_elimination, equivalent, merge_complements, optimize, sat_solver_available,
                         simplify_same_operand, structural_hash)
 from lgc.passes._rewrite import live_gates
@@ -149,7 +149,9 @@ def test_ignored_operands_are_not_uses_and_normalised():
 
 def test_layers_are_remapped_and_meta_kept():
     c = random_layered_circuit(16, [64, 64, 40], num_classes=4, seed=3)
-    o = optimize(c, 2)
+    # O2's cleanup passes remap the hint; its rewrites (``*_small``) place new gates inside old
+    # layers and drop it, as DESIGN allows
+    o = run_pipeline(c, [p for p in PIPELINES["O2"] if not p.endswith("_small")])
     assert o.layers is not None and o.layers[0] == 0 and o.layers[-1] == o.num_gates
     assert (np.diff(o.layers) >= 0).all()
     assert o.meta == c.meta
@@ -171,7 +173,7 @@ def test_report_prints_and_renders(monkeypatch):
     assert {r.name for r in rep.runs} == set(PIPELINES["O2"])
     assert all(r.gates_after <= r.gates_before and r.seconds >= 0 for r in rep.runs)
     text = str(rep)
-    assert "structural_hash" in text and "total" in text and "fixed point reached" in text
+    assert "merge_complements" in text and "total" in text and "fixed point reached" in text
     assert "<table>" in rep._repr_html_()
     assert rep.unused_inputs == o.stats().unused_inputs.size and "unused" in text
     same, rep0 = optimize(c, 0, report=True)
@@ -208,7 +210,9 @@ def test_merge_complements_merges_and_nand_and_keeps_output_polarity():
     o = merge_complements(c)
     assert equivalent(c, o, method="exhaustive")
     assert o.num_gates < c.num_gates
-    assert optimize(c, 3).num_gates < optimize(c, 2).num_gates
+    # O2 hashes modulo complement too (it used to hash structurally only)
+    assert optimize(c, 2).num_gates < run_pipeline(c, ("dead_gate_elimination", "constant_fold", "absorb_not",
+                                                       "structural_hash")).num_gates
     assert equivalent(c, optimize(c, 3), method="exhaustive")
 
 

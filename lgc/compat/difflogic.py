@@ -168,7 +168,7 @@ class CompiledLogicNet:
     def compile(self, opt_level: int = 1, save_lib_path: str | os.PathLike | None = None,
                 verbose: bool = False) -> "CompiledLogicNet":
         """Optimise at lgc pass level ``opt_level`` (difflogic's default 1: dead gates, constants,
-        pass-throughs; 2 adds NOT absorption and structural hashing) and build for this process.
+        pass-throughs; 2 adds NOT absorption, hashing and rewriting: ``lgc.optimize``) and build for this process.
         With ``save_lib_path``, also write a shared library of the network there (gcc -O2 of
         :meth:`get_c_code`; symbols in the header written beside it, same stem, ``.h``) that
         :meth:`load` and any C or ctypes program can use. Raises BuildError when the compiler fails."""

@@ -31,6 +31,7 @@ _PAD = np.iinfo(np.int32).max
 _CHUNK = 16384  # gates merged at once (bounds the temporaries: ~CUTS^2 * 100 bytes per gate)
 _MAX_SWEEPS = 50
 _SLACK = 1
+_STRIDE = 1024  # placement keys: up to _STRIDE - 1 new gates before each replaced root
 
 
 def _fan_out(circuit: Circuit) -> np.ndarray:
@@ -279,7 +280,7 @@ class _Rewriter:
                 new_op.append(op)
                 new_a.append(a_ if a_ >= 0 else n + first + (-a_ - 1))
                 new_b.append(b_ if b_ >= 0 else n + first + (-b_ - 1))
-                new_key.append((root - n) * 16 + s)
+                new_key.append((root - n) * _STRIDE + s)
             base += len(gates)
             resolve.append((root, target if target >= 0 else n + first + (-target - 1)))
         for root, node in resolve:
@@ -288,7 +289,7 @@ class _Rewriter:
         op = np.concatenate([c.op, np.array(new_op, dtype=np.uint8)])
         a = alias[np.concatenate([c.a, np.array(new_a, dtype=np.int64)])]
         b = alias[np.concatenate([c.b, np.array(new_b, dtype=np.int64)])]
-        key = np.concatenate([np.arange(g, dtype=np.int64) * 16 + 15, np.array(new_key, dtype=np.int64)])
+        key = np.concatenate([np.arange(g, dtype=np.int64) * _STRIDE + _STRIDE - 1, np.array(new_key, dtype=np.int64)])
         perm = np.argsort(key, kind="stable")  # new gate order: perm[i] = old (appended) gate index
         new_id = np.empty(op.size, dtype=np.int64)
         new_id[perm] = np.arange(op.size)
