@@ -112,7 +112,7 @@ class _Spy(_Resub):
 def test_every_move_kind_fires_and_is_exact():
     seen: set[str] = set()
     for seed in range(40):
-        c = optimize(random_layered_circuit(8, [16, 16, 8], num_classes=2, seed=seed), 2)
+        c = optimize(random_layered_circuit(8, [16, 16, 8], num_classes=2, seed=seed), 1)  # O2 rewrites most away
         rs = _Spy(c, words=4, seed=0, depth_bound=False, max_tfo=24, tfi_levels=3, max_divs=64, max_pair_divs=24,
                   max_double_divs=12, max_tries=4, conflict_budget=1000, sdc_moves=True)
         rs.kinds = []
