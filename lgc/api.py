@@ -53,7 +53,8 @@ def optimize(circuit: Any, opt_level: int = DEFAULT_OPT_LEVEL, *, report: bool =
     """Run level ``opt_level``'s pass pipeline (0 none; 1 dead gates, constants, pass-throughs; 2 adds
     NOT absorption, a == b simplification, output polarity, structural hashing modulo complement and,
     on circuits up to 100,000 gates, shared-pair extraction, exact 4-cut rewriting and refactoring;
-    3 runs those rewrites at every size and adds SAT-proved fraiging and don't-care resubstitution)
+    3 runs those rewrites at every size and adds restructuring (the rewrites again on the AND/inverter
+    form), SAT-proved fraiging and don't-care resubstitution)
     to a fixed point.
 
     ``circuit``: a Circuit, a model (lowered first) or a file :func:`load` reads. ``level`` is an

@@ -18,6 +18,7 @@ from .output_polarity import output_polarity
 from .manager import PASSES, PIPELINES, PassReport, PassRun, optimize, run_pipeline
 from .passthrough import collapse_passthrough
 from .refactor import refactor, refactor_area
+from .restructure import restructure
 from .resub import resub, resub_area
 from .same_operand import simplify_same_operand
 from .structural_hash import canonical_form, structural_hash
@@ -27,5 +28,5 @@ from .external_abc import ABCError, abc  # external pass (Berkeley ABC on the AI
 __all__ = [
     "ABCError", "EquivalenceResult", "EquivalenceTimeout", "PASSES", "PIPELINES", "PassReport", "PassRun", "absorb_not", "canonical_form",
     "collapse_passthrough", "constant_fold", "cut_rewrite", "cut_rewrite_area", "dead_gate_elimination", "equivalent", "extract_pairs", "extract_pairs_area", "fraig", "merge_complements", "optimize", "output_polarity",
-    "abc", "refactor", "refactor_area", "resub", "resub_area", "run_pipeline", "sat_solver_available", "simplify_same_operand", "structural_hash",
+    "abc", "refactor", "refactor_area", "restructure", "resub", "resub_area", "run_pipeline", "sat_solver_available", "simplify_same_operand", "structural_hash",
 ]

@@ -29,6 +29,7 @@ from .merge_complements import merge_complements
 from .output_polarity import output_polarity
 from .passthrough import collapse_passthrough
 from .refactor import refactor, refactor_area
+from .restructure import restructure
 from .resub import resub, resub_area
 from .same_operand import simplify_same_operand
 from .structural_hash import structural_hash
@@ -69,6 +70,8 @@ PASSES: dict[str, Callable[[Circuit], Circuit]] = {
     "extract_pairs_small": _small(extract_pairs, "extract_pairs_small"),
     "resub": resub,
     "resub_area": resub_area,
+    "restructure": lambda c: restructure(c, lambda aig: run_pipeline(aig, _REWRITE)),
+    "restructure_area": lambda c: restructure(c, lambda aig: run_pipeline(aig, _REWRITE_AREA), depth_bound=False),
 }
 
 _O1 = ("dead_gate_elimination", "constant_fold", "collapse_passthrough")
@@ -79,13 +82,15 @@ _CLEANUP = ("dead_gate_elimination", "constant_fold", "simplify_same_operand", "
 # extraction goes first: sharing literal pairs before the cones are rewritten saves more (conv net:
 # O3 4,282 gates against 4,298 with it last)
 _O2 = _CLEANUP + ("extract_pairs_small", "cut_rewrite_small", "refactor_small")
-# functional reduction (SAT-proved merges of equal gates) and don't-care resubstitution need python-sat
-_O3 = _CLEANUP + ("extract_pairs", "cut_rewrite", "refactor", "fraig", "resub")
+_REWRITE = _CLEANUP + ("extract_pairs", "cut_rewrite", "refactor")
+_REWRITE_AREA = _CLEANUP + ("extract_pairs_area", "cut_rewrite_area", "refactor_area")
+# restructuring reruns _REWRITE on the AIG form; functional reduction (SAT-proved merges of equal
+# gates) and don't-care resubstitution need python-sat
+_O3 = _REWRITE + ("restructure", "fraig", "resub")
 #: Named pipelines (level -> pass names, run in order, round after round, to a fixed point).
 #: ``O3-area`` is O3 rewriting for area alone (the depth may grow).
 PIPELINES: dict[str, tuple[str, ...]] = {"O0": (), "O1": _O1, "O2": _O2, "O3": _O3,
-                                         "O3-area": _CLEANUP + ("extract_pairs_area", "cut_rewrite_area",
-                                                                "refactor_area", "fraig", "resub_area")}
+                                         "O3-area": _REWRITE_AREA + ("restructure_area", "fraig", "resub_area")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,7 +211,8 @@ def optimize(circuit: Circuit, level: int = 2, *, report: bool = False,
     rewriting, refactoring over cuts of up to 8 leaves and shared-pair extraction over AND/XOR
     trees, none of which lets a node's level grow unless ``area_only`` (pipeline ``O3-area``);
     O3 runs those rewrites at every size and adds functional reduction (``fraig``: SAT-proved
-    merges of equal gates; needs python-sat) and don't-care resubstitution (``resub``: a gate
+    merges of equal gates; needs python-sat), restructuring (``restructure``: the rewrites rerun on
+    the AND/inverter form, kept when smaller and no deeper) and don't-care resubstitution (``resub``: a gate
     replaced by an existing signal, or by one gate over existing signals, where its window's
     observability don't-cares allow it; SAT-proved; same depth rule).
 
