@@ -21,8 +21,10 @@ from ._common import CompiledNet
 EXECUTABLE_MODULES = ("numpy_ref", "cpu_c", "llvm", "cuda")
 #: file-format backend modules.
 FILE_MODULES = ("lgc_file", "text_file", "verilog", "blif", "aiger", "c_source", "llvm_ir_file", "object_file")
-#: targets ``cpu`` may resolve to, fastest first.
-CPU_PREFERENCE = ("cpu-avx512", "cpu-avx2", "llvm", "c", "numpy")
+#: targets ``cpu`` may resolve to, fastest first: ``llvm`` ran 1.05-1.21x ``cpu-avx2`` on an AVX2
+#: host at 1 and 2 threads (benchmarks/RESULTS.md, CPU) and needs no C compiler at run time;
+#: ``cpu-avx512`` is first where the CPU has it (``llvm`` was not measured against it: no such host).
+CPU_PREFERENCE = ("cpu-avx512", "llvm", "cpu-avx2", "c", "numpy")
 
 
 def _module(name: str) -> ModuleType:
