@@ -224,6 +224,11 @@ class _Rewriter:
         new, target, reused = best
         if len(freed) - len(new) <= 0:
             return False
+        return self._accept(root, new, target, reused, freed, leafset)
+
+    def _accept(self, root: int, new: list, target: int, reused: set[int], freed: set[int], leafset: set[int]) -> bool:
+        """Record a replacement of ``root``'s cone: the gates it frees, the nodes it keeps alive
+        (leaves, reused gates, an existing target), and the move itself. Returns True."""
         self.freed_all |= freed
         self.kept_all |= leafset | reused
         if target >= 0:

@@ -228,16 +228,10 @@ class _Refactorer(_Rewriter):
                 best = got
         if best is None:
             return False
-        got = best
-        new, target, reused = got
+        new, target, reused = best
         if len(new) >= len(freed) or len(new) > _MAX_NEW:
             return False
-        self.freed_all |= freed
-        self.kept_all |= leafset | reused
-        if target >= 0:
-            self.kept_all.add(target)
-        self.accepted.append((root, new, target))
-        return True
+        return self._accept(root, new, target, reused, freed, leafset)
 
     def _build_form(self, root: int, leaves: list[int], form, neg: int, freed: set[int]):
         new: list[tuple[int, int, int]] = []
