@@ -109,20 +109,26 @@ def _from_checkpoint(name: str):
     return lower(model.eval()), summary
 
 
-def _abc_lut2(exe: str, src: str, script: str, c0, tmp: str) -> dict:
-    """ABC ``strash; script`` (ending in a 2-input LUT mapping) read back as lgc gates, checked equal by
-    random simulation (the best of the portfolio is then proved by SAT)."""
+def _abc_mapped(exe: str, src: str, script: str, c0, tmp: str, timeout: int = 3600):
+    """(circuit, seconds): ABC's ``strash; script`` on the AIGER file ``src``, its BLIF read back as lgc
+    gates with ``c0``'s head and encoder (ABC drops them) and ABC's output buffers folded (O1)."""
     out = os.path.join(tmp, "lut.blif")
     if os.path.exists(out):
         os.remove(out)
     t = time.perf_counter()
     cmd = f"read {src}; strash; {script}; write_blif {out}"
-    r = subprocess.run([exe, "-c", cmd], capture_output=True, text=True, timeout=3600)
+    r = subprocess.run([exe, "-c", cmd], capture_output=True, text=True, timeout=timeout)
     sec = time.perf_counter() - t
     if r.returncode or not os.path.exists(out):
         raise RuntimeError(f"ABC failed on {cmd!r}: {r.stdout[-1500:]}")
     back = blif.load(out).replace(head=c0.head, input_encoder=c0.input_encoder)
-    back = optimize(back, level=1)  # folds ABC's output buffers
+    return optimize(back, level=1), sec
+
+
+def _abc_lut2(exe: str, src: str, script: str, c0, tmp: str) -> dict:
+    """ABC ``strash; script`` (ending in a 2-input LUT mapping) read back as lgc gates, checked equal by
+    random simulation (the best of the portfolio is then proved by SAT)."""
+    back, sec = _abc_mapped(exe, src, script, c0, tmp)
     eq = equivalent(c0, back, method="simulate")
     if eq.equal is False:  # random simulation can only disprove
         raise RuntimeError(f"{script}: ABC result differs from the circuit ({eq.method})")
@@ -256,15 +262,7 @@ def run_case(name: str, spec: dict, exe: str) -> dict:
         # 2-input LUT mapping (ABC's ``if -K 2``): the same cost model as lgc's 2-input gates
         for label, src, script in (("abc dc2 + if -K 2", base_aig, "dc2"), ("lgc O2 + abc dc2 + if -K 2",
                                                                               os.path.join(tmp, "o2.aig"), "dc2")):
-            out = os.path.join(tmp, "lut.blif")
-            t = time.perf_counter()
-            cmd = f"read {src}; strash; {expand_script(script)}; if -K 2; write_blif {out}"
-            r = subprocess.run([exe, "-c", cmd], capture_output=True, text=True, timeout=1800)
-            sec = time.perf_counter() - t
-            if r.returncode or not os.path.exists(out):
-                raise RuntimeError(f"ABC failed on {cmd!r}: {r.stdout[-1500:]}")
-            back = blif.load(out).replace(head=c0.head, input_encoder=c0.input_encoder)
-            back = optimize(back, level=1)  # folds ABC's output buffers
+            back, sec = _abc_mapped(exe, src, f"{expand_script(script)}; if -K 2", c0, tmp, timeout=1800)
             eq = equivalent(c0, back)
             if not eq:
                 raise RuntimeError(f"{label}: ABC result differs from the circuit ({eq.method})")
