@@ -13,7 +13,7 @@ def naive_eval(circuit, bits: np.ndarray) -> np.ndarray:
         v = [int(x) for x in row]
         for op, a, b in zip(ops, aa, bb):
             v.append((op >> (3 - 2 * v[a] - v[b])) & 1)
-        out[s] = [v[o] for o in outs]
+        out[s] = [v[o] ^ int(neg) for o, neg in zip(outs, circuit.output_negated.tolist())]
     return out
 
 

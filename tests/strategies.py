@@ -1,7 +1,8 @@
 """Hypothesis strategies every test file draws circuits and batches from.
 
 Circuits include constants, self-paired gates (a == b), inverter chains, duplicate gates,
-outputs that are inputs, repeated outputs, and optional group-sum heads and input encoders.
+outputs that are inputs, repeated outputs, negated outputs (``output_negated``), and optional
+group-sum heads and input encoders.
 """
 from __future__ import annotations
 
@@ -51,11 +52,14 @@ def circuits(draw, max_inputs: int = 12, max_gates: int = 60, max_outputs: int =
         outputs = rng.integers(0, total, size=draw(st.integers(0, max_outputs)))
     if outputs.size and draw(st.booleans()):
         outputs[0] = int(rng.integers(0, n))  # an output that is a primary input
+    negated = None
+    if outputs.size and draw(st.booleans()):  # some outputs are negated literals
+        negated = rng.random(outputs.size) < 0.5
     enc = None
     if encoders and draw(st.booleans()):
         feats = draw(st.integers(1, 6))
         enc = InputEncoder(rng.integers(0, feats, size=n), np.round(rng.normal(size=n), 2), feats)
-    return Circuit(n, op, a, b, outputs, head=head, input_encoder=enc).validate()
+    return Circuit(n, op, a, b, outputs, output_negated=negated, head=head, input_encoder=enc).validate()
 
 
 @st.composite

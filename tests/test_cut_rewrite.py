@@ -64,16 +64,26 @@ def test_database_is_minimal_against_brute_force_up_to_three_gates():
 
 
 def test_output_polarity_removes_output_inverters():
-    # outputs read NOT(AND) while an OR also reads the AND: the AND becomes a NAND, the OR absorbs it
+    # outputs read NOT(AND) while an OR also reads the AND: the AND becomes a NAND, the OR absorbs it;
+    # NOT input 1 becomes a negated output literal (no gate can compute it)
     c = Circuit(3, op=[ops.AND, ops.OR, ops.NOT_A, ops.NOT_A], a=[0, 3, 3, 1], b=[1, 2, 3, 1],
                 outputs=[5, 4, 6])
     out = output_polarity(c)
-    assert out.num_gates == c.num_gates - 1  # the inverter of the AND; NOT input 1 must stay
+    assert out.num_gates == c.num_gates - 2
+    assert out.output_negated.tolist() == [False, False, True] and out.outputs[2] == 1
     assert equivalent(c, out, method="exhaustive")
     assert depth(out) <= depth(c)
-    # both polarities needed: one inverter stays
+    # both polarities needed: the inverter becomes a negated literal on the AND
     c2 = Circuit(2, op=[ops.AND, ops.NOT_A], a=[0, 2], b=[1, 2], outputs=[2, 3])
-    assert output_polarity(c2).num_gates == 2
+    out2 = output_polarity(c2)
+    assert out2.num_gates == 1 and out2.outputs.tolist() == [2, 2] and out2.output_negated.tolist() == [False, True]
+    assert equivalent(c2, out2, method="exhaustive")
+    # a negated output needed only negated: the gate is flipped and the literal turns positive
+    c3 = Circuit(2, op=[ops.AND], a=[0], b=[1], outputs=[2], output_negated=[True])
+    out3 = output_polarity(c3)
+    assert out3.op.tolist() == [ops.NAND] and out3.output_negated.tolist() == [False]
+    assert equivalent(c3, out3, method="exhaustive")
+    assert output_polarity(out3) is out3
 
 
 def test_cut_rewrite_finds_minimum_circuits():

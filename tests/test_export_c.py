@@ -27,7 +27,8 @@ MODES = ("bytes", "packed", "features")
 
 def _special_outputs(c: Circuit, rng: np.random.Generator) -> Circuit:
     """``c`` with constant outputs (FALSE, TRUE), a copy and a negation of an input, an output that
-    is an input, a negated gate and a repeated output among its outputs (their count unchanged)."""
+    is an input, a negated gate and a repeated output among its outputs (their count unchanged), and
+    about a third of its outputs negated literals."""
     n, g = c.num_inputs, c.num_gates
     last = int(c.outputs[-1])
     op = np.concatenate([c.op, [0, 15, 3, 12, 10]]).astype(np.uint8)
@@ -37,7 +38,8 @@ def _special_outputs(c: Circuit, rng: np.random.Generator) -> Circuit:
     new = [n + g, n + g + 1, n + g + 2, n + g + 3, n + g + 4, 2, int(outs[1])]
     pos = rng.choice(len(outs), size=len(new), replace=False)
     outs[pos] = new
-    return Circuit(n, op, a, b, outs, head=c.head, input_encoder=c.input_encoder).validate()
+    negated = rng.random(len(outs)) < 0.3
+    return Circuit(n, op, a, b, outs, output_negated=negated, head=c.head, input_encoder=c.input_encoder).validate()
 
 
 def _encoder(num_inputs: int, num_features: int, rng: np.random.Generator) -> InputEncoder:

@@ -26,13 +26,14 @@ DRIVERS = pathlib.Path(__file__).resolve().parent / "drivers"
 
 def _with_constants_and_copies(base: Circuit, outputs: list[int]) -> Circuit:
     """``base`` plus a FALSE and a TRUE gate, with ``outputs`` (negative: -1 the FALSE gate, -2
-    the TRUE gate) — constant, pass-through (input) and repeated outputs."""
+    the TRUE gate) — constant, pass-through (input) and repeated outputs; every third output negated."""
     n, g = base.num_inputs, base.num_gates
     op = np.concatenate([base.op, [0, 15]]).astype(np.uint8)
     a = np.concatenate([base.a, [0, 0]]).astype(np.int32)
     b = np.concatenate([base.b, [0, 0]]).astype(np.int32)
     outs = [n + g + (-o - 1) if o < 0 else o for o in outputs]
-    return Circuit(n, op, a, b, outs, head=base.head, input_encoder=base.input_encoder)
+    return Circuit(n, op, a, b, outs, output_negated=np.arange(len(outs)) % 3 == 1, head=base.head,
+                   input_encoder=base.input_encoder)
 
 
 def _cases() -> dict[str, Circuit]:

@@ -48,8 +48,8 @@ class CudaTables:
 
 
 def tables(circuit: Circuit) -> CudaTables:
-    """The runtime's tables for ``circuit`` (validated)."""
-    circuit.validate()
+    """The runtime's tables for ``circuit`` (validated; negated outputs run through NOT gates)."""
+    circuit = circuit.validate().with_output_inverters()
     s = schedule(circuit)
     g = circuit.num_gates
     k = circuit.head.k if circuit.head is not None else 0

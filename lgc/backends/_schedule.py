@@ -60,8 +60,13 @@ def schedule(circuit: Circuit, fused: tuple[np.ndarray, ...] | None = None,
     table, bit ``4a + 2b + c``), their rows in ``Schedule.tgates`` (a, b, c, result); gates not
     ``alive`` are dropped (each was folded into its only reader). ``inline`` (bool [G]): gates
     no gate reads that the readout computes itself; they get no slot (their ``out_slots`` entry
-    is -1), their operands stay live to the end, and their rows go to ``Schedule.inline``."""
+    is -1), their operands stay live to the end, and their rows go to ``Schedule.inline``.
+    Negated outputs are run through NOT gates (:meth:`Circuit.with_output_inverters`)."""
     circuit.validate()
+    if circuit.output_negated.any():
+        if fused is not None or inline is not None:
+            raise ValueError("schedule: fused / inline gates are computed on a circuit without negated outputs")
+        circuit = circuit.with_output_inverters()
     n, g = circuit.num_inputs, circuit.num_gates
     if g == 0:
         return Schedule(n, n, np.zeros((0, 3), np.int32), np.zeros((0, 3), np.int32),
@@ -235,6 +240,7 @@ def readout_schedule(circuit: Circuit, *, fuse: bool = False, inline: bool = Fal
     circuit.validate()
     if circuit.head is None:
         raise ValueError("readout_schedule needs a group-sum head")
+    circuit = circuit.with_output_inverters()   # a negated output counts 1 - node, as ~y below
     n, k = circuit.num_inputs, circuit.head.k
     op, ca, cb = circuit.op.tolist(), circuit.a.tolist(), circuit.b.tolist()
     outs = circuit.outputs.tolist()

@@ -56,6 +56,7 @@ def difflogic_source(circuit: Circuit) -> str:
     """C source in the style of difflogic's compiled model (one statement per gate)."""
     if circuit.head is None:
         raise ValueError("the difflogic-style baseline needs a group-sum head")
+    circuit = circuit.with_output_inverters()  # difflogic's code has no output literals
     n, k, o = circuit.num_inputs, circuit.head.k, circuit.num_outputs
     group = o // k
     sum_bits = max(1, int(np.ceil(np.log2(group + 1))))

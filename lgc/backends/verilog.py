@@ -2,7 +2,7 @@
 
 Ports: ``input wire [num_inputs-1:0] x`` (bit i = input i; the module takes *bits*: an input
 encoder, if the circuit has one, is not emitted, binarise features before the module) and
-``output wire [O-1:0] y`` (bit j = output j). With a group-sum head also
+``output wire [O-1:0] y`` (bit j = output j; a negated output is written ``~g<node>``). With a group-sum head also
 ``output wire [k*W-1:0] scores`` (class c in bits ``[c*W +: W]``, W = ceil(log2(group+1)), each
 a balanced popcount adder tree over its group) and ``output wire [..] class_index`` (argmax by
 a tournament of comparators; the lowest index wins ties, as everywhere in lgc).
@@ -69,6 +69,14 @@ def check_identifier(name: str, what: str = "module name") -> str:
         raise ValueError(f"{what} {name!r} is not a legal identifier: a reserved word of {std}; choose another "
                          f"(e.g. {name + '_net'!r})")
     return name
+
+
+def _y_assign(c: Circuit, name) -> str:
+    """``assign y = {...};`` with output j in bit j; a negated output is ``~name`` (synthesis
+    absorbs the inverter into the head's adders or the reading logic)."""
+    bits = [("~" if neg else "") + name(node)
+            for node, neg in zip(c.outputs[::-1].tolist(), c.output_negated[::-1].tolist())]
+    return f"assign y = {{{', '.join(bits)}}};"
 
 
 def score_width(circuit: Circuit) -> int:
@@ -158,7 +166,7 @@ def dumps(circuit: Circuit, *, module: str = "lgc_net", pipeline_every: int | No
     regs: list[str] = []
     if pipeline_every is None:
         body += _gate_lines(c, [base[i] for i in c.a.tolist()], [base[i] for i in c.b.tolist()], gate_name)
-        body.append(f"assign y = {{{', '.join(base[s] for s in c.outputs[::-1].tolist())}}};")
+        body.append(_y_assign(c, base.__getitem__))
     else:
         every = int(pipeline_every)
         lv = levels(c).astype(np.int64)
@@ -185,7 +193,7 @@ def dumps(circuit: Circuit, *, module: str = "lgc_net", pipeline_every: int | No
             for s in range(stage_l[node] + 1, int(need[node]) + 1):
                 regs.append(f"reg r{s}_{node};")
                 updates.append(f"    r{s}_{node} <= {name_at(node, s - 1)};")
-        body.append(f"assign y = {{{', '.join(name_at(s, stages) for s in c.outputs[::-1].tolist())}}};")
+        body.append(_y_assign(c, lambda node: name_at(node, stages)))
         ports = ["input wire clk", "input wire rst", "input wire valid_in"] + ports + ["output wire valid_out"]
         regs.append(f"reg [{stages - 1}:0] valid_q;")
         shift = "valid_in" if stages == 1 else f"{{valid_q[{stages - 2}:0], valid_in}}"

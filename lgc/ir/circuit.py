@@ -4,7 +4,10 @@ Node ids ``0 .. num_inputs-1`` are primary inputs; gate ``i`` is node ``num_inpu
 operands ``a[i]`` and ``b[i]`` (both ``< num_inputs + i``) through op code ``op[i]`` (its truth
 table, see :mod:`lgc.ir.ops`). A constant gate (op 0 or 15) ignores its operands, and 0 is always
 a legal operand for it: a circuit with no inputs (``num_inputs == 0``) starts with a constant gate
-``op 0/15, a = b = 0`` that names itself. A Circuit is immutable: passes build new ones with ``replace``.
+``op 0/15, a = b = 0`` that names itself. Output ``j`` is node ``outputs[j]``, complemented where
+``output_negated[j]`` is true (a free output inverter, as an AIGER output literal: no gate is counted
+for it; a group-sum head counts such an output as ``1 - node``).
+A Circuit is immutable: passes build new ones with ``replace``.
 Construction coerces and checks dtypes and shapes (O(1) Python work); ``validate`` checks the
 graph invariants in O(gates) numpy work and is cached.
 """
@@ -133,12 +136,13 @@ def _int_array(name: str, values: Any, dtype: type, ndim: int = 1) -> np.ndarray
 class Circuit:
     """A gate-level netlist. See the module docstring for the node-id convention."""
 
-    __slots__ = ("num_inputs", "op", "a", "b", "outputs", "head", "input_encoder", "layers", "meta",
-                 "_valid", "_hash", "__weakref__")
+    __slots__ = ("num_inputs", "op", "a", "b", "outputs", "output_negated", "head", "input_encoder", "layers",
+                 "meta", "_valid", "_hash", "__weakref__")
 
     def __init__(self, num_inputs: int, op: Any = (), a: Any = (), b: Any = (), outputs: Any = (), *,
-                 head: GroupSumHead | None = None, input_encoder: InputEncoder | None = None,
-                 layers: Any = None, meta: Mapping[str, Any] | None = None):
+                 output_negated: Any = None, head: GroupSumHead | None = None,
+                 input_encoder: InputEncoder | None = None, layers: Any = None,
+                 meta: Mapping[str, Any] | None = None):
         if int(num_inputs) != num_inputs or num_inputs < 0:
             raise CircuitError(f"num_inputs must be a non-negative integer, got {num_inputs!r}")
         self.num_inputs = int(num_inputs)
@@ -146,6 +150,17 @@ class Circuit:
         self.a = _int_array("a", a, np.int32)
         self.b = _int_array("b", b, np.int32)
         self.outputs = _int_array("outputs", outputs, np.int32)
+        if output_negated is None:
+            self.output_negated = _frozen(np.zeros(self.outputs.size, dtype=np.bool_))
+        else:
+            neg = np.asarray(output_negated)
+            if neg.ndim != 1 or (neg.size and (neg.dtype.kind not in "biu" or (
+                    neg.dtype.kind != "b" and not np.isin(neg, (0, 1)).all()))):
+                raise CircuitError(f"output_negated must be a 1-D array of booleans (or 0/1), got "
+                                   f"{neg.dtype}{list(neg.shape)}")
+            if neg.size != self.outputs.size:
+                raise CircuitError(f"output_negated has {neg.size} entries, the circuit has {self.outputs.size} outputs")
+            self.output_negated = _frozen(neg.astype(np.bool_))
         if not (self.op.shape == self.a.shape == self.b.shape):
             raise CircuitError(f"op, a and b must have one length, got {self.op.size}, {self.a.size}, {self.b.size}")
         if head is not None and not isinstance(head, GroupSumHead):
@@ -175,16 +190,50 @@ class Circuit:
     def __len__(self) -> int:
         return self.num_gates
 
+    @property
+    def num_negated_outputs(self) -> int:
+        """How many outputs are complemented literals (free output inverters)."""
+        return int(np.count_nonzero(self.output_negated))
+
     # -- construction helpers ----------------------------------------------------------------
     def replace(self, **changes: Any) -> "Circuit":
-        """A new Circuit with some fields changed (the original is untouched)."""
+        """A new Circuit with some fields changed (the original is untouched).
+
+        New ``outputs`` keep ``output_negated`` position by position (a pass that redirects an
+        output to an equal node keeps its polarity). Raises CircuitError where the number of outputs
+        changes under negated outputs without a new ``output_negated``."""
         fields = dict(num_inputs=self.num_inputs, op=self.op, a=self.a, b=self.b, outputs=self.outputs,
-                      head=self.head, input_encoder=self.input_encoder, layers=self.layers, meta=self.meta)
+                      output_negated=self.output_negated, head=self.head, input_encoder=self.input_encoder,
+                      layers=self.layers, meta=self.meta)
         unknown = set(changes) - set(fields)
         if unknown:
             raise TypeError(f"Circuit has no field(s) {sorted(unknown)}")
+        if "outputs" in changes and "output_negated" not in changes:
+            if not self.output_negated.any():
+                fields["output_negated"] = None
+            elif np.asarray(changes["outputs"]).size != self.num_outputs:
+                raise CircuitError("replace(outputs=...) changes the number of outputs of a circuit with negated "
+                                   "outputs: give output_negated too")
         fields.update(changes)
         return Circuit(fields.pop("num_inputs"), **fields)
+
+    def with_output_inverters(self) -> "Circuit":
+        """The same function with no negated outputs: each node some output reads negated gets one
+        NOT gate (appended after the last gate, as a last layer) and those outputs read it.
+
+        For consumers without output literals (BLIF, kernels that return output bits); returns
+        ``self`` when no output is negated. Cost: O(outputs) numpy work."""
+        if not self.output_negated.any():
+            return self
+        g = self.num_gates
+        nodes, inverse = np.unique(self.outputs[self.output_negated], return_inverse=True)
+        outputs = self.outputs.copy()
+        outputs[self.output_negated] = self.num_nodes + inverse
+        layers = None if self.layers is None else np.concatenate([self.layers, [g + nodes.size]])
+        return self.replace(op=np.concatenate([self.op, np.full(nodes.size, _ops.NOT_A, np.uint8)]),
+                            a=np.concatenate([self.a, nodes.astype(np.int32)]),
+                            b=np.concatenate([self.b, nodes.astype(np.int32)]),
+                            outputs=outputs, output_negated=None, layers=layers)
 
     # -- invariants ---------------------------------------------------------------------------
     def validate(self) -> "Circuit":
@@ -233,6 +282,9 @@ class Circuit:
             h.update(json.dumps(self.header_json(), sort_keys=True).encode())
             for arr in (self.op, self.a, self.b, self.outputs):
                 h.update(arr.tobytes())
+            if self.output_negated.any():   # circuits without negated outputs keep their old hashes
+                h.update(b"output_negated")
+                h.update(np.packbits(self.output_negated).tobytes())
             if self.input_encoder is not None:
                 h.update(self.input_encoder.feature.tobytes())
                 h.update(self.input_encoder.threshold.tobytes())
@@ -255,7 +307,8 @@ class Circuit:
         return (self.num_inputs == other.num_inputs and self.head == other.head
                 and self.input_encoder == other.input_encoder
                 and all(np.array_equal(x, y) for x, y in ((self.op, other.op), (self.a, other.a),
-                                                             (self.b, other.b), (self.outputs, other.outputs))))
+                                                             (self.b, other.b), (self.outputs, other.outputs),
+                                                             (self.output_negated, other.output_negated))))
 
     __hash__ = None  # type: ignore[assignment]  # mutable-looking arrays; use content_hash()
 
@@ -280,7 +333,8 @@ class Circuit:
     def __repr__(self) -> str:
         head = "" if self.head is None else f", head=group_sum(k={self.head.k}, tau={self.head.tau:g})"
         enc = "" if self.input_encoder is None else f", {self.input_encoder!r}"
-        return f"Circuit(inputs={self.num_inputs}, gates={self.num_gates}, outputs={self.num_outputs}{head}{enc})"
+        neg = f" ({self.num_negated_outputs} negated)" if self.output_negated.any() else ""
+        return f"Circuit(inputs={self.num_inputs}, gates={self.num_gates}, outputs={self.num_outputs}{neg}{head}{enc})"
 
     def _repr_html_(self) -> str:
         from .inspect import stats

@@ -31,6 +31,7 @@ class CircuitStats:
     unused_inputs: np.ndarray
     dead_gates: int
     head: GroupSumHead | None
+    negated_outputs: int = 0
 
     def rows(self) -> list[tuple[str, str]]:
         ops = ", ".join(f"{k} {v}" for k, v in sorted(self.gates_by_op.items(), key=lambda kv: -kv[1]) if v)
@@ -39,7 +40,7 @@ class CircuitStats:
         return [
             ("inputs", f"{self.num_inputs} ({self.unused_inputs.size} unused)"),
             ("gates", f"{self.num_gates} ({self.dead_gates} dead: reach no output)"),
-            ("outputs", f"{self.num_outputs}"),
+            ("outputs", f"{self.num_outputs}" + (f" ({self.negated_outputs} negated)" if self.negated_outputs else "")),
             ("readout", head),
             ("depth", f"{self.depth}"),
             ("gates by op", ops or "-"),
@@ -85,13 +86,14 @@ def stats(circuit: Circuit) -> CircuitStats:
         unused_inputs=np.flatnonzero(~live[:n]),
         dead_gates=int(np.count_nonzero(~live[n:])),
         head=circuit.head,
+        negated_outputs=circuit.num_negated_outputs,
     )
 
 
 def to_networkx(circuit: Circuit, *, max_nodes: int = 200_000):
     """A ``networkx.MultiDiGraph``: node attrs ``kind`` ('input'/'gate'), ``op``, ``op_name``,
     ``level``; edges operand -> gate with attr ``operand`` ('a'/'b') and ``used``; graph attrs
-    ``num_inputs``, ``outputs``, ``head``. A MultiDiGraph, since a gate may read one node twice."""
+    ``num_inputs``, ``outputs``, ``output_negated``, ``head``. A MultiDiGraph, since a gate may read one node twice."""
     import networkx as nx
 
     circuit.validate()
@@ -99,6 +101,7 @@ def to_networkx(circuit: Circuit, *, max_nodes: int = 200_000):
         raise ValueError(f"circuit has {circuit.num_nodes} nodes; to_networkx is for small graphs "
                          f"(raise max_nodes= to force it)")
     g = nx.MultiDiGraph(num_inputs=circuit.num_inputs, outputs=circuit.outputs.tolist(),
+                        output_negated=circuit.output_negated.tolist(),
                         head=None if circuit.head is None else circuit.head.to_json())
     n = circuit.num_inputs
     for i in range(n):
@@ -125,7 +128,7 @@ def from_networkx(graph) -> Circuit:
                 op[node - n] = data["op"]
         for src, dst, data in graph.edges(data=True):
             (a if data["operand"] == "a" else b)[dst - n] = src
-        return Circuit(n, op, a, b, graph.graph["outputs"],
+        return Circuit(n, op, a, b, graph.graph["outputs"], output_negated=graph.graph.get("output_negated"),
                        head=GroupSumHead.from_json(graph.graph.get("head"))).validate()
     except (KeyError, IndexError, TypeError) as e:
         raise CircuitError(f"graph is not an lgc circuit graph ({type(e).__name__}: {e})") from None

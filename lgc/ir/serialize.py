@@ -2,7 +2,8 @@
 
 Layout (format version 2): 8-byte magic ``b"LGCIRv1\\n"``, a little-endian uint32 header length,
 a UTF-8 JSON header (format version, payload length, scalar fields, metadata), an uncompressed
-``.npz`` payload of the arrays, then a 32-byte SHA-256 of every byte before it. So a flipped bit
+``.npz`` payload of the arrays (``output_negated`` only where some output is negated: a
+reader that predates it refuses such a file as having an unexpected member), then a 32-byte SHA-256 of every byte before it. So a flipped bit
 anywhere (header included) is a checksum error, never a different circuit.
 
 Loading is bounded by the file: the digest is checked before anything in the header is trusted;
@@ -39,7 +40,7 @@ FORMAT_VERSION = 2
 DIGEST_BYTES = 32
 _ARRAYS = ("op", "a", "b", "outputs")
 #: every array a payload may hold -> the dtype kinds it may have
-_KINDS = {"op": "iub", "a": "iu", "b": "iu", "outputs": "iu", "layers": "iu",
+_KINDS = {"op": "iub", "a": "iu", "b": "iu", "outputs": "iu", "output_negated": "bu", "layers": "iu",
           "encoder_feature": "iu", "encoder_threshold": "fiu"}
 
 
@@ -47,6 +48,8 @@ def dumps(circuit: Circuit, *, meta: dict[str, Any] | None = None) -> bytes:
     """Serialise to bytes; ``meta`` entries are merged over ``circuit.meta`` (JSON-able values)."""
     circuit.validate()
     arrays = {name: getattr(circuit, name) for name in _ARRAYS}
+    if circuit.output_negated.any():  # absent when no output is negated (files older lgc reads too)
+        arrays["output_negated"] = circuit.output_negated
     if circuit.layers is not None:
         arrays["layers"] = circuit.layers
     if circuit.input_encoder is not None:
@@ -177,7 +180,7 @@ def loads(data: bytes, source: str = "<bytes>") -> Circuit:
         if not isinstance(meta, dict):
             raise TypeError("meta is not a JSON object")
         circuit = Circuit(num_inputs, arrays["op"], arrays["a"], arrays["b"], arrays["outputs"],
-                          head=GroupSumHead.from_json(header.get("head")), input_encoder=enc,
+                          output_negated=arrays.get("output_negated"), head=GroupSumHead.from_json(header.get("head")), input_encoder=enc,
                           layers=arrays.get("layers"), meta=meta)
         return circuit.validate()
     except CircuitError as e:

@@ -20,7 +20,8 @@ DEFAULT_MEMORY_BYTES = 256 << 20
 
 
 def simulate_words(circuit: Circuit, words: np.ndarray, *, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> np.ndarray:
-    """uint64[num_inputs, W] input words -> uint64[num_outputs, W] output words."""
+    """uint64[num_inputs, W] input words -> uint64[num_outputs, W] output words (negated outputs
+    complemented)."""
     circuit.validate()
     n = circuit.num_inputs
     order, bounds = level_order(circuit)
@@ -38,6 +39,8 @@ def simulate_words(circuit: Circuit, words: np.ndarray, *, memory_bytes: int = D
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             vals[node_sorted[lo:hi]] = _ops.apply_words(op_sorted[lo:hi], vals[a_sorted[lo:hi]], vals[b_sorted[lo:hi]])
         out[:, start:stop] = vals[circuit.outputs]
+    if circuit.output_negated.any():
+        out[circuit.output_negated] ^= np.uint64(0xFFFFFFFFFFFFFFFF)
     return out
 
 

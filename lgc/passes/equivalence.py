@@ -199,6 +199,8 @@ def _sat(c1: Circuit, c2: Circuit, solver: str, time_limit: float | None) -> Equ
     cl1, var1 = _gate_clauses(c1, n + 1)
     cl2, var2 = _gate_clauses(c2, n + 1 + c1.num_gates)
     o1, o2 = var1[c1.outputs], var2[c2.outputs]
+    o1 = np.where(c1.output_negated, -o1, o1)   # a negated output is the complemented literal
+    o2 = np.where(c2.output_negated, -o2, o2)
     d = n + 1 + c1.num_gates + c2.num_gates + np.arange(c1.num_outputs, dtype=np.int64)
     # d = o1 XOR o2
     xor = np.stack([np.stack([-o1, -o2, -d], 1), np.stack([o1, o2, -d], 1),

@@ -39,7 +39,7 @@ def fraig(circuit: Circuit, *, vectors: int = 4096, conflict_budget: int = 10_00
     rng = np.random.default_rng(seed)
     x = rng.integers(0, np.iinfo(np.int64).max, size=(n, words), dtype=np.int64).astype(np.uint64)
     x = (x << np.uint64(1)) | rng.integers(0, 2, size=(n, words), dtype=np.int64).astype(np.uint64)
-    values = simulate_words(circuit.replace(outputs=np.arange(total, dtype=np.int32), head=None), x)
+    values = simulate_words(circuit.replace(outputs=np.arange(total, dtype=np.int32), output_negated=None, head=None), x)
     flip = (values[:, 0] & np.uint64(1)).astype(bool)
     values[flip] = ~values[flip]
     member = np.ones(total, dtype=bool)

@@ -1,16 +1,20 @@
-"""Output polarity: a gate whose value the outputs need only negated computes the negation itself.
+"""Output polarity: no gate exists only to invert an output.
 
 In the 16-op gate model inverting a gate's output is free (``NEGATE_OUT[op]``), and so is
-inverting an operand (``NEGATE_A``/``NEGATE_B``): only an inverter that an *output* reads costs a
-gate. So for every gate g that outputs read only as NOT g (through inverters or copies), g is
-replaced by NOT g and every reader of g absorbs the negation in its truth table; the outputs read g
-directly and the inverters vanish. Where outputs need both polarities of g one inverter stays (the
-lowest-numbered existing one, as in ``absorb_not``); so does an inverted primary input, which has
-no gate to flip. Chains of one-input gates are resolved as in ``absorb_not`` (pointer jumping), so
-the pass subsumes it. Depth never grows. Cost: O(nodes) numpy work per pointer-jumping sweep.
+inverting an operand (``NEGATE_A``/``NEGATE_B``) or an output (a negated output literal,
+``Circuit.output_negated``): only an inverter gate costs a gate. So for every gate g that outputs
+read only as NOT g (through inverters or copies), g is replaced by NOT g and every reader of g
+absorbs the negation in its truth table; the outputs read g directly and the inverters vanish.
+Where outputs need both polarities of g, or an inverted primary input (which has no gate to
+flip), the outputs that need NOT g read g as a negated literal. Chains of one-input gates are
+resolved as in ``absorb_not`` (pointer jumping), so the pass subsumes it. Depth never grows.
+Cost: O(nodes) numpy work per pointer-jumping sweep.
 
-The group-sum head is left as it is (a class counts its bits, never 1 - bit): extending it would
-change every backend's readout and the Verilog head; see benchmarks/RESULTS.md (Passes).
+How the readouts see a negated output: the group-sum head counts it as ``1 - g`` (each backend's
+readout subtracts it from a per-class constant: ``lgc.backends._schedule.readout_schedule``), the
+Verilog module assigns ``y[j] = ~g`` (synthesis absorbs the inverter into the head's adders), AIGER
+writes the complemented literal, BLIF an inverter cover, and a backend that returns output bits
+computes the inverter (one NOT per 64 samples).
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ def output_polarity(circuit: Circuit) -> Circuit:
     n, total = circuit.num_inputs, circuit.num_nodes
     root, parity = resolve_chains(circuit, ONE_INPUT)
     out = circuit.outputs.astype(np.int64)
-    out_root, out_odd = root[out], parity[out]
+    out_root, out_odd = root[out], parity[out] ^ circuit.output_negated
     need_neg = np.zeros(total, dtype=bool)
     need_pos = np.zeros(total, dtype=bool)
     need_neg[out_root[out_odd]] = True
@@ -42,13 +46,8 @@ def output_polarity(circuit: Circuit) -> Circuit:
     op = np.where(parity[circuit.a], _ops.NEGATE_A[op], op)
     op = np.where(parity[circuit.b], _ops.NEGATE_B[op], op)
     a, b = root[circuit.a], root[circuit.b]
-    odd = parity[out]
-    if odd.any():
-        # the lowest-numbered node computing NOT root, for each root an output needs negated
-        inv_nodes = np.flatnonzero(parity)
-        canon = np.full(total, total, dtype=np.int64)
-        np.minimum.at(canon, root[inv_nodes], inv_nodes)
-        out = np.where(odd, canon[out_root], out_root)
-    else:
-        out = out_root
-    return sweep(circuit, op.astype(np.uint8), a, b, out)
+    # output j was node out[j] = root XOR parity (parity after the flips): it reads the root, negated
+    # where the parity and its old polarity differ
+    negated = circuit.output_negated ^ parity[out].astype(bool)
+    base = circuit if np.array_equal(negated, circuit.output_negated) else circuit.replace(output_negated=negated)
+    return sweep(base, op.astype(np.uint8), a, b, out_root)

@@ -109,7 +109,8 @@ class _Resub:
         rng = np.random.default_rng(seed)
         x = rng.integers(0, np.iinfo(np.int64).max, size=(n, words), dtype=np.int64).astype(np.uint64)
         x = (x << np.uint64(1)) | rng.integers(0, 2, size=(n, words), dtype=np.int64).astype(np.uint64)
-        self.values = simulate_words(circuit.replace(outputs=np.arange(self.total, dtype=np.int32), head=None), x)
+        self.values = simulate_words(circuit.replace(outputs=np.arange(self.total, dtype=np.int32), output_negated=None,
+                                                     head=None), x)
         self.cex_slot, self.cex_words = 0, max(1, words // 4)
         self.words = words
         clauses, var = _gate_clauses(circuit, n + 1)

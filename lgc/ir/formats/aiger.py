@@ -9,7 +9,7 @@ gates take seconds.
 Reading gives an AND/inverter Circuit: one gate per AND (op 1, 2, 4 or 8 by its edge
 complements), a constant-FALSE gate first when an AND reads literal 0/1, and NOT or constant
 gates at the end for complemented or constant outputs. Writing that circuit reproduces the file
-byte for byte. Inputs and outputs get symbols ``x<i>`` and ``y<j>`` (the BLIF names), and
+byte for byte. A circuit's negated outputs are written as complemented output literals. Inputs and outputs get symbols ``x<i>`` and ``y<j>`` (the BLIF names), and
 lgc writes its group-sum head and input encoder as one JSON comment line
 (``lgc {...}``) and restores them on read. Latches, bad-state, constraint, justice and
 fairness sections are rejected (lgc circuits are combinational). A file with no inputs (``aag 0 0
@@ -91,7 +91,7 @@ def _to_aig(c: Circuit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     lo = np.minimum(rows[:, 1], rows[:, 2])
     rows[:, 1], rows[:, 2] = hi, lo
     m = n + int(nands.sum())
-    return rows, lit[c.outputs.astype(np.int64)], np.int64(m)
+    return rows, lit[c.outputs.astype(np.int64)] ^ c.output_negated.astype(np.int64), np.int64(m)
 
 
 def _comment(c: Circuit) -> str | None:

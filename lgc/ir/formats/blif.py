@@ -3,8 +3,9 @@
 Writing: inputs ``x0..``, gate ``i`` is signal ``n<node>`` with one two-input ``.names`` cover
 listing both operands (even for ops that ignore one), so reading it back yields the very same
 op and operands. Outputs are ``y0..``; every output gets a buffer ``.names`` after a marker
-comment (BLIF cannot name an input or one signal twice as outputs, and ABC aborts on it); an
-lgc-written file's reader folds those buffers away again, so the round trip is gate-for-gate
+comment (BLIF cannot name an input or one signal twice as outputs, and ABC aborts on it), an
+inverter (cover ``0 1``) for a negated output; an lgc-written file's reader folds those buffers
+(and inverters, as negated outputs) away again, so the round trip is gate-for-gate
 exact. The group-sum head and input encoder ride in a ``# lgc {...}`` JSON comment.
 Writing costs one formatted line per gate (vectorised per op).
 
@@ -21,6 +22,7 @@ exactly; anything else takes the general line-by-line parser (about 30 s per mil
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -73,7 +75,9 @@ def _chunks(c: Circuit, model: str) -> Iterable[str]:
     yield "".join([f".names {names[a]} {names[b]} {names[n + i]}\n{covers[o]}"
                    for i, (o, a, b) in enumerate(zip(c.op.tolist(), c.a.tolist(), c.b.tolist()))])
     yield BUFFER_MARK + "\n"
-    yield "".join([f".names {names[s]} y{j}\n1 1\n" for j, s in enumerate(c.outputs.tolist())])
+    cover = ("1 1\n", "0 1\n")   # a negated output's buffer is an inverter
+    yield "".join([f".names {names[s]} y{j}\n{cover[neg]}"
+                   for j, (s, neg) in enumerate(zip(c.outputs.tolist(), c.output_negated.tolist()))])
     yield ".end\n"
 
 
@@ -127,7 +131,7 @@ def _logical_lines(text: str) -> Iterable[tuple[int, str, str]]:
 
 
 _GATE_RE = re.compile(r"^\.names (\S+) (\S+) n(\d+)\n((?:[01-]{2} [01]\n)+)", re.M)
-_BUF_RE = re.compile(r"^\.names (\S+) y(\d+)\n1 1\n", re.M)
+_BUF_RE = re.compile(r"^\.names (\S+) y(\d+)\n([01]) 1\n", re.M)
 _OP_OF_COVER = {cover: op for op, cover in enumerate(_COVERS)}
 
 
@@ -154,14 +158,16 @@ def _fast_lgc(text: str) -> Circuit | None:
         a = [_node_id(g[0]) for g in gates]
         b = [_node_id(g[1]) for g in gates]
         bufs = _BUF_RE.findall(text, mark + 1)
-        outputs = [_node_id(s) for s, _ in bufs]
+        outputs = [_node_id(s) for s, _, _ in bufs]
+        negated = [cover == "0" for _, _, cover in bufs]
         info = {}
         note = re.search(r"^# lgc (\{.*\})$", text[:head.start()], re.M)
         if note:
             info = json.loads(note.group(1))
         group_head, enc = readout_from_info(info, len(text))
         c = Circuit(n, np.array(ops, dtype=np.int64), np.array(a, dtype=np.int64), np.array(b, dtype=np.int64),
-                    np.array(outputs, dtype=np.int64), head=group_head, input_encoder=enc).validate()
+                    np.array(outputs, dtype=np.int64), output_negated=np.array(negated, dtype=bool),
+                    head=group_head, input_encoder=enc).validate()
     except (KeyError, ValueError, TypeError, AttributeError, OverflowError, RecursionError):
         return None  # anything odd: the general parser reads it and names the line
     return c if dumps(c, model=head.group(1)) == text else None
@@ -315,12 +321,17 @@ def _assemble(inputs, input_lines, outputs, output_lines, defs, order, info, inf
             const_nodes[v] = emit(15 if v else 0, 0, 0)
         return const_nodes[v]
 
+    # an lgc output buffer with cover `0 1` that no .names reads is a negated output, not a gate
+    read = {sig for d in order for sig in d.ins}
+    inverted: dict[str, int] = {}
+    define = functools.partial(_define, node=node, buffers=buffers, emit=emit, const=const, fail=fail, n=n,
+                               inverted=inverted, read=read)
     state: dict[str, int] = {}  # 1 = on the stack, 2 = done
     for root in order:
         if root.out in node or root.out in buffers:
             continue
         if all(s in node for s in root.ins):  # fast path: definitions in topological order
-            _define(root, node, buffers, emit, const, fail, n)
+            define(root)
             continue
         stack = [(root, 0)]
         state[root.out] = 1
@@ -342,27 +353,32 @@ def _assemble(inputs, input_lines, outputs, output_lines, defs, order, info, inf
                 continue
             stack.pop()
             state[d.out] = 2
-            _define(d, node, buffers, emit, const, fail, n)
+            define(d)
     out_nodes = []
     for s, line in zip(outputs, output_lines):
         if s not in node:
             raise fail(f"output {s!r} is never defined", line)
         out_nodes.append(node[s])
+    negated = np.array([s in inverted for s in outputs], dtype=bool)
     try:
         head, encoder = readout_from_info(info, file_bytes)
     except (CircuitError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise fail(f"bad lgc comment ({e})", info_line) from None
     try:
         return Circuit(n, np.array(ops, dtype=np.int64), np.array(aa, dtype=np.int64), np.array(bb, dtype=np.int64),
-                       np.array(out_nodes, dtype=np.int64), head=head, input_encoder=encoder).validate()
+                       np.array(out_nodes, dtype=np.int64), output_negated=negated, head=head,
+                       input_encoder=encoder).validate()
     except CircuitError as e:
         raise fail(str(e), info_line if "head" in str(e) or "encoder" in str(e) else last_line) from None
 
 
-def _define(d: _Def, node: dict, buffers: dict, emit, const, fail, n: int) -> None:
-    if d.buffer and len(d.ins) == 1 and [r[:2] for r in d.rows] == [("1", "1")]:
+def _define(d: _Def, node: dict, buffers: dict, emit, const, fail, n: int, inverted: dict, read: set) -> None:
+    covers = [r[:2] for r in d.rows] if d.buffer and len(d.ins) == 1 else None
+    if covers == [("1", "1")]:
         buffers[d.out] = d.ins[0]
         node[d.out] = node[d.ins[0]]
+    elif covers == [("0", "1")] and d.out not in read:
+        inverted[d.out] = node[d.out] = node[d.ins[0]]   # only outputs read it: node[] means NOT node
     else:
         node[d.out] = _lower_cover(d, [node[s] for s in d.ins], emit, const, fail, n)
 

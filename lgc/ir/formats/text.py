@@ -8,7 +8,7 @@ encoder 784                   # optional: num_features, then one `enc` line per 
 enc 0 12 0.5                  # input feature threshold (repr floats round-trip)
 layers 0 3 6                  # optional gate boundaries
 gate 4 XOR 0 1                # node-id op-name a b, in node order
-outputs 8 9 4 6
+outputs 8 9 4 6               # node ids; ~9 is node 9 negated (a free output inverter)
 meta {"name": "example"}      # optional, one JSON line
 ```
 ``#`` starts a comment. Parsing is O(lines); errors name the line. The counts ``inputs`` and
@@ -53,7 +53,8 @@ def _lines(c: Circuit) -> Iterable[str]:
     n = c.num_inputs
     for i, (o, a, b) in enumerate(zip(c.op.tolist(), c.a.tolist(), c.b.tolist())):
         yield f"gate {n + i} {names[o]} {a} {b}\n"
-    yield "outputs " + " ".join(map(str, c.outputs.tolist())) + "\n"
+    yield "outputs " + " ".join(("~" if neg else "") + str(s)
+                                for s, neg in zip(c.outputs.tolist(), c.output_negated.tolist())) + "\n"
     if c.meta:
         yield "meta " + json.dumps(c.meta, sort_keys=True) + "\n"
 
@@ -70,6 +71,7 @@ def loads(text: str, source: str = "<text>") -> Circuit:
     a: list[int] = []
     b: list[int] = []
     outputs = None
+    negated: list[bool] = []
     meta: dict = {}
     seen_magic = False
     size = len(text)
@@ -128,7 +130,8 @@ def loads(text: str, source: str = "<text>") -> Circuit:
                 a.append(int(fields[2]))
                 b.append(int(fields[3]))
             elif key == "outputs":
-                outputs = [int(v) for v in fields]
+                negated = [v.startswith("~") for v in fields]
+                outputs = [int(v[1:] if v.startswith("~") else v) for v in fields]
             elif key == "meta":
                 meta = json.loads(rest)
                 if not isinstance(meta, dict):
@@ -149,7 +152,8 @@ def loads(text: str, source: str = "<text>") -> Circuit:
         if enc_width is not None:
             enc = InputEncoder(np.array(enc_feature, dtype=np.int64), np.array(enc_threshold), enc_width)
         circuit = Circuit(num_inputs, np.array(ops, dtype=np.int64), np.array(a, dtype=np.int64),
-                          np.array(b, dtype=np.int64), np.array(outputs, dtype=np.int64), head=head,
+                          np.array(b, dtype=np.int64), np.array(outputs, dtype=np.int64),
+                          output_negated=np.array(negated, dtype=bool), head=head,
                           input_encoder=enc, layers=layers, meta=meta)
         return circuit.validate()
     except FormatError:
