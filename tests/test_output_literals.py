@@ -172,3 +172,26 @@ def test_optimize_turns_output_inverters_into_literals():
     assert out.num_gates == 2 and out.num_negated_outputs >= 1
     assert not np.isin(out.op, (ops.NOT_A, ops.NOT_B)).any()
     assert output_polarity(out) is out
+
+
+def test_constant_outputs_share_one_constant_gate():
+    c = Circuit(2, op=[ops.FALSE, ops.TRUE, ops.AND, ops.TRUE], a=[0, 0, 0, 0], b=[0, 0, 1, 0],
+                outputs=[2, 3, 4, 5, 3])
+    out = output_polarity(c)
+    assert equivalent(c, out, method="exhaustive")
+    assert int(np.isin(out.op, (ops.FALSE, ops.TRUE)).sum()) == 1 and out.num_gates == 2
+
+
+def test_fraig_and_complement_hashing_drop_a_complement_gate_only_an_output_needs():
+    # gate 3 = x0 AND x1; gate 4 = NAND(x1, x0) (a structural complement); gate 5 = NOT(x0 AND x1)
+    # written as OR(NOT x0, NOT x1) (a functional one): outputs read all three
+    c = Circuit(2, op=[ops.AND, ops.NAND, ops.NOT_A, ops.NOT_A, ops.OR], a=[0, 1, 0, 1, 4], b=[1, 0, 0, 1, 5],
+                outputs=[2, 3, 6])
+    from lgc.passes import fraig, merge_complements
+    hashed = merge_complements(c)
+    assert equivalent(c, hashed, method="exhaustive") and hashed.num_gates == c.num_gates - 1
+    if sat_solver_available() is None:
+        merged = fraig(c)
+        assert equivalent(c, merged, method="exhaustive")
+        assert merged.outputs.tolist() == [2, 2, 2] and merged.output_negated.tolist() == [False, True, True]
+    assert optimize(c, level=2).num_gates == 1

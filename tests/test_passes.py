@@ -114,14 +114,13 @@ def test_passes_on_handmade_cases():
     assert o.outputs.tolist()[:2] == [0, 1]
 
 
-def test_inverter_feeding_an_output_stays_once():
+def test_inverter_feeding_an_output_becomes_a_negated_literal():
     c = Circuit(2, op=[12, 10, 12, 1], a=[0, 1, 2, 2], b=[1, 0, 0, 1], outputs=[2, 3, 4, 5])
     o = absorb_not(c)
     assert equivalent(c, o, method="exhaustive")
-    # outputs NOT x0 (twice: node 2 and node 3 = NOT_B(1, 0)) share one inverter; NOT NOT x0 = x0
-    assert o.outputs[2] == 0
-    assert o.outputs[0] == o.outputs[1]
-    assert (o.op == ops.NOT_A).sum() + (o.op == ops.NOT_B).sum() == 1
+    # outputs NOT x0 (twice: node 2 and node 3 = NOT_B(1, 0)) read x0 negated; NOT NOT x0 = x0
+    assert o.outputs.tolist()[:3] == [0, 0, 0] and o.output_negated.tolist()[:3] == [True, True, False]
+    assert (o.op == ops.NOT_A).sum() + (o.op == ops.NOT_B).sum() == 0 and o.num_gates == 1
 
 
 def test_constant_fold_chain_and_pass_through_chain():

@@ -79,6 +79,17 @@ def sweep(circuit: Circuit, op: np.ndarray, a: np.ndarray, b: np.ndarray, output
     return compact(circuit, op, a, b, outputs, keep)
 
 
+def outputs_to_roots(circuit: Circuit, root: np.ndarray, parity: np.ndarray) -> tuple[Circuit, np.ndarray]:
+    """``(base, outputs)``: every output reads its node's ``root``; where the node computes
+    ``NOT root`` (``parity``) the output's literal flips (``output_negated``), so no inverter or
+    complement gate stays only for an output. ``base`` is ``circuit`` with those literals (itself
+    when none flips), for :func:`sweep`."""
+    out = circuit.outputs.astype(np.int64)
+    odd = parity[out].astype(bool)
+    base = circuit.replace(output_negated=circuit.output_negated ^ odd) if odd.any() else circuit
+    return base, root[out]
+
+
 def resolve_chains(circuit: Circuit, link_ops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Follow chains of one-input gates to their roots by vectorised pointer jumping.
 

@@ -8,7 +8,7 @@ class whose lowest-numbered node is the representative. Each other member is the
 (or complementary) to the representative by a SAT miter over the whole circuit's CNF (python-sat,
 incremental, one assumption per candidate, ``conflict_budget`` conflicts each); only proven pairs
 merge: readers read the representative and absorb a negation in their truth table (outputs that
-read a complement member read the class's lowest complement member, which stays). One-input gates are left to ``absorb_not``. Circuits above
+read a complement member read the representative as a negated literal). One-input gates are left to ``absorb_not``. Circuits above
 ``max_gates`` are returned unchanged (the CNF of millions of gates does not pay for the few merges
 found). Cost: one simulation of ``vectors`` samples, one CNF of 4 clauses per gate, and one SAT
 call per candidate pair.
@@ -19,7 +19,7 @@ import numpy as np
 
 from lgc.ir import Circuit, ops as _ops, simulate_words
 
-from ._rewrite import ONE_INPUT, sweep
+from ._rewrite import ONE_INPUT, outputs_to_roots, sweep
 from .equivalence import _gate_clauses
 
 MAX_GATES = 1_000_000
@@ -73,10 +73,5 @@ def fraig(circuit: Circuit, *, vectors: int = 4096, conflict_budget: int = 10_00
     op = circuit.op
     op = np.where(par[circuit.a], _ops.NEGATE_A[op], op)
     op = np.where(par[circuit.b], _ops.NEGATE_B[op], op)
-    # an output reading a complement member reads the class's lowest complement member, which stays
-    members_odd = np.flatnonzero(par)
-    canon = np.full(total, total, dtype=np.int64)
-    np.minimum.at(canon, root[members_odd], members_odd)
-    out = circuit.outputs.astype(np.int64)
-    out = np.where(par[out], canon[root[out]], root[out])
-    return sweep(circuit, op.astype(np.uint8), root[circuit.a], root[circuit.b], out)
+    base, out = outputs_to_roots(circuit, root, par)   # a complement member's outputs: negated literals
+    return sweep(base, op.astype(np.uint8), root[circuit.a], root[circuit.b], out)

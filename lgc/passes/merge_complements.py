@@ -4,8 +4,8 @@
 AND/NAND, XOR/XNOR or OR/NOR over the same operands: each gate's key is taken with its output
 normalised (a truth table with f(0, 0) = 1 is negated), so a gate and its complement share a
 class. Consumers read the class representative (the lowest-numbered gate) and absorb the
-negation into their truth table (``NEGATE_A``/``NEGATE_B``); a complemented member stays only
-where an output needs its value. Duplicates (and complements) sit on one level, as in
+negation into their truth table (``NEGATE_A``/``NEGATE_B``); an output reading a complemented
+member reads the representative as a negated literal. Duplicates (and complements) sit on one level, as in
 ``structural_hash``, so levels are walked in order: one ``levels`` plus O(g log g) per level.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 from lgc.ir import Circuit, level_order, ops as _ops
 
-from ._rewrite import sweep
+from ._rewrite import outputs_to_roots, sweep
 from .structural_hash import _first_of_class, canonical_form
 
 
@@ -39,13 +39,5 @@ def merge_complements(circuit: Circuit) -> Circuit:
         first = _first_of_class(np.where(flip, _ops.NEGATE_OUT[lop], lop).astype(np.uint8), la, lb, wide)
         root[n + idx] = n + idx[first]
         parity[n + idx] = flip ^ flip[first]
-    out = circuit.outputs.astype(np.int64)
-    odd = parity[out]
-    if odd.any():
-        members = np.flatnonzero(parity)
-        canon = np.full(total, total, dtype=np.int64)
-        np.minimum.at(canon, root[members], members)  # lowest node computing NOT root
-        out = np.where(odd, canon[root[out]], root[out])
-    else:
-        out = root[out]
-    return sweep(circuit, op, a, b, out)
+    base, out = outputs_to_roots(circuit, root, parity)
+    return sweep(base, op, a, b, out)

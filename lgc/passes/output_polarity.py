@@ -6,7 +6,8 @@ inverting an operand (``NEGATE_A``/``NEGATE_B``) or an output (a negated output 
 read only as NOT g (through inverters or copies), g is replaced by NOT g and every reader of g
 absorbs the negation in its truth table; the outputs read g directly and the inverters vanish.
 Where outputs need both polarities of g, or an inverted primary input (which has no gate to
-flip), the outputs that need NOT g read g as a negated literal. Chains of one-input gates are
+flip), the outputs that need NOT g read g as a negated literal; constant outputs all read one
+constant gate (TRUE is NOT FALSE). Chains of one-input gates are
 resolved as in ``absorb_not`` (pointer jumping), so the pass subsumes it. Depth never grows.
 Cost: O(nodes) numpy work per pointer-jumping sweep.
 
@@ -30,6 +31,12 @@ def output_polarity(circuit: Circuit) -> Circuit:
     circuit.validate()
     n, total = circuit.num_inputs, circuit.num_nodes
     root, parity = resolve_chains(circuit, ONE_INPUT)
+    const = n + np.flatnonzero(_ops.IS_CONSTANT[circuit.op])
+    if const.size > 1:  # TRUE is NOT FALSE: every constant reads as the first one, or its negation
+        value = circuit.op[const - n] == _ops.TRUE
+        croot, cpar = np.arange(total, dtype=np.int64), np.zeros(total, dtype=bool)
+        croot[const], cpar[const] = const[0], value ^ value[0]
+        parity, root = parity ^ cpar[root], croot[root]
     out = circuit.outputs.astype(np.int64)
     out_root, out_odd = root[out], parity[out] ^ circuit.output_negated
     need_neg = np.zeros(total, dtype=bool)
