@@ -93,8 +93,10 @@ OLD_O2 = ("dead_gate_elimination", "constant_fold", "simplify_same_operand", "co
 
 
 def _old_o2(c):
+    """O2 before issue 19: its NOT absorption kept one inverter per node an output needed negated
+    (no negated output literals then)."""
     from lgc.passes import run_pipeline
-    return run_pipeline(c, OLD_O2)
+    return run_pipeline(c, OLD_O2).with_output_inverters()
 
 
 def _from_checkpoint(name: str):
