@@ -246,3 +246,32 @@ def test_run_pipeline_custom_and_errors():
         run_pipeline(c, ["no_such_pass"])
     with pytest.raises(ValueError, match="unknown pipeline"):
         run_pipeline(c, "O9")
+
+
+@settings(max_examples=60)
+@given(circuits(max_inputs=8, max_gates=60))
+def test_level_sort_orders_gates_by_level_and_keeps_everything_else(c):
+    from lgc.ir import depth, levels
+    from lgc.passes import level_sort
+    out = level_sort(c)
+    lv = levels(out)
+    assert (np.diff(lv) >= 0).all()
+    assert out.num_gates == c.num_gates and depth(out) == depth(c)
+    assert sorted(out.op.tolist()) == sorted(c.op.tolist())
+    assert equivalent(c, out, method="exhaustive")
+    assert level_sort(out) is out
+
+
+def test_o3_starts_from_o2_in_level_order_and_reports_the_prelude():
+    from lgc.passes import PRELUDES, level_sort
+    c = random_layered_circuit(12, [60, 40, 20], num_classes=2, seed=5)
+    out, rep = optimize(c, level=3, report=True)
+    names = [r.name for r in rep.runs]
+    assert PRELUDES["O3"] == ("O2", ("level_sort",))
+    first_o3 = names.index("level_sort")
+    assert set(names[:first_o3]) <= set(PIPELINES["O2"]) and rep.converged
+    rounds = [r.round for r in rep.runs]
+    assert rounds == sorted(rounds) and rep.rounds == rounds[-1]
+    assert rep.gates_before == c.num_gates and rep.gates_after == out.num_gates
+    assert level_sort(out) is out and equivalent(c, out, method="exhaustive")
+    assert run_pipeline(c, "O3") == out

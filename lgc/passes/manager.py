@@ -25,6 +25,7 @@ from .cut_rewrite import cut_rewrite, cut_rewrite_area
 from .dead_gates import dead_gate_elimination
 from .extract_pairs import extract_pairs, extract_pairs_area
 from .fraig import fraig
+from .level_sort import level_sort
 from .merge_complements import merge_complements
 from .output_polarity import output_polarity
 from .passthrough import collapse_passthrough
@@ -65,6 +66,7 @@ PASSES: dict[str, Callable[[Circuit], Circuit]] = {
     "refactor_area": refactor_area,
     "refactor_small": _small(refactor, "refactor_small"),
     "fraig": fraig,
+    "level_sort": level_sort,
     "extract_pairs": extract_pairs,
     "extract_pairs_area": extract_pairs_area,
     "extract_pairs_small": _small(extract_pairs, "extract_pairs_small"),
@@ -86,11 +88,16 @@ _REWRITE = _CLEANUP + ("extract_pairs", "cut_rewrite", "refactor")
 _REWRITE_AREA = _CLEANUP + ("extract_pairs_area", "cut_rewrite_area", "refactor_area")
 # restructuring reruns _REWRITE on the AIG form; functional reduction (SAT-proved merges of equal
 # gates) and don't-care resubstitution need python-sat
-_O3 = _REWRITE + ("restructure", "fraig", "resub")
+_O3 = _REWRITE + ("restructure", "fraig", "resub", "level_sort")   # the result stays in level order
 #: Named pipelines (level -> pass names, run in order, round after round, to a fixed point).
 #: ``O3-area`` is O3 rewriting for area alone (the depth may grow).
 PIPELINES: dict[str, tuple[str, ...]] = {"O0": (), "O1": _O1, "O2": _O2, "O3": _O3,
-                                         "O3-area": _REWRITE_AREA + ("restructure_area", "fraig", "resub_area")}
+                                         "O3-area": _REWRITE_AREA + ("restructure_area", "fraig", "resub_area",
+                                                                     "level_sort")}
+#: Pipelines that start from another's fixed point: (that pipeline, passes run once), then their own
+#: loop. O3 starts from O2's result in level order: the greedy rewrites then see one canonical order
+#: (trained conv net: 4,094 gates against 4,100 from the unoptimised net; the other nets unchanged).
+PRELUDES: dict[str, tuple[str, tuple[str, ...]]] = {"O3": ("O2", ("level_sort",)), "O3-area": ("O2", ("level_sort",))}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,10 +165,14 @@ class PassReport:
 
 def run_pipeline(circuit: Circuit, passes: str | Sequence[str], *, max_rounds: int = 20,
                  report: bool = False, name: str | None = None) -> "Circuit | tuple[Circuit, PassReport]":
-    """Run ``passes`` (a pipeline name from PIPELINES, or pass names) to a fixed point."""
+    """Run ``passes`` (a pipeline name from PIPELINES, or pass names) to a fixed point. A named
+    pipeline with a prelude (``PRELUDES``) first runs the prelude's pipeline to its fixed point and
+    its single passes once; the report lists every run, prelude first."""
+    prelude: tuple[str, tuple[str, ...]] | None = None
     if isinstance(passes, str):
         if passes not in PIPELINES:
             raise ValueError(f"unknown pipeline {passes!r}; known: {', '.join(PIPELINES)}")
+        prelude = PRELUDES.get(passes)
         name, passes = name or passes, PIPELINES[passes]
     unknown = [p for p in passes if p not in PASSES]
     if unknown:
@@ -172,24 +183,41 @@ def run_pipeline(circuit: Circuit, passes: str | Sequence[str], *, max_rounds: i
     debug = os.environ.get("LGC_DEBUG", "") not in ("", "0")
     rep = PassReport(name or "custom", circuit.num_gates, depth(circuit) if report else -1)
     current_depth = rep.depth_before
+    rnd = 0
+
+    def run(pname: str) -> bool:
+        nonlocal circuit, current_depth
+        before = circuit
+        t0 = time.perf_counter()
+        circuit = PASSES[pname](circuit)
+        seconds = time.perf_counter() - t0
+        changed = not (circuit is before or circuit == before)
+        if debug:
+            circuit.replace().validate()  # replace() gives an unvalidated copy: a fresh check
+        if report:
+            if changed:
+                current_depth = depth(circuit)
+            rep.runs.append(PassRun(rnd, pname, before.num_gates, circuit.num_gates, current_depth, seconds))
+        return changed
+
+    if prelude is not None:
+        if report:
+            circuit, first = run_pipeline(circuit, prelude[0], max_rounds=max_rounds, report=True)
+            rep.runs.extend(first.runs)
+            rnd, current_depth = first.rounds, first.depth_after
+        else:
+            circuit = run_pipeline(circuit, prelude[0], max_rounds=max_rounds)
+        rnd += 1
+        for pname in prelude[1]:
+            run(pname)
     # Every pass is idempotent, so once the passes after the last one that changed anything have
     # all run without a change, the whole pipeline is at a fixed point (before a first change,
     # every pass must have run once unchanged).
-    streak, changed_ever, converged, rnd = 0, False, not passes, 0
-    while not converged and rnd < max_rounds:
+    streak, changed_ever, converged, start = 0, False, not passes, rnd
+    while not converged and rnd - start < max_rounds:
         rnd += 1
         for pname in passes:
-            before = circuit
-            t0 = time.perf_counter()
-            circuit = PASSES[pname](circuit)
-            seconds = time.perf_counter() - t0
-            changed = not (circuit is before or circuit == before)
-            if debug:
-                circuit.replace().validate()  # replace() gives an unvalidated copy: a fresh check
-            if report:
-                if changed:
-                    current_depth = depth(circuit)
-                rep.runs.append(PassRun(rnd, pname, before.num_gates, circuit.num_gates, current_depth, seconds))
+            changed = run(pname)
             streak = 0 if changed else streak + 1
             changed_ever |= changed
             if streak >= len(passes) - changed_ever:
@@ -210,7 +238,8 @@ def optimize(circuit: Circuit, level: int = 2, *, report: bool = False,
     same operands merge) and, on circuits of at most ``O2_REWRITE_MAX_GATES`` gates, exact 4-cut
     rewriting, refactoring over cuts of up to 8 leaves and shared-pair extraction over AND/XOR
     trees, none of which lets a node's level grow unless ``area_only`` (pipeline ``O3-area``);
-    O3 runs those rewrites at every size and adds functional reduction (``fraig``: SAT-proved
+    O3 starts from O2's result with its gates in level order (``level_sort``), runs those rewrites
+    at every size and adds functional reduction (``fraig``: SAT-proved
     merges of equal gates; needs python-sat), restructuring (``restructure``: the rewrites rerun on
     the AND/inverter form, kept when smaller and no deeper) and don't-care resubstitution (``resub``: a gate
     replaced by an existing signal, or by one gate over existing signals, where its window's
