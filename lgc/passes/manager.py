@@ -183,7 +183,7 @@ def run_pipeline(circuit: Circuit, passes: str | Sequence[str], *, max_rounds: i
     debug = os.environ.get("LGC_DEBUG", "") not in ("", "0")
     rep = PassReport(name or "custom", circuit.num_gates, depth(circuit) if report else -1)
     current_depth = rep.depth_before
-    rnd = 0
+    rnd, prelude_converged = 0, True
 
     def run(pname: str) -> bool:
         nonlocal circuit, current_depth
@@ -204,7 +204,7 @@ def run_pipeline(circuit: Circuit, passes: str | Sequence[str], *, max_rounds: i
         if report:
             circuit, first = run_pipeline(circuit, prelude[0], max_rounds=max_rounds, report=True)
             rep.runs.extend(first.runs)
-            rnd, current_depth = first.rounds, first.depth_after
+            rnd, current_depth, prelude_converged = first.rounds, first.depth_after, first.converged
         else:
             circuit = run_pipeline(circuit, prelude[0], max_rounds=max_rounds)
         rnd += 1
@@ -224,7 +224,7 @@ def run_pipeline(circuit: Circuit, passes: str | Sequence[str], *, max_rounds: i
                 converged = True
                 break
     rep.rounds = rnd
-    rep.converged = converged
+    rep.converged = converged and prelude_converged
     if report:
         rep.unused_inputs = int((~live_mask(circuit)[:circuit.num_inputs]).sum())
     return (circuit, rep) if report else circuit
