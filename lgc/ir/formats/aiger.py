@@ -11,9 +11,10 @@ complements), a constant-FALSE gate first when an AND reads literal 0/1, and NOT
 gates at the end for complemented or constant outputs. Writing that circuit reproduces the file
 byte for byte. A circuit's negated outputs are written as complemented output literals. Inputs
 and outputs get symbols ``x<i>`` and ``y<j>`` (the BLIF names), and lgc writes its group-sum
-head and input encoder as one JSON comment line (``lgc {...}``) and restores them on read. Latches, bad-state, constraint, justice and
-fairness sections are rejected (lgc circuits are combinational). A file with no inputs (``aag 0 0
-0 1 0`` / ``1``, as SMT tools write) reads as a circuit of constant gates.
+head and input encoder as one JSON comment line (``lgc {...}``) and restores them on read.
+Latches, bad-state, constraint, justice and fairness sections are rejected (lgc circuits are
+combinational). A file with no inputs (``aag 0 0 0 1 0`` / ``1``, as SMT tools write) reads as a
+circuit of constant gates.
 
 Untrusted input: a binary file's implicit input count obeys :mod:`lgc.ir.limits`, its outputs and
 ANDs must fit in the bytes left, ASCII lines are read until the file ends, and variables are
