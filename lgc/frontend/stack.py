@@ -1,0 +1,106 @@
+"""A run of ``LogicLayer``s trained as one fused CPU call per step and direction.
+
+:class:`LogicSequential` is ``nn.Sequential`` (same children, same ``state_dict`` keys, the
+parameters stay each layer's own ``weights``) whose forward hands every run of two or more
+consecutive :class:`~lgc.frontend.layers.LogicLayer`\\ s that the fused CPU kernel would run with the
+softmax relaxation (training mode, ``gates`` parametrization, temperature 1, implementation
+``cpu`` or ``auto``, a CPU float32/float64 ``[batch, in_dim]`` input of the weights' dtype) to
+:class:`_LogicStack`: the softmax of every layer and the forward of the whole run in one extension
+call, the backward of the whole run and every softmax backward in one more (``logic_stack_cpu.h``:
+threads own batch columns through the whole run, so there is no barrier between layers and a
+thread reads the rows it wrote). Everything else (eval mode, other relaxations, conv layers,
+CUDA, an unbuilt kernel) runs module by module, as in ``nn.Sequential``. ``build_model`` returns
+one, so ``lgc train`` uses it.
+
+The gradients are the per-layer kernel's up to float rounding (the coefficient gradients add the
+batch in fixed column blocks, then the blocks in order: the same bits at any thread count).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import kernels
+from .layers import LogicLayer
+from .relax import relax_matrix
+
+
+class _LogicStack(torch.autograd.Function):
+    """``x [batch, in]`` and the layers' logits -> the last layer's output ``[batch, out]`` (the
+    transpose of a padded feature-major ``[out, stride]`` buffer, which the fused GroupSum reads)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, backend: Any, wiring: tuple, grad_factors: tuple,
+                *weights: torch.Tensor) -> torch.Tensor:
+        a, b = [w[0] for w in wiring], [w[1] for w in wiring]
+        ws = [w.detach().contiguous() for w in weights]
+        out = backend.module.stack_forward(x.detach(), ws, a, b, relax_matrix(ws[0]), kernels.get_num_threads())
+        n = len(ws)
+        acts, cs, probs = out[:n + 1], out[n + 1:2 * n + 1], out[2 * n + 1:]
+        ctx.save_for_backward(*acts[:n], *cs, *probs)
+        ctx.n, ctx.backend, ctx.a, ctx.b, ctx.grad_factors = n, backend, a, b, list(grad_factors)
+        ctx.batch = x.shape[0]
+        return acts[n][:, :x.shape[0]].t()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_y: torch.Tensor):
+        saved = ctx.saved_tensors
+        n = ctx.n
+        acts, cs, probs = list(saved[:n]), list(saved[n:2 * n]), list(saved[2 * n:])
+        need_gx = ctx.needs_input_grad[0]
+        out = ctx.backend.module.stack_backward(acts, ctx.a, ctx.b, cs, probs, relax_matrix(probs[0]), grad_y,
+                                                ctx.grad_factors, need_gx, kernels.get_num_threads())
+        grad_w = [g if ctx.needs_input_grad[4 + l] else None for l, g in enumerate(out[:n])]
+        gx = out[n][:, :ctx.batch].t() if need_gx else None
+        return (gx, None, None, None, *grad_w)
+
+
+def _fusable(layer: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``layer`` runs the fused CPU kernel with the plain softmax relaxation on ``x``."""
+    return (type(layer) is LogicLayer and layer.training and layer.parametrization == "gates"
+            and layer.implementation in ("cpu", "auto")
+            and getattr(layer, "relaxation", ("softmax", 1.0)) == ("softmax", 1.0)
+            and layer.weights.dtype == x.dtype and layer.weights.device.type == "cpu"
+            and not layer._forward_hooks and not layer._forward_pre_hooks)  # hooks see each layer's call
+
+
+def logic_stack(layers: list[LogicLayer], x: torch.Tensor) -> torch.Tensor | None:
+    """``layers`` applied in turn to ``x [batch, in]`` in one fused call per direction, or None when
+    the fused kernel does not apply (then run them one by one). Never starts a build for ``auto``."""
+    if (not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[0] < 1 or x.device.type != "cpu"
+            or x.dtype not in (torch.float32, torch.float64) or len(layers) < 2
+            or not all(_fusable(m, x) for m in layers)):
+        return None
+    explicit = any(m.implementation == "cpu" for m in layers)
+    backend = kernels.cpu_backend() if explicit else kernels.loaded_cpu_backend()
+    if backend is None:  # auto: the first per-layer call loads (or builds) the kernel, or falls back
+        return None
+    for m, prev in zip(layers, [x.shape[1]] + [m.out_dim for m in layers]):
+        if m.in_dim != prev:
+            raise ValueError(f"LogicLayer({m.in_dim}, {m.out_dim}) expects input [..., {m.in_dim}], got {prev} values")
+    wiring = tuple((m.index_a, m.index_b) for m in layers)
+    return _LogicStack.apply(x, backend, wiring, tuple(m.grad_factor for m in layers), *(m.weights for m in layers))
+
+
+class LogicSequential(nn.Sequential):
+    """``nn.Sequential`` that runs each run of fusable ``LogicLayer``\\ s as one fused CPU stack
+    (module docstring); otherwise, and in every other respect, ``nn.Sequential``."""
+
+    def forward(self, x: Any) -> Any:
+        mods = list(self)
+        i = 0
+        while i < len(mods):
+            j = i
+            while j < len(mods) and type(mods[j]) is LogicLayer:
+                j += 1
+            y = logic_stack(mods[i:j], x) if j - i >= 2 else None
+            if y is not None:
+                x = y
+            else:
+                for m in mods[i:max(j, i + 1)]:
+                    x = m(x)
+            i = max(j, i + 1)
+        return x
