@@ -26,37 +26,47 @@
 
 namespace lgc {
 
-// The batch split into column blocks. stride: the padded row length (a multiple of a 64-byte line);
-// width: the block width, a multiple of the line, chosen for at most kMaxBlocks blocks;
-// count: blocks (the last may be short).
+// The batch split into column blocks, fixed by the batch size alone. stride: the padded row length
+// (a multiple of a 64-byte line); count: blocks, a power of two, at least min(4, lines) and about
+// lines / 2, at most kMaxBlocks, made by halving the lines recursively (so 2, 4, ... parts of whole
+// subtrees are balanced: at batch 100 the 7 lines split 1 + 2 | 2 + 2, 48 | 52 real columns).
+// Each block ends its lane sums with one horizontal add per gate: 4 blocks of ~32 columns ran the
+// backward 13% faster than 7 of 16 at batch 100 (torch-free harness, one thread).
 struct ColumnBlocks {
     static constexpr int64_t kMaxBlocks = 16;
-    int64_t batch = 0, line = 16, stride = 16, width = 16, count = 1;
+    int64_t batch = 0, line = 16, stride = 16, count = 1;
     int64_t vec_end = 8;  // batch rounded up to 8: the columns the backward reads (whole 8-lane vectors)
+    int64_t bound[kMaxBlocks + 1] = {};  // block k: columns bound[k] .. bound[k + 1] - 1 (capped at batch)
 
     ColumnBlocks(int64_t batch_, int64_t item_bytes) : batch(batch_) {
         line = std::max<int64_t>(1, 64 / item_bytes);
         const int64_t lines = std::max<int64_t>(1, (batch + line - 1) / line);
         stride = lines * line;
         vec_end = std::min(stride, (batch + 7) / 8 * 8);
-        width = line * ((lines + kMaxBlocks - 1) / kMaxBlocks);
-        count = std::max<int64_t>(1, (batch + width - 1) / width);
+        const int64_t want = std::max<int64_t>(std::min<int64_t>(lines, 4), lines / 2);
+        count = 1;
+        while (count * 2 <= std::min(want, kMaxBlocks)) count *= 2;
+        split(0, lines, 0, count);
+        for (int64_t k = 0; k <= count; ++k) bound[k] = std::min(batch, bound[k] * line);
     }
 
-    // Parts (threads) the blocks split into, and part t's blocks [first(t), first(t + 1)), balanced by
-    // columns (the last block may be short).
+    // Parts (threads) the blocks split into, and part t's blocks [first(t), first(t + 1)).
     int64_t parts(int nthreads) const { return std::max<int64_t>(1, std::min<int64_t>(nthreads, count)); }
-    int64_t first(int64_t t, int64_t parts) const {
-        if (t <= 0) return 0;
-        if (t >= parts) return count;
-        const int64_t target = batch * t / parts;  // columns before part t, ideally
-        const int64_t k = (2 * target + width) / (2 * width);  // target / width, rounded
-        return std::max<int64_t>(1, std::min<int64_t>(count - 1, k));
-    }
-    int64_t column(int64_t block) const { return std::min(batch, block * width); }
+    int64_t first(int64_t t, int64_t parts) const { return count * t / parts; }
+    int64_t column(int64_t block) const { return bound[block]; }
     // Part [k0, k1)'s columns: from its first block to its last block's end, the last part up to vec_end.
     int64_t begin(int64_t k0) const { return column(k0); }
     int64_t end(int64_t k1) const { return k1 >= count ? vec_end : column(k1); }
+
+  private:
+    void split(int64_t l0, int64_t l1, int64_t k0, int64_t k1) {  // lines [l0, l1) into blocks [k0, k1)
+        bound[k0] = l0;
+        bound[k1] = l1;
+        if (k1 - k0 < 2) return;
+        const int64_t km = (k0 + k1) / 2, lm = l0 + (l1 - l0) / 2;  // the smaller half first
+        split(l0, lm, k0, km);
+        split(lm, l1, km, k1);
+    }
 };
 
 template <typename T>
@@ -199,7 +209,7 @@ void stack_backward_part(const std::vector<StackLayer<T>>& layers, const T* cons
             const T* p = x + ai;
             const T* q = x + bi;
             for (int64_t k = k0; k < k1; ++k) {
-                const int64_t jb = k * cb.width, je = std::min(cb.batch, jb + cb.width);
+                const int64_t jb = cb.bound[k], je = cb.bound[k + 1];
                 T* out = part + k * plane + 4 * i;
 #ifdef __AVX2__
                 if constexpr (std::is_same<T, float>::value) {
