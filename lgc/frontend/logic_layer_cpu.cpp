@@ -349,9 +349,9 @@ std::vector<lgc::StackLayer<T>> stack_layers(int64_t in_dim, const std::vector<t
     return layers;
 }
 
-// Runs gate(l, i, relax_t) for every gate i of every layer l on the pool, chunks of >= 256 gates.
+// Runs gates(l, i0, i1, relax_t) over the gates of every layer l on the pool, chunks of >= 256 gates.
 template <typename T, typename F>
-void for_each_stack_gate(const T* relax, const std::vector<int64_t>& out_dims, int nthreads, F&& gate) {
+void for_each_stack_gate(const T* relax, const std::vector<int64_t>& out_dims, int nthreads, F&& gates) {
     std::vector<std::pair<size_t, int64_t>> pieces;  // (layer, first gate)
     int64_t total = 0;
     for (size_t l = 0; l < out_dims.size(); ++l) total += out_dims[l];
@@ -365,7 +365,7 @@ void for_each_stack_gate(const T* relax, const std::vector<int64_t>& out_dims, i
     lgc::ChunkPool::get().run((int64_t)pieces.size(), nthreads, [&](int64_t chunk) {
         const size_t l = pieces[(size_t)chunk].first;
         const int64_t s = pieces[(size_t)chunk].second, e = std::min(out_dims[l], s + piece);
-        for (int64_t i = s; i < e; ++i) gate(l, i, relax_t);
+        gates(l, s, e, relax_t);
     });
 }
 
@@ -373,8 +373,8 @@ void for_each_stack_gate(const T* relax, const std::vector<int64_t>& out_dims, i
 // (softmax relaxation), a[l], b[l] [out_l]. Returns acts (L + 1 tensors: acts[0] [in_dim, stride]
 // the input feature-major, acts[l + 1] [out_l, stride] layer l's output; stride = batch padded to
 // 64 bytes, columns past batch unspecified), then c[l] [out_l, 4] and probs[l] [out_l, 16] for the
-// backward. The softmax of every layer runs first (split by gates), then the layers (split by
-// batch columns: logic_stack_cpu.h).
+// backward. The softmax of every layer runs first (split by gates), then the layers (split by gates
+// too; the backward splits by batch columns: logic_stack_cpu.h).
 std::vector<torch::Tensor> stack_forward(torch::Tensor x, std::vector<torch::Tensor> weights, std::vector<torch::Tensor> a,
                                          std::vector<torch::Tensor> b, torch::Tensor relax, int64_t nthreads) {
     TORCH_CHECK(x.device().is_cpu() && x.dim() == 2 && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble),
@@ -404,8 +404,8 @@ std::vector<torch::Tensor> stack_forward(torch::Tensor x, std::vector<torch::Ten
         }
         for (size_t l = 0; l <= L; ++l) acts[l] = out[l].data_ptr<scalar_t>();
         for_each_stack_gate(relax.data_ptr<scalar_t>(), out_dims, (int)nthreads,
-                            [&](size_t l, int64_t i, const scalar_t(&relax_t)[4][16]) {
-                                lgc::softmax_gate(w[l] + 16 * i, relax_t, pp[l] + 16 * i, cp[l] + 4 * i);
+                            [&](size_t l, int64_t i0, int64_t i1, const scalar_t(&relax_t)[4][16]) {
+                                lgc::softmax_gates(w[l], relax_t, pp[l], cp[l], i0, i1);
                             });
         const auto layers = stack_layers<scalar_t>(x.size(1), a, b, cs, {});
         int64_t gates = 0;
@@ -413,9 +413,10 @@ std::vector<torch::Tensor> stack_forward(torch::Tensor x, std::vector<torch::Ten
         const int64_t parts = gates * batch <= lgc::kParallelMin ? 1 : cb.parts((int)nthreads);
         const scalar_t* src = x.data_ptr<scalar_t>();
         lgc::ChunkPool::get().run_owned(parts, (int)nthreads, [&](int64_t t) {
-            lgc::stack_forward_part<scalar_t>(src, x.stride(0), x.stride(1), layers, acts.data(), cb,
-                                              cb.first(t, parts), cb.first(t + 1, parts));
+            lgc::stack_input_part<scalar_t>(src, x.stride(0), x.stride(1), x.size(1), acts[0], cb, cb.first(t, parts),
+                                            cb.first(t + 1, parts));
         });
+        lgc::stack_forward<scalar_t>(layers, acts.data(), cb, (int)nthreads);
     });
     for (auto& t : cs) out.push_back(t);
     for (auto& t : probs) out.push_back(t);
@@ -485,8 +486,9 @@ std::vector<torch::Tensor> stack_backward(std::vector<torch::Tensor> acts, std::
             gw[l] = grad_w[l].data_ptr<scalar_t>();
         }
         for_each_stack_gate(relax.data_ptr<scalar_t>(), out_dims, (int)nthreads,
-                            [&](size_t l, int64_t i, const scalar_t(&relax_t)[4][16]) {
-                                lgc::reduce_gate(pp[l], cb.count, out_dims[l], i, prob[l], relax_t, gw[l]);
+                            [&](size_t l, int64_t i0, int64_t i1, const scalar_t(&relax_t)[4][16]) {
+                                for (int64_t i = i0; i < i1; ++i)
+                                    lgc::reduce_gate(pp[l], cb.count, out_dims[l], i, prob[l], relax_t, gw[l]);
                             });
     });
     grad_w.push_back(grad_x);
