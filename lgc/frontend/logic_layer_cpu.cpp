@@ -424,13 +424,15 @@ std::vector<torch::Tensor> stack_forward(torch::Tensor x, std::vector<torch::Ten
 }
 
 // The backward of stack_forward: acts[0 .. L-1] (the layers' inputs), a, b, c, probs as returned
-// there, grad_y [batch, out of the last layer] (any strides), grad_factors[l] (scales the gradient of
-// layer l's input). Returns grad_w[l] [out_l, 16] for every layer, then the input's gradient
+// there, grad_y [batch, out of the last layer / gy_group] (any strides; column r the gradient of the
+// outputs r gy_group .. (r + 1) gy_group - 1: with a GroupSum head, its gradient divided by tau),
+// grad_factors[l] (scales the gradient of layer l's input). Returns grad_w[l] [out_l, 16] for every layer, then the input's gradient
 // [in_dim, stride] (feature-major, padded like acts) when need_grad_x, else an undefined tensor.
 std::vector<torch::Tensor> stack_backward(std::vector<torch::Tensor> acts, std::vector<torch::Tensor> a,
                                           std::vector<torch::Tensor> b, std::vector<torch::Tensor> c,
                                           std::vector<torch::Tensor> probs, torch::Tensor relax, torch::Tensor grad_y,
-                                          std::vector<double> grad_factors, bool need_grad_x, int64_t nthreads) {
+                                          int64_t gy_group, std::vector<double> grad_factors, bool need_grad_x,
+                                          int64_t nthreads) {
     const size_t L = c.size();
     TORCH_CHECK(L >= 1 && acts.size() == L && probs.size() == L && grad_factors.size() == L,
                 "stack_backward: acts, c, probs and grad_factors need one entry per layer");
@@ -444,8 +446,8 @@ std::vector<torch::Tensor> stack_backward(std::vector<torch::Tensor> acts, std::
         TORCH_CHECK(acts[l].is_contiguous() && acts[l].scalar_type() == dtype && acts[l].dim() == 2 &&
                         acts[l].size(0) == (l == 0 ? acts[0].size(0) : c[l - 1].size(0)) && acts[l].size(1) == cb.stride,
                     "stack_backward: acts[", l, "] must be stack_forward's [in_dim, stride] activation");
-    TORCH_CHECK(grad_y.device().is_cpu() && grad_y.scalar_type() == dtype && grad_y.dim() == 2 &&
-                    grad_y.size(1) == c[L - 1].size(0),
+    TORCH_CHECK(gy_group >= 1 && grad_y.device().is_cpu() && grad_y.scalar_type() == dtype && grad_y.dim() == 2 &&
+                    grad_y.size(1) * gy_group == c[L - 1].size(0),
                 "stack_backward: grad_y must be a CPU [batch, out_dim] tensor of the activations' dtype");
     torch::Tensor gy = grad_y.t();  // [out, batch]: rows must be contiguous
     if (!(gy.stride(1) == 1 && gy.stride(0) >= batch)) gy = contiguous(gy, nthreads);
@@ -474,7 +476,7 @@ std::vector<torch::Tensor> stack_backward(std::vector<torch::Tensor> acts, std::
         const int64_t parts = gates * batch <= lgc::kParallelMin ? 1 : cb.parts((int)nthreads);
         const scalar_t* g = batch > 0 ? gy.data_ptr<scalar_t>() : nullptr;
         lgc::ChunkPool::get().run_owned(parts, (int)nthreads, [&](int64_t t) {
-            lgc::stack_backward_part<scalar_t>(layers, ap.data(), g, gy_stride, gx.data(), pp.data(), cb,
+            lgc::stack_backward_part<scalar_t>(layers, ap.data(), g, gy_stride, gy_group, gx.data(), pp.data(), cb,
                                                cb.first(t, parts), cb.first(t + 1, parts));
         });
         std::vector<int64_t> out_dims;

@@ -169,18 +169,19 @@ inline void scatter_gate_f32(const float* g, const float* p, const float* q, flo
 // at 6 x 8000, batch 100, one thread (torch-free harness), 8 ahead no better than none.
 constexpr int64_t kScatterPrefetch = 3;
 
-// Part [k0, k1) of the backward, layers from last to first. gy [out_dim of the last layer, gy_stride]
-// is the gradient of the stack's output; gx[l] (l >= 1: two buffers used in turn are fine) receives
+// Part [k0, k1) of the backward, layers from last to first. gy [out_dim of the last layer / gy_group,
+// gy_stride] is the gradient of the stack's output, row r for outputs r gy_group .. (r + 1) gy_group - 1
+// (gy_group > 1: GroupSum's gradient, its rows not broadcast into memory); gx[l] (l >= 1: two buffers used in turn are fine) receives
 // the gradient of layer l's input [in_dim, stride] (gx[0] null: the stack's input needs none);
 // partial[l] [cb.count, out_dim, 4] receives each block's sums for layer l's coefficient gradients.
 template <typename T>
 void stack_backward_part(const std::vector<StackLayer<T>>& layers, const T* const* acts, const T* gy,
-                         int64_t gy_stride, T* const* gx, T* const* partial, const ColumnBlocks& cb, int64_t k0,
-                         int64_t k1) {
+                         int64_t gy_stride, int64_t gy_group, T* const* gx, T* const* partial, const ColumnBlocks& cb,
+                         int64_t k0, int64_t k1) {
     const int64_t stride = cb.stride;
     const int64_t j0 = cb.begin(k0), j1 = cb.end(k1);
     const T* g_rows = gy;
-    int64_t gs = gy_stride;
+    int64_t gs = gy_stride, group = std::max<int64_t>(1, gy_group);
     for (size_t l = layers.size(); l-- > 0;) {
         const StackLayer<T>& L = layers[l];
         const T* x = acts[l];
@@ -202,7 +203,7 @@ void stack_backward_part(const std::vector<StackLayer<T>>& layers, const T* cons
                 }
             }
             const T c1 = L.c[4 * i + 1], c2 = L.c[4 * i + 2], c3 = L.c[4 * i + 3];
-            const T* g = g_rows + i * gs;
+            const T* g = g_rows + (group == 1 ? i : i / group) * gs;
             const int64_t ai = L.a[i] * stride, bi = L.b[i] * stride;
             const T* p = x + ai;
             const T* q = x + bi;
@@ -225,6 +226,7 @@ void stack_backward_part(const std::vector<StackLayer<T>>& layers, const T* cons
                 for (int64_t j = j0; j < j1; ++j) dx[f * stride + j] *= L.grad_factor;
         g_rows = dx;
         gs = stride;
+        group = 1;
     }
 }
 

@@ -23,16 +23,19 @@ import torch
 from torch import nn
 
 from . import kernels
-from .layers import LogicLayer
+from .layers import GroupSum, LogicLayer
 from .relax import relax_matrix
 
 
 class _LogicStack(torch.autograd.Function):
     """``x [batch, in]`` and the layers' logits -> the last layer's output ``[batch, out]`` (the
-    transpose of a padded feature-major ``[out, stride]`` buffer, which the fused GroupSum reads)."""
+    transpose of a padded feature-major ``[out, stride]`` buffer, which the fused GroupSum reads), or
+    with ``head = (k, tau)`` that output's GroupSum scores ``[batch, k]`` (the values of
+    ``GroupSum(k, tau)`` after a kernel layer; the backward reads the scores' gradient per group
+    instead of broadcasting it into ``[out, batch]`` rows)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, backend: Any, wiring: tuple, grad_factors: tuple,
+    def forward(ctx: Any, x: torch.Tensor, backend: Any, wiring: tuple, grad_factors: tuple, head: tuple | None,
                 *weights: torch.Tensor) -> torch.Tensor:
         a, b = [w[0] for w in wiring], [w[1] for w in wiring]
         ws = [w.detach().contiguous() for w in weights]
@@ -41,8 +44,12 @@ class _LogicStack(torch.autograd.Function):
         acts, cs, probs = out[:n + 1], out[n + 1:2 * n + 1], out[2 * n + 1:]
         ctx.save_for_backward(*acts[:n], *cs, *probs)
         ctx.n, ctx.backend, ctx.a, ctx.b, ctx.grad_factors = n, backend, a, b, list(grad_factors)
-        ctx.batch = x.shape[0]
-        return acts[n][:, :x.shape[0]].t()
+        ctx.batch, ctx.head, ctx.out_dim = x.shape[0], head, ws[-1].shape[0]
+        y = acts[n][:, :x.shape[0]]
+        if head is None:
+            return y.t()
+        k, tau = head
+        return backend.module.group_sum_forward(y, k, kernels.get_num_threads()).t() / tau
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -51,11 +58,15 @@ class _LogicStack(torch.autograd.Function):
         n = ctx.n
         acts, cs, probs = list(saved[:n]), list(saved[n:2 * n]), list(saved[2 * n:])
         need_gx = ctx.needs_input_grad[0]
-        out = ctx.backend.module.stack_backward(acts, ctx.a, ctx.b, cs, probs, relax_matrix(probs[0]), grad_y,
+        group = 1
+        if ctx.head is not None:
+            k, tau = ctx.head
+            grad_y, group = grad_y / tau, ctx.out_dim // k  # the rows GroupSum's backward would broadcast
+        out = ctx.backend.module.stack_backward(acts, ctx.a, ctx.b, cs, probs, relax_matrix(probs[0]), grad_y, group,
                                                 ctx.grad_factors, need_gx, kernels.get_num_threads())
-        grad_w = [g if ctx.needs_input_grad[4 + l] else None for l, g in enumerate(out[:n])]
+        grad_w = [g if ctx.needs_input_grad[5 + l] else None for l, g in enumerate(out[:n])]
         gx = out[n][:, :ctx.batch].t() if need_gx else None
-        return (gx, None, None, None, *grad_w)
+        return (gx, None, None, None, None, *grad_w)
 
 
 def _fusable(layer: nn.Module, x: torch.Tensor) -> bool:
@@ -64,12 +75,17 @@ def _fusable(layer: nn.Module, x: torch.Tensor) -> bool:
             and layer.implementation in ("cpu", "auto")
             and getattr(layer, "relaxation", ("softmax", 1.0)) == ("softmax", 1.0)
             and layer.weights.dtype == x.dtype and layer.weights.device.type == "cpu"
-            and not layer._forward_hooks and not layer._forward_pre_hooks)  # hooks see each layer's call
+            and _plain(layer))
 
 
-def logic_stack(layers: list[LogicLayer], x: torch.Tensor) -> torch.Tensor | None:
-    """``layers`` applied in turn to ``x [batch, in]`` in one fused call per direction, or None when
-    the fused kernel does not apply (then run them one by one). Never starts a build for ``auto``."""
+def _plain(m: nn.Module) -> bool:
+    return not m._forward_hooks and not m._forward_pre_hooks  # hooks must see each module's own call
+
+
+def logic_stack(layers: list[LogicLayer], x: torch.Tensor, head: GroupSum | None = None) -> torch.Tensor | None:
+    """``layers`` applied in turn to ``x [batch, in]`` in one fused call per direction (then ``head``,
+    a GroupSum, if given), or None when the fused kernel does not apply (then run them one by one).
+    Never starts a build for ``auto``."""
     if (not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[0] < 1 or x.device.type != "cpu"
             or x.dtype not in (torch.float32, torch.float64) or len(layers) < 2
             or not all(_fusable(m, x) for m in layers)):
@@ -82,7 +98,14 @@ def logic_stack(layers: list[LogicLayer], x: torch.Tensor) -> torch.Tensor | Non
         if m.in_dim != prev:
             raise ValueError(f"LogicLayer({m.in_dim}, {m.out_dim}) expects input [..., {m.in_dim}], got {prev} values")
     wiring = tuple((m.index_a, m.index_b) for m in layers)
-    return _LogicStack.apply(x, backend, wiring, tuple(m.grad_factor for m in layers), *(m.weights for m in layers))
+    fused_head = None
+    if head is not None:
+        if layers[-1].out_dim % head.k:
+            raise ValueError(f"GroupSum(k={head.k}) needs a last dimension divisible by {head.k}, "
+                             f"got {[x.shape[0], layers[-1].out_dim]}")
+        fused_head = (head.k, head.tau)
+    return _LogicStack.apply(x, backend, wiring, tuple(m.grad_factor for m in layers), fused_head,
+                             *(m.weights for m in layers))
 
 
 class LogicSequential(nn.Sequential):
@@ -96,9 +119,11 @@ class LogicSequential(nn.Sequential):
             j = i
             while j < len(mods) and type(mods[j]) is LogicLayer:
                 j += 1
-            y = logic_stack(mods[i:j], x) if j - i >= 2 else None
+            head = mods[j] if j < len(mods) and type(mods[j]) is GroupSum and _plain(mods[j]) else None
+            y = logic_stack(mods[i:j], x, head) if j - i >= 2 else None
             if y is not None:
                 x = y
+                j += head is not None
             else:
                 for m in mods[i:max(j, i + 1)]:
                     x = m(x)
