@@ -432,7 +432,7 @@ std::vector<torch::Tensor> stack_backward(std::vector<torch::Tensor> acts, std::
                                           std::vector<torch::Tensor> b, std::vector<torch::Tensor> c,
                                           std::vector<torch::Tensor> probs, torch::Tensor relax, torch::Tensor grad_y,
                                           int64_t gy_group, std::vector<double> grad_factors, bool need_grad_x,
-                                          int64_t nthreads) {
+                                          int64_t nthreads, int64_t formulation) {
     const size_t L = c.size();
     TORCH_CHECK(L >= 1 && acts.size() == L && probs.size() == L && grad_factors.size() == L,
                 "stack_backward: acts, c, probs and grad_factors need one entry per layer");
@@ -459,6 +459,11 @@ std::vector<torch::Tensor> stack_backward(std::vector<torch::Tensor> acts, std::
     if (L > 1)
         for (auto& t : turn) t = empty_cached({widest, cb.stride}, acts[0].options());
     torch::Tensor grad_x = need_grad_x ? empty_cached({acts[0].size(0), cb.stride}, acts[0].options()) : torch::Tensor();
+    TORCH_CHECK(formulation >= 0 && formulation <= 2, "stack_backward: formulation 0 (auto), 1 (scatter) or 2 (gather)");
+    const bool use_gather = formulation == 2 || (formulation == 0 && batch > lgc::kScatterMaxBatch);
+    torch::Tensor g_rows;  // the gather reads the last layer's gradient in rows of the activations' stride
+    if (use_gather && batch > 0 && (gy_group != 1 || gy_stride != cb.stride))
+        g_rows = empty_cached({c[L - 1].size(0), cb.stride}, acts[0].options());
     std::vector<torch::Tensor> partial, grad_w;
     for (size_t l = 0; l < L; ++l) {
         partial.push_back(empty_cached({cb.count, c[l].size(0), 4}, acts[0].options()));
@@ -473,12 +478,17 @@ std::vector<torch::Tensor> stack_backward(std::vector<torch::Tensor> acts, std::
             gx[l] = l == 0 ? (need_grad_x ? grad_x.data_ptr<scalar_t>() : nullptr) : turn[l % 2].data_ptr<scalar_t>();
         }
         const auto layers = stack_layers<scalar_t>(acts[0].size(0), a, b, c, grad_factors);
-        const int64_t parts = gates * batch <= lgc::kParallelMin ? 1 : cb.parts((int)nthreads);
         const scalar_t* g = batch > 0 ? gy.data_ptr<scalar_t>() : nullptr;
-        lgc::ChunkPool::get().run_owned(parts, (int)nthreads, [&](int64_t t) {
-            lgc::stack_backward_part<scalar_t>(layers, ap.data(), g, gy_stride, gy_group, gx.data(), pp.data(), cb,
-                                               cb.first(t, parts), cb.first(t + 1, parts));
-        });
+        if (use_gather) {
+            lgc::stack_backward_gather<scalar_t>(layers, ap.data(), g, gy_stride, gy_group, gx.data(), pp.data(), cb,
+                                                 (int)nthreads, g_rows.defined() ? g_rows.data_ptr<scalar_t>() : nullptr);
+        } else {
+            const int64_t parts = gates * batch <= lgc::kParallelMin ? 1 : cb.parts((int)nthreads);
+            lgc::ChunkPool::get().run_owned(parts, (int)nthreads, [&](int64_t t) {
+                lgc::stack_backward_part<scalar_t>(layers, ap.data(), g, gy_stride, gy_group, gx.data(), pp.data(), cb,
+                                                   cb.first(t, parts), cb.first(t + 1, parts));
+            });
+        }
         std::vector<int64_t> out_dims;
         std::vector<const scalar_t*> prob(L);
         std::vector<scalar_t*> gw(L);
@@ -490,7 +500,8 @@ std::vector<torch::Tensor> stack_backward(std::vector<torch::Tensor> acts, std::
         for_each_stack_gate(relax.data_ptr<scalar_t>(), out_dims, (int)nthreads,
                             [&](size_t l, int64_t i0, int64_t i1, const scalar_t(&relax_t)[4][16]) {
                                 for (int64_t i = i0; i < i1; ++i)
-                                    lgc::reduce_gate(pp[l], cb.count, out_dims[l], i, prob[l], relax_t, gw[l]);
+                                    lgc::reduce_gate(pp[l], use_gather ? 1 : cb.count, out_dims[l], i, prob[l], relax_t,
+                                                     gw[l]);
                             });
     });
     grad_w.push_back(grad_x);

@@ -101,10 +101,10 @@ struct GatherEdge {
 
 template <typename T>
 inline GatherEdge<T> gather_edge(int64_t edge, const T* x, const int64_t* a, const int64_t* b, const T* c,
-                                 const T* grad_y, int64_t batch) {
+                                 const T* grad_y, int64_t stride) {
     const int64_t i = edge >> 1;
     const bool is_a = (edge & 1) == 0;  // k is operand a (p): other is q, dy/dp = c1 + c3 q; else c2 + c3 p
-    return {i, is_a ? 0 : 1, grad_y + i * batch, x + (is_a ? b[i] : a[i]) * batch, c[4 * i + (is_a ? 1 : 2)], c[4 * i + 3]};
+    return {i, is_a ? 0 : 1, grad_y + i * stride, x + (is_a ? b[i] : a[i]) * stride, c[4 * i + (is_a ? 1 : 2)], c[4 * i + 3]};
 }
 
 // Adds one or two edges' terms to grad_x[k] (dx) in one sweep over the batch and writes their share
@@ -208,7 +208,8 @@ inline void gather_f32(const float* xk, float* dx, int64_t batch, const GatherEd
 #endif
 
 // Backward. grad_c [out_dim, 4] is overwritten with dL/dc; grad_x [in_dim, batch] (may be null when
-// the input needs no gradient) is overwritten with dL/dx. A gate whose operands are the same node
+// the input needs no gradient) is overwritten with dL/dx. Rows of x, grad_y and grad_x lie stride
+// apart (default: batch). A gate whose operands are the same node
 // contributes df/dp + df/dq to that node (not 2 df/dp).
 //
 // With grad_x the work is a gather over input features: a chunk owns a range of features k and,
@@ -224,7 +225,9 @@ inline void gather_f32(const float* xk, float* dx, int64_t batch, const GatherEd
 // prefetch of the next edges' rows was measured too and gained nothing).
 template <typename T>
 void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a, const int64_t* b,
-                    const T* c, const T* grad_y, int64_t out_dim, T* grad_x, T* grad_c, int nthreads) {
+                    const T* c, const T* grad_y, int64_t out_dim, T* grad_x, T* grad_c, int nthreads,
+                    int64_t stride = -1) {
+    if (stride < 0) stride = batch;
     if (batch == 0) {
         std::fill(grad_c, grad_c + 4 * out_dim, T(0));
         return;  // grad_x is [in_dim, 0]: nothing to write
@@ -235,9 +238,9 @@ void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a,
         ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
             const int64_t end = std::min(out_dim, (chunk + 1) * per);
             for (int64_t i = chunk * per; i < end; ++i) {
-                const T* p = x + a[i] * batch;
-                const T* q = x + b[i] * batch;
-                const T* g = grad_y + i * batch;
+                const T* p = x + a[i] * stride;
+                const T* q = x + b[i] * stride;
+                const T* g = grad_y + i * stride;
                 T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
 #pragma omp simd reduction(+ : s0, s1, s2, s3)
                 for (int64_t j = 0; j < batch; ++j) {
@@ -269,19 +272,19 @@ void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a,
     const int64_t* bounds = bound.data();
     ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
         for (int64_t k = bounds[chunk]; k < bounds[chunk + 1]; ++k) {
-            const T* xk = x + k * batch;
-            T* dx = grad_x + k * batch;
+            const T* xk = x + k * stride;
+            T* dx = grad_x + k * stride;
             int64_t e = start[k];
 #ifdef __AVX2__
             if constexpr (std::is_same<T, float>::value) {
                 if (batch >= 8) {  // gather_f32: a sweep of whole 8-lane vectors
                     for (; e + 1 < start[k + 1]; e += 2) {
-                        const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, batch);
-                        const GatherEdge<T> e2 = gather_edge(edge[e + 1], x, a, b, c, grad_y, batch);
+                        const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, stride);
+                        const GatherEdge<T> e2 = gather_edge(edge[e + 1], x, a, b, c, grad_y, stride);
                         gather_f32(xk, dx, batch, e1, &e2, grad_c, e == start[k]);
                     }
                     if (e < start[k + 1]) {
-                        const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, batch);
+                        const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, stride);
                         gather_f32(xk, dx, batch, e1, nullptr, grad_c, e == start[k]);
                     } else if (e == start[k]) {
                         std::fill(dx, dx + batch, T(0));  // a feature no gate reads
@@ -293,15 +296,15 @@ void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a,
             std::fill(dx, dx + batch, T(0));
             for (; e + 1 < start[k + 1]; e += 2) {  // two edges per sweep: x[k] and grad_x[k] read once
                 const int roles = (int)(edge[e] & 1) * 2 + (int)(edge[e + 1] & 1);
-                const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, batch);
-                const GatherEdge<T> e2 = gather_edge(edge[e + 1], x, a, b, c, grad_y, batch);
+                const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, stride);
+                const GatherEdge<T> e2 = gather_edge(edge[e + 1], x, a, b, c, grad_y, stride);
                 if (roles == 0) gather<T, 0, 0>(xk, dx, batch, e1, e2, grad_c);
                 else if (roles == 1) gather<T, 0, 1>(xk, dx, batch, e1, e2, grad_c);
                 else if (roles == 2) gather<T, 1, 0>(xk, dx, batch, e1, e2, grad_c);
                 else gather<T, 1, 1>(xk, dx, batch, e1, e2, grad_c);
             }
             if (e < start[k + 1]) {
-                const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, batch);
+                const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, stride);
                 if ((edge[e] & 1) == 0) gather<T, 0, -1>(xk, dx, batch, e1, e1, grad_c);
                 else gather<T, 1, -1>(xk, dx, batch, e1, e1, grad_c);
             }

@@ -230,6 +230,49 @@ void stack_backward_part(const std::vector<StackLayer<T>>& layers, const T* cons
     }
 }
 
+// Batches above this take the per-layer gather backward (stack_backward_gather): with rows of
+// several KiB the working set leaves the cache, and the scatter moves 7 rows per gate (5 read, 2
+// written back) where the gather moves 6.
+constexpr int64_t kScatterMaxBatch = 512;
+
+// The backward of the stack as the per-layer gather (logic_backward, split by input features: it
+// reads 4 rows per gate and x and grad_x once per feature) with layer l's coefficient gradients in
+// partial[l] [out_dim, 4] (one block). g_rows [out_dim of the last layer, stride]: scratch for gy in
+// rows of the activations' stride when it is not already (gy_group > 1 or another stride), else null.
+template <typename T>
+void stack_backward_gather(const std::vector<StackLayer<T>>& layers, const T* const* acts, const T* gy,
+                           int64_t gy_stride, int64_t gy_group, T* const* gx, T* const* partial, const ColumnBlocks& cb,
+                           int nthreads, T* g_rows) {
+    const int64_t stride = cb.stride, batch = cb.batch;
+    if (batch == 0) {
+        for (size_t l = 0; l < layers.size(); ++l) std::fill(partial[l], partial[l] + 4 * layers[l].out_dim, T(0));
+        return;
+    }
+    const T* g = gy;
+    if (g_rows != nullptr) {
+        const int64_t out = layers.back().out_dim, group = std::max<int64_t>(1, gy_group);
+        const int64_t chunks = chunk_count(out, nthreads, 64), per = (out + chunks - 1) / chunks;
+        ChunkPool::get().run(chunks, out * batch <= kParallelMin ? 1 : nthreads, [&](int64_t chunk) {
+            for (int64_t i = chunk * per; i < std::min(out, (chunk + 1) * per); ++i)
+                std::copy(gy + (i / group) * gy_stride, gy + (i / group) * gy_stride + batch, g_rows + i * stride);
+        });
+        g = g_rows;
+    }
+    for (size_t l = layers.size(); l-- > 0;) {
+        const StackLayer<T>& L = layers[l];
+        logic_backward<T>(acts[l], L.in_dim, batch, L.a, L.b, L.c, g, L.out_dim, gx[l], partial[l], nthreads, stride);
+        if (gx[l] != nullptr && L.grad_factor != T(1)) {
+            T* dx = gx[l];
+            const int64_t chunks = chunk_count(L.in_dim, nthreads, 64), per = (L.in_dim + chunks - 1) / chunks;
+            ChunkPool::get().run(chunks, L.in_dim * batch <= kParallelMin ? 1 : nthreads, [&](int64_t chunk) {
+                for (int64_t f = chunk * per; f < std::min(L.in_dim, (chunk + 1) * per); ++f)
+                    for (int64_t j = 0; j < batch; ++j) dx[f * stride + j] *= L.grad_factor;
+            });
+        }
+        g = gx[l];
+    }
+}
+
 // grad_c of gate i = the blocks' partial sums added in block order, then that gate's softmax
 // backward: grad_w [16] from probs [16].
 template <typename T>

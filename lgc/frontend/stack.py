@@ -27,6 +27,11 @@ from .layers import GroupSum, LogicLayer
 from .relax import relax_matrix
 
 
+#: the stack backward's formulation: 0 the scatter up to batch 512 and the gather above (the
+#: extension's kScatterMaxBatch), 1 always the scatter, 2 always the gather (for measurements)
+FORMULATION = 0
+
+
 class _LogicStack(torch.autograd.Function):
     """``x [batch, in]`` and the layers' logits -> the last layer's output ``[batch, out]`` (the
     transpose of a padded feature-major ``[out, stride]`` buffer, which the fused GroupSum reads), or
@@ -63,7 +68,7 @@ class _LogicStack(torch.autograd.Function):
             k, tau = ctx.head
             grad_y, group = grad_y / tau, ctx.out_dim // k  # the rows GroupSum's backward would broadcast
         out = ctx.backend.module.stack_backward(acts, ctx.a, ctx.b, cs, probs, relax_matrix(probs[0]), grad_y, group,
-                                                ctx.grad_factors, need_gx, kernels.get_num_threads())
+                                                ctx.grad_factors, need_gx, kernels.get_num_threads(), FORMULATION)
         grad_w = [g if ctx.needs_input_grad[5 + l] else None for l, g in enumerate(out[:n])]
         gx = out[n][:, :ctx.batch].t() if need_gx else None
         return (gx, None, None, None, None, *grad_w)
