@@ -27,7 +27,7 @@ from .layers import GroupSum, LogicLayer
 from .relax import relax_matrix
 
 
-#: the stack backward's formulation: 0 the scatter up to batch 512 and the gather above (the
+#: the stack backward's formulation: 0 the scatter up to batch 192 and the gather above (the
 #: extension's kScatterMaxBatch), 1 always the scatter, 2 always the gather (for measurements)
 FORMULATION = 0
 
