@@ -90,15 +90,14 @@ def _plain(m: nn.Module) -> bool:
 def logic_stack(layers: list[LogicLayer], x: torch.Tensor, head: GroupSum | None = None) -> torch.Tensor | None:
     """``layers`` applied in turn to ``x [batch, in]`` in one fused call per direction (then ``head``,
     a GroupSum, if given), or None when the fused kernel does not apply (then run them one by one).
-    Never starts a build for ``auto``."""
+    Raises what ``kernels.resolve`` raises (``cpu`` without a kernel, a required one missing)."""
     if (not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[0] < 1 or x.device.type != "cpu"
             or x.dtype not in (torch.float32, torch.float64) or len(layers) < 2
             or not all(_fusable(m, x) for m in layers)):
         return None
-    explicit = any(m.implementation == "cpu" for m in layers)
-    backend = kernels.cpu_backend() if explicit else kernels.loaded_cpu_backend()
-    if backend is None:  # auto: the first per-layer call loads (or builds) the kernel, or falls back
-        return None
+    if any(kernels.resolve(m.implementation, x).name != "cpu" for m in {m.implementation: m for m in layers}.values()):
+        return None  # auto without a kernel: the per-layer fallback (and its one warning)
+    backend = kernels.loaded_cpu_backend()
     for m, prev in zip(layers, [x.shape[1]] + [m.out_dim for m in layers]):
         if m.in_dim != prev:
             raise ValueError(f"LogicLayer({m.in_dim}, {m.out_dim}) expects input [..., {m.in_dim}], got {prev} values")
