@@ -372,21 +372,28 @@ void for_each_stack_gate(const T* relax, const std::vector<int64_t>& out_dims, i
 // The forward of a stack of logic layers. x [batch, in_dim] (any strides), weights[l] [out_l, 16]
 // (softmax relaxation), a[l], b[l] [out_l]. Returns acts (L + 1 tensors: acts[0] [in_dim, stride]
 // the input feature-major, acts[l + 1] [out_l, stride] layer l's output; stride = batch padded to
-// 64 bytes, columns past batch unspecified), then c[l] [out_l, 4] and probs[l] [out_l, 16] for the
+// 64 bytes, columns past batch unspecified; with head_k > 0 acts[L] is instead the GroupSum
+// [head_k, batch] of the last layer's output, before the division by tau), then c[l] [out_l, 4] and
+// probs[l] [out_l, 16] for the
 // backward. The softmax of every layer runs first (split by gates), then the layers (split by gates
 // too; the backward splits by batch columns: logic_stack_cpu.h).
 std::vector<torch::Tensor> stack_forward(torch::Tensor x, std::vector<torch::Tensor> weights, std::vector<torch::Tensor> a,
-                                         std::vector<torch::Tensor> b, torch::Tensor relax, int64_t nthreads) {
+                                         std::vector<torch::Tensor> b, torch::Tensor relax, int64_t head_k,
+                                         int64_t nthreads) {
     TORCH_CHECK(x.device().is_cpu() && x.dim() == 2 && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble),
                 "x must be a float32/float64 CPU [batch, in_dim] tensor");
     check_stack(weights, 16, a, b, x.size(1), x.scalar_type());
     check_weights(weights[0], relax);
     const size_t L = weights.size();
     const int64_t batch = x.size(0);
+    TORCH_CHECK(head_k >= 0 && (head_k == 0 || weights[L - 1].size(0) % head_k == 0),
+                "stack_forward: the head's k must divide the last layer's width");
     const lgc::ColumnBlocks cb(batch, (int64_t)x.element_size());
     std::vector<torch::Tensor> out;
     out.push_back(empty_cached({x.size(1), cb.stride}, x.options()));
-    for (size_t l = 0; l < L; ++l) out.push_back(empty_cached({weights[l].size(0), cb.stride}, x.options()));
+    for (size_t l = 0; l < L; ++l)
+        out.push_back(head_k > 0 && l == L - 1 ? torch::empty({head_k, batch}, x.options())
+                                                 : empty_cached({weights[l].size(0), cb.stride}, x.options()));
     std::vector<torch::Tensor> cs, probs;
     std::vector<int64_t> out_dims;
     for (size_t l = 0; l < L; ++l) {
@@ -416,7 +423,13 @@ std::vector<torch::Tensor> stack_forward(torch::Tensor x, std::vector<torch::Ten
             lgc::stack_input_part<scalar_t>(src, x.stride(0), x.stride(1), x.size(1), acts[0], cb, cb.first(t, parts),
                                             cb.first(t + 1, parts));
         });
-        lgc::stack_forward<scalar_t>(layers, acts.data(), cb, (int)nthreads);
+        if (head_k > 0) {
+            const std::vector<lgc::StackLayer<scalar_t>> body(layers.begin(), layers.end() - 1);
+            lgc::stack_forward<scalar_t>(body, acts.data(), cb, (int)nthreads);
+            lgc::stack_head_forward<scalar_t>(layers.back(), acts[L - 1], cb, head_k, acts[L], (int)nthreads);
+        } else {
+            lgc::stack_forward<scalar_t>(layers, acts.data(), cb, (int)nthreads);
+        }
     });
     for (auto& t : cs) out.push_back(t);
     for (auto& t : probs) out.push_back(t);

@@ -44,17 +44,16 @@ class _LogicStack(torch.autograd.Function):
                 *weights: torch.Tensor) -> torch.Tensor:
         a, b = [w[0] for w in wiring], [w[1] for w in wiring]
         ws = [w.detach().contiguous() for w in weights]
-        out = backend.module.stack_forward(x.detach(), ws, a, b, relax_matrix(ws[0]), kernels.get_num_threads())
+        out = backend.module.stack_forward(x.detach(), ws, a, b, _relax(ws[0]), head[0] if head else 0,
+                                           kernels.get_num_threads())
         n = len(ws)
         acts, cs, probs = out[:n + 1], out[n + 1:2 * n + 1], out[2 * n + 1:]
         ctx.save_for_backward(*acts[:n], *cs, *probs)
         ctx.n, ctx.backend, ctx.a, ctx.b, ctx.grad_factors = n, backend, a, b, list(grad_factors)
         ctx.batch, ctx.head, ctx.out_dim = x.shape[0], head, ws[-1].shape[0]
-        y = acts[n][:, :x.shape[0]]
         if head is None:
-            return y.t()
-        k, tau = head
-        return backend.module.group_sum_forward(y, k, kernels.get_num_threads()).t() / tau
+            return acts[n][:, :x.shape[0]].t()
+        return acts[n].t() / head[1]  # the group sums [k, batch], in gate order
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -67,11 +66,21 @@ class _LogicStack(torch.autograd.Function):
         if ctx.head is not None:
             k, tau = ctx.head
             grad_y, group = grad_y / tau, ctx.out_dim // k  # the rows GroupSum's backward would broadcast
-        out = ctx.backend.module.stack_backward(acts, ctx.a, ctx.b, cs, probs, relax_matrix(probs[0]), grad_y, group,
+        out = ctx.backend.module.stack_backward(acts, ctx.a, ctx.b, cs, probs, _relax(probs[0]), grad_y, group,
                                                 ctx.grad_factors, need_gx, kernels.get_num_threads(), FORMULATION)
         grad_w = [g if ctx.needs_input_grad[5 + l] else None for l, g in enumerate(out[:n])]
         gx = out[n][:, :ctx.batch].t() if need_gx else None
         return (gx, None, None, None, None, *grad_w)
+
+
+_RELAX: dict[torch.dtype, torch.Tensor] = {}
+
+
+def _relax(like: torch.Tensor) -> torch.Tensor:
+    """``relax_matrix`` for 16-logit CPU weights of ``like``'s dtype, made once per dtype."""
+    if like.dtype not in _RELAX:
+        _RELAX[like.dtype] = relax_matrix(like)
+    return _RELAX[like.dtype]
 
 
 def _fusable(layer: nn.Module, x: torch.Tensor) -> bool:
