@@ -1,21 +1,19 @@
-// A stack of relaxed logic layers in one forward and one backward call, partitioned by batch columns.
+// A stack of relaxed logic layers in one forward and one backward call (torch-free, plain pointers).
 //
-// Column j of layer l + 1 depends on column j of layer l only, in the forward and in the backward,
-// so a thread that owns a range of batch columns runs the whole stack on it without waiting for any
-// other: no barrier between layers, and every row a thread reads it wrote itself (from its own
-// caches; a per-layer call partitioned by gates reads rows the other cores wrote in the call
-// before, a cache-line transfer per 64 bytes that a 400-byte row at batch 100 does not amortise).
-// Rows are padded to a whole number of 64-byte lines and column ranges start on line boundaries,
-// so two threads never write one line. Only the coefficient gradients sum over the batch: each
-// column block (fixed by the batch size alone, not by the thread count) writes its partial sums,
-// and a gate-partitioned pass adds the blocks in order and applies the softmax backward, so the
-// results are the same bits at any thread count.
-//
-// The backward scatters: per gate it reads its grad_y row and both operand rows once and adds its
-// terms to the operand gradient rows (no atomics: a thread owns its columns), with gate order, and
-// so the per-element order, fixed. Against the per-layer gather (logic_layer_cpu.h) it touches one
-// more row per gate but walks gates in order, so a, b, c and the partial sums are read and written
-// sequentially, not per consumer edge.
+// Activations are feature-major [features, stride], stride = batch padded to whole 64-byte lines.
+// The forward runs layer by layer, each split by gates (logic_forward; with a GroupSum head the
+// last layer's outputs are summed per group as they are computed and never stored). The backward,
+// up to kScatterMaxBatch, is split by batch columns: column j of a layer's input gradient depends
+// on column j of the layers above only, so a thread that owns a range of columns runs every layer's
+// backward on it with no barrier between layers and reads the gradient rows it wrote itself; column
+// ranges start on line boundaries, so two threads never write one line. It scatters: per gate it
+// reads its grad_y row and both operand rows once and adds its terms to the two operand gradient
+// rows (no atomics: a thread owns its columns), walking the gates in order, so a, b, c and the
+// partial sums stream sequentially instead of once per consumer edge as in the per-layer gather.
+// Only the coefficient gradients sum over the batch: each column block (fixed by the batch size
+// alone, not by the thread count) writes its partial sums, and a gate-partitioned pass adds the
+// blocks in order and applies the softmax backward, so the results are the same bits at any thread
+// count. Above kScatterMaxBatch the backward is the per-layer gather (stack_backward_gather).
 #pragma once
 #include <algorithm>
 #include <cstdint>
