@@ -104,9 +104,11 @@ def logic_stack(layers: list[LogicLayer], x: torch.Tensor, head: GroupSum | None
             or x.dtype not in (torch.float32, torch.float64) or len(layers) < 2
             or not all(_fusable(m, x) for m in layers)):
         return None
-    if any(kernels.resolve(m.implementation, x).name != "cpu" for m in {m.implementation: m for m in layers}.values()):
-        return None  # auto without a kernel: the per-layer fallback (and its one warning)
     backend = kernels.loaded_cpu_backend()
+    if backend is None:  # not loaded yet: resolve builds or loads it (cpu), or falls back (auto)
+        if any(kernels.resolve(impl, x).name != "cpu" for impl in {m.implementation for m in layers}):
+            return None  # auto without a kernel: the per-layer fallback (and its one warning)
+        backend = kernels.loaded_cpu_backend()
     for m, prev in zip(layers, [x.shape[1]] + [m.out_dim for m in layers]):
         if m.in_dim != prev:
             raise ValueError(f"LogicLayer({m.in_dim}, {m.out_dim}) expects input [..., {m.in_dim}], got {prev} values")
