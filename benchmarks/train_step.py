@@ -1,6 +1,9 @@
 """Training step time (forward + backward + Adam) of lgc's fused CPU kernel at 1 and 2 threads, beside
 lgc's ``python`` implementation and the naive 16-temporaries formulation of difflogic's python path,
 on MNIST-shaped models, with the step's breakdown and its distance from the memory-bandwidth limit.
+The fused kernel runs two ways, side by side: ``cpu`` (an ``nn.Sequential``: one kernel call per
+layer and direction) and ``stack`` (a ``LogicSequential``, what ``build_model`` and ``lgc train``
+use: the whole run of layers and its GroupSum in one call per direction, ``lgc.frontend.stack``).
 
 Run: ``python benchmarks/train_step.py`` (no arguments needed; ``--quick`` for the 6 x 8000 model at
 batch 100 only). For each model (784 -> 6 x 8000 and 8 x 16000 -> GroupSum(10)) and batch (100,
