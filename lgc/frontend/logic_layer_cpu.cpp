@@ -72,11 +72,13 @@ class BufferCache {
     size_t cached_ = 0;
 };
 
-torch::Tensor empty_cached(at::IntArrayRef sizes, const torch::TensorOptions& options) {
+// A tensor in a buffer from the cache (any size with always: the stack's per-layer gradients of
+// 512 KiB, which glibc served from fresh pages every other step: ~1,000 page faults).
+torch::Tensor empty_cached(at::IntArrayRef sizes, const torch::TensorOptions& options, bool always = false) {
     int64_t numel = 1;
     for (int64_t s : sizes) numel *= s;
     const size_t bytes = (size_t)numel * c10::elementSize(c10::typeMetaToScalarType(options.dtype()));
-    if (bytes < BufferCache::kMinBytes) return torch::empty(sizes, options);
+    if (bytes == 0 || (bytes < BufferCache::kMinBytes && !always)) return torch::empty(sizes, options);
     void* p = BufferCache::get().take(bytes);
     return torch::from_blob(p, sizes, [bytes](void* q) { BufferCache::get().give(q, bytes); }, options);
 }
@@ -397,8 +399,8 @@ std::vector<torch::Tensor> stack_forward(torch::Tensor x, std::vector<torch::Ten
     std::vector<torch::Tensor> cs, probs;
     std::vector<int64_t> out_dims;
     for (size_t l = 0; l < L; ++l) {
-        cs.push_back(torch::empty({weights[l].size(0), 4}, x.options()));
-        probs.push_back(torch::empty_like(weights[l]));
+        cs.push_back(empty_cached({weights[l].size(0), 4}, x.options(), true));
+        probs.push_back(empty_cached(weights[l].sizes(), x.options(), true));
         out_dims.push_back(weights[l].size(0));
     }
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lgc_stack_forward", [&] {
@@ -479,8 +481,8 @@ std::vector<torch::Tensor> stack_backward(std::vector<torch::Tensor> acts, std::
         g_rows = empty_cached({c[L - 1].size(0), cb.stride}, acts[0].options());
     std::vector<torch::Tensor> partial, grad_w;
     for (size_t l = 0; l < L; ++l) {
-        partial.push_back(empty_cached({cb.count, c[l].size(0), 4}, acts[0].options()));
-        grad_w.push_back(torch::empty_like(probs[l]));
+        partial.push_back(empty_cached({cb.count, c[l].size(0), 4}, acts[0].options(), true));
+        grad_w.push_back(empty_cached(probs[l].sizes(), probs[l].options(), true));
     }
     AT_DISPATCH_FLOATING_TYPES(dtype, "lgc_stack_backward", [&] {
         std::vector<const scalar_t*> ap(L);
