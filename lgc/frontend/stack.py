@@ -9,8 +9,9 @@ softmax relaxation (training mode, ``gates`` parametrization, temperature 1, imp
 call, the backward of the whole run and every softmax backward in one more (``logic_stack_cpu.h``:
 threads own batch columns through the whole run, so there is no barrier between layers and a
 thread reads the rows it wrote). Everything else (eval mode, other relaxations, conv layers,
-CUDA, an unbuilt kernel) runs module by module, as in ``nn.Sequential``. ``build_model`` returns
-one, so ``lgc train`` uses it.
+CUDA, an unbuilt kernel) runs module by module, as in ``nn.Sequential``. ``build_model`` and
+``logic_tree_net`` return one for a model with such a run (:func:`sequential`), so ``lgc train``
+uses it.
 
 The gradients are the per-layer kernel's up to float rounding (the coefficient gradients add the
 batch in fixed column blocks, then the blocks in order: the same bits at any thread count).
@@ -144,3 +145,10 @@ class LogicSequential(nn.Sequential):
                     x = m(x)
             i = max(j, i + 1)
         return x
+
+
+def sequential(*modules: nn.Module) -> nn.Sequential:
+    """``LogicSequential(*modules)`` when two LogicLayers follow each other (a run to fuse), else
+    ``nn.Sequential(*modules)``: what lgc's model builders return."""
+    fusable = any(type(m) is LogicLayer and type(n) is LogicLayer for m, n in zip(modules, modules[1:]))
+    return (LogicSequential if fusable else nn.Sequential)(*modules)
