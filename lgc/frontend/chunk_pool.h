@@ -16,6 +16,7 @@
 // so a late helper still costs no wait.
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -36,6 +37,9 @@ class ChunkPool {
     void run(int64_t n, int threads, const std::function<void(int64_t)>& fn) { launch(n, threads, fn, false); }
 
     void run_owned(int64_t n, int threads, const std::function<void(int64_t)>& fn) { launch(n, threads, fn, true); }
+
+    // Microseconds an idle helper polls for the next call before it sleeps (default 0: sleeps at once).
+    void set_spin_us(int64_t us) { spin_us_.store(us < 0 ? 0 : us, std::memory_order_relaxed); }
 
   private:
     void launch(int64_t n, int threads, const std::function<void(int64_t)>& fn, bool owned) {
@@ -60,7 +64,7 @@ class ChunkPool {
                 ++helpers_;
             }
             current_ = job;
-            ++generation_;
+            generation_.store(generation_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
         }
         wake_.notify_all();
         work(*job, 0);
@@ -102,10 +106,19 @@ class ChunkPool {
         uint64_t seen = 0;
         for (;;) {
             std::shared_ptr<Job> job;
+            const int64_t spin = spin_us_.load(std::memory_order_relaxed);
+            if (spin > 0) {
+                const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin);
+                while (generation_.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < until) {
+#if defined(__x86_64__) || defined(__i386__)
+                    __builtin_ia32_pause();
+#endif
+                }
+            }
             {
                 std::unique_lock<std::mutex> lock(mutex_);
-                wake_.wait(lock, [&] { return generation_ != seen; });
-                seen = generation_;
+                wake_.wait(lock, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
+                seen = generation_.load(std::memory_order_relaxed);
                 job = current_;
             }
             if (job && (int)index < job->helpers) work(*job, (int64_t)index + 1);
@@ -116,7 +129,8 @@ class ChunkPool {
     std::mutex mutex_;
     std::condition_variable wake_;
     std::shared_ptr<Job> current_;
-    uint64_t generation_ = 0;
+    std::atomic<uint64_t> generation_{0};  // written under mutex_, polled without it
+    std::atomic<int64_t> spin_us_{0};
     unsigned helpers_ = 0;
 };
 

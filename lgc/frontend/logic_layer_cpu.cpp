@@ -551,5 +551,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("pool_threads_used", &pool_threads_used, "threads that ran a pool call (a test of the thread cap)");
     m.def("stack_forward", &stack_forward, "a stack of logic layers' forward in one call (softmax, then the layers)");
     m.def("stack_backward", &stack_backward, "a stack of logic layers' backward in one call: grad_w per layer, grad_x");
+    m.def("set_pool_spin_us", [](int64_t us) { lgc::ChunkPool::get().set_spin_us(us); },
+          "microseconds an idle pool helper polls for the next call before it sleeps");
     m.def("contiguous", &contiguous, "the tensor, or a contiguous copy of it in a reused buffer");
 }
