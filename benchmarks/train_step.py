@@ -1,6 +1,9 @@
 """Training step time (forward + backward + Adam) of lgc's fused CPU kernel at 1 and 2 threads, beside
 lgc's ``python`` implementation and the naive 16-temporaries formulation of difflogic's python path,
 on MNIST-shaped models, with the step's breakdown and its distance from the memory-bandwidth limit.
+The fused kernel runs two ways, side by side: ``cpu`` (an ``nn.Sequential``: one kernel call per
+layer and direction) and ``stack`` (a ``LogicSequential``, what ``build_model`` and ``lgc train``
+use: the whole run of layers and its GroupSum in one call per direction, ``lgc.frontend.stack``).
 
 Run: ``python benchmarks/train_step.py`` (no arguments needed; ``--quick`` for the 6 x 8000 model at
 batch 100 only). For each model (784 -> 6 x 8000 and 8 x 16000 -> GroupSum(10)) and batch (100,
@@ -41,6 +44,7 @@ import torch
 from torch import nn
 
 from lgc.frontend import GroupSum, LogicLayer, kernels, optim
+from lgc.frontend.stack import LogicSequential
 
 
 # -- the baseline: difflogic's python path, as written there (16 real-valued ops, then a weighted sum) --
@@ -106,9 +110,12 @@ def make_model(impl: str, in_dim: int, width: int, depth: int, k: int, tau: floa
     dims = [in_dim] + [width] * depth
     if impl == "naive":
         layers = [NaiveLogicLayer(i, o) for i, o in zip(dims, dims[1:])]
-    else:
-        layers = [LogicLayer(i, o, implementation=impl) for i, o in zip(dims, dims[1:])]
-    return nn.Sequential(nn.Flatten(), *layers, GroupSum(k, tau))
+    else:  # stack: the cpu kernel with the layers fused into one call per direction (LogicSequential)
+        layers = [LogicLayer(i, o, implementation="cpu" if impl == "stack" else impl) for i, o in zip(dims, dims[1:])]
+    return (LogicSequential if impl == "stack" else nn.Sequential)(nn.Flatten(), *layers, GroupSum(k, tau))
+
+
+FUSED = ("cpu", "stack")  # the fused kernel: per layer (cpu) and one call for the whole stack (stack)
 
 
 class Trainer:
@@ -117,7 +124,7 @@ class Trainer:
     def __init__(self, impl: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, threads: int):
         self.impl, self.model, self.x, self.y, self.threads = impl, model, x, y, threads
         # the cpu step: Adam on the kernels' pool (what `lgc train` uses for CPU parameters)
-        adam = optim.Adam if impl == "cpu" else torch.optim.Adam
+        adam = optim.Adam if impl in FUSED else torch.optim.Adam
         self.opt = adam(model.parameters(), lr=0.01, fused=True)
         self.loss_fn = nn.CrossEntropyLoss()
         self.faults: list[int] = []
@@ -125,7 +132,7 @@ class Trainer:
 
     def set_threads(self) -> None:
         kernels.set_num_threads(self.threads)
-        torch.set_num_threads(1 if self.impl == "cpu" else self.threads)
+        torch.set_num_threads(1 if self.impl in FUSED else self.threads)
 
     def step(self) -> float:
         self.set_threads()
@@ -232,7 +239,8 @@ def layer_working_set(width: int, batch: int, itemsize: int = 4) -> int:
 
 
 # -- where the step's time goes ----------------------------------------------------------------------
-CATEGORIES = (("layer forward", ("_KernelLogic",)), ("layer backward", ("_KernelLogicBackward",)),
+CATEGORIES = (("layer forward", ("_KernelLogic", "_LogicStack")),
+              ("layer backward", ("_KernelLogicBackward", "_LogicStackBackward")),
               ("softmax forward", ("_CpuCoefficients",)), ("softmax backward", ("_CpuCoefficientsBackward",)),
               ("GroupSum", ("_FeatureMajorGroupSum", "_FeatureMajorGroupSumBackward")),
               ("Adam (fused)", ("Optimizer.step",)), ("zero_grad", ("Optimizer.zero_grad",)))
@@ -327,7 +335,7 @@ def main() -> None:
             torch.manual_seed(0)
             x = torch.rand(batch, 28, 28)
             y = torch.randint(0, 10, (batch,))
-            impls = ["cpu"] + (["python", "naive"] if batch in baseline_batches else [])
+            impls = ["cpu", "stack"] + (["python", "naive"] if batch in baseline_batches else [])
             trainers = {f"{impl} {t}": Trainer(impl, make_model(impl, in_dim, width, depth, 10, 30.0), x, y, t)
                         for impl in impls for t in threads}
             load0 = os.getloadavg()[0]
@@ -335,8 +343,8 @@ def main() -> None:
             # OpenMP threads keep spinning for a while after a multi-threaded baseline step and took
             # the second core from the cpu step that followed (1-thread step 14.5 ms with the
             # baselines interleaved, 12.4 ms without, same load)
-            times = time_interleaved({n: t for n, t in trainers.items() if t.impl == "cpu"}, args.steps, args.warmup)
-            times.update(time_interleaved({n: t for n, t in trainers.items() if t.impl != "cpu"}, args.steps,
+            times = time_interleaved({n: t for n, t in trainers.items() if t.impl in FUSED}, args.steps, args.warmup)
+            times.update(time_interleaved({n: t for n, t in trainers.items() if t.impl not in FUSED}, args.steps,
                                           args.warmup))
             need = bytes_per_step(in_dim, width, depth, batch)
             row = {"model": model_name, "batch": batch, "loadavg_1m": [load0, os.getloadavg()[0]],
@@ -362,18 +370,25 @@ def main() -> None:
                       f"(cpu {r['cpu_ms_per_step']:7.1f} ms) {r['samples_per_s']:9.0f} samples/s"
                       + (f"  {base['ms_per_step'] / r['ms_per_step']:6.1f}x naive" if base else "")
                       + (f"  {r['fraction_of_limit']:.2f} of the DRAM / {r['fraction_of_cache_limit']:.2f} of the "
-                         f"cache bandwidth limit ({row['limit_applies']} applies)" if name.startswith("cpu") else ""),
+                         f"cache bandwidth limit ({row['limit_applies']} applies)" if name.split()[0] in FUSED else ""),
                       flush=True)
             if 1 in threads and 2 in threads:
-                row["cpu_2_vs_1_threads"] = row["impls"]["cpu 2"]["samples_per_s"] / row["impls"]["cpu 1"]["samples_per_s"]
-                print(f"  {model_name:8s} batch {batch:5d} cpu 2 threads / 1 thread: {row['cpu_2_vs_1_threads']:.2f}x "
-                      f"(load {load0:.1f})", flush=True)
+                for impl in FUSED:
+                    row[f"{impl}_2_vs_1_threads"] = (row["impls"][f"{impl} 2"]["samples_per_s"]
+                                                     / row["impls"][f"{impl} 1"]["samples_per_s"])
+                    print(f"  {model_name:8s} batch {batch:5d} {impl} 2 threads / 1 thread: "
+                          f"{row[f'{impl}_2_vs_1_threads']:.2f}x (load {load0:.1f})", flush=True)
+            for t in threads:
+                row[f"stack_vs_cpu_{t}"] = row["impls"][f"stack {t}"]["samples_per_s"] / row["impls"][f"cpu {t}"]["samples_per_s"]
+                print(f"  {model_name:8s} batch {batch:5d} stack / cpu at {t} thread{'s' * (t > 1)}: "
+                      f"{row[f'stack_vs_cpu_{t}']:.2f}x", flush=True)
             results.append(row)
             if batch in (100, 1024):
-                for t in threads:
-                    b = breakdown(trainers[f"cpu {t}"])
-                    breakdowns.append({"model": model_name, "batch": batch, "threads": t, "ms": b,
-                                       "loadavg_1m": os.getloadavg()[0]})
+                for impl in FUSED:
+                    for t in threads:
+                        b = breakdown(trainers[f"{impl} {t}"])
+                        breakdowns.append({"model": model_name, "batch": batch, "impl": impl, "threads": t, "ms": b,
+                                           "loadavg_1m": os.getloadavg()[0]})
             del trainers
     info["loadavg_after"] = os.getloadavg()
 
@@ -387,14 +402,19 @@ def main() -> None:
                   f"{r['samples_per_s']:10.0f} " + (f"{base['ms_per_step'] / r['ms_per_step']:7.1f}x " if base else
                                                      f"{'':8s} ")
                   + (f"{row['bytes_per_step']['total'] / 1e6:8.0f} {r['fraction_of_limit']:8.2f} "
-                     f"{r['fraction_of_cache_limit']:8.2f} {row['limit_applies']:>7s}" if impl == "cpu" else ""))
-        if "cpu_2_vs_1_threads" in row:
-            print(f"{row['model']:8s} {row['batch']:5d} cpu 2 threads / 1 thread (samples/s): {row['cpu_2_vs_1_threads']:.2f}x")
+                     f"{r['fraction_of_cache_limit']:8.2f} {row['limit_applies']:>7s}" if impl in FUSED else ""))
+        for impl in FUSED:
+            if f"{impl}_2_vs_1_threads" in row:
+                print(f"{row['model']:8s} {row['batch']:5d} {impl} 2 threads / 1 thread (samples/s): "
+                      f"{row[f'{impl}_2_vs_1_threads']:.2f}x")
+        print(f"{row['model']:8s} {row['batch']:5d} stack / cpu (samples/s): "
+              + ", ".join(f"{row[f'stack_vs_cpu_{t}']:.2f}x at {t} thread{'s' * (t > 1)}" for t in threads))
     print("\nbreakdown of the cpu step (ms/step, torch profiler; 'other' = GroupSum, loss, copies, glue):")
     labels = [label for label, _ in CATEGORIES] + ["other (GroupSum, loss, glue)", "step (profiled)"]
-    print(f"{'model':8s} {'batch':>5s} {'thr':>3s} " + " ".join(f"{l.split(' (')[0][:14]:>14s}" for l in labels))
+    print(f"{'model':8s} {'batch':>5s} {'impl':5s} {'thr':>3s} " + " ".join(f"{l.split(' (')[0][:14]:>14s}" for l in labels))
     for b in breakdowns:
-        print(f"{b['model']:8s} {b['batch']:5d} {b['threads']:3d} " + " ".join(f"{b['ms'][l]:14.2f}" for l in labels))
+        print(f"{b['model']:8s} {b['batch']:5d} {b['impl']:5s} {b['threads']:3d} "
+              + " ".join(f"{b['ms'][l]:14.2f}" for l in labels))
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": info, "command": " ".join(["python"] + sys.argv), "steps": args.steps,

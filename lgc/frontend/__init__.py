@@ -2,7 +2,8 @@
 
 - :class:`LogicLayer`, :class:`GroupSum` — difflogic's modules (same arguments and behaviour),
   with wiring in ``state_dict``, the 4-coefficient relaxation and ``python``/``cpu``/``cuda``
-  implementations (:mod:`.kernels`).
+  implementations (:mod:`.kernels`); :class:`LogicSequential` — ``nn.Sequential`` that trains a run
+  of them as one fused CPU call per direction (:mod:`.stack`; what ``build_model`` returns).
 - :class:`Binarize` (alias ``ThresholdEncoder``) — ``x > threshold`` input bits, lowered into
   the circuit's ``InputEncoder``.
 - :func:`lower` — model -> ``lgc.ir.Circuit`` (eval semantics, :mod:`.lowering`); :func:`from_difflogic`.
@@ -17,12 +18,13 @@ from .conv import LogicConv2d, OrPool2d
 from .checkpoint import build_model, load_checkpoint, model_config, read_checkpoint, save_checkpoint
 from .kernels import IMPLEMENTATIONS, cpu_kernel_unavailable
 from .layers import GroupSum, LogicLayer
+from .stack import LogicSequential
 from .difflogic_import import from_difflogic
 from .lowering import lower
 from .relax import PARAMETRIZATIONS, RELAXATIONS, RESIDUAL_LOGIT, gate_coefficients, hard_ops, set_relaxation
 
 __all__ = [
-    "Binarize", "GroupSum", "IMPLEMENTATIONS", "LogicConv2d", "LogicLayer", "OrPool2d", "PARAMETRIZATIONS", "RELAXATIONS",
+    "Binarize", "GroupSum", "IMPLEMENTATIONS", "LogicConv2d", "LogicLayer", "LogicSequential", "OrPool2d", "PARAMETRIZATIONS", "RELAXATIONS",
     "RESIDUAL_LOGIT",
     "ThresholdEncoder",
     "build_model", "cpu_kernel_unavailable", "from_difflogic", "gate_coefficients", "hard_ops",

@@ -52,6 +52,7 @@ from .._atomic import staged_path
 from ..ir.formats import FormatError
 from . import binarize, checkpoint_check, conv, layers  # noqa: F401  (register their module kinds)
 from .walk import BuildContext, kind_named, trace
+from .stack import sequential
 
 CHECKPOINT_FORMAT = "lgc-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -85,8 +86,9 @@ def model_config(model: nn.Module) -> dict[str, Any]:
 
 
 def build_model(config: Mapping[str, Any], device: Any = "cpu", implementation: str | None = None) -> nn.Sequential:
-    """A fresh ``nn.Sequential`` from a model config (schema in the module docstring): random logits and
-    wiring until a state_dict is loaded. ``implementation`` overrides the config's for every layer.
+    """A fresh ``nn.Sequential`` (a :class:`~lgc.frontend.stack.LogicSequential`, which trains a run of
+    LogicLayers as one fused CPU call, when the model has one) from a model config (schema in the module docstring): random
+    logits and wiring until a state_dict is loaded. ``implementation`` overrides the config's for every layer.
     Raises ValueError naming the first unknown key or the first entry that does not fit its input."""
     unknown = set(config) - set(_MODEL_KEYS)
     if unknown:
@@ -119,7 +121,7 @@ def build_model(config: Mapping[str, Any], device: Any = "cpu", implementation: 
         except (TypeError, ValueError) as e:
             raise ValueError(f"build_model: {where} ({name}): {e}") from None
         mods.append(m)
-    model = nn.Sequential(*mods)
+    model = sequential(*mods)  # a LogicSequential (fuses runs of LogicLayers on the CPU kernel) if it has one
     if config.get("dtype"):
         dtype = getattr(torch, str(config["dtype"]), None)
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:

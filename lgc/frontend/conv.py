@@ -315,6 +315,7 @@ def logic_tree_net(in_channels: int, image_size: Any, k: int, *, num_classes: in
     """
     from .binarize import Binarize
     from .layers import GroupSum, LogicLayer
+    from .stack import sequential
     h, w = _pair(image_size, "image_size", 1)
     mods: list[nn.Module] = []
     channels = int(in_channels)
@@ -340,7 +341,7 @@ def logic_tree_net(in_channels: int, image_size: Any, k: int, *, num_classes: in
                                implementation=implementation if implementation != "cpu" else "auto"))
         width = out
     mods.append(GroupSum(num_classes, tau))
-    return nn.Sequential(*mods)
+    return sequential(*mods)
 
 
 # -- how these modules lower and round-trip through a checkpoint config (lgc.frontend.walk) ----------

@@ -37,7 +37,7 @@ from .relax import bilinear_gate, gate_coefficients, relax_matrix
 
 IMPLEMENTATIONS = ("auto", "python", "cpu", "cuda")
 _HERE = pathlib.Path(__file__).resolve().parent
-_CPU_SOURCES = ("logic_layer_cpu.cpp", "logic_layer_cpu.h", "chunk_pool.h")
+_CPU_SOURCES = ("logic_layer_cpu.cpp", "logic_layer_cpu.h", "logic_stack_cpu.h", "chunk_pool.h")
 _warned: set[str] = set()
 
 

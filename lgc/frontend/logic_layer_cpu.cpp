@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 
 #include "logic_layer_cpu.h"
+#include "logic_stack_cpu.h"
 
 namespace {
 
@@ -71,11 +72,13 @@ class BufferCache {
     size_t cached_ = 0;
 };
 
-torch::Tensor empty_cached(at::IntArrayRef sizes, const torch::TensorOptions& options) {
+// A tensor in a buffer from the cache (any size with always: the stack's per-layer gradients of
+// 512 KiB, which glibc served from fresh pages every other step: ~1,000 page faults).
+torch::Tensor empty_cached(at::IntArrayRef sizes, const torch::TensorOptions& options, bool always = false) {
     int64_t numel = 1;
     for (int64_t s : sizes) numel *= s;
     const size_t bytes = (size_t)numel * c10::elementSize(c10::typeMetaToScalarType(options.dtype()));
-    if (bytes < BufferCache::kMinBytes) return torch::empty(sizes, options);
+    if (bytes == 0 || (bytes < BufferCache::kMinBytes && !always)) return torch::empty(sizes, options);
     void* p = BufferCache::get().take(bytes);
     return torch::from_blob(p, sizes, [bytes](void* q) { BufferCache::get().give(q, bytes); }, options);
 }
@@ -203,23 +206,23 @@ torch::Tensor coefficients_backward(torch::Tensor probs, torch::Tensor relax, to
     return grad_w;
 }
 
-// acc[j0..j1) = the sum of rows[i][j0..j1) over i = 0..m-1 (rows of length batch), in row order,
-// 32 columns at a time held in registers while the rows stream past.
+// acc[j0..j1) = the sum of rows[i][j0..j1) over i = 0..m-1 (row i at rows + i * row_stride), in
+// row order, 32 columns at a time held in registers while the rows stream past.
 template <typename T>
-void sum_rows(const T* rows, int64_t m, int64_t batch, int64_t j0, int64_t j1, T* acc) {
+void sum_rows(const T* rows, int64_t m, int64_t row_stride, int64_t j0, int64_t j1, T* acc) {
     constexpr int64_t kLanes = 32;
     for (int64_t j = j0; j < j1; j += kLanes) {
         const int64_t w = std::min(kLanes, j1 - j);
         T sum[kLanes] = {};
         if (w == kLanes) {
             for (int64_t i = 0; i < m; ++i) {
-                const T* row = rows + i * batch + j;
+                const T* row = rows + i * row_stride + j;
 #pragma omp simd
                 for (int64_t l = 0; l < kLanes; ++l) sum[l] += row[l];
             }
         } else {
             for (int64_t i = 0; i < m; ++i) {
-                const T* row = rows + i * batch + j;
+                const T* row = rows + i * row_stride + j;
                 for (int64_t l = 0; l < w; ++l) sum[l] += row[l];
             }
         }
@@ -227,15 +230,17 @@ void sum_rows(const T* rows, int64_t m, int64_t batch, int64_t j0, int64_t j1, T
     }
 }
 
-// GroupSum's sums of a feature-major activation xt [n, batch]: out [k, batch], out[g] the sum of
+// GroupSum's sums of a feature-major activation xt [n, batch] (rows contiguous, possibly padded: a
+// stack's output): out [k, batch], out[g] the sum of
 // rows g m .. g m + m - 1 (m = n / k) added in row order, on the pool (torch's sum would run on its
 // one thread: 4 ms per step at 8000 x 1024). Chunks split the groups and the batch into column
 // blocks, so each output element is summed by one thread in one order at any thread count.
 torch::Tensor group_sum_forward(torch::Tensor xt, int64_t k, int64_t nthreads) {
-    TORCH_CHECK(xt.device().is_cpu() && xt.dim() == 2 && xt.is_contiguous() && k > 0 && xt.size(0) % k == 0 &&
+    TORCH_CHECK(xt.device().is_cpu() && xt.dim() == 2 && (xt.size(1) <= 1 || xt.stride(1) == 1) &&
+                    (xt.size(0) <= 1 || xt.stride(0) >= xt.size(1)) && k > 0 && xt.size(0) % k == 0 &&
                     (xt.scalar_type() == torch::kFloat || xt.scalar_type() == torch::kDouble),
-                "xt must be a contiguous float32/float64 CPU [n, batch] tensor with k dividing n");
-    const int64_t n = xt.size(0), batch = xt.size(1), m = n / k;
+                "xt must be a float32/float64 CPU [n, batch] tensor with contiguous rows and k dividing n");
+    const int64_t n = xt.size(0), batch = xt.size(1), m = n / k, row_stride = xt.size(0) > 1 ? xt.stride(0) : batch;
     auto out = torch::empty({k, batch}, xt.options());
     if (n * batch <= lgc::kParallelMin) nthreads = 1;
     // column blocks of a multiple of 32 (sum_rows' width), about 4 chunks per thread over all groups
@@ -245,7 +250,7 @@ torch::Tensor group_sum_forward(torch::Tensor xt, int64_t k, int64_t nthreads) {
         const int64_t g = chunk / blocks, j0 = std::min(batch, (chunk % blocks) * width);
         const int64_t j1 = std::min(batch, j0 + width);
         AT_DISPATCH_FLOATING_TYPES(xt.scalar_type(), "lgc_group_sum_forward", [&] {
-            sum_rows(xt.data_ptr<scalar_t>() + g * m * batch, m, batch, j0, j1, out.data_ptr<scalar_t>() + g * batch);
+            sum_rows(xt.data_ptr<scalar_t>() + g * m * row_stride, m, row_stride, j0, j1, out.data_ptr<scalar_t>() + g * batch);
         });
     });
     return out;
@@ -309,6 +314,215 @@ void adam_step(std::vector<torch::Tensor> params, std::vector<torch::Tensor> gra
     });
 }
 
+
+// -- a stack of logic layers in one call (logic_stack_cpu.h) ------------------------------------
+// The stack's layers, checked: weights[l] [out_l, 16] contiguous of x's dtype (or c[l] [out_l, 4]),
+// a[l], b[l] int64 [out_l] in 0..in_l - 1, in_0 = in_dim and in_{l+1} = out_l.
+void check_stack(const std::vector<torch::Tensor>& per_gate, int64_t width, const std::vector<torch::Tensor>& a,
+                 const std::vector<torch::Tensor>& b, int64_t in_dim, c10::ScalarType dtype) {
+    TORCH_CHECK(!per_gate.empty() && a.size() == per_gate.size() && b.size() == per_gate.size(),
+                "a stack needs one or more layers, with a and b for each");
+    for (size_t l = 0; l < per_gate.size(); ++l) {
+        const auto& w = per_gate[l];
+        TORCH_CHECK(w.device().is_cpu() && w.dim() == 2 && w.size(1) == width && w.is_contiguous() &&
+                        w.scalar_type() == dtype,
+                    "stack layer ", l, ": a contiguous CPU [out_dim, ", width, "] tensor of the input's dtype expected");
+        const int64_t out = w.size(0);
+        for (const auto* t : {&a[l], &b[l]})
+            TORCH_CHECK(t->scalar_type() == torch::kLong && t->is_contiguous() && t->device().is_cpu() &&
+                            t->numel() == out,
+                        "stack layer ", l, ": a and b must be contiguous int64 CPU [out_dim] tensors");
+        check_range(a[l].data_ptr<int64_t>(), out, in_dim, "a");
+        check_range(b[l].data_ptr<int64_t>(), out, in_dim, "b");
+        in_dim = out;
+    }
+}
+
+template <typename T>
+std::vector<lgc::StackLayer<T>> stack_layers(int64_t in_dim, const std::vector<torch::Tensor>& a,
+                                             const std::vector<torch::Tensor>& b, const std::vector<torch::Tensor>& c,
+                                             const std::vector<double>& grad_factors) {
+    std::vector<lgc::StackLayer<T>> layers(a.size());
+    for (size_t l = 0; l < a.size(); ++l) {
+        layers[l] = {in_dim, a[l].numel(), a[l].data_ptr<int64_t>(), b[l].data_ptr<int64_t>(), c[l].data_ptr<T>(),
+                     grad_factors.empty() ? T(1) : T(grad_factors[l])};
+        in_dim = a[l].numel();
+    }
+    return layers;
+}
+
+// Runs gates(l, i0, i1, relax_t) over the gates of every layer l on the pool, chunks of >= 256 gates.
+template <typename T, typename F>
+void for_each_stack_gate(const T* relax, const std::vector<int64_t>& out_dims, int nthreads, F&& gates) {
+    std::vector<std::pair<size_t, int64_t>> pieces;  // (layer, first gate)
+    int64_t total = 0;
+    for (size_t l = 0; l < out_dims.size(); ++l) total += out_dims[l];
+    if (total * 16 <= lgc::kParallelMin) nthreads = 1;
+    const int64_t piece = std::max<int64_t>(256, total / (16 * (int64_t)std::max(1, nthreads)) + 1);
+    for (size_t l = 0; l < out_dims.size(); ++l)
+        for (int64_t s = 0; s < out_dims[l]; s += piece) pieces.emplace_back(l, s);
+    T relax_t[4][16];
+    for (int k = 0; k < 16; ++k)
+        for (int r = 0; r < 4; ++r) relax_t[r][k] = relax[4 * k + r];
+    lgc::ChunkPool::get().run((int64_t)pieces.size(), nthreads, [&](int64_t chunk) {
+        const size_t l = pieces[(size_t)chunk].first;
+        const int64_t s = pieces[(size_t)chunk].second, e = std::min(out_dims[l], s + piece);
+        gates(l, s, e, relax_t);
+    });
+}
+
+// The forward of a stack of logic layers. x [batch, in_dim] (any strides), weights[l] [out_l, 16]
+// (softmax relaxation), a[l], b[l] [out_l]. Returns acts (L + 1 tensors: acts[0] [in_dim, stride]
+// the input feature-major, acts[l + 1] [out_l, stride] layer l's output; stride = batch padded to
+// 64 bytes, columns past batch unspecified; with head_k > 0 acts[L] is instead the GroupSum
+// [head_k, batch] of the last layer's output, before the division by tau), then c[l] [out_l, 4] and
+// probs[l] [out_l, 16] for the
+// backward. The softmax of every layer runs first (split by gates), then the layers (split by gates
+// too; the backward splits by batch columns: logic_stack_cpu.h).
+std::vector<torch::Tensor> stack_forward(torch::Tensor x, std::vector<torch::Tensor> weights, std::vector<torch::Tensor> a,
+                                         std::vector<torch::Tensor> b, torch::Tensor relax, int64_t head_k,
+                                         int64_t nthreads) {
+    TORCH_CHECK(x.device().is_cpu() && x.dim() == 2 && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble),
+                "x must be a float32/float64 CPU [batch, in_dim] tensor");
+    check_stack(weights, 16, a, b, x.size(1), x.scalar_type());
+    check_weights(weights[0], relax);
+    const size_t L = weights.size();
+    const int64_t batch = x.size(0);
+    TORCH_CHECK(head_k >= 0 && (head_k == 0 || weights[L - 1].size(0) % head_k == 0),
+                "stack_forward: the head's k must divide the last layer's width");
+    const lgc::ColumnBlocks cb(batch, (int64_t)x.element_size());
+    std::vector<torch::Tensor> out;
+    out.push_back(empty_cached({x.size(1), cb.stride}, x.options()));
+    for (size_t l = 0; l < L; ++l)
+        out.push_back(head_k > 0 && l == L - 1 ? torch::empty({head_k, batch}, x.options())
+                                                 : empty_cached({weights[l].size(0), cb.stride}, x.options()));
+    std::vector<torch::Tensor> cs, probs;
+    std::vector<int64_t> out_dims;
+    for (size_t l = 0; l < L; ++l) {
+        cs.push_back(empty_cached({weights[l].size(0), 4}, x.options(), true));
+        probs.push_back(empty_cached(weights[l].sizes(), x.options(), true));
+        out_dims.push_back(weights[l].size(0));
+    }
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lgc_stack_forward", [&] {
+        std::vector<const scalar_t*> w(L);
+        std::vector<scalar_t*> cp(L), pp(L), acts(L + 1);
+        for (size_t l = 0; l < L; ++l) {
+            w[l] = weights[l].data_ptr<scalar_t>();
+            cp[l] = cs[l].data_ptr<scalar_t>();
+            pp[l] = probs[l].data_ptr<scalar_t>();
+        }
+        for (size_t l = 0; l <= L; ++l) acts[l] = out[l].data_ptr<scalar_t>();
+        for_each_stack_gate(relax.data_ptr<scalar_t>(), out_dims, (int)nthreads,
+                            [&](size_t l, int64_t i0, int64_t i1, const scalar_t(&relax_t)[4][16]) {
+                                lgc::softmax_gates(w[l], relax_t, pp[l], cp[l], i0, i1);
+                            });
+        const auto layers = stack_layers<scalar_t>(x.size(1), a, b, cs, {});
+        int64_t gates = 0;
+        for (int64_t o : out_dims) gates += o;
+        const int64_t parts = gates * batch <= lgc::kParallelMin ? 1 : cb.parts((int)nthreads);
+        const scalar_t* src = x.data_ptr<scalar_t>();
+        lgc::ChunkPool::get().run_owned(parts, (int)nthreads, [&](int64_t t) {
+            lgc::stack_input_part<scalar_t>(src, x.stride(0), x.stride(1), x.size(1), acts[0], cb, cb.first(t, parts),
+                                            cb.first(t + 1, parts));
+        });
+        if (head_k > 0) {
+            const std::vector<lgc::StackLayer<scalar_t>> body(layers.begin(), layers.end() - 1);
+            lgc::stack_forward<scalar_t>(body, acts.data(), cb, (int)nthreads);
+            lgc::stack_head_forward<scalar_t>(layers.back(), acts[L - 1], cb, head_k, acts[L], (int)nthreads);
+        } else {
+            lgc::stack_forward<scalar_t>(layers, acts.data(), cb, (int)nthreads);
+        }
+    });
+    for (auto& t : cs) out.push_back(t);
+    for (auto& t : probs) out.push_back(t);
+    return out;
+}
+
+// The backward of stack_forward: acts[0 .. L-1] (the layers' inputs), a, b, c, probs as returned
+// there, grad_y [batch, out of the last layer / gy_group] (any strides; column r the gradient of the
+// outputs r gy_group .. (r + 1) gy_group - 1: with a GroupSum head, its gradient divided by tau),
+// grad_factors[l] (scales the gradient of layer l's input). Returns grad_w[l] [out_l, 16] for every layer, then the input's gradient
+// [in_dim, stride] (feature-major, padded like acts) when need_grad_x, else an undefined tensor.
+std::vector<torch::Tensor> stack_backward(std::vector<torch::Tensor> acts, std::vector<torch::Tensor> a,
+                                          std::vector<torch::Tensor> b, std::vector<torch::Tensor> c,
+                                          std::vector<torch::Tensor> probs, torch::Tensor relax, torch::Tensor grad_y,
+                                          int64_t gy_group, std::vector<double> grad_factors, bool need_grad_x,
+                                          int64_t nthreads, int64_t formulation) {
+    const size_t L = c.size();
+    TORCH_CHECK(L >= 1 && acts.size() == L && probs.size() == L && grad_factors.size() == L,
+                "stack_backward: acts, c, probs and grad_factors need one entry per layer");
+    const auto dtype = acts[0].scalar_type();
+    check_stack(c, 4, a, b, acts[0].size(0), dtype);
+    check_stack(probs, 16, a, b, acts[0].size(0), dtype);
+    check_weights(probs[0], relax);
+    const int64_t batch = grad_y.size(0);
+    const lgc::ColumnBlocks cb(batch, (int64_t)acts[0].element_size());
+    for (size_t l = 0; l < L; ++l)
+        TORCH_CHECK(acts[l].is_contiguous() && acts[l].scalar_type() == dtype && acts[l].dim() == 2 &&
+                        acts[l].size(0) == (l == 0 ? acts[0].size(0) : c[l - 1].size(0)) && acts[l].size(1) == cb.stride,
+                    "stack_backward: acts[", l, "] must be stack_forward's [in_dim, stride] activation");
+    TORCH_CHECK(gy_group >= 1 && grad_y.device().is_cpu() && grad_y.scalar_type() == dtype && grad_y.dim() == 2 &&
+                    grad_y.size(1) * gy_group == c[L - 1].size(0),
+                "stack_backward: grad_y must be a CPU [batch, out_dim] tensor of the activations' dtype");
+    torch::Tensor gy = grad_y.t();  // [out, batch]: rows must be contiguous
+    if (!(gy.stride(1) == 1 && gy.stride(0) >= batch)) gy = contiguous(gy, nthreads);
+    const int64_t gy_stride = batch > 0 ? gy.stride(0) : 0;
+    int64_t widest = 1, gates = 0;
+    for (size_t l = 1; l < L; ++l) widest = std::max(widest, acts[l].size(0));
+    for (size_t l = 0; l < L; ++l) gates += c[l].size(0);
+    torch::Tensor turn[2];  // the gradients of the hidden activations, in turn
+    if (L > 1)
+        for (auto& t : turn) t = empty_cached({widest, cb.stride}, acts[0].options());
+    torch::Tensor grad_x = need_grad_x ? empty_cached({acts[0].size(0), cb.stride}, acts[0].options()) : torch::Tensor();
+    TORCH_CHECK(formulation >= 0 && formulation <= 2, "stack_backward: formulation 0 (auto), 1 (scatter) or 2 (gather)");
+    const bool use_gather = formulation == 2 || (formulation == 0 && batch > lgc::kScatterMaxBatch);
+    torch::Tensor g_rows;  // the gather reads the last layer's gradient in rows of the activations' stride
+    if (use_gather && batch > 0 && (gy_group != 1 || gy_stride != cb.stride))
+        g_rows = empty_cached({c[L - 1].size(0), cb.stride}, acts[0].options());
+    std::vector<torch::Tensor> partial, grad_w;
+    for (size_t l = 0; l < L; ++l) {
+        partial.push_back(empty_cached({cb.count, c[l].size(0), 4}, acts[0].options(), true));
+        grad_w.push_back(empty_cached(probs[l].sizes(), probs[l].options(), true));
+    }
+    AT_DISPATCH_FLOATING_TYPES(dtype, "lgc_stack_backward", [&] {
+        std::vector<const scalar_t*> ap(L);
+        std::vector<scalar_t*> gx(L), pp(L);
+        for (size_t l = 0; l < L; ++l) {
+            ap[l] = acts[l].data_ptr<scalar_t>();
+            pp[l] = partial[l].data_ptr<scalar_t>();
+            gx[l] = l == 0 ? (need_grad_x ? grad_x.data_ptr<scalar_t>() : nullptr) : turn[l % 2].data_ptr<scalar_t>();
+        }
+        const auto layers = stack_layers<scalar_t>(acts[0].size(0), a, b, c, grad_factors);
+        const scalar_t* g = batch > 0 ? gy.data_ptr<scalar_t>() : nullptr;
+        if (use_gather) {
+            lgc::stack_backward_gather<scalar_t>(layers, ap.data(), g, gy_stride, gy_group, gx.data(), pp.data(), cb,
+                                                 (int)nthreads, g_rows.defined() ? g_rows.data_ptr<scalar_t>() : nullptr);
+        } else {
+            const int64_t parts = gates * batch <= lgc::kParallelMin ? 1 : cb.parts((int)nthreads);
+            lgc::ChunkPool::get().run_owned(parts, (int)nthreads, [&](int64_t t) {
+                lgc::stack_backward_part<scalar_t>(layers, ap.data(), g, gy_stride, gy_group, gx.data(), pp.data(), cb,
+                                                   cb.first(t, parts), cb.first(t + 1, parts));
+            });
+        }
+        std::vector<int64_t> out_dims;
+        std::vector<const scalar_t*> prob(L);
+        std::vector<scalar_t*> gw(L);
+        for (size_t l = 0; l < L; ++l) {
+            out_dims.push_back(c[l].size(0));
+            prob[l] = probs[l].data_ptr<scalar_t>();
+            gw[l] = grad_w[l].data_ptr<scalar_t>();
+        }
+        for_each_stack_gate(relax.data_ptr<scalar_t>(), out_dims, (int)nthreads,
+                            [&](size_t l, int64_t i0, int64_t i1, const scalar_t(&relax_t)[4][16]) {
+                                for (int64_t i = i0; i < i1; ++i)
+                                    lgc::reduce_gate(pp[l], use_gather ? 1 : cb.count, out_dims[l], i, prob[l], relax_t,
+                                                     gw[l]);
+                            });
+    });
+    grad_w.push_back(grad_x);
+    return grad_w;
+}
+
 }  // namespace
 
 // Distinct threads that ran a pool call of `n` chunks (each ~0.2 ms) with `threads` threads: the pool
@@ -335,5 +549,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("group_sum_backward", &group_sum_backward, "GroupSum's input gradient, feature-major [n, batch]");
     m.def("adam_step", &adam_step, "one fused Adam step over lists of tensors, on the kernels' pool");
     m.def("pool_threads_used", &pool_threads_used, "threads that ran a pool call (a test of the thread cap)");
+    m.def("stack_forward", &stack_forward, "a stack of logic layers' forward in one call (softmax, then the layers)");
+    m.def("stack_backward", &stack_backward, "a stack of logic layers' backward in one call: grad_w per layer, grad_x");
+    m.def("set_pool_spin_us", [](int64_t us) { lgc::ChunkPool::get().set_spin_us(us); },
+          "microseconds an idle pool helper polls for the next call before it sleeps");
     m.def("contiguous", &contiguous, "the tensor, or a contiguous copy of it in a reused buffer");
 }

@@ -45,18 +45,20 @@ inline __m256 last_lanes8(int64_t n) {
 }
 #endif
 
+// y [out_dim, batch] of x [in_dim, batch]; rows stride apart (default: batch) in x and y.
 template <typename T>
 void logic_forward(const T* x, int64_t batch, const int64_t* a, const int64_t* b, const T* c,
-                   T* y, int64_t out_dim, int nthreads) {
+                   T* y, int64_t out_dim, int nthreads, int64_t stride = -1) {
+    if (stride < 0) stride = batch;
     if (out_dim * batch <= kParallelMin) nthreads = 1;
     const int64_t chunks = chunk_count(out_dim, nthreads, 64), per = (out_dim + chunks - 1) / chunks;
     ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
         const int64_t end = std::min(out_dim, (chunk + 1) * per);
         for (int64_t i = chunk * per; i < end; ++i) {
             const T c0 = c[4 * i], c1 = c[4 * i + 1], c2 = c[4 * i + 2], c3 = c[4 * i + 3];
-            const T* p = x + a[i] * batch;
-            const T* q = x + b[i] * batch;
-            T* out = y + i * batch;
+            const T* p = x + a[i] * stride;
+            const T* q = x + b[i] * stride;
+            T* out = y + i * stride;
 #pragma omp simd
             for (int64_t j = 0; j < batch; ++j) out[j] = c0 + c2 * q[j] + p[j] * (c1 + c3 * q[j]);
         }
@@ -99,10 +101,10 @@ struct GatherEdge {
 
 template <typename T>
 inline GatherEdge<T> gather_edge(int64_t edge, const T* x, const int64_t* a, const int64_t* b, const T* c,
-                                 const T* grad_y, int64_t batch) {
+                                 const T* grad_y, int64_t stride) {
     const int64_t i = edge >> 1;
     const bool is_a = (edge & 1) == 0;  // k is operand a (p): other is q, dy/dp = c1 + c3 q; else c2 + c3 p
-    return {i, is_a ? 0 : 1, grad_y + i * batch, x + (is_a ? b[i] : a[i]) * batch, c[4 * i + (is_a ? 1 : 2)], c[4 * i + 3]};
+    return {i, is_a ? 0 : 1, grad_y + i * stride, x + (is_a ? b[i] : a[i]) * stride, c[4 * i + (is_a ? 1 : 2)], c[4 * i + 3]};
 }
 
 // Adds one or two edges' terms to grad_x[k] (dx) in one sweep over the batch and writes their share
@@ -206,7 +208,8 @@ inline void gather_f32(const float* xk, float* dx, int64_t batch, const GatherEd
 #endif
 
 // Backward. grad_c [out_dim, 4] is overwritten with dL/dc; grad_x [in_dim, batch] (may be null when
-// the input needs no gradient) is overwritten with dL/dx. A gate whose operands are the same node
+// the input needs no gradient) is overwritten with dL/dx. Rows of x, grad_y and grad_x lie stride
+// apart (default: batch). A gate whose operands are the same node
 // contributes df/dp + df/dq to that node (not 2 df/dp).
 //
 // With grad_x the work is a gather over input features: a chunk owns a range of features k and,
@@ -222,7 +225,9 @@ inline void gather_f32(const float* xk, float* dx, int64_t batch, const GatherEd
 // prefetch of the next edges' rows was measured too and gained nothing).
 template <typename T>
 void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a, const int64_t* b,
-                    const T* c, const T* grad_y, int64_t out_dim, T* grad_x, T* grad_c, int nthreads) {
+                    const T* c, const T* grad_y, int64_t out_dim, T* grad_x, T* grad_c, int nthreads,
+                    int64_t stride = -1) {
+    if (stride < 0) stride = batch;
     if (batch == 0) {
         std::fill(grad_c, grad_c + 4 * out_dim, T(0));
         return;  // grad_x is [in_dim, 0]: nothing to write
@@ -233,9 +238,9 @@ void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a,
         ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
             const int64_t end = std::min(out_dim, (chunk + 1) * per);
             for (int64_t i = chunk * per; i < end; ++i) {
-                const T* p = x + a[i] * batch;
-                const T* q = x + b[i] * batch;
-                const T* g = grad_y + i * batch;
+                const T* p = x + a[i] * stride;
+                const T* q = x + b[i] * stride;
+                const T* g = grad_y + i * stride;
                 T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
 #pragma omp simd reduction(+ : s0, s1, s2, s3)
                 for (int64_t j = 0; j < batch; ++j) {
@@ -267,19 +272,19 @@ void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a,
     const int64_t* bounds = bound.data();
     ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
         for (int64_t k = bounds[chunk]; k < bounds[chunk + 1]; ++k) {
-            const T* xk = x + k * batch;
-            T* dx = grad_x + k * batch;
+            const T* xk = x + k * stride;
+            T* dx = grad_x + k * stride;
             int64_t e = start[k];
 #ifdef __AVX2__
             if constexpr (std::is_same<T, float>::value) {
                 if (batch >= 8) {  // gather_f32: a sweep of whole 8-lane vectors
                     for (; e + 1 < start[k + 1]; e += 2) {
-                        const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, batch);
-                        const GatherEdge<T> e2 = gather_edge(edge[e + 1], x, a, b, c, grad_y, batch);
+                        const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, stride);
+                        const GatherEdge<T> e2 = gather_edge(edge[e + 1], x, a, b, c, grad_y, stride);
                         gather_f32(xk, dx, batch, e1, &e2, grad_c, e == start[k]);
                     }
                     if (e < start[k + 1]) {
-                        const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, batch);
+                        const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, stride);
                         gather_f32(xk, dx, batch, e1, nullptr, grad_c, e == start[k]);
                     } else if (e == start[k]) {
                         std::fill(dx, dx + batch, T(0));  // a feature no gate reads
@@ -291,15 +296,15 @@ void logic_backward(const T* x, int64_t in_dim, int64_t batch, const int64_t* a,
             std::fill(dx, dx + batch, T(0));
             for (; e + 1 < start[k + 1]; e += 2) {  // two edges per sweep: x[k] and grad_x[k] read once
                 const int roles = (int)(edge[e] & 1) * 2 + (int)(edge[e + 1] & 1);
-                const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, batch);
-                const GatherEdge<T> e2 = gather_edge(edge[e + 1], x, a, b, c, grad_y, batch);
+                const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, stride);
+                const GatherEdge<T> e2 = gather_edge(edge[e + 1], x, a, b, c, grad_y, stride);
                 if (roles == 0) gather<T, 0, 0>(xk, dx, batch, e1, e2, grad_c);
                 else if (roles == 1) gather<T, 0, 1>(xk, dx, batch, e1, e2, grad_c);
                 else if (roles == 2) gather<T, 1, 0>(xk, dx, batch, e1, e2, grad_c);
                 else gather<T, 1, 1>(xk, dx, batch, e1, e2, grad_c);
             }
             if (e < start[k + 1]) {
-                const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, batch);
+                const GatherEdge<T> e1 = gather_edge(edge[e], x, a, b, c, grad_y, stride);
                 if ((edge[e] & 1) == 0) gather<T, 0, -1>(xk, dx, batch, e1, e1, grad_c);
                 else gather<T, 1, -1>(xk, dx, batch, e1, e1, grad_c);
             }
@@ -429,20 +434,67 @@ inline void softmax_gate<float>(const float* w, const float (&relax_t)[4][16], f
     const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
     _mm_storeu_ps(c, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
 }
+
+// softmax_gate<float> of 4 consecutive gates (w, s [4, 16], c [4, 4]), their steps interleaved: one
+// gate's exp and sums are a chain of ~30 dependent instructions, which out-of-order execution
+// overlaps with only 2-3 gates on its own.
+inline void softmax_gates4(const float* w, const float (&relax_t)[4][16], float* s, float* c) {
+    __m256 p0[4], p1[4];
+    for (int g = 0; g < 4; ++g) {
+        const __m256 w0 = _mm256_loadu_ps(w + 16 * g), w1 = _mm256_loadu_ps(w + 16 * g + 8);
+        const __m256 mx = broadcast_max8(_mm256_max_ps(w0, w1));
+        p0[g] = exp_nonpositive8(_mm256_sub_ps(w0, mx));
+        p1[g] = exp_nonpositive8(_mm256_sub_ps(w1, mx));
+    }
+    for (int g = 0; g < 4; ++g) {
+        const __m256 inv = _mm256_div_ps(_mm256_set1_ps(1.0f), broadcast_sum8(_mm256_add_ps(p0[g], p1[g])));
+        p0[g] = _mm256_mul_ps(p0[g], inv);
+        p1[g] = _mm256_mul_ps(p1[g], inv);
+        _mm256_storeu_ps(s + 16 * g, p0[g]);
+        _mm256_storeu_ps(s + 16 * g + 8, p1[g]);
+    }
+    for (int g = 0; g < 4; ++g) {
+        __m256 acc[4];
+        for (int r = 0; r < 4; ++r)
+            acc[r] = _mm256_fmadd_ps(p1[g], _mm256_loadu_ps(relax_t[r] + 8), _mm256_mul_ps(p0[g], _mm256_loadu_ps(relax_t[r])));
+        const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+        _mm_storeu_ps(c + 4 * g, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+    }
+}
 #endif
 
-// Runs gate(i, relax_t) for every gate i < out_dim on the pool, chunks splitting the gates, with
-// relax_t the transpose [4][16] of relax [16, 4] (the per-gate softmax kernels read its rows).
+// Gates [i0, i1) of softmax_gate (w, s and c of gate i at w + 16 i, s + 16 i, c + 4 i); float with
+// AVX2 four at a time (the same bits per gate as softmax_gate<float>).
+template <typename T>
+inline void softmax_gates(const T* w, const T (&relax_t)[4][16], T* s, T* c, int64_t i0, int64_t i1) {
+    int64_t i = i0;
+#ifdef __AVX2__
+    if constexpr (std::is_same<T, float>::value)
+        for (; i + 4 <= i1; i += 4) softmax_gates4(w + 16 * i, relax_t, s + 16 * i, c + 4 * i);
+#endif
+    for (; i < i1; ++i) softmax_gate(w + 16 * i, relax_t, s + 16 * i, c + 4 * i);
+}
+
+// Runs gates(i0, i1, relax_t) over the gates i0 .. i1 - 1 of each chunk on the pool, chunks splitting
+// the gates, with relax_t the transpose [4][16] of relax [16, 4] (the per-gate softmax kernels read
+// its rows).
 template <typename T, typename F>
-void for_each_gate(const T* relax, int64_t out_dim, int nthreads, F&& gate) {
+void for_each_gate_range(const T* relax, int64_t out_dim, int nthreads, F&& gates) {
     if (out_dim * 16 <= kParallelMin) nthreads = 1;
     const int64_t chunks = chunk_count(out_dim, nthreads, 256), per = (out_dim + chunks - 1) / chunks;
     T relax_t[4][16];
     for (int k = 0; k < 16; ++k)
         for (int r = 0; r < 4; ++r) relax_t[r][k] = relax[4 * k + r];
     ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
-        const int64_t end = std::min(out_dim, (chunk + 1) * per);
-        for (int64_t i = chunk * per; i < end; ++i) gate(i, relax_t);
+        gates(chunk * per, std::min(out_dim, (chunk + 1) * per), relax_t);
+    });
+}
+
+// Runs gate(i, relax_t) for every gate i < out_dim on the pool (for_each_gate_range).
+template <typename T, typename F>
+void for_each_gate(const T* relax, int64_t out_dim, int nthreads, F&& gate) {
+    for_each_gate_range(relax, out_dim, nthreads, [&](int64_t i0, int64_t i1, const T(&relax_t)[4][16]) {
+        for (int64_t i = i0; i < i1; ++i) gate(i, relax_t);
     });
 }
 
@@ -450,8 +502,8 @@ void for_each_gate(const T* relax, int64_t out_dim, int nthreads, F&& gate) {
 // receives softmax(w) for gate_coefficients_backward.
 template <typename T>
 void gate_coefficients(const T* w, const T* relax, int64_t out_dim, T* c, T* probs, int nthreads) {
-    for_each_gate(relax, out_dim, nthreads, [&](int64_t i, const T(&relax_t)[4][16]) {
-        softmax_gate(w + 16 * i, relax_t, probs + 16 * i, c + 4 * i);
+    for_each_gate_range(relax, out_dim, nthreads, [&](int64_t i0, int64_t i1, const T(&relax_t)[4][16]) {
+        softmax_gates(w, relax_t, probs, c, i0, i1);
     });
 }
 
