@@ -5,6 +5,8 @@ chain resolution is pointer jumping (O(nodes) per doubling, log2(longest chain) 
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from lgc.ir import Circuit, ops as _ops
@@ -77,6 +79,17 @@ def sweep(circuit: Circuit, op: np.ndarray, a: np.ndarray, b: np.ndarray, output
     if keep.all():
         return circuit.replace(op=op, a=a.astype(np.int32), b=b.astype(np.int32), outputs=outputs.astype(np.int32))
     return compact(circuit, op, a, b, outputs, keep)
+
+
+def until_unchanged(step: Callable[[Circuit], Circuit], circuit: Circuit, max_steps: int) -> Circuit:
+    """``step`` applied again and again until it returns its input itself (a sweep that changed
+    nothing), at most ``max_steps`` times: the fixed-point loop of the sweeping rewrites."""
+    for _ in range(max_steps):
+        nxt = step(circuit)
+        if nxt is circuit:
+            break
+        circuit = nxt
+    return circuit
 
 
 def outputs_to_roots(circuit: Circuit, root: np.ndarray, parity: np.ndarray) -> tuple[Circuit, np.ndarray]:

@@ -24,7 +24,7 @@ import numpy as np
 from lgc.ir import Circuit, level_order, levels as _levels, ops as _ops
 
 from . import npn4
-from ._rewrite import compact, live_gates
+from ._rewrite import compact, live_gates, until_unchanged
 
 CUTS = 8  # cuts kept per node, the trivial cut included
 _PAD = np.iinfo(np.int32).max
@@ -332,12 +332,7 @@ def cut_rewrite(circuit: Circuit, *, depth_bound: bool = True) -> Circuit:
     """Exact 4-cut rewriting to a fixed point (see the module docstring). Function preserved exactly;
     with ``depth_bound`` (the default) no node's level grows, so neither does the depth."""
     circuit.validate()
-    for _ in range(_MAX_SWEEPS):
-        nxt = _one_sweep(circuit, depth_bound)
-        if nxt is circuit:
-            break
-        circuit = nxt
-    return circuit
+    return until_unchanged(lambda c: _one_sweep(c, depth_bound), circuit, _MAX_SWEEPS)
 
 
 def cut_rewrite_area(circuit: Circuit) -> Circuit:

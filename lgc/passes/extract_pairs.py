@@ -22,7 +22,7 @@ import numpy as np
 
 from lgc.ir import Circuit, levels as _levels, ops as _ops
 
-from ._rewrite import compact, live_gates
+from ._rewrite import compact, live_gates, until_unchanged
 
 MAX_LEAVES = 12
 _MAX_ROUNDS = 30
@@ -235,16 +235,15 @@ def extract_pairs(circuit: Circuit, *, depth_bound: bool = True) -> Circuit:
     """Share literal pairs among AND supergates to a fixed point (see the module docstring).
     Function preserved exactly; with ``depth_bound`` no supergate root gets deeper."""
     circuit.validate()
-    for _ in range(_MAX_ROUNDS):
-        nxt = circuit
+
+    def and_then_xor(c: Circuit) -> Circuit:   # one round over AND trees, then XOR trees; c itself if neither gains
         for kind in ("and", "xor"):
-            step = _one_round(nxt, depth_bound, kind)
-            if step.num_gates < nxt.num_gates:
-                nxt = step
-        if nxt is circuit:
-            break
-        circuit = nxt
-    return circuit
+            step = _one_round(c, depth_bound, kind)
+            if step.num_gates < c.num_gates:
+                c = step
+        return c
+
+    return until_unchanged(and_then_xor, circuit, _MAX_ROUNDS)
 
 
 def extract_pairs_area(circuit: Circuit) -> Circuit:

@@ -51,7 +51,7 @@ import numpy as np
 
 from lgc.ir import Circuit, levels as _levels, ops as _ops, simulate_words
 
-from ._rewrite import ONE_INPUT, sweep
+from ._rewrite import ONE_INPUT, sweep, until_unchanged
 from .absorb_not import absorb_not
 from .equivalence import _gate_clauses
 from .passthrough import collapse_passthrough
@@ -495,12 +495,7 @@ def resub(circuit: Circuit, *, depth_bound: bool = True, words: int = 32, seed: 
     options = dict(words=words, seed=seed, depth_bound=depth_bound, max_tfo=max_tfo, tfi_levels=tfi_levels,
                    max_divs=max_divs, max_pair_divs=max_pair_divs, max_double_divs=max_double_divs,
                    max_tries=max_tries, conflict_budget=conflict_budget, sdc_moves=sdc_moves)
-    for _ in range(_MAX_SWEEPS):
-        nxt = _one_sweep(circuit, options)
-        if nxt is circuit:
-            break
-        circuit = nxt
-    return circuit
+    return until_unchanged(lambda c: _one_sweep(c, options), circuit, _MAX_SWEEPS)
 
 
 def _one_sweep(circuit: Circuit, options: dict) -> Circuit:
