@@ -39,7 +39,8 @@ NUMBERS = [0, 1, 2, 3, 9, 15, 16, 255, 256, 65535, 2**31 - 1, 2**31, 2**32, 2**6
 def _circuit() -> Circuit:
     c = random_layered_circuit(10, [14, 8], num_classes=2, seed=11)
     enc = InputEncoder(np.arange(10) % 5, np.linspace(-1, 1, 10), 5)
-    return c.replace(input_encoder=enc, meta={"name": "fuzz"})
+    negated = np.arange(c.num_outputs) % 3 == 1   # output literals: each format's negation syntax is fuzzed too
+    return c.replace(input_encoder=enc, meta={"name": "fuzz"}, output_negated=negated)
 
 
 @st.composite
