@@ -47,7 +47,7 @@ class _LogicStack(torch.autograd.Function):
                 *weights: torch.Tensor) -> torch.Tensor:
         a, b = [w[0] for w in wiring], [w[1] for w in wiring]
         ws = [w.detach().contiguous() for w in weights]
-        out = backend.module.stack_forward(x.detach(), ws, a, b, _relax(ws[0]), head[0] if head else 0,
+        out = backend.module.stack_forward(x.detach(), ws, a, b, relax_matrix(ws[0]), head[0] if head else 0,
                                            kernels.get_num_threads())
         n = len(ws)
         acts, cs, probs = out[:n + 1], out[n + 1:2 * n + 1], out[2 * n + 1:]
@@ -69,21 +69,11 @@ class _LogicStack(torch.autograd.Function):
         if ctx.head is not None:
             k, tau = ctx.head
             grad_y, group = grad_y / tau, ctx.out_dim // k  # the rows GroupSum's backward would broadcast
-        out = ctx.backend.module.stack_backward(acts, ctx.a, ctx.b, cs, probs, _relax(probs[0]), grad_y, group,
+        out = ctx.backend.module.stack_backward(acts, ctx.a, ctx.b, cs, probs, relax_matrix(probs[0]), grad_y, group,
                                                 ctx.grad_factors, need_gx, kernels.get_num_threads(), FORMULATION)
         grad_w = [g if ctx.needs_input_grad[5 + l] else None for l, g in enumerate(out[:n])]
         gx = out[n][:, :ctx.batch].t() if need_gx else None
         return (gx, None, None, None, None, *grad_w)
-
-
-_RELAX: dict[torch.dtype, torch.Tensor] = {}
-
-
-def _relax(like: torch.Tensor) -> torch.Tensor:
-    """``relax_matrix`` for 16-logit CPU weights of ``like``'s dtype, made once per dtype."""
-    if like.dtype not in _RELAX:
-        _RELAX[like.dtype] = relax_matrix(like)
-    return _RELAX[like.dtype]
 
 
 def _fusable(layer: nn.Module, x: torch.Tensor) -> bool:
