@@ -8,8 +8,10 @@
 #include <torch/extension.h>
 
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -438,22 +440,27 @@ std::vector<torch::Tensor> stack_forward(torch::Tensor x, std::vector<torch::Ten
     return out;
 }
 
-// The backward of stack_forward: acts[0 .. L-1] (the layers' inputs), a, b, c, probs as returned
-// there, grad_y [batch, out of the last layer / gy_group] (any strides; column r the gradient of the
-// outputs r gy_group .. (r + 1) gy_group - 1: with a GroupSum head, its gradient divided by tau),
-// grad_factors[l] (scales the gradient of layer l's input). Returns grad_w[l] [out_l, 16] for every layer, then the input's gradient
-// [in_dim, stride] (feature-major, padded like acts) when need_grad_x, else an undefined tensor.
-std::vector<torch::Tensor> stack_backward(std::vector<torch::Tensor> acts, std::vector<torch::Tensor> a,
-                                          std::vector<torch::Tensor> b, std::vector<torch::Tensor> c,
-                                          std::vector<torch::Tensor> probs, torch::Tensor relax, torch::Tensor grad_y,
-                                          int64_t gy_group, std::vector<double> grad_factors, bool need_grad_x,
-                                          int64_t nthreads, int64_t formulation) {
+// stack_backward and stack_backward_adam (adam non-null: no gradients returned, Adam applied).
+// Adam's step applied by stack_backward_adam to every layer's logits as their gradients are made.
+struct StackAdam {
+    std::vector<torch::Tensor> params, exp_avgs, exp_avg_sqs;
+    double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, step_size = 0, bias2_sqrt = 1;
+};
+
+std::vector<torch::Tensor> stack_backward_impl(std::vector<torch::Tensor> acts, std::vector<torch::Tensor> a,
+                                               std::vector<torch::Tensor> b, std::vector<torch::Tensor> c,
+                                               std::vector<torch::Tensor> probs, torch::Tensor relax,
+                                               torch::Tensor grad_y, int64_t gy_group, std::vector<double> grad_factors,
+                                               bool need_grad_x, int64_t nthreads, int64_t formulation,
+                                               const StackAdam* adam, bool from_forward = false) {
     const size_t L = c.size();
     TORCH_CHECK(L >= 1 && acts.size() == L && probs.size() == L && grad_factors.size() == L,
                 "stack_backward: acts, c, probs and grad_factors need one entry per layer");
     const auto dtype = acts[0].scalar_type();
-    check_stack(c, 4, a, b, acts[0].size(0), dtype);
-    check_stack(probs, 16, a, b, acts[0].size(0), dtype);
+    if (!from_forward) {  // from_forward: acts, c, probs just made by stack_forward, which checked a and b
+        check_stack(c, 4, a, b, acts[0].size(0), dtype);
+        check_stack(probs, 16, a, b, acts[0].size(0), dtype);
+    }
     check_weights(probs[0], relax);
     const int64_t batch = grad_y.size(0);
     const lgc::ColumnBlocks cb(batch, (int64_t)acts[0].element_size());
@@ -479,10 +486,20 @@ std::vector<torch::Tensor> stack_backward(std::vector<torch::Tensor> acts, std::
     torch::Tensor g_rows;  // the gather reads the last layer's gradient in rows of the activations' stride
     if (use_gather && batch > 0 && (gy_group != 1 || gy_stride != cb.stride))
         g_rows = empty_cached({c[L - 1].size(0), cb.stride}, acts[0].options());
+    if (adam != nullptr) {
+        TORCH_CHECK(adam->params.size() == L && adam->exp_avgs.size() == L && adam->exp_avg_sqs.size() == L,
+                    "stack_backward_adam: one parameter and two moments per layer");
+        for (size_t l = 0; l < L; ++l)
+            for (const auto* t : {&adam->params[l], &adam->exp_avgs[l], &adam->exp_avg_sqs[l]})
+                TORCH_CHECK(t->device().is_cpu() && t->is_contiguous() && t->scalar_type() == dtype &&
+                                t->sizes() == probs[l].sizes(),
+                            "stack_backward_adam: layer ", l, "'s logits and moments must be contiguous CPU tensors "
+                            "of its probabilities' shape and dtype");
+    }
     std::vector<torch::Tensor> partial, grad_w;
     for (size_t l = 0; l < L; ++l) {
         partial.push_back(empty_cached({cb.count, c[l].size(0), 4}, acts[0].options(), true));
-        grad_w.push_back(empty_cached(probs[l].sizes(), probs[l].options(), true));
+        if (adam == nullptr) grad_w.push_back(empty_cached(probs[l].sizes(), probs[l].options(), true));
     }
     AT_DISPATCH_FLOATING_TYPES(dtype, "lgc_stack_backward", [&] {
         std::vector<const scalar_t*> ap(L);
@@ -506,21 +523,129 @@ std::vector<torch::Tensor> stack_backward(std::vector<torch::Tensor> acts, std::
         }
         std::vector<int64_t> out_dims;
         std::vector<const scalar_t*> prob(L);
-        std::vector<scalar_t*> gw(L);
+        std::vector<scalar_t*> gw(L), wp(L), mp(L), vp(L);
         for (size_t l = 0; l < L; ++l) {
             out_dims.push_back(c[l].size(0));
             prob[l] = probs[l].data_ptr<scalar_t>();
-            gw[l] = grad_w[l].data_ptr<scalar_t>();
+            if (adam == nullptr) {
+                gw[l] = grad_w[l].data_ptr<scalar_t>();
+            } else {
+                wp[l] = adam->params[l].data_ptr<scalar_t>();
+                mp[l] = adam->exp_avgs[l].data_ptr<scalar_t>();
+                vp[l] = adam->exp_avg_sqs[l].data_ptr<scalar_t>();
+            }
         }
+        const int64_t blocks = use_gather ? 1 : cb.count;
         for_each_stack_gate(relax.data_ptr<scalar_t>(), out_dims, (int)nthreads,
                             [&](size_t l, int64_t i0, int64_t i1, const scalar_t(&relax_t)[4][16]) {
-                                for (int64_t i = i0; i < i1; ++i)
-                                    lgc::reduce_gate(pp[l], use_gather ? 1 : cb.count, out_dims[l], i, prob[l], relax_t,
-                                                     gw[l]);
+                                if (adam == nullptr) {
+                                    for (int64_t i = i0; i < i1; ++i)
+                                        lgc::reduce_gate(pp[l], blocks, out_dims[l], i, prob[l], relax_t, gw[l] + 16 * i);
+                                    return;
+                                }
+                                // the gate's 16 logit gradients, then Adam's step on its logits (the
+                                // same arithmetic as adam_step: only the gradients' trip to memory is saved)
+                                alignas(64) scalar_t g[16];
+                                for (int64_t i = i0; i < i1; ++i) {
+                                    lgc::reduce_gate(pp[l], blocks, out_dims[l], i, prob[l], relax_t, g);
+                                    lgc::adam_update<scalar_t>(wp[l] + 16 * i, g, mp[l] + 16 * i, vp[l] + 16 * i, 16,
+                                                               adam->beta1, adam->beta2, adam->eps, adam->step_size,
+                                                               adam->bias2_sqrt);
+                                }
                             });
     });
     grad_w.push_back(grad_x);
     return grad_w;
+}
+
+// The backward of stack_forward: acts[0 .. L-1] (the layers' inputs), a, b, c, probs as returned
+// there, grad_y [batch, out of the last layer / gy_group] (any strides; column r the gradient of the
+// outputs r gy_group .. (r + 1) gy_group - 1: with a GroupSum head, its gradient divided by tau),
+// grad_factors[l] (scales the gradient of layer l's input). Returns grad_w[l] [out_l, 16] for every
+// layer, then the input's gradient [in_dim, stride] (feature-major, padded like acts) when
+// need_grad_x, else an undefined tensor.
+std::vector<torch::Tensor> stack_backward(std::vector<torch::Tensor> acts, std::vector<torch::Tensor> a,
+                                          std::vector<torch::Tensor> b, std::vector<torch::Tensor> c,
+                                          std::vector<torch::Tensor> probs, torch::Tensor relax, torch::Tensor grad_y,
+                                          int64_t gy_group, std::vector<double> grad_factors, bool need_grad_x,
+                                          int64_t nthreads, int64_t formulation) {
+    return stack_backward_impl(acts, a, b, c, probs, relax, grad_y, gy_group, grad_factors, need_grad_x, nthreads,
+                               formulation, nullptr);
+}
+
+// One training step of a stack of logic layers with a GroupSum head (lgc.frontend.fused_step): the
+// forward (stack_forward with head_k = k), the mean cross-entropy of the scores (sums / tau) [batch, k]
+// against the class indices y (int64 [batch], each in 0 .. k - 1), its gradient, and the backward
+// with Adam's step (torch.optim.Adam without amsgrad, weight decay or maximize; lr, betas, eps as
+// there) applied to each layer's logits weights[l] in place, in the pass that makes their gradients
+// (which are not kept: adam_update's arithmetic on stack_backward's gradients). Each layer's step
+// count steps[l] (a float32 scalar tensor, torch.optim.Adam's state["step"]) is incremented and its
+// bias corrections taken in double as torch takes them; the counts must be equal. The loss and its
+// gradient are computed in double from the float scores (torch computes them in the scores' dtype:
+// the results agree to float rounding). Returns the loss (a scalar tensor of x's dtype), or None,
+// having changed nothing, when some y is not a class index. Everything is checked before anything
+// is written.
+std::optional<torch::Tensor> stack_train_step(torch::Tensor x, std::vector<torch::Tensor> weights, std::vector<torch::Tensor> a,
+                        std::vector<torch::Tensor> b, torch::Tensor relax, int64_t k, double tau, torch::Tensor y,
+                        std::vector<double> grad_factors, std::vector<torch::Tensor> exp_avgs,
+                        std::vector<torch::Tensor> exp_avg_sqs, std::vector<torch::Tensor> steps, double lr,
+                        double beta1, double beta2, double eps, int64_t nthreads) {
+    const size_t L = weights.size();
+    TORCH_CHECK(k >= 1 && tau > 0, "stack_train_step: k >= 1 classes and tau > 0 expected");
+    TORCH_CHECK(L >= 1 && steps.size() == L && grad_factors.size() == L,
+                "stack_train_step: one step count and grad_factor per layer expected");
+    const int64_t batch = x.dim() == 2 ? x.size(0) : -1;
+    TORCH_CHECK(y.device().is_cpu() && y.scalar_type() == torch::kLong && y.dim() == 1 && y.size(0) == batch &&
+                    batch >= 1,
+                "stack_train_step: y must be int64 [batch] class indices for x [batch, in_dim], batch >= 1");
+    const auto yc = y.contiguous();
+    const int64_t* yp = yc.data_ptr<int64_t>();
+    for (int64_t j = 0; j < batch; ++j)
+        if (yp[j] < 0 || yp[j] >= k) return std::nullopt;  // not a class index (cross_entropy's ignore_index?)
+    float step = 0;
+    for (size_t l = 0; l < L; ++l) {
+        TORCH_CHECK(steps[l].device().is_cpu() && steps[l].scalar_type() == torch::kFloat && steps[l].numel() == 1,
+                    "stack_train_step: step counts must be float32 scalar CPU tensors");
+        const float s = steps[l].item<float>();
+        TORCH_CHECK(l == 0 || s == step, "stack_train_step: the layers' Adam step counts differ");
+        step = s;
+    }
+    step += 1;  // torch: state["step"] += 1 on a float32 tensor, then float() of it
+    const double t = (double)step;
+    // stack_forward checks x, weights, a, b and relax; stack_backward_impl the moments
+    std::vector<torch::Tensor> out = stack_forward(x, weights, a, b, relax, k, nthreads);
+    const torch::Tensor sums = out[L];  // [k, batch]
+    auto grad = torch::empty({k, batch}, sums.options());
+    double loss = 0;
+    AT_DISPATCH_FLOATING_TYPES(sums.scalar_type(), "lgc_stack_cross_entropy", [&] {
+        const scalar_t* sp = sums.data_ptr<scalar_t>();
+        scalar_t* gp = grad.data_ptr<scalar_t>();
+        std::vector<double> sc((size_t)k);
+        for (int64_t j = 0; j < batch; ++j) {
+            double top = -std::numeric_limits<double>::infinity();
+            for (int64_t c = 0; c < k; ++c) {
+                sc[(size_t)c] = (double)sp[c * batch + j] / tau;
+                top = std::max(top, sc[(size_t)c]);
+            }
+            double z = 0;
+            for (int64_t c = 0; c < k; ++c) z += std::exp(sc[(size_t)c] - top);
+            const double lse = top + std::log(z);
+            loss += lse - sc[(size_t)yp[j]];
+            // d loss / d sums = (softmax - one-hot) / batch / tau
+            for (int64_t c = 0; c < k; ++c)
+                gp[c * batch + j] = (scalar_t)((std::exp(sc[(size_t)c] - lse) - (c == yp[j] ? 1.0 : 0.0)) / batch / tau);
+        }
+    });
+    std::vector<torch::Tensor> acts(out.begin(), out.begin() + L), cs(out.begin() + L + 1, out.begin() + 2 * L + 1),
+        probs(out.begin() + 2 * L + 1, out.end());
+    std::vector<torch::Tensor> params;
+    for (const auto& w : weights) params.push_back(w);
+    const StackAdam adam{params, exp_avgs, exp_avg_sqs, beta1, beta2, eps,
+                         lr / (1 - std::pow(beta1, t)), std::sqrt(1 - std::pow(beta2, t))};
+    stack_backward_impl(acts, a, b, cs, probs, relax, grad.t(), weights[L - 1].size(0) / k, grad_factors, false,
+                        nthreads, 0, &adam, true);
+    for (auto& s : steps) s.fill_(step);
+    return torch::scalar_tensor(loss / batch, x.options());
 }
 
 }  // namespace
@@ -551,6 +676,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("pool_threads_used", &pool_threads_used, "threads that ran a pool call (a test of the thread cap)");
     m.def("stack_forward", &stack_forward, "a stack of logic layers' forward in one call (softmax, then the layers)");
     m.def("stack_backward", &stack_backward, "a stack of logic layers' backward in one call: grad_w per layer, grad_x");
+    m.def("stack_train_step", &stack_train_step,
+          "one training step of a logic-layer stack with a GroupSum head: forward, cross-entropy, backward, Adam");
     m.def("set_pool_spin_us", [](int64_t us) { lgc::ChunkPool::get().set_spin_us(us); },
           "microseconds an idle pool helper polls for the next call before it sleeps");
     m.def("contiguous", &contiguous, "the tensor, or a contiguous copy of it in a reused buffer");

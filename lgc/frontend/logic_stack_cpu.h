@@ -303,7 +303,7 @@ void stack_backward_gather(const std::vector<StackLayer<T>>& layers, const T* co
 }
 
 // grad_c of gate i = the blocks' partial sums added in block order, then that gate's softmax
-// backward: grad_w [16] from probs [16].
+// backward: grad_w [16] (the gate's 16 logit gradients, written to grad_w[0..15]) from probs [16].
 template <typename T>
 inline void reduce_gate(const T* partial, int64_t count, int64_t out_dim, int64_t i, const T* probs,
                         const T (&relax_t)[4][16], T* grad_w) {
@@ -312,7 +312,7 @@ inline void reduce_gate(const T* partial, int64_t count, int64_t out_dim, int64_
         const T* s = partial + k * 4 * out_dim + 4 * i;
         g[0] += s[0]; g[1] += s[1]; g[2] += s[2]; g[3] += s[3];
     }
-    softmax_gate_backward(probs + 16 * i, relax_t, g, grad_w + 16 * i);
+    softmax_gate_backward(probs + 16 * i, relax_t, g, grad_w);
 }
 
 }  // namespace lgc

@@ -76,12 +76,12 @@ class _LogicStack(torch.autograd.Function):
         return (gx, None, None, None, None, *grad_w)
 
 
-def _fusable(layer: nn.Module, x: torch.Tensor) -> bool:
-    """Whether ``layer`` runs the fused CPU kernel with the plain softmax relaxation on ``x``."""
+def _fusable(layer: nn.Module, dtype: torch.dtype) -> bool:
+    """Whether ``layer`` runs the fused CPU kernel with the plain softmax relaxation on an input of ``dtype``."""
     return (type(layer) is LogicLayer and layer.training and layer.parametrization == "gates"
             and layer.implementation in ("cpu", "auto")
             and getattr(layer, "relaxation", ("softmax", 1.0)) == ("softmax", 1.0)
-            and layer.weights.dtype == x.dtype and layer.weights.device.type == "cpu"
+            and layer.weights.dtype == dtype and layer.weights.device.type == "cpu"
             and _plain(layer))
 
 
@@ -95,7 +95,7 @@ def logic_stack(layers: list[LogicLayer], x: torch.Tensor, head: GroupSum | None
     Raises what ``kernels.resolve`` raises (``cpu`` without a kernel, a required one missing)."""
     if (not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[0] < 1 or x.device.type != "cpu"
             or x.dtype not in (torch.float32, torch.float64) or len(layers) < 2
-            or not all(_fusable(m, x) for m in layers)):
+            or not all(_fusable(m, x.dtype) for m in layers)):
         return None
     backend = kernels.loaded_cpu_backend()
     if backend is None:  # not loaded yet: resolve builds or loads it (cpu), or falls back (auto)

@@ -7,7 +7,8 @@ accuracy among the checkpoints the hooks allow; without a validation set, the la
 with :func:`.finish.finish`. Hooks (:mod:`.hooks`) add loss terms, schedules, model selection and
 callbacks; the config's own (cosine rate, annealing, gate budget, distillation) come first.
 Batches come from a seeded ``DistributedSampler`` per epoch, so a resumed run sees the same batch
-sequence as an uninterrupted one. Cost per step: one forward and backward of the logic layers.
+sequence as an uninterrupted one. Cost per step: one forward and backward of the logic layers (on the
+CPU, with Adam, as one fused call where the model allows it: :mod:`lgc.frontend.fused_step`).
 """
 from __future__ import annotations
 
@@ -94,6 +95,14 @@ class Trainer:
             self.train_model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.dist.local_rank] if self.device.startswith("cuda") else None)
         self._setup_batches()
+        # forward, loss, backward and Adam in one fused CPU call where the model and optimiser allow it
+        # (lgc.frontend.fused_step; otherwise the same step, generic); not when a hook adjusts the loss
+        # or gradients are averaged across processes
+        self.fused_step = None
+        if not cfg.baseline and self.dist.world == 1 and not any(
+                type(h).adjust_loss is not Hook.adjust_loss for h in self.hooks):
+            from lgc.frontend.fused_step import FusedTrainStep
+            self.fused_step = FusedTrainStep(self.model, self.optimizer)
         self.bar = self._progress_bar()
         for hook in self.hooks:
             hook.on_fit_start(self)
@@ -169,13 +178,16 @@ class Trainer:
         for hook in self.hooks:
             hook.before_step(self, self.step)
         self.train_model.train()
-        logits = self.train_model(xb)
-        loss = torch.nn.functional.cross_entropy(logits, yb)
-        for hook in self.hooks:
-            loss = hook.adjust_loss(self, loss, logits, idx)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        if self.fused_step is not None:
+            loss = self.fused_step(xb, yb)
+        else:
+            logits = self.train_model(xb)
+            loss = torch.nn.functional.cross_entropy(logits, yb)
+            for hook in self.hooks:
+                loss = hook.adjust_loss(self, loss, logits, idx)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
         self.train_seconds += time.perf_counter() - t0
         self.losses.append(float(loss.detach()))
         self.step += 1
