@@ -612,6 +612,9 @@ std::optional<torch::Tensor> stack_train_step(torch::Tensor x, std::vector<torch
     }
     step += 1;  // torch: state["step"] += 1 on a float32 tensor, then float() of it
     const double t = (double)step;
+    // ~10 pool calls follow with a few microseconds between them: helpers poll instead of sleeping
+    // (2-thread step ~3% faster, 6 x 8000, batch 100), for at most 50 us after the step
+    const lgc::ChunkPool::SpinScope spin(50);
     // stack_forward checks x, weights, a, b and relax; stack_backward_impl the moments
     std::vector<torch::Tensor> out = stack_forward(x, weights, a, b, relax, k, nthreads);
     const torch::Tensor sums = out[L];  // [k, batch]

@@ -25,13 +25,17 @@
 namespace lgc {
 
 // The batch split into column blocks, fixed by the batch size alone. stride: the padded row length
-// (a multiple of a 64-byte line); count: blocks, a power of two, at least min(4, lines) and about
-// lines / 2, at most kMaxBlocks, made by halving the lines recursively (so 2, 4, ... parts of whole
-// subtrees are balanced: at batch 100 the 7 lines split 1 + 2 | 2 + 2, 48 | 52 real columns).
-// Each block ends its lane sums with one horizontal add per gate: 4 blocks of ~32 columns ran the
-// backward 13% faster than 7 of 16 at batch 100 (torch-free harness, one thread).
+// (a multiple of a 64-byte line); count: blocks, min(lines, kBlocks), made by halving the lines
+// (at batch 100 the 7 lines split 3 | 4, 48 | 52 real columns). Each block ends its lane sums with
+// one horizontal add per gate and writes its own plane of partial sums. Two blocks: the backward
+// runs on at most two threads at batch <= kScatterMaxBatch (its bits must not depend on the thread
+// count), measured faster than four at one and at two threads (6 x 8000, batch 100, torch-free
+// harness, side by side: 4.4-4.7 vs 4.9-5.1 ms at one thread, 2.7-2.8 vs 2.9-3.0 ms at two; four
+// blocks, two per thread, pay each gate's per-block loop and reduction twice per thread). On
+// hosts with more cores the forward, softmax and Adam use them all; the backward at small batches
+// does not (benchmarks/RESULTS.md, Training).
 struct ColumnBlocks {
-    static constexpr int64_t kMaxBlocks = 16;
+    static constexpr int64_t kBlocks = 2, kMaxBlocks = kBlocks;
     int64_t batch = 0, line = 16, stride = 16, count = 1;
     int64_t vec_end = 8;  // batch rounded up to 8: the columns the backward reads (whole 8-lane vectors)
     int64_t bound[kMaxBlocks + 1] = {};  // block k: columns bound[k] .. bound[k + 1] - 1 (capped at batch)
@@ -41,9 +45,7 @@ struct ColumnBlocks {
         const int64_t lines = std::max<int64_t>(1, (batch + line - 1) / line);
         stride = lines * line;
         vec_end = std::min(stride, (batch + 7) / 8 * 8);
-        const int64_t want = std::max<int64_t>(std::min<int64_t>(lines, 4), lines / 2);
-        count = 1;
-        while (count * 2 <= std::min(want, kMaxBlocks)) count *= 2;
+        count = std::min(lines, kBlocks);
         split(0, lines, 0, count);
         for (int64_t k = 0; k <= count; ++k) bound[k] = std::min(batch, bound[k] * line);
     }
