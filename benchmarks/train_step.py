@@ -1,9 +1,11 @@
 """Training step time (forward + backward + Adam) of lgc's fused CPU kernel at 1 and 2 threads, beside
 lgc's ``python`` implementation and the naive 16-temporaries formulation of difflogic's python path,
 on MNIST-shaped models, with the step's breakdown and its distance from the memory-bandwidth limit.
-The fused kernel runs two ways, side by side: ``cpu`` (an ``nn.Sequential``: one kernel call per
-layer and direction) and ``stack`` (a ``LogicSequential``, what ``build_model`` and ``lgc train``
-use: the whole run of layers and its GroupSum in one call per direction, ``lgc.frontend.stack``).
+The fused kernel runs three ways, side by side: ``cpu`` (an ``nn.Sequential``: one kernel call per
+layer and direction), ``stack`` (a ``LogicSequential``, what ``build_model`` returns: the whole run
+of layers and its GroupSum in one call per direction, ``lgc.frontend.stack``, under autograd) and
+``fused`` (what ``lgc train`` takes: ``lgc.frontend.fused_step.FusedTrainStep``, forward, loss,
+backward and Adam in one call per step, no autograd).
 
 Run: ``python benchmarks/train_step.py`` (no arguments needed; ``--quick`` for the 6 x 8000 model at
 batch 100 only). For each model (784 -> 6 x 8000 and 8 x 16000 -> GroupSum(10)) and batch (100,
@@ -44,6 +46,7 @@ import torch
 from torch import nn
 
 from lgc.frontend import GroupSum, LogicLayer, kernels, optim
+from lgc.frontend.fused_step import FusedTrainStep
 from lgc.frontend.stack import LogicSequential
 
 
@@ -111,11 +114,14 @@ def make_model(impl: str, in_dim: int, width: int, depth: int, k: int, tau: floa
     if impl == "naive":
         layers = [NaiveLogicLayer(i, o) for i, o in zip(dims, dims[1:])]
     else:  # stack: the cpu kernel with the layers fused into one call per direction (LogicSequential)
-        layers = [LogicLayer(i, o, implementation="cpu" if impl == "stack" else impl) for i, o in zip(dims, dims[1:])]
-    return (LogicSequential if impl == "stack" else nn.Sequential)(nn.Flatten(), *layers, GroupSum(k, tau))
+        layers = [LogicLayer(i, o, implementation="cpu" if impl in ("stack", "fused") else impl)
+                  for i, o in zip(dims, dims[1:])]
+    return (LogicSequential if impl in ("stack", "fused") else nn.Sequential)(nn.Flatten(), *layers, GroupSum(k, tau))
 
 
-FUSED = ("cpu", "stack")  # the fused kernel: per layer (cpu) and one call for the whole stack (stack)
+# the fused kernel: per layer (cpu), one call per direction for the whole stack (stack), one call
+# per training step (fused)
+FUSED = ("cpu", "stack", "fused")
 
 
 class Trainer:
@@ -127,6 +133,7 @@ class Trainer:
         adam = optim.Adam if impl in FUSED else torch.optim.Adam
         self.opt = adam(model.parameters(), lr=0.01, fused=True)
         self.loss_fn = nn.CrossEntropyLoss()
+        self.fused_step = FusedTrainStep(model, self.opt) if impl == "fused" else None
         self.faults: list[int] = []
         self.cpu_ms: list[float] = []  # process CPU time per step (all threads): robust to other load
 
@@ -139,10 +146,13 @@ class Trainer:
         f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         c0 = time.process_time()
         t0 = time.perf_counter()
-        self.opt.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.model(self.x), self.y)
-        loss.backward()
-        self.opt.step()
+        if self.fused_step is not None:
+            self.fused_step(self.x, self.y)
+        else:
+            self.opt.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.model(self.x), self.y)
+            loss.backward()
+            self.opt.step()
         ms = (time.perf_counter() - t0) * 1e3
         self.cpu_ms.append((time.process_time() - c0) * 1e3)
         self.faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
@@ -271,6 +281,28 @@ def breakdown(trainer: Trainer, steps: int = 3) -> dict[str, float]:
     return out
 
 
+FUSED_PHASES = ("softmax", "input", "layers", "head", "loss", "backward", "reduce")
+
+
+def fused_breakdown(trainer: Trainer, steps: int = 5) -> dict[str, float]:
+    """ms per step of the fused step's phases, from the extension's own clock (``stack_phase_times``:
+    the step is one extension call): every layer's softmax, the input transpose, the hidden layers'
+    forward, the last layer with the GroupSum, the loss, the backward through the layers, and the
+    coefficient gradients' reduction with the softmax backward and Adam; ``rest`` is the remainder of
+    the step (argument checks, allocation, the Python around the call)."""
+    trainer.step()  # loads the kernel, if no step has yet
+    module = kernels.loaded_cpu_backend().module
+    module.stack_phase_times()  # zero the clock
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        trainer.step()
+    wall = (time.perf_counter() - t0) * 1e3 / steps
+    out = {k: v * 1e3 / steps for k, v in module.stack_phase_times().items()}
+    out["rest"] = max(0.0, wall - sum(out.values()))
+    out["step (timed)"] = wall
+    return out
+
+
 def machine() -> dict:
     info = {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
             "cores": os.cpu_count(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
@@ -329,13 +361,13 @@ def main() -> None:
         bandwidth = {t: given[min(t, len(given)) - 1] for t in measured}
         print("the limit uses the given bandwidth: " + ", ".join(f"{t}: {bw / 1e9:.1f} GB/s" for t, bw in bandwidth.items()))
 
-    results, breakdowns = [], []
+    results, breakdowns, fused_breakdowns = [], [], []
     for model_name, (in_dim, width, depth) in models.items():
         for batch in batches:
             torch.manual_seed(0)
             x = torch.rand(batch, 28, 28)
             y = torch.randint(0, 10, (batch,))
-            impls = ["cpu", "stack"] + (["python", "naive"] if batch in baseline_batches else [])
+            impls = ["cpu", "stack", "fused"] + (["python", "naive"] if batch in baseline_batches else [])
             trainers = {f"{impl} {t}": Trainer(impl, make_model(impl, in_dim, width, depth, 10, 30.0), x, y, t)
                         for impl in impls for t in threads}
             load0 = os.getloadavg()[0]
@@ -346,6 +378,9 @@ def main() -> None:
             times = time_interleaved({n: t for n, t in trainers.items() if t.impl in FUSED}, args.steps, args.warmup)
             times.update(time_interleaved({n: t for n, t in trainers.items() if t.impl not in FUSED}, args.steps,
                                           args.warmup))
+            for name, t in trainers.items():
+                if t.fused_step is not None and t.fused_step.fused_steps == 0:
+                    raise SystemExit(f"{name}: the fused step did not apply ({t.fused_step.unsupported(t.x, t.y)})")
             need = bytes_per_step(in_dim, width, depth, batch)
             row = {"model": model_name, "batch": batch, "loadavg_1m": [load0, os.getloadavg()[0]],
                    "bytes_per_step": need, "impls": {}}
@@ -379,16 +414,23 @@ def main() -> None:
                     print(f"  {model_name:8s} batch {batch:5d} {impl} 2 threads / 1 thread: "
                           f"{row[f'{impl}_2_vs_1_threads']:.2f}x (load {load0:.1f})", flush=True)
             for t in threads:
-                row[f"stack_vs_cpu_{t}"] = row["impls"][f"stack {t}"]["samples_per_s"] / row["impls"][f"cpu {t}"]["samples_per_s"]
-                print(f"  {model_name:8s} batch {batch:5d} stack / cpu at {t} thread{'s' * (t > 1)}: "
-                      f"{row[f'stack_vs_cpu_{t}']:.2f}x", flush=True)
+                for impl in ("stack", "fused"):
+                    row[f"{impl}_vs_cpu_{t}"] = (row["impls"][f"{impl} {t}"]["samples_per_s"]
+                                                 / row["impls"][f"cpu {t}"]["samples_per_s"])
+                    print(f"  {model_name:8s} batch {batch:5d} {impl} / cpu at {t} thread{'s' * (t > 1)}: "
+                          f"{row[f'{impl}_vs_cpu_{t}']:.2f}x", flush=True)
             results.append(row)
             if batch in (100, 1024):
-                for impl in FUSED:
+                for impl in ("cpu", "stack"):
                     for t in threads:
                         b = breakdown(trainers[f"{impl} {t}"])
                         breakdowns.append({"model": model_name, "batch": batch, "impl": impl, "threads": t, "ms": b,
                                            "loadavg_1m": os.getloadavg()[0]})
+                for t in threads:
+                    trainers[f"fused {t}"].set_threads()
+                    fused_breakdowns.append({"model": model_name, "batch": batch, "threads": t,
+                                             "ms": fused_breakdown(trainers[f"fused {t}"]),
+                                             "loadavg_1m": os.getloadavg()[0]})
             del trainers
     info["loadavg_after"] = os.getloadavg()
 
@@ -407,21 +449,27 @@ def main() -> None:
             if f"{impl}_2_vs_1_threads" in row:
                 print(f"{row['model']:8s} {row['batch']:5d} {impl} 2 threads / 1 thread (samples/s): "
                       f"{row[f'{impl}_2_vs_1_threads']:.2f}x")
-        print(f"{row['model']:8s} {row['batch']:5d} stack / cpu (samples/s): "
-              + ", ".join(f"{row[f'stack_vs_cpu_{t}']:.2f}x at {t} thread{'s' * (t > 1)}" for t in threads))
+        for impl in ("stack", "fused"):
+            print(f"{row['model']:8s} {row['batch']:5d} {impl} / cpu (samples/s): "
+                  + ", ".join(f"{row[f'{impl}_vs_cpu_{t}']:.2f}x at {t} thread{'s' * (t > 1)}" for t in threads))
     print("\nbreakdown of the cpu step (ms/step, torch profiler; 'other' = GroupSum, loss, copies, glue):")
     labels = [label for label, _ in CATEGORIES] + ["other (GroupSum, loss, glue)", "step (profiled)"]
     print(f"{'model':8s} {'batch':>5s} {'impl':5s} {'thr':>3s} " + " ".join(f"{l.split(' (')[0][:14]:>14s}" for l in labels))
     for b in breakdowns:
         print(f"{b['model']:8s} {b['batch']:5d} {b['impl']:5s} {b['threads']:3d} "
               + " ".join(f"{b['ms'][l]:14.2f}" for l in labels))
+    print("\nbreakdown of the fused step (ms/step, the extension's clock; 'rest' = checks, allocation, Python):")
+    labels = list(FUSED_PHASES) + ["rest", "step (timed)"]
+    print(f"{'model':8s} {'batch':>5s} {'thr':>3s} " + " ".join(f"{l[:12]:>12s}" for l in labels))
+    for b in fused_breakdowns:
+        print(f"{b['model']:8s} {b['batch']:5d} {b['threads']:3d} " + " ".join(f"{b['ms'][l]:12.2f}" for l in labels))
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": info, "command": " ".join(["python"] + sys.argv), "steps": args.steps,
                                "warmup": args.warmup, "bandwidth_measured_bytes_per_s": measured,
                                "cache_bandwidth_measured_bytes_per_s": cached,
                                "bandwidth_used_bytes_per_s": bandwidth, "results": results,
-                               "breakdown": breakdowns}, indent=2))
+                               "breakdown": breakdowns, "fused_breakdown": fused_breakdowns}, indent=2))
     print(f"\nwrote {out}")
 
 

@@ -270,3 +270,36 @@ def test_lgc_train_takes_the_fused_step(tmp_path):
                      log=lambda s: None)
     hooked.fit()
     assert hooked.fused_step is None
+
+
+def test_adam_states_at_different_steps_take_the_generic_step(threads):
+    """A state loaded with the layers at different step counts: torch's Adam corrects each layer's
+    bias by its own count, so the fused step (one count for all) leaves it to the generic step."""
+    threads(1)
+    ref, m = model(), model()
+    ref_opt, opt = optim.Adam(ref.parameters(), lr=0.05), optim.Adam(m.parameters(), lr=0.05)
+    step = FusedTrainStep(m, opt)
+    x, y = batches(1, 20, torch.float64)[0]
+    step(x, y)
+    generic_step(ref, ref_opt, x, y)
+    for o in (opt, ref_opt):
+        o.state[next(iter(o.param_groups[0]["params"]))]["step"] += 3
+    assert torch.equal(step(x, y), generic_step(ref, ref_opt, x, y))
+    assert step.fused_steps == 1
+    assert [float(opt.state[p]["step"]) for p in m.parameters()] == [5.0, 2.0, 2.0]
+
+
+def test_phase_clock(threads):
+    """The extension's per-phase clock (what benchmarks/train_step.py breaks the fused step down by)."""
+    threads(1)
+    m = model()
+    step = FusedTrainStep(m, optim.Adam(m.parameters(), lr=0.05))
+    x, y = batches(1, 20, torch.float64)[0]
+    step(x, y)
+    module = kernels.loaded_cpu_backend().module
+    module.stack_phase_times()
+    step(x, y)
+    times = module.stack_phase_times()
+    assert set(times) == {"softmax", "input", "layers", "head", "loss", "backward", "reduce"}
+    assert all(t > 0 for t in times.values())
+    assert all(t == 0 for t in module.stack_phase_times().values())  # read and zeroed

@@ -155,8 +155,6 @@ class FusedTrainStep:
                                 exp_avg=torch.zeros_like(w, memory_format=torch.preserve_format),
                                 exp_avg_sq=torch.zeros_like(w, memory_format=torch.preserve_format))
         states = [state[w] for w in weights]
-        if len({float(s["step"]) for s in states}) != 1:
-            return self._generic(x, y)  # the layers' Adam states are at different steps (loaded so)
         detached = [w.detach() for w in weights]
         beta1, beta2 = group["betas"]
         loss = kernels.loaded_cpu_backend().module.stack_train_step(
@@ -164,8 +162,8 @@ class FusedTrainStep:
             float(head.tau), y, [float(m.grad_factor) for m in layers], [s["exp_avg"] for s in states],
             [s["exp_avg_sq"] for s in states], [s["step"] for s in states], float(group["lr"]), float(beta1),
             float(beta2), float(group["eps"]), kernels.get_num_threads())
-        if loss is None:
-            return self._generic(x, y)  # a target is not a class index: cross_entropy's rules apply
+        if loss is None:  # a target is not a class index (cross_entropy's rules apply), or the layers'
+            return self._generic(x, y)  # Adam states are at different steps (loaded so): nothing was changed
         for w in weights:
             w.grad = None
         self.fused_steps += 1

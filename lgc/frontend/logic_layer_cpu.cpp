@@ -7,6 +7,7 @@
 // the cache when its tensor dies and the next step of the same model takes it back by size.
 #include <torch/extension.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <limits>
 #include <map>
@@ -21,6 +22,21 @@
 #include "logic_stack_cpu.h"
 
 namespace {
+
+// Seconds the stack calls spent per phase since the last stack_phase_times() (benchmarks/train_step.py
+// prints them: the fused step is one extension call, so torch's profiler cannot break it down).
+// Written by the calling thread only; a clock read costs ~20 ns, a few per phase.
+enum StackPhase { kSoftmax, kInput, kLayers, kHead, kLoss, kBackward, kReduce, kPhases };
+double stack_phase_seconds[kPhases] = {};
+
+struct PhaseTimer {
+    explicit PhaseTimer(StackPhase p) : phase(p), start(std::chrono::steady_clock::now()) {}
+    ~PhaseTimer() {
+        stack_phase_seconds[phase] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+    StackPhase phase;
+    std::chrono::steady_clock::time_point start;
+};
 
 class BufferCache {
   public:
@@ -414,24 +430,35 @@ std::vector<torch::Tensor> stack_forward(torch::Tensor x, std::vector<torch::Ten
             pp[l] = probs[l].data_ptr<scalar_t>();
         }
         for (size_t l = 0; l <= L; ++l) acts[l] = out[l].data_ptr<scalar_t>();
-        for_each_stack_gate(relax.data_ptr<scalar_t>(), out_dims, (int)nthreads,
-                            [&](size_t l, int64_t i0, int64_t i1, const scalar_t(&relax_t)[4][16]) {
-                                lgc::softmax_gates(w[l], relax_t, pp[l], cp[l], i0, i1);
-                            });
+        {
+            const PhaseTimer timer(kSoftmax);
+            for_each_stack_gate(relax.data_ptr<scalar_t>(), out_dims, (int)nthreads,
+                                [&](size_t l, int64_t i0, int64_t i1, const scalar_t(&relax_t)[4][16]) {
+                                    lgc::softmax_gates(w[l], relax_t, pp[l], cp[l], i0, i1);
+                                });
+        }
         const auto layers = stack_layers<scalar_t>(x.size(1), a, b, cs, {});
         int64_t gates = 0;
         for (int64_t o : out_dims) gates += o;
         const int64_t parts = gates * batch <= lgc::kParallelMin ? 1 : cb.parts((int)nthreads);
         const scalar_t* src = x.data_ptr<scalar_t>();
-        lgc::ChunkPool::get().run_owned(parts, (int)nthreads, [&](int64_t t) {
-            lgc::stack_input_part<scalar_t>(src, x.stride(0), x.stride(1), x.size(1), acts[0], cb, cb.first(t, parts),
-                                            cb.first(t + 1, parts));
-        });
+        {
+            const PhaseTimer timer(kInput);
+            lgc::ChunkPool::get().run_owned(parts, (int)nthreads, [&](int64_t t) {
+                lgc::stack_input_part<scalar_t>(src, x.stride(0), x.stride(1), x.size(1), acts[0], cb,
+                                                cb.first(t, parts), cb.first(t + 1, parts));
+            });
+        }
         if (head_k > 0) {
             const std::vector<lgc::StackLayer<scalar_t>> body(layers.begin(), layers.end() - 1);
-            lgc::stack_forward<scalar_t>(body, acts.data(), cb, (int)nthreads);
+            {
+                const PhaseTimer timer(kLayers);
+                lgc::stack_forward<scalar_t>(body, acts.data(), cb, (int)nthreads);
+            }
+            const PhaseTimer timer(kHead);
             lgc::stack_head_forward<scalar_t>(layers.back(), acts[L - 1], cb, head_k, acts[L], (int)nthreads);
         } else {
+            const PhaseTimer timer(kLayers);
             lgc::stack_forward<scalar_t>(layers, acts.data(), cb, (int)nthreads);
         }
     });
@@ -511,6 +538,7 @@ std::vector<torch::Tensor> stack_backward_impl(std::vector<torch::Tensor> acts, 
         }
         const auto layers = stack_layers<scalar_t>(acts[0].size(0), a, b, c, grad_factors);
         const scalar_t* g = batch > 0 ? gy.data_ptr<scalar_t>() : nullptr;
+        std::optional<PhaseTimer> backward_timer(kBackward);
         if (use_gather) {
             lgc::stack_backward_gather<scalar_t>(layers, ap.data(), g, gy_stride, gy_group, gx.data(), pp.data(), cb,
                                                  (int)nthreads, g_rows.defined() ? g_rows.data_ptr<scalar_t>() : nullptr);
@@ -536,6 +564,8 @@ std::vector<torch::Tensor> stack_backward_impl(std::vector<torch::Tensor> acts, 
             }
         }
         const int64_t blocks = use_gather ? 1 : cb.count;
+        backward_timer.reset();
+        const PhaseTimer timer(kReduce);
         for_each_stack_gate(relax.data_ptr<scalar_t>(), out_dims, (int)nthreads,
                             [&](size_t l, int64_t i0, int64_t i1, const scalar_t(&relax_t)[4][16]) {
                                 if (adam == nullptr) {
@@ -583,8 +613,8 @@ std::vector<torch::Tensor> stack_backward(std::vector<torch::Tensor> acts, std::
 // bias corrections taken in double as torch takes them; the counts must be equal. The loss and its
 // gradient are computed in double from the float scores (torch computes them in the scores' dtype:
 // the results agree to float rounding). Returns the loss (a scalar tensor of x's dtype), or None,
-// having changed nothing, when some y is not a class index. Everything is checked before anything
-// is written.
+// having changed nothing, when some y is not a class index or the step counts differ (the caller
+// takes the generic step then). Everything is checked before anything is written.
 std::optional<torch::Tensor> stack_train_step(torch::Tensor x, std::vector<torch::Tensor> weights, std::vector<torch::Tensor> a,
                         std::vector<torch::Tensor> b, torch::Tensor relax, int64_t k, double tau, torch::Tensor y,
                         std::vector<double> grad_factors, std::vector<torch::Tensor> exp_avgs,
@@ -604,10 +634,11 @@ std::optional<torch::Tensor> stack_train_step(torch::Tensor x, std::vector<torch
         if (yp[j] < 0 || yp[j] >= k) return std::nullopt;  // not a class index (cross_entropy's ignore_index?)
     float step = 0;
     for (size_t l = 0; l < L; ++l) {
-        TORCH_CHECK(steps[l].device().is_cpu() && steps[l].scalar_type() == torch::kFloat && steps[l].numel() == 1,
+        TORCH_CHECK(steps[l].device().is_cpu() && steps[l].scalar_type() == torch::kFloat && steps[l].numel() == 1 &&
+                        steps[l].is_contiguous(),
                     "stack_train_step: step counts must be float32 scalar CPU tensors");
-        const float s = steps[l].item<float>();
-        TORCH_CHECK(l == 0 || s == step, "stack_train_step: the layers' Adam step counts differ");
+        const float s = *steps[l].data_ptr<float>();
+        if (l > 0 && s != step) return std::nullopt;  // the layers' Adam states at different steps (loaded so)
         step = s;
     }
     step += 1;  // torch: state["step"] += 1 on a float32 tensor, then float() of it
@@ -621,6 +652,7 @@ std::optional<torch::Tensor> stack_train_step(torch::Tensor x, std::vector<torch
     auto grad = torch::empty({k, batch}, sums.options());
     double loss = 0;
     AT_DISPATCH_FLOATING_TYPES(sums.scalar_type(), "lgc_stack_cross_entropy", [&] {
+        const PhaseTimer timer(kLoss);
         const scalar_t* sp = sums.data_ptr<scalar_t>();
         scalar_t* gp = grad.data_ptr<scalar_t>();
         std::vector<double> sc((size_t)k);
@@ -647,7 +679,7 @@ std::optional<torch::Tensor> stack_train_step(torch::Tensor x, std::vector<torch
                          lr / (1 - std::pow(beta1, t)), std::sqrt(1 - std::pow(beta2, t))};
     stack_backward_impl(acts, a, b, cs, probs, relax, grad.t(), weights[L - 1].size(0) / k, grad_factors, false,
                         nthreads, 0, &adam, true);
-    for (auto& s : steps) s.fill_(step);
+    for (auto& s : steps) *s.data_ptr<float>() = step;  // torch's Adam: state["step"] += 1
     return torch::scalar_tensor(loss / batch, x.options());
 }
 
@@ -679,6 +711,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("pool_threads_used", &pool_threads_used, "threads that ran a pool call (a test of the thread cap)");
     m.def("stack_forward", &stack_forward, "a stack of logic layers' forward in one call (softmax, then the layers)");
     m.def("stack_backward", &stack_backward, "a stack of logic layers' backward in one call: grad_w per layer, grad_x");
+    m.def("stack_phase_times", [] {
+              std::map<std::string, double> out;
+              const char* names[kPhases] = {"softmax", "input", "layers", "head", "loss", "backward", "reduce"};
+              for (int k = 0; k < kPhases; ++k) {
+                  out[names[k]] = stack_phase_seconds[k];
+                  stack_phase_seconds[k] = 0;
+              }
+              return out;
+          },
+          "seconds the stack calls spent per phase since the last call (then zeroed)");
     m.def("stack_train_step", &stack_train_step,
           "one training step of a logic-layer stack with a GroupSum head: forward, cross-entropy, backward, Adam");
     m.def("set_pool_spin_us", [](int64_t us) { lgc::ChunkPool::get().set_spin_us(us); },

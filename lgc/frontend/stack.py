@@ -78,11 +78,12 @@ class _LogicStack(torch.autograd.Function):
 
 def _fusable(layer: nn.Module, dtype: torch.dtype) -> bool:
     """Whether ``layer`` runs the fused CPU kernel with the plain softmax relaxation on an input of ``dtype``."""
-    return (type(layer) is LogicLayer and layer.training and layer.parametrization == "gates"
-            and layer.implementation in ("cpu", "auto")
+    if type(layer) is not LogicLayer:
+        return False
+    w = layer.weights
+    return (layer.training and layer.parametrization == "gates" and layer.implementation in ("cpu", "auto")
             and getattr(layer, "relaxation", ("softmax", 1.0)) == ("softmax", 1.0)
-            and layer.weights.dtype == dtype and layer.weights.device.type == "cpu"
-            and _plain(layer))
+            and w.dtype == dtype and w.device.type == "cpu" and _plain(layer))
 
 
 def _plain(m: nn.Module) -> bool:
