@@ -46,6 +46,12 @@ inline __m256 last_lanes8(int64_t n) {
 #endif
 
 // y [out_dim, batch] of x [in_dim, batch]; rows stride apart (default: batch) in x and y.
+// The forward prefetches the first kForwardPrefetchLines lines of the operand rows kForwardPrefetch
+// gates ahead: at batch 100 (whole rows) 15-25% faster at one and two threads (5 x 8000 gates,
+// torch-free harness); at batch 1024 the first 8 of 64 lines neither help nor hurt, whole rows cost
+// 10% at one thread (the hardware prefetcher follows a row once it is started).
+constexpr int64_t kForwardPrefetch = 4, kForwardPrefetchLines = 8;
+
 template <typename T>
 void logic_forward(const T* x, int64_t batch, const int64_t* a, const int64_t* b, const T* c,
                    T* y, int64_t out_dim, int nthreads, int64_t stride = -1) {
@@ -55,6 +61,15 @@ void logic_forward(const T* x, int64_t batch, const int64_t* a, const int64_t* b
     ChunkPool::get().run(chunks, nthreads, [&](int64_t chunk) {
         const int64_t end = std::min(out_dim, (chunk + 1) * per);
         for (int64_t i = chunk * per; i < end; ++i) {
+            if (i + kForwardPrefetch < end) {  // the first lines of the operand rows of a gate a few ahead
+                const T* pn = x + a[i + kForwardPrefetch] * stride;
+                const T* qn = x + b[i + kForwardPrefetch] * stride;
+                const int64_t upto = std::min<int64_t>(batch, kForwardPrefetchLines * 64 / (int64_t)sizeof(T));
+                for (int64_t j = 0; j < upto; j += 64 / (int64_t)sizeof(T)) {
+                    __builtin_prefetch(pn + j);
+                    __builtin_prefetch(qn + j);
+                }
+            }
             const T c0 = c[4 * i], c1 = c[4 * i + 1], c2 = c[4 * i + 2], c3 = c[4 * i + 3];
             const T* p = x + a[i] * stride;
             const T* q = x + b[i] * stride;

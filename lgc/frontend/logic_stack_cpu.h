@@ -108,6 +108,10 @@ void stack_forward(const std::vector<StackLayer<T>>& layers, T* const* acts, con
     }
 }
 
+// Gates ahead whose operand rows the head prefetches: 4 ahead ran 10-30% faster than none (8000
+// gates, batch 100 and 1024, one and two threads, torch-free harness, noisy host); 2 and 8 alike.
+constexpr int64_t kHeadPrefetch = 4;
+
 // The last layer with a GroupSum head: scores [k, batch], scores[g] the sum of the outputs of gates
 // g m .. g m + m - 1 (m = out_dim / k) added in gate order (GroupSum's order after a kernel layer:
 // sum_rows), without storing the layer's output (the backward needs the layers' inputs only).
@@ -124,6 +128,14 @@ void stack_head_forward(const StackLayer<T>& L, const T* x, const ColumnBlocks& 
         const int64_t g = chunk / blocks, j = (chunk % blocks) * kLanes, w = std::min(kLanes, batch - j);
         T sum[kLanes] = {};
         for (int64_t i = g * m; i < (g + 1) * m; ++i) {
+            if (i + kHeadPrefetch < (g + 1) * m) {  // the operand rows of a gate a few ahead
+                const T* pn = x + L.a[i + kHeadPrefetch] * stride + j;
+                const T* qn = x + L.b[i + kHeadPrefetch] * stride + j;
+                for (int64_t l = 0; l < w; l += 64 / (int64_t)sizeof(T)) {
+                    __builtin_prefetch(pn + l);
+                    __builtin_prefetch(qn + l);
+                }
+            }
             const T c0 = L.c[4 * i], c1 = L.c[4 * i + 1], c2 = L.c[4 * i + 2], c3 = L.c[4 * i + 3];
             const T* p = x + L.a[i] * stride + j;
             const T* q = x + L.b[i] * stride + j;
