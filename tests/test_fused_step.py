@@ -303,3 +303,21 @@ def test_phase_clock(threads):
     assert set(times) == {"softmax", "input", "layers", "head", "loss", "backward", "reduce"}
     assert all(t > 0 for t in times.values())
     assert all(t == 0 for t in module.stack_phase_times().values())  # read and zeroed
+
+
+@pytest.mark.parametrize("bad", [-1, 300, 2**40])
+def test_wiring_corrupted_in_place_is_refused_before_any_update(bad, threads):
+    """An index buffer written in place after construction (no setter ran): the extension checks the
+    wiring on every call, so the step raises instead of reading outside the activations."""
+    threads(1)
+    m = model()
+    opt = optim.Adam(m.parameters(), lr=0.05)
+    step = FusedTrainStep(m, opt)
+    x, y = batches(1, 20, torch.float64)[0]
+    step(x, y)
+    before = state_of(m, opt)
+    with torch.no_grad():
+        m[2].index_b[7] = bad  # layer 300 -> 200 reads 0 .. 299
+    with pytest.raises(RuntimeError, match="out of range"):
+        step(x, y)
+    assert all(torch.equal(a, b) for a, b in zip(before, state_of(m, opt)))

@@ -138,14 +138,19 @@ torch::Tensor contiguous(const torch::Tensor& t, int64_t nthreads) {
 }
 
 void check_range(const int64_t* v, int64_t n, int64_t limit, const char* name) {
-    int64_t lo = 0, hi = 0;
-    if (n) lo = hi = v[0];
+    // an index is out of range iff it is >= limit as unsigned (negatives wrap): one vectorised OR of
+    // comparisons per step (AVX2 has no 64-bit min/max), the range for the message only on failure
+    const uint64_t ulimit = (uint64_t)std::max<int64_t>(limit, 0);
+    uint64_t bad = 0;
+#pragma omp simd reduction(| : bad)
+    for (int64_t i = 0; i < n; ++i) bad |= (uint64_t)((uint64_t)v[i] >= ulimit);
+    if (!bad) return;
+    int64_t lo = v[0], hi = v[0];
     for (int64_t i = 1; i < n; ++i) {
         lo = std::min(lo, v[i]);
         hi = std::max(hi, v[i]);
     }
-    TORCH_CHECK(n == 0 || (lo >= 0 && hi < limit), "operand indices ", name, " out of range 0..", limit - 1,
-                " (got ", lo, "..", hi, ")");
+    TORCH_CHECK(false, "operand indices ", name, " out of range 0..", limit - 1, " (got ", lo, "..", hi, ")");
 }
 
 void check(const torch::Tensor& x, const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c) {
