@@ -38,7 +38,7 @@ from . import kernels
 from .layers import GroupSum, LogicLayer
 from .optim import Adam
 from .relax import relax_matrix
-from .stack import _fusable, _plain
+from .stack import _plain, fused_operands
 
 
 class FusedTrainStep:
@@ -89,9 +89,9 @@ class FusedTrainStep:
         return mods[:j], layers, mods[-1], groups[0], others
 
     def _plan(self, x: Any, y: Any) -> tuple | str:
-        """(input modules, logic layers, head, Adam's parameter group) for the fused step on (x, y),
-        or why it does not apply (the step also takes the generic path when a target is not a class
-        index, which the extension finds)."""
+        """(input modules, head, Adam's parameter group, and per logic layer its logits, wiring and
+        grad_factor) for the fused step on (x, y), or why it does not apply (the step also takes the
+        generic path when a target is not a class index, which the extension finds)."""
         parts = self._structure()
         if isinstance(parts, str):
             return parts
@@ -105,8 +105,16 @@ class FusedTrainStep:
         if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.dim() != 1 or y.device.type != "cpu":
             return "y is not an int64 CPU vector of class indices"
         dtype = layers[0].weights.dtype
-        if not all(_fusable(m, dtype) and m.weights.requires_grad for m in layers):
-            return "a logic layer does not train with the fused kernel (mode, relaxation, implementation, dtype, hooks)"
+        weights, index_a, index_b, grad_factors = [], [], [], []
+        for m in layers:
+            operands = fused_operands(m, dtype)
+            if operands is None or not operands[0].requires_grad:
+                return ("a logic layer does not train with the fused kernel (mode, relaxation, implementation, "
+                        "dtype, hooks)")
+            weights.append(operands[0])
+            index_a.append(operands[1])
+            index_b.append(operands[2])
+            grad_factors.append(float(m.grad_factor))
         if not all(m.training for m in prefix):
             return "an input module is in eval mode"
         if kernels.loaded_cpu_backend() is None and kernels.resolve(layers[0].implementation,
@@ -116,7 +124,7 @@ class FusedTrainStep:
                 or group.get("differentiable", False) or isinstance(group["lr"], torch.Tensor)
                 or any(isinstance(b, torch.Tensor) for b in group["betas"])):
             return "an Adam setting the fused step lacks (amsgrad, weight decay, maximize, tensor lr or betas, ...)"
-        return prefix, layers, head, group
+        return prefix, layers, head, group, weights, index_a, index_b, grad_factors
 
     def unsupported(self, x: Any, y: Any) -> str | None:
         """Why ``self(x, y)`` would take the generic step, or None when it takes the fused one (or the
@@ -129,12 +137,13 @@ class FusedTrainStep:
         plan = self._plan(x, y)
         if isinstance(plan, str):
             return self._generic(x, y)
-        prefix, layers, head, group = plan
+        prefix, layers, head, group, weights, index_a, index_b, grad_factors = plan
         h = x
-        with torch.no_grad():
-            for m in prefix:
-                h = m(h)
-        if (not isinstance(h, torch.Tensor) or h.dim() != 2 or h.dtype != layers[0].weights.dtype
+        if prefix:
+            with torch.no_grad():
+                for m in prefix:
+                    h = m(h)
+        if (not isinstance(h, torch.Tensor) or h.dim() != 2 or h.dtype != weights[0].dtype
                 or h.shape[0] != y.shape[0] or h.shape[0] == 0):
             return self._generic(x, y)  # the generic step handles, or rejects, such a batch
         prev = h.shape[1]
@@ -148,20 +157,20 @@ class FusedTrainStep:
         # Adam's state as lgc.frontend.optim.Adam.step makes it on the first step (the extension counts
         # the steps and takes the bias corrections as torch does)
         state = self.optimizer.state
-        weights = [m.weights for m in layers]
+        states = []
         for w in weights:
-            if not state[w]:
-                state[w].update(step=torch.tensor(0.0, dtype=torch.float32),
-                                exp_avg=torch.zeros_like(w, memory_format=torch.preserve_format),
-                                exp_avg_sq=torch.zeros_like(w, memory_format=torch.preserve_format))
-        states = [state[w] for w in weights]
-        detached = [w.detach() for w in weights]
+            s = state[w]
+            if not s:
+                s.update(step=torch.tensor(0.0, dtype=torch.float32),
+                         exp_avg=torch.zeros_like(w, memory_format=torch.preserve_format),
+                         exp_avg_sq=torch.zeros_like(w, memory_format=torch.preserve_format))
+            states.append(s)
         beta1, beta2 = group["betas"]
+        # the logits go in as they are (the extension updates them in place; autograd is not involved)
         loss = kernels.loaded_cpu_backend().module.stack_train_step(
-            h, detached, [m.index_a for m in layers], [m.index_b for m in layers], relax_matrix(detached[0]), head.k,
-            float(head.tau), y, [float(m.grad_factor) for m in layers], [s["exp_avg"] for s in states],
-            [s["exp_avg_sq"] for s in states], [s["step"] for s in states], float(group["lr"]), float(beta1),
-            float(beta2), float(group["eps"]), kernels.get_num_threads())
+            h, weights, index_a, index_b, relax_matrix(weights[0]), head.k, float(head.tau), y, grad_factors,
+            [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [s["step"] for s in states],
+            float(group["lr"]), float(beta1), float(beta2), float(group["eps"]), kernels.get_num_threads())
         if loss is None:  # a target is not a class index (cross_entropy's rules apply), or the layers'
             return self._generic(x, y)  # Adam states are at different steps (loaded so): nothing was changed
         for w in weights:

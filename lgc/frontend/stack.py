@@ -76,14 +76,24 @@ class _LogicStack(torch.autograd.Function):
         return (gx, None, None, None, None, *grad_w)
 
 
+def fused_operands(layer: nn.Module, dtype: torch.dtype) -> tuple | None:
+    """``(weights, index_a, index_b)`` of ``layer`` when it runs the fused CPU kernel with the plain
+    softmax relaxation on an input of ``dtype`` (training mode, ``gates``, ``cpu`` or ``auto``, CPU
+    logits of ``dtype``, no hooks), else None. Reads the module's dicts directly: it runs every step."""
+    if type(layer) is not LogicLayer or not layer.training:
+        return None
+    w, a, b = layer._parameters.get("weights"), layer._buffers.get("index_a"), layer._buffers.get("index_b")
+    if (w is None or a is None or b is None or layer.parametrization != "gates"
+            or layer.implementation not in ("cpu", "auto")
+            or getattr(layer, "relaxation", ("softmax", 1.0)) != ("softmax", 1.0)
+            or w.dtype != dtype or w.device.type != "cpu" or not _plain(layer)):
+        return None
+    return w, a, b
+
+
 def _fusable(layer: nn.Module, dtype: torch.dtype) -> bool:
     """Whether ``layer`` runs the fused CPU kernel with the plain softmax relaxation on an input of ``dtype``."""
-    if type(layer) is not LogicLayer:
-        return False
-    w = layer.weights
-    return (layer.training and layer.parametrization == "gates" and layer.implementation in ("cpu", "auto")
-            and getattr(layer, "relaxation", ("softmax", 1.0)) == ("softmax", 1.0)
-            and w.dtype == dtype and w.device.type == "cpu" and _plain(layer))
+    return fused_operands(layer, dtype) is not None
 
 
 def _plain(m: nn.Module) -> bool:
