@@ -268,7 +268,9 @@ class OrPool2d(nn.Module):
 
     Training relaxes OR by the maximum (max pooling, as the paper does); on 0/1 inputs max is OR,
     so eval mode (same code) is exact. ``padding`` pads with FALSE (0). Lowering: a balanced tree of
-    OR gates (op 7) per window, ``kh * kw - 1`` gates per output.
+    OR gates (op 7) per window, ``kh * kw - 1`` gates per output. On CPU float tensors without
+    padding, once a LogicConv2d has loaded the CPU conv kernel, the pooling runs there (on the kernels'
+    threads; ``F.max_pool2d``'s values and gradients, bit for bit); otherwise ``F.max_pool2d``.
     """
 
     def __init__(self, kernel_size: Any = 2, stride: Any = None, padding: Any = 0):
@@ -287,8 +289,14 @@ class OrPool2d(nn.Module):
             raise ValueError(f"OrPool2d expects [batch, C, H, W], got {list(x.shape)}")
         if not x.is_floating_point():
             x = x.to(torch.float32)
-        self.output_size(tuple(x.shape[2:]))
+        out_hw = self.output_size(tuple(x.shape[2:]))
         ph, pw = self.padding
+        kh, kw = self.kernel_size
+        if not (ph or pw) and kh * kw <= 256 and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+            from . import conv_kernels
+            lib = conv_kernels.loaded_cpu_library()  # loaded by a LogicConv2d: this never starts a build
+            if lib is not None:
+                return conv_kernels.or_pool(x, self.kernel_size, self.stride, out_hw, lib)
         if ph or pw:   # pad with 0 (FALSE), not max_pool2d's -inf: the same on [0, 1] inputs, and explicit
             x = F.pad(x, (pw, pw, ph, ph))
         return F.max_pool2d(x, self.kernel_size, self.stride)

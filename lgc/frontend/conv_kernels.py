@@ -43,6 +43,12 @@ class _ConvLib:
             bwd = getattr(lib, f"lgc_conv_tree_backward_{t}")
             bwd.argtypes = [_P, *_GEOMETRY, _P, _P, _P, _P, *tail]
             bwd.restype = ctypes.c_int
+            if not cuda:  # OR pooling with its argmax (OrPool2d), CPU only
+                pool = [_I64] * 9
+                getattr(lib, f"lgc_or_pool_forward_{t}").argtypes = [_P, *pool, _P, _P, _INT]
+                getattr(lib, f"lgc_or_pool_backward_{t}").argtypes = [_P, _P, *pool, _P, _INT]
+                getattr(lib, f"lgc_or_pool_forward_{t}").restype = ctypes.c_int
+                getattr(lib, f"lgc_or_pool_backward_{t}").restype = ctypes.c_int
 
     def _tail(self, x: torch.Tensor) -> tuple[int | None, ...]:
         if not self.cuda:
@@ -67,6 +73,29 @@ class _ConvLib:
         self._check(fn(x.data_ptr(), *geom, c.data_ptr(), y.data_ptr(), *self._tail(x)))
         return y
 
+    def or_pool_forward(self, x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+                        out_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(y [B, C, Ho, Wo], arg uint8 [B, C, Ho, Wo]) of a contiguous CPU float x [B, C, H, W]."""
+        check_operands(self.device_type, x)
+        b, c, h, w = x.shape
+        y = torch.empty((b, c, *out_hw), dtype=x.dtype)
+        arg = torch.empty((b, c, *out_hw), dtype=torch.uint8)
+        fn = getattr(self.lib, f"lgc_or_pool_forward_{dtype_suffix(x)}")
+        self._check(fn(x.data_ptr(), b * c, h, w, *kernel, *stride, *out_hw, y.data_ptr(), arg.data_ptr(),
+                       get_num_threads()))
+        return y, arg
+
+    def or_pool_backward(self, gy: torch.Tensor, arg: torch.Tensor, in_shape: tuple[int, ...],
+                         kernel: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
+        """grad_x [B, C, H, W] of or_pool_forward from grad_y (contiguous, like y) and its arg."""
+        check_operands(self.device_type, gy)
+        b, c, h, w = in_shape
+        gx = torch.empty(in_shape, dtype=gy.dtype)
+        fn = getattr(self.lib, f"lgc_or_pool_backward_{dtype_suffix(gy)}")
+        self._check(fn(gy.data_ptr(), arg.data_ptr(), b * c, h, w, *kernel, *stride, *gy.shape[2:], gx.data_ptr(),
+                       get_num_threads()))
+        return gx
+
     def backward(self, x: torch.Tensor, geom: list[Any], c: torch.Tensor, gy: torch.Tensor, need_gx: bool,
                  leaves: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor | None, torch.Tensor]:
         check_operands(self.device_type, x, indices=leaves, same=(c, gy))
@@ -90,9 +119,20 @@ def cpu_library() -> _ConvLib:
     sources = {name: (_HERE / name).read_text() for name in ("conv_tree_cpu.cpp", "chunk_pool.h")}
     lib = build_shared_library(sources, cxx, [*flags, "-I."], kind="conv-tree-cpu", link_flags=["-pthread"])
     try:
-        return _ConvLib(ctypes.CDLL(str(lib)), cuda=False)
+        loaded = _ConvLib(ctypes.CDLL(str(lib)), cuda=False)
     except OSError as e:
         raise BuildError(f"cannot load the CPU logic-conv kernel {lib}: {e}") from e
+    global _cpu_loaded
+    _cpu_loaded = loaded
+    return loaded
+
+
+_cpu_loaded: _ConvLib | None = None
+
+
+def loaded_cpu_library() -> _ConvLib | None:
+    """The CPU conv kernel if this process has loaded it (never starts a build), else None."""
+    return _cpu_loaded
 
 
 def cuda_source() -> str:
@@ -146,3 +186,31 @@ def tree_conv(layer: Any, x: torch.Tensor, c: torch.Tensor, lib: _ConvLib) -> to
     geom = [batch, channels, height, width, ch.data_ptr(), dy.data_ptr(), dx.data_ptr(), layer.out_channels,
             layer.depth, layer.stride[0], layer.stride[1], layer.padding[0], layer.padding[1], ho, wo]
     return _TreeConv.apply(x, c, lib, geom, (batch, layer.out_channels, ho, wo), (ch, dy, dx))
+
+
+class _OrPool(torch.autograd.Function):
+    """OR pooling as ``F.max_pool2d`` (no padding) on the CPU kernel's pool: the same values and
+    gradients (argmax by max_pool2d's rule, gradients added in its order), the argmax kept as uint8."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, lib: _ConvLib, kernel: tuple[int, int], stride: tuple[int, int],
+                out_hw: tuple[int, int]) -> torch.Tensor:
+        x = x.contiguous()
+        y, arg = lib.or_pool_forward(x, kernel, stride, out_hw)
+        ctx.save_for_backward(arg)
+        ctx.lib, ctx.kernel, ctx.stride, ctx.in_shape = lib, kernel, stride, tuple(x.shape)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, gy: torch.Tensor):
+        (arg,) = ctx.saved_tensors
+        gx = ctx.lib.or_pool_backward(gy.contiguous(), arg, ctx.in_shape, ctx.kernel, ctx.stride)
+        return gx, None, None, None, None
+
+
+def or_pool(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], out_hw: tuple[int, int],
+            lib: _ConvLib) -> torch.Tensor:
+    """``F.max_pool2d(x, kernel, stride)`` of a CPU float ``x [B, C, H, W]`` on the conv kernel's threads
+    (torch's NCHW max pooling runs on one of torch's threads, 4x slower than this on one core)."""
+    return _OrPool.apply(x, lib, kernel, stride, out_hw)
