@@ -8,7 +8,8 @@ of layers and its GroupSum in one call per direction, ``lgc.frontend.stack``, un
 backward and Adam in one call per step, no autograd).
 
 Run: ``python benchmarks/train_step.py`` (no arguments needed; ``--quick`` for the 6 x 8000 model at
-batch 100 only). For each model (784 -> 6 x 8000 and 8 x 16000 -> GroupSum(10)) and batch (100,
+batch 100 only; ``--conv`` instead times the README's conv MNIST recipe, OrPool2d's CPU kernel beside
+torch's max_pool2d, with a breakdown: it needs MNIST in ``$LGC_DATA_DIR``). For each model (784 -> 6 x 8000 and 8 x 16000 -> GroupSum(10)) and batch (100,
 256, 1024) it prints ms/step (wall, and CPU time of all threads) and samples/s per implementation
 and thread count, the 2-thread speed-up, and the step time the memory traffic alone would take
 (bytes moved per step / measured streaming bandwidth) as a fraction of the measured step, against
@@ -320,6 +321,101 @@ def machine() -> dict:
 MODELS = {"6x8000": (784, 8000, 6), "8x16000": (784, 16000, 8)}
 
 
+# -- the conv recipe (README, "Command line"): where its step goes, and OrPool2d's kernel ---------------
+class TorchOrPool(nn.Module):
+    """OrPool2d as torch's ``F.max_pool2d`` (what OrPool2d ran before its CPU kernel), for the side-by-side."""
+
+    def __init__(self, pool: nn.Module):
+        super().__init__()
+        self.kernel_size, self.stride = pool.kernel_size, pool.stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.max_pool2d(x, self.kernel_size, self.stride)
+
+
+CONV_CATEGORIES = (("tree conv forward", ("_TreeConv",)), ("tree conv backward", ("_TreeConvBackward",)),
+                   ("OR pool", ("_OrPool", "_OrPoolBackward", "aten::max_pool2d_with_indices",
+                                "aten::max_pool2d_with_indices_backward")),
+                   ("FC layers", ("_KernelLogic", "_KernelLogicBackward", "_LogicStack", "_LogicStackBackward")),
+                   ("Adam (fused)", ("Optimizer.step",)))
+
+
+def conv_recipe(args: argparse.Namespace, threads: list[int]) -> None:
+    """ms/step of the README's conv MNIST recipe (mnist20x20, levels:3, 2 tree-conv blocks of 12/48
+    channels, no last pool, input-wise logits, 2 x 8000 FC, batch 128) at each thread count, with
+    OrPool2d on the conv kernel and as torch's max_pool2d side by side, and a profiler breakdown."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from lgc.frontend import OrPool2d
+    from lgc.training import TrainConfig
+    from lgc.training.config import ConvConfig
+    from lgc.training.models import build_logic_model, load_training_data
+    from lgc.training.trainer import _adam
+    data_dir = args.data_dir or os.environ.get("LGC_DATA_DIR")
+    cfg = TrainConfig(dataset="mnist20x20", binarize="levels:3", arch="conv",
+                      conv=ConvConfig(channels=12, padding=0, residual=2.0, last_pool=False),
+                      parametrization="inputwise", num_neurons=8000, num_layers=2, tau=10.0, batch_size=128,
+                      learning_rate=0.02, data_dir=data_dir, download=False, device="cpu")
+    try:
+        data, _ = load_training_data(cfg)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise SystemExit(f"the conv recipe needs MNIST (--data-dir or LGC_DATA_DIR): {e}")
+    x, y = torch.from_numpy(data.x_train[:128]), torch.from_numpy(data.y_train[:128])
+    trainers: dict[str, Trainer] = {}
+    for pool in ("kernel", "torch"):
+        for t in threads:
+            torch.manual_seed(0)
+            model = build_logic_model(cfg, data, "cpu")
+            if pool == "torch":
+                for i, m in enumerate(model):
+                    if isinstance(m, OrPool2d):
+                        model[i] = TorchOrPool(m)
+            trainer = Trainer("cpu", model, x, y, t)
+            trainer.opt = _adam(model.parameters(), cfg.learning_rate)
+            trainers[f"{pool} {t}"] = trainer
+    times = time_interleaved(trainers, args.steps, args.warmup)
+    print(f"\nconv recipe (batch 128, load {os.getloadavg()[0]:.1f}): ms/step (samples/s)")
+    result: dict = {"impls": {}}
+    for name, t in trainers.items():
+        ms = statistics.median(times[name])
+        result["impls"][name] = {"ms_per_step": ms, "samples_per_s": 128 / ms * 1e3, "ms_all": times[name]}
+        print(f"  pool {name:9s} {ms:8.1f} ms ({128 / ms * 1e3:7.0f} samples/s)")
+    if 1 in threads and 2 in threads:
+        for pool in ("kernel", "torch"):
+            ratio = times_ratio = (statistics.median(times[f"{pool} 1"]) / statistics.median(times[f"{pool} 2"]))
+            result[f"{pool}_2_vs_1_threads"] = times_ratio
+            print(f"  pool {pool}: 2 threads / 1 thread {ratio:.2f}x")
+    for t in threads:
+        r = statistics.median(times[f"torch {t}"]) / statistics.median(times[f"kernel {t}"])
+        result[f"kernel_vs_torch_{t}"] = r
+        print(f"  OrPool2d kernel / max_pool2d at {t} thread{'s' * (t > 1)}: {r:.2f}x")
+    print(f"{'pool':6s} {'thr':>3s} " + " ".join(f"{label[:18]:>18s}" for label, _ in CONV_CATEGORIES)
+          + f" {'other':>8s} {'step':>8s}")
+    result["breakdown"] = []
+    for name, trainer in trainers.items():
+        trainer.step()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            t0 = time.perf_counter()
+            for _ in range(3):
+                trainer.step()
+            wall = (time.perf_counter() - t0) * 1e3 / 3
+        events = prof.key_averages()
+        row = {}
+        for label, names in CONV_CATEGORIES:
+            row[label] = sum((e.cpu_time_total if e.key.startswith("Optimizer") else e.self_cpu_time_total) / 1e3 / 3
+                             for e in events if e.key in names or any(e.key.startswith(n + "#") for n in names))
+        row["other"] = max(0.0, wall - sum(row.values()))
+        row["step (profiled)"] = wall
+        result["breakdown"].append({"impl": name, "ms": row})
+        pool, t = name.split()
+        print(f"{pool:6s} {t:>3s} " + " ".join(f"{row[label]:18.2f}" for label, _ in CONV_CATEGORIES)
+              + f" {row['other']:8.2f} {wall:8.2f}")
+    out = pathlib.Path(args.out).with_name("train_step_conv.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine(), "command": " ".join(["python"] + sys.argv), **result}, indent=2))
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5)
@@ -333,8 +429,14 @@ def main() -> None:
                         help="GB/s of 1 and 2 threads to use for the limit (e.g. '32,54', measured on a quiet "
                              "host) instead of this run's measurement, which a loaded host depresses")
     parser.add_argument("--out", default=str(pathlib.Path(__file__).parent / "out" / "train_step.json"))
+    parser.add_argument("--conv", action="store_true",
+                        help="instead: the conv MNIST recipe's step, OrPool2d's kernel beside max_pool2d (needs MNIST)")
+    parser.add_argument("--data-dir", default=None, help="MNIST for --conv (default: $LGC_DATA_DIR)")
     args = parser.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
+    if args.conv:
+        conv_recipe(args, threads)
+        return
     batches = [100] if args.quick else [int(b) for b in args.batches.split(",")]
     baseline_batches = {int(b) for b in args.baseline_batches.split(",") if b}
     models = {"6x8000": MODELS["6x8000"]} if args.quick else MODELS

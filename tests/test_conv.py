@@ -295,3 +295,18 @@ def test_logic_tree_net_builder_lowers_bit_exact(last_pool):
     with torch.no_grad():
         want = torch.round(model(x) * 10.0).numpy().astype(np.int32)
     np.testing.assert_array_equal(lgc.ir.simulate(lgc.lower(model), x.numpy()), want)
+
+
+def test_conv_backward_takes_a_feature_major_gradient_through_the_parallel_transpose():
+    """The gradient a fused logic layer hands back through a Flatten is the transpose of a
+    feature-major [F, B] buffer; the conv backward makes it contiguous through the logic kernels'
+    transpose: the same values as .contiguous(), for that layout and any other."""
+    from lgc.frontend import conv_kernels, kernels
+    need("cpu-kernel", kernels.cpu_kernel_unavailable())
+    kernels.resolve("cpu", torch.zeros(1))
+    fm = torch.randn(48 * 7 * 7, 128)
+    t = fm.t().view(128, 48, 7, 7)  # what Flatten's backward gives for a feature-major gradient
+    assert not t.is_contiguous()
+    for u in (t, torch.randn(5, 3, 4, 4).transpose(1, 2), torch.randn(4, 6), torch.randn(2, 3, 4)[:, :, ::2]):
+        got = conv_kernels._contiguous(u)
+        assert got.is_contiguous() and torch.equal(got, u.contiguous())

@@ -19,7 +19,7 @@ import torch
 from lgc._build import BuildError, build_shared_library, find_tool, memoize_build
 from lgc._build import cuda_source as read_cuda_source
 
-from .kernels import build_cuda_kernel, check_operands, dtype_suffix, get_num_threads
+from .kernels import build_cuda_kernel, check_operands, dtype_suffix, get_num_threads, loaded_cpu_backend
 
 _HERE = pathlib.Path(__file__).resolve().parent
 _P, _I64, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
@@ -174,8 +174,24 @@ class _TreeConv(torch.autograd.Function):
         need_gx, need_gc = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if not (need_gx or need_gc):
             return None, None, None, None, None, None
-        gx, gc = ctx.lib.backward(x, ctx.geom, c, gy.contiguous(), need_gx, ctx.keep)
+        gx, gc = ctx.lib.backward(x, ctx.geom, c, _contiguous(gy), need_gx, ctx.keep)
         return gx, (gc if need_gc else None), None, None, None, None
+
+
+def _contiguous(t: torch.Tensor) -> torch.Tensor:
+    """``t.contiguous()``; a CPU ``[B, ...]`` gradient that is the transpose of a feature-major ``[F, B]``
+    one (what a fused logic layer after a Flatten hands back) through the logic kernels' parallel
+    transpose instead (0.73 ms -> ~0.1 for [128, 48, 7, 7] on one core)."""
+    if t.is_contiguous() or t.device.type != "cpu" or t.dim() < 2:
+        return t.contiguous()
+    backend = loaded_cpu_backend()
+    try:
+        flat = t.view(t.shape[0], -1)  # possible when the trailing dims are one feature axis
+    except RuntimeError:
+        flat = None
+    if backend is None or flat is None or flat.stride() != (1, t.shape[0]):
+        return t.contiguous()
+    return backend.contiguous(flat).view(t.shape)
 
 
 def tree_conv(layer: Any, x: torch.Tensor, c: torch.Tensor, lib: _ConvLib) -> torch.Tensor:
