@@ -7,15 +7,17 @@ softmax relaxation (training mode, ``gates`` parametrization, temperature 1, imp
 ``cpu`` or ``auto``, a CPU float32/float64 ``[batch, in_dim]`` input of the weights' dtype) to
 :class:`_LogicStack`: the softmax of every layer and the forward of the whole run (and of a
 GroupSum right after it) in one extension call, the backward of the whole run and every softmax
-backward in one more (``logic_stack_cpu.h``: up to batch 192 threads own batch columns through the
-whole backward, with no barrier between layers; above, the per-layer gather). Everything else (eval mode, other relaxations, conv layers,
-CUDA, an unbuilt kernel) runs module by module, as in ``nn.Sequential``. ``build_model`` and
-``logic_tree_net`` return one for a model with such a run (:func:`sequential`), so ``lgc train``
-uses it.
+backward in one more (``logic_stack_cpu.h``: up to batch 192 two threads own a half of the batch
+columns each through the whole backward, with no barrier between layers; above, the per-layer
+gather on all threads). Everything else (eval mode, other relaxations, conv layers, CUDA, an
+unbuilt kernel) runs module by module, as in ``nn.Sequential``. ``build_model`` and
+``logic_tree_net`` return one for a model with such a run (:func:`sequential`). ``lgc train`` goes
+one step further where the loss is plain cross-entropy and the optimiser lgc's Adam: the whole
+step in one call (:mod:`.fused_step`).
 
 The gradients are the per-layer kernel's up to float rounding (up to batch 192 the coefficient
-gradients add the batch in column blocks fixed by the batch, then the blocks in order: the same bits
-at any thread count; above, the per-layer kernel's bits). Measurements: benchmarks/RESULTS.md,
+gradients add the batch in two column blocks fixed by the batch, then the blocks in order: the same
+bits at any thread count; above, the per-layer kernel's bits). Measurements: benchmarks/RESULTS.md,
 Training.
 """
 from __future__ import annotations
