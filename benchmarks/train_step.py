@@ -230,6 +230,39 @@ def streaming_bandwidth(threads: int, mib: float = 512, repeats: int = 3, passes
     return best
 
 
+def compute_scaling(seconds: float = 0.3) -> float:
+    """Throughput of two threads of cache-resident compute (sin and exp over 64K floats, ~0.17 ms a
+    round, on torch's one thread each with the GIL released; not matmuls: a single-threaded BLAS
+    serialises them) over one thread's, measured now: ~2.0 when the VM's two vCPUs run on two cores,
+    less when the host gives them less (one core's two hyperthreads, other guests), which it may
+    change from one minute to the next. Printed beside each block of rows: it tells a host-side
+    drop in the 2-thread speed-up from a slower kernel."""
+    def work(count: list[int], until: float) -> None:
+        a = torch.rand(1 << 16)
+        b = torch.empty_like(a)
+        while time.perf_counter() < until:
+            torch.sin(a, out=b)
+            torch.exp(b, out=a)
+            count[0] += 1
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rates = []
+        for n in (1, 2):
+            counts = [[0] for _ in range(n)]
+            until = time.perf_counter() + seconds
+            workers = [threading.Thread(target=work, args=(c, until)) for c in counts]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            rates.append(sum(c[0] for c in counts))
+    finally:
+        torch.set_num_threads(previous)
+    return rates[1] / max(1, rates[0])
+
+
 def last_level_cache_bytes() -> int | None:
     """Size of the CPU's last-level cache (Linux sysfs), or None where unknown."""
     best = None
@@ -473,6 +506,7 @@ def main() -> None:
             trainers = {f"{impl} {t}": Trainer(impl, make_model(impl, in_dim, width, depth, 10, 30.0), x, y, t)
                         for impl in impls for t in threads}
             load0 = os.getloadavg()[0]
+            scaling0 = compute_scaling()
             # the cpu trainers interleave among themselves, the baselines among themselves: torch's
             # OpenMP threads keep spinning for a while after a multi-threaded baseline step and took
             # the second core from the cpu step that followed (1-thread step 14.5 ms with the
@@ -484,7 +518,11 @@ def main() -> None:
                 if t.fused_step is not None and t.fused_step.fused_steps == 0:
                     raise SystemExit(f"{name}: the fused step did not apply ({t.fused_step.unsupported(t.x, t.y)})")
             need = bytes_per_step(in_dim, width, depth, batch)
+            scaling = [scaling0, compute_scaling()]
+            print(f"  {model_name:8s} batch {batch:5d} two threads of compute now run {scaling[0]:.2f}x / "
+                  f"{scaling[1]:.2f}x one (before / after these rows; ~2 on two real cores)", flush=True)
             row = {"model": model_name, "batch": batch, "loadavg_1m": [load0, os.getloadavg()[0]],
+                   "compute_2_vs_1_threads": scaling,
                    "bytes_per_step": need, "impls": {}}
             working = layer_working_set(width, batch)
             # a layer whose x, grad_y and grad_x fit in the last-level cache reads its random rows from
