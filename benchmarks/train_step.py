@@ -263,6 +263,16 @@ def compute_scaling(seconds: float = 0.3) -> float:
     return rates[1] / max(1, rates[0])
 
 
+def steal_seconds() -> float:
+    """CPU time the hypervisor took from this VM's vCPUs so far (``/proc/stat`` steal, all CPUs), or
+    0 where unknown: what a row's 2-thread figure lost when the host ran another guest on our cores."""
+    try:
+        fields = pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def last_level_cache_bytes() -> int | None:
     """Size of the CPU's last-level cache (Linux sysfs), or None where unknown."""
     best = None
@@ -507,6 +517,7 @@ def main() -> None:
                         for impl in impls for t in threads}
             load0 = os.getloadavg()[0]
             scaling0 = compute_scaling()
+            steal0, wall0 = steal_seconds(), time.perf_counter()
             # the cpu trainers interleave among themselves, the baselines among themselves: torch's
             # OpenMP threads keep spinning for a while after a multi-threaded baseline step and took
             # the second core from the cpu step that followed (1-thread step 14.5 ms with the
@@ -518,11 +529,13 @@ def main() -> None:
                 if t.fused_step is not None and t.fused_step.fused_steps == 0:
                     raise SystemExit(f"{name}: the fused step did not apply ({t.fused_step.unsupported(t.x, t.y)})")
             need = bytes_per_step(in_dim, width, depth, batch)
+            steal = (steal_seconds() - steal0) / max(1e-9, time.perf_counter() - wall0)
             scaling = [scaling0, compute_scaling()]
             print(f"  {model_name:8s} batch {batch:5d} two threads of compute now run {scaling[0]:.2f}x / "
-                  f"{scaling[1]:.2f}x one (before / after these rows; ~2 on two real cores)", flush=True)
+                  f"{scaling[1]:.2f}x one (before / after these rows; ~2 on two real cores); the host took "
+                  f"{steal:.2f} of a core meanwhile (steal)", flush=True)
             row = {"model": model_name, "batch": batch, "loadavg_1m": [load0, os.getloadavg()[0]],
-                   "compute_2_vs_1_threads": scaling,
+                   "compute_2_vs_1_threads": scaling, "steal_cores": steal,
                    "bytes_per_step": need, "impls": {}}
             working = layer_working_set(width, batch)
             # a layer whose x, grad_y and grad_x fit in the last-level cache reads its random rows from

@@ -23,7 +23,7 @@
 
 namespace {
 
-// Seconds the stack calls spent per phase since the last stack_phase_times() (benchmarks/train_step.py
+// Seconds stack_train_step spent per phase since the last stack_phase_times() (benchmarks/train_step.py
 // prints them: the fused step is one extension call, so torch's profiler cannot break it down).
 // Written by the calling thread only; a clock read costs ~20 ns, a few per phase.
 enum StackPhase { kSoftmax, kInput, kLayers, kHead, kLoss, kBackward, kReduce, kPhases };
@@ -435,35 +435,24 @@ std::vector<torch::Tensor> stack_forward(torch::Tensor x, std::vector<torch::Ten
             pp[l] = probs[l].data_ptr<scalar_t>();
         }
         for (size_t l = 0; l <= L; ++l) acts[l] = out[l].data_ptr<scalar_t>();
-        {
-            const PhaseTimer timer(kSoftmax);
-            for_each_stack_gate(relax.data_ptr<scalar_t>(), out_dims, (int)nthreads,
-                                [&](size_t l, int64_t i0, int64_t i1, const scalar_t(&relax_t)[4][16]) {
-                                    lgc::softmax_gates(w[l], relax_t, pp[l], cp[l], i0, i1);
-                                });
-        }
+        for_each_stack_gate(relax.data_ptr<scalar_t>(), out_dims, (int)nthreads,
+                            [&](size_t l, int64_t i0, int64_t i1, const scalar_t(&relax_t)[4][16]) {
+                                lgc::softmax_gates(w[l], relax_t, pp[l], cp[l], i0, i1);
+                            });
         const auto layers = stack_layers<scalar_t>(x.size(1), a, b, cs, {});
         int64_t gates = 0;
         for (int64_t o : out_dims) gates += o;
         const int64_t parts = gates * batch <= lgc::kParallelMin ? 1 : cb.parts((int)nthreads);
         const scalar_t* src = x.data_ptr<scalar_t>();
-        {
-            const PhaseTimer timer(kInput);
-            lgc::ChunkPool::get().run_owned(parts, (int)nthreads, [&](int64_t t) {
-                lgc::stack_input_part<scalar_t>(src, x.stride(0), x.stride(1), x.size(1), acts[0], cb,
-                                                cb.first(t, parts), cb.first(t + 1, parts));
-            });
-        }
+        lgc::ChunkPool::get().run_owned(parts, (int)nthreads, [&](int64_t t) {
+            lgc::stack_input_part<scalar_t>(src, x.stride(0), x.stride(1), x.size(1), acts[0], cb, cb.first(t, parts),
+                                            cb.first(t + 1, parts));
+        });
         if (head_k > 0) {
             const std::vector<lgc::StackLayer<scalar_t>> body(layers.begin(), layers.end() - 1);
-            {
-                const PhaseTimer timer(kLayers);
-                lgc::stack_forward<scalar_t>(body, acts.data(), cb, (int)nthreads);
-            }
-            const PhaseTimer timer(kHead);
+            lgc::stack_forward<scalar_t>(body, acts.data(), cb, (int)nthreads);
             lgc::stack_head_forward<scalar_t>(layers.back(), acts[L - 1], cb, head_k, acts[L], (int)nthreads);
         } else {
-            const PhaseTimer timer(kLayers);
             lgc::stack_forward<scalar_t>(layers, acts.data(), cb, (int)nthreads);
         }
     });
@@ -472,27 +461,22 @@ std::vector<torch::Tensor> stack_forward(torch::Tensor x, std::vector<torch::Ten
     return out;
 }
 
-// stack_backward and stack_backward_adam (adam non-null: no gradients returned, Adam applied).
-// Adam's step applied by stack_backward_adam to every layer's logits as their gradients are made.
-struct StackAdam {
-    std::vector<torch::Tensor> params, exp_avgs, exp_avg_sqs;
-    double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, step_size = 0, bias2_sqrt = 1;
-};
-
-std::vector<torch::Tensor> stack_backward_impl(std::vector<torch::Tensor> acts, std::vector<torch::Tensor> a,
-                                               std::vector<torch::Tensor> b, std::vector<torch::Tensor> c,
-                                               std::vector<torch::Tensor> probs, torch::Tensor relax,
-                                               torch::Tensor grad_y, int64_t gy_group, std::vector<double> grad_factors,
-                                               bool need_grad_x, int64_t nthreads, int64_t formulation,
-                                               const StackAdam* adam, bool from_forward = false) {
+// The backward of stack_forward: acts[0 .. L-1] (the layers' inputs), a, b, c, probs as returned
+// there, grad_y [batch, out of the last layer / gy_group] (any strides; column r the gradient of the
+// outputs r gy_group .. (r + 1) gy_group - 1: with a GroupSum head, its gradient divided by tau),
+// grad_factors[l] (scales the gradient of layer l's input). Returns grad_w[l] [out_l, 16] for every layer, then the input's gradient
+// [in_dim, stride] (feature-major, padded like acts) when need_grad_x, else an undefined tensor.
+std::vector<torch::Tensor> stack_backward(std::vector<torch::Tensor> acts, std::vector<torch::Tensor> a,
+                                          std::vector<torch::Tensor> b, std::vector<torch::Tensor> c,
+                                          std::vector<torch::Tensor> probs, torch::Tensor relax, torch::Tensor grad_y,
+                                          int64_t gy_group, std::vector<double> grad_factors, bool need_grad_x,
+                                          int64_t nthreads, int64_t formulation) {
     const size_t L = c.size();
     TORCH_CHECK(L >= 1 && acts.size() == L && probs.size() == L && grad_factors.size() == L,
                 "stack_backward: acts, c, probs and grad_factors need one entry per layer");
     const auto dtype = acts[0].scalar_type();
-    if (!from_forward) {  // from_forward: acts, c, probs just made by stack_forward, which checked a and b
-        check_stack(c, 4, a, b, acts[0].size(0), dtype);
-        check_stack(probs, 16, a, b, acts[0].size(0), dtype);
-    }
+    check_stack(c, 4, a, b, acts[0].size(0), dtype);
+    check_stack(probs, 16, a, b, acts[0].size(0), dtype);
     check_weights(probs[0], relax);
     const int64_t batch = grad_y.size(0);
     const lgc::ColumnBlocks cb(batch, (int64_t)acts[0].element_size());
@@ -518,20 +502,10 @@ std::vector<torch::Tensor> stack_backward_impl(std::vector<torch::Tensor> acts, 
     torch::Tensor g_rows;  // the gather reads the last layer's gradient in rows of the activations' stride
     if (use_gather && batch > 0 && (gy_group != 1 || gy_stride != cb.stride))
         g_rows = empty_cached({c[L - 1].size(0), cb.stride}, acts[0].options());
-    if (adam != nullptr) {
-        TORCH_CHECK(adam->params.size() == L && adam->exp_avgs.size() == L && adam->exp_avg_sqs.size() == L,
-                    "stack_backward_adam: one parameter and two moments per layer");
-        for (size_t l = 0; l < L; ++l)
-            for (const auto* t : {&adam->params[l], &adam->exp_avgs[l], &adam->exp_avg_sqs[l]})
-                TORCH_CHECK(t->device().is_cpu() && t->is_contiguous() && t->scalar_type() == dtype &&
-                                t->sizes() == probs[l].sizes(),
-                            "stack_backward_adam: layer ", l, "'s logits and moments must be contiguous CPU tensors "
-                            "of its probabilities' shape and dtype");
-    }
     std::vector<torch::Tensor> partial, grad_w;
     for (size_t l = 0; l < L; ++l) {
         partial.push_back(empty_cached({cb.count, c[l].size(0), 4}, acts[0].options(), true));
-        if (adam == nullptr) grad_w.push_back(empty_cached(probs[l].sizes(), probs[l].options(), true));
+        grad_w.push_back(empty_cached(probs[l].sizes(), probs[l].options(), true));
     }
     AT_DISPATCH_FLOATING_TYPES(dtype, "lgc_stack_backward", [&] {
         std::vector<const scalar_t*> ap(L);
@@ -543,7 +517,6 @@ std::vector<torch::Tensor> stack_backward_impl(std::vector<torch::Tensor> acts, 
         }
         const auto layers = stack_layers<scalar_t>(acts[0].size(0), a, b, c, grad_factors);
         const scalar_t* g = batch > 0 ? gy.data_ptr<scalar_t>() : nullptr;
-        std::optional<PhaseTimer> backward_timer(kBackward);
         if (use_gather) {
             lgc::stack_backward_gather<scalar_t>(layers, ap.data(), g, gy_stride, gy_group, gx.data(), pp.data(), cb,
                                                  (int)nthreads, g_rows.defined() ? g_rows.data_ptr<scalar_t>() : nullptr);
@@ -556,83 +529,202 @@ std::vector<torch::Tensor> stack_backward_impl(std::vector<torch::Tensor> acts, 
         }
         std::vector<int64_t> out_dims;
         std::vector<const scalar_t*> prob(L);
-        std::vector<scalar_t*> gw(L), wp(L), mp(L), vp(L);
+        std::vector<scalar_t*> gw(L);
         for (size_t l = 0; l < L; ++l) {
             out_dims.push_back(c[l].size(0));
             prob[l] = probs[l].data_ptr<scalar_t>();
-            if (adam == nullptr) {
-                gw[l] = grad_w[l].data_ptr<scalar_t>();
-            } else {
-                wp[l] = adam->params[l].data_ptr<scalar_t>();
-                mp[l] = adam->exp_avgs[l].data_ptr<scalar_t>();
-                vp[l] = adam->exp_avg_sqs[l].data_ptr<scalar_t>();
-            }
+            gw[l] = grad_w[l].data_ptr<scalar_t>();
         }
-        const int64_t blocks = use_gather ? 1 : cb.count;
-        backward_timer.reset();
-        const PhaseTimer timer(kReduce);
         for_each_stack_gate(relax.data_ptr<scalar_t>(), out_dims, (int)nthreads,
                             [&](size_t l, int64_t i0, int64_t i1, const scalar_t(&relax_t)[4][16]) {
-                                if (adam == nullptr) {
-                                    for (int64_t i = i0; i < i1; ++i)
-                                        lgc::reduce_gate(pp[l], blocks, out_dims[l], i, prob[l], relax_t, gw[l] + 16 * i);
-                                    return;
-                                }
-                                // the gate's 16 logit gradients, then Adam's step on its logits (the
-                                // same arithmetic as adam_step: only the gradients' trip to memory is saved)
-                                alignas(64) scalar_t g[16];
-                                for (int64_t i = i0; i < i1; ++i) {
-                                    lgc::reduce_gate(pp[l], blocks, out_dims[l], i, prob[l], relax_t, g);
-                                    lgc::adam_update<scalar_t>(wp[l] + 16 * i, g, mp[l] + 16 * i, vp[l] + 16 * i, 16,
-                                                               adam->beta1, adam->beta2, adam->eps, adam->step_size,
-                                                               adam->bias2_sqrt);
-                                }
+                                for (int64_t i = i0; i < i1; ++i)
+                                    lgc::reduce_gate(pp[l], use_gather ? 1 : cb.count, out_dims[l], i, prob[l], relax_t,
+                                                     gw[l] + 16 * i);
                             });
     });
     grad_w.push_back(grad_x);
     return grad_w;
 }
 
-// The backward of stack_forward: acts[0 .. L-1] (the layers' inputs), a, b, c, probs as returned
-// there, grad_y [batch, out of the last layer / gy_group] (any strides; column r the gradient of the
-// outputs r gy_group .. (r + 1) gy_group - 1: with a GroupSum head, its gradient divided by tau),
-// grad_factors[l] (scales the gradient of layer l's input). Returns grad_w[l] [out_l, 16] for every
-// layer, then the input's gradient [in_dim, stride] (feature-major, padded like acts) when
-// need_grad_x, else an undefined tensor.
-std::vector<torch::Tensor> stack_backward(std::vector<torch::Tensor> acts, std::vector<torch::Tensor> a,
-                                          std::vector<torch::Tensor> b, std::vector<torch::Tensor> c,
-                                          std::vector<torch::Tensor> probs, torch::Tensor relax, torch::Tensor grad_y,
-                                          int64_t gy_group, std::vector<double> grad_factors, bool need_grad_x,
-                                          int64_t nthreads, int64_t formulation) {
-    return stack_backward_impl(acts, a, b, c, probs, relax, grad_y, gy_group, grad_factors, need_grad_x, nthreads,
-                               formulation, nullptr);
-}
+
+// Adam's step as stack_train_step applies it to every layer's logits as their gradients are made.
+struct StackAdam {
+    std::vector<torch::Tensor> params, exp_avgs, exp_avg_sqs;
+    double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, step_size = 0, bias2_sqrt = 1;
+};
+
+// Columns of one tile of stack_train_step: batches above kScatterMaxBatch run as tiles of this many
+// columns, each through the whole stack (forward, loss, backward) while its activations stay in the
+// last-level cache, instead of the whole batch layer by layer from DRAM (6 x 8000, batch 1024: the
+// working set of a layer is 32 MiB per activation; a tile's whole stack 25 MiB).
+constexpr int64_t kTrainTile = 128;
 
 // One training step of a stack of logic layers with a GroupSum head (lgc.frontend.fused_step): the
-// forward (stack_forward with head_k = k), the mean cross-entropy of the scores (sums / tau) [batch, k]
-// against the class indices y (int64 [batch], each in 0 .. k - 1), its gradient, and the backward
-// with Adam's step (torch.optim.Adam without amsgrad, weight decay or maximize; lr, betas, eps as
-// there) applied to each layer's logits weights[l] in place, in the pass that makes their gradients
-// (which are not kept: adam_update's arithmetic on stack_backward's gradients). Each layer's step
-// count steps[l] (a float32 scalar tensor, torch.optim.Adam's state["step"]) is incremented and its
-// bias corrections taken in double as torch takes them; the counts must be equal. The loss and its
-// gradient are computed in double from the float scores (torch computes them in the scores' dtype:
-// the results agree to float rounding). Returns the loss (a scalar tensor of x's dtype), or None,
-// having changed nothing, when some y is not a class index or the step counts differ (the caller
-// takes the generic step then). Everything is checked before anything is written.
-std::optional<torch::Tensor> stack_train_step(torch::Tensor x, std::vector<torch::Tensor> weights, std::vector<torch::Tensor> a,
-                        std::vector<torch::Tensor> b, torch::Tensor relax, int64_t k, double tau, torch::Tensor y,
-                        std::vector<double> grad_factors, std::vector<torch::Tensor> exp_avgs,
-                        std::vector<torch::Tensor> exp_avg_sqs, std::vector<torch::Tensor> steps, double lr,
-                        double beta1, double beta2, double eps, int64_t nthreads) {
+// mean cross-entropy of the scores (GroupSum(k, tau) of the last layer) [batch, k] against the class
+// indices y (int64 [batch], each in 0 .. k - 1), its gradient, and Adam's step (torch.optim.Adam
+// without amsgrad, weight decay or maximize; lr, betas, eps as there) applied to each layer's logits
+// weights[l] in place, in the pass that makes their gradients (which are not kept: adam_update's
+// arithmetic on the coefficient gradients' softmax backward). The batch runs in tiles of columns
+// (the whole batch up to kScatterMaxBatch, else kTrainTile columns), each through the whole stack:
+// the input transposed, the layers' forward split by gates, the last layer summed per group, the
+// loss and its gradient, the backward split by the tile's two column blocks (stack_backward_part);
+// the coefficient gradients add the tiles' blocks in order. Tiles and blocks depend on the batch
+// only: the same bits at any thread count. Each layer's step count steps[l] (a float32 scalar tensor,
+// torch.optim.Adam's state["step"]) is incremented and its bias corrections taken in double as torch
+// takes them. The loss and its gradient are computed in double from the float scores (torch
+// computes them in the scores' dtype: the results agree to float rounding). Returns the loss (a
+// scalar tensor of x's dtype), or None, having changed nothing, when some y is not a class index or
+// the step counts differ (the caller takes the generic step then). Everything is checked before
+// anything is written.
+template <typename T>
+double train_step_tiles(const torch::Tensor& x, const std::vector<torch::Tensor>& weights,
+                        const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b,
+                        const torch::Tensor& relax, int64_t k, double tau, const int64_t* y,
+                        const std::vector<double>& grad_factors, const StackAdam& adam, int nthreads) {
+    const size_t L = weights.size();
+    const int64_t batch = x.size(0), in_dim = x.size(1);
+    std::vector<int64_t> out_dims;
+    std::vector<torch::Tensor> cs, probs, partial;
+    const int64_t tile = batch <= lgc::kScatterMaxBatch ? batch : kTrainTile;
+    const int64_t tiles = (batch + tile - 1) / tile;
+    int64_t blocks = 0;  // column blocks of all tiles, in order
+    for (int64_t t = 0; t < tiles; ++t) blocks += lgc::ColumnBlocks(std::min(tile, batch - t * tile), sizeof(T)).count;
+    const lgc::ColumnBlocks widest(tile, sizeof(T));  // the first tile: the widest rows
+    int64_t gates = 0, widest_dim = in_dim;
+    for (size_t l = 0; l < L; ++l) {
+        out_dims.push_back(weights[l].size(0));
+        gates += out_dims.back();
+        widest_dim = std::max(widest_dim, out_dims.back());
+        cs.push_back(empty_cached({out_dims.back(), 4}, x.options(), true));
+        probs.push_back(empty_cached(weights[l].sizes(), x.options(), true));
+        partial.push_back(empty_cached({blocks, out_dims.back(), 4}, x.options(), true));
+    }
+    // a tile's activations: the input and every layer's input [dim, stride] (the last layer's output is
+    // summed per group, never stored), the gradients of the hidden activations in turn, scores [k, tile]
+    std::vector<torch::Tensor> act_buf;
+    act_buf.push_back(empty_cached({in_dim, widest.stride}, x.options()));
+    for (size_t l = 0; l + 1 < L; ++l) act_buf.push_back(empty_cached({out_dims[l], widest.stride}, x.options()));
+    torch::Tensor turn[2];
+    if (L > 1)
+        for (auto& u : turn) u = empty_cached({widest_dim, widest.stride}, x.options());
+    std::vector<T> scores((size_t)(k * tile)), grad((size_t)(k * tile));
+    std::vector<double> sc((size_t)k);
+
+    std::vector<const T*> w(L);
+    std::vector<T*> cp(L), pp(L), acts(L), gx(L), part(L);
+    for (size_t l = 0; l < L; ++l) {
+        w[l] = weights[l].data_ptr<T>();
+        cp[l] = cs[l].data_ptr<T>();
+        pp[l] = probs[l].data_ptr<T>();
+        acts[l] = act_buf[l].data_ptr<T>();
+        gx[l] = l == 0 ? nullptr : turn[l % 2].data_ptr<T>();
+    }
+    const T* rel = relax.data_ptr<T>();
+    {
+        const PhaseTimer timer(kSoftmax);
+        for_each_stack_gate(rel, out_dims, nthreads, [&](size_t l, int64_t i0, int64_t i1, const T(&relax_t)[4][16]) {
+            lgc::softmax_gates(w[l], relax_t, pp[l], cp[l], i0, i1);
+        });
+    }
+    const auto layers = stack_layers<T>(in_dim, a, b, cs, grad_factors);
+    const std::vector<lgc::StackLayer<T>> body(layers.begin(), layers.end() - 1);
+    const int64_t group = out_dims[L - 1] / k;
+    const T* src = x.data_ptr<T>();
+    double loss = 0;
+    for (int64_t t = 0, block = 0; t < tiles; ++t) {
+        const int64_t j0 = t * tile, width = std::min(tile, batch - j0);
+        const lgc::ColumnBlocks cb(width, sizeof(T));
+        const int64_t parts = gates * width <= lgc::kParallelMin ? 1 : cb.parts(nthreads);
+        {
+            const PhaseTimer timer(kInput);
+            lgc::ChunkPool::get().run_owned(parts, nthreads, [&](int64_t p) {
+                lgc::stack_input_part<T>(src + j0 * x.stride(0), x.stride(0), x.stride(1), in_dim, acts[0], cb,
+                                         cb.first(p, parts), cb.first(p + 1, parts));
+            });
+        }
+        {
+            const PhaseTimer timer(kLayers);
+            lgc::stack_forward<T>(body, acts.data(), cb, nthreads);
+        }
+        {
+            const PhaseTimer timer(kHead);
+            lgc::stack_head_forward<T>(layers.back(), acts[L - 1], cb, k, scores.data(), nthreads);
+        }
+        {
+            const PhaseTimer timer(kLoss);
+            for (int64_t j = 0; j < width; ++j) {
+                const int64_t target = y[j0 + j];
+                double top = -std::numeric_limits<double>::infinity();
+                for (int64_t c = 0; c < k; ++c) {
+                    sc[(size_t)c] = (double)scores[(size_t)(c * width + j)] / tau;
+                    top = std::max(top, sc[(size_t)c]);
+                }
+                double z = 0;
+                for (int64_t c = 0; c < k; ++c) z += std::exp(sc[(size_t)c] - top);
+                const double lse = top + std::log(z);
+                loss += lse - sc[(size_t)target];
+                // d loss / d sums = (softmax - one-hot) / batch / tau
+                for (int64_t c = 0; c < k; ++c)
+                    grad[(size_t)(c * width + j)] =
+                        (T)((std::exp(sc[(size_t)c] - lse) - (c == target ? 1.0 : 0.0)) / batch / tau);
+            }
+        }
+        {
+            const PhaseTimer timer(kBackward);
+            for (size_t l = 0; l < L; ++l) part[l] = partial[l].data_ptr<T>() + block * 4 * out_dims[l];
+            lgc::ChunkPool::get().run_owned(parts, nthreads, [&](int64_t p) {
+                lgc::stack_backward_part<T>(layers, acts.data(), grad.data(), width, group, gx.data(), part.data(), cb,
+                                            cb.first(p, parts), cb.first(p + 1, parts));
+            });
+        }
+        block += cb.count;
+    }
+    // each gate's coefficient gradient (the blocks added in order), its softmax backward, Adam
+    const PhaseTimer timer(kReduce);
+    std::vector<T*> wp(L), mp(L), vp(L);
+    std::vector<const T*> part_all(L);
+    for (size_t l = 0; l < L; ++l) {
+        wp[l] = adam.params[l].data_ptr<T>();
+        mp[l] = adam.exp_avgs[l].data_ptr<T>();
+        vp[l] = adam.exp_avg_sqs[l].data_ptr<T>();
+        part_all[l] = partial[l].data_ptr<T>();
+    }
+    for_each_stack_gate(rel, out_dims, nthreads, [&](size_t l, int64_t i0, int64_t i1, const T(&relax_t)[4][16]) {
+        alignas(64) T g[16];
+        for (int64_t i = i0; i < i1; ++i) {
+            lgc::reduce_gate(part_all[l], blocks, out_dims[l], i, pp[l], relax_t, g);
+            lgc::adam_update<T>(wp[l] + 16 * i, g, mp[l] + 16 * i, vp[l] + 16 * i, 16, adam.beta1, adam.beta2, adam.eps,
+                                adam.step_size, adam.bias2_sqrt);
+        }
+    });
+    return loss / batch;
+}
+
+std::optional<torch::Tensor> stack_train_step(torch::Tensor x, std::vector<torch::Tensor> weights,
+                                              std::vector<torch::Tensor> a, std::vector<torch::Tensor> b,
+                                              torch::Tensor relax, int64_t k, double tau, torch::Tensor y,
+                                              std::vector<double> grad_factors, std::vector<torch::Tensor> exp_avgs,
+                                              std::vector<torch::Tensor> exp_avg_sqs, std::vector<torch::Tensor> steps,
+                                              double lr, double beta1, double beta2, double eps, int64_t nthreads) {
     const size_t L = weights.size();
     TORCH_CHECK(k >= 1 && tau > 0, "stack_train_step: k >= 1 classes and tau > 0 expected");
-    TORCH_CHECK(L >= 1 && steps.size() == L && grad_factors.size() == L,
-                "stack_train_step: one step count and grad_factor per layer expected");
-    const int64_t batch = x.dim() == 2 ? x.size(0) : -1;
-    TORCH_CHECK(y.device().is_cpu() && y.scalar_type() == torch::kLong && y.dim() == 1 && y.size(0) == batch &&
-                    batch >= 1,
-                "stack_train_step: y must be int64 [batch] class indices for x [batch, in_dim], batch >= 1");
+    TORCH_CHECK(L >= 1 && steps.size() == L && grad_factors.size() == L && exp_avgs.size() == L &&
+                    exp_avg_sqs.size() == L,
+                "stack_train_step: one step count, grad_factor and two moments per layer expected");
+    TORCH_CHECK(x.device().is_cpu() && x.dim() == 2 && x.size(0) >= 1 &&
+                    (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble),
+                "stack_train_step: x must be a float32/float64 CPU [batch, in_dim] tensor, batch >= 1");
+    const int64_t batch = x.size(0);
+    check_stack(weights, 16, a, b, x.size(1), x.scalar_type());
+    check_weights(weights[0], relax);
+    TORCH_CHECK(weights[L - 1].size(0) % k == 0, "stack_train_step: k must divide the last layer's width");
+    for (size_t l = 0; l < L; ++l)
+        for (const auto* t : {&exp_avgs[l], &exp_avg_sqs[l]})
+            TORCH_CHECK(t->device().is_cpu() && t->is_contiguous() && t->scalar_type() == x.scalar_type() &&
+                            t->sizes() == weights[l].sizes(),
+                        "stack_train_step: layer ", l, "'s moments must be contiguous CPU tensors like its logits");
+    TORCH_CHECK(y.device().is_cpu() && y.scalar_type() == torch::kLong && y.dim() == 1 && y.size(0) == batch,
+                "stack_train_step: y must be int64 [batch] class indices for x [batch, in_dim]");
     const auto yc = y.contiguous();
     const int64_t* yp = yc.data_ptr<int64_t>();
     for (int64_t j = 0; j < batch; ++j)
@@ -648,44 +740,17 @@ std::optional<torch::Tensor> stack_train_step(torch::Tensor x, std::vector<torch
     }
     step += 1;  // torch: state["step"] += 1 on a float32 tensor, then float() of it
     const double t = (double)step;
-    // ~10 pool calls follow with a few microseconds between them: helpers poll instead of sleeping
-    // (2-thread step ~3% faster, 6 x 8000, batch 100), for at most 50 us after the step
+    // ~10 pool calls (per tile) follow with a few microseconds between them: helpers poll instead of
+    // sleeping (2-thread step ~3% faster, 6 x 8000, batch 100), for at most 50 us after the step
     const lgc::ChunkPool::SpinScope spin(50);
-    // stack_forward checks x, weights, a, b and relax; stack_backward_impl the moments
-    std::vector<torch::Tensor> out = stack_forward(x, weights, a, b, relax, k, nthreads);
-    const torch::Tensor sums = out[L];  // [k, batch]
-    auto grad = torch::empty({k, batch}, sums.options());
-    double loss = 0;
-    AT_DISPATCH_FLOATING_TYPES(sums.scalar_type(), "lgc_stack_cross_entropy", [&] {
-        const PhaseTimer timer(kLoss);
-        const scalar_t* sp = sums.data_ptr<scalar_t>();
-        scalar_t* gp = grad.data_ptr<scalar_t>();
-        std::vector<double> sc((size_t)k);
-        for (int64_t j = 0; j < batch; ++j) {
-            double top = -std::numeric_limits<double>::infinity();
-            for (int64_t c = 0; c < k; ++c) {
-                sc[(size_t)c] = (double)sp[c * batch + j] / tau;
-                top = std::max(top, sc[(size_t)c]);
-            }
-            double z = 0;
-            for (int64_t c = 0; c < k; ++c) z += std::exp(sc[(size_t)c] - top);
-            const double lse = top + std::log(z);
-            loss += lse - sc[(size_t)yp[j]];
-            // d loss / d sums = (softmax - one-hot) / batch / tau
-            for (int64_t c = 0; c < k; ++c)
-                gp[c * batch + j] = (scalar_t)((std::exp(sc[(size_t)c] - lse) - (c == yp[j] ? 1.0 : 0.0)) / batch / tau);
-        }
-    });
-    std::vector<torch::Tensor> acts(out.begin(), out.begin() + L), cs(out.begin() + L + 1, out.begin() + 2 * L + 1),
-        probs(out.begin() + 2 * L + 1, out.end());
-    std::vector<torch::Tensor> params;
-    for (const auto& w : weights) params.push_back(w);
-    const StackAdam adam{params, exp_avgs, exp_avg_sqs, beta1, beta2, eps,
+    const StackAdam adam{weights, exp_avgs, exp_avg_sqs, beta1, beta2, eps,
                          lr / (1 - std::pow(beta1, t)), std::sqrt(1 - std::pow(beta2, t))};
-    stack_backward_impl(acts, a, b, cs, probs, relax, grad.t(), weights[L - 1].size(0) / k, grad_factors, false,
-                        nthreads, 0, &adam, true);
+    double loss = 0;
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lgc_stack_train_step", [&] {
+        loss = train_step_tiles<scalar_t>(x, weights, a, b, relax, k, tau, yp, grad_factors, adam, (int)nthreads);
+    });
     for (auto& s : steps) *s.data_ptr<float>() = step;  // torch's Adam: state["step"] += 1
-    return torch::scalar_tensor(loss / batch, x.options());
+    return torch::scalar_tensor(loss, x.options());
 }
 
 }  // namespace
@@ -725,7 +790,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
               }
               return out;
           },
-          "seconds the stack calls spent per phase since the last call (then zeroed)");
+          "seconds stack_train_step spent per phase since the last call (then zeroed)");
     m.def("stack_train_step", &stack_train_step,
           "one training step of a logic-layer stack with a GroupSum head: forward, cross-entropy, backward, Adam");
     m.def("set_pool_spin_us", [](int64_t us) { lgc::ChunkPool::get().set_spin_us(us); },
