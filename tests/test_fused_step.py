@@ -83,8 +83,36 @@ def test_fused_step_is_the_generic_step(dtype, tol, batch, grad_factor, threads)
         assert float(fused_opt.state[q]["step"]) == 4.0
 
 
+@pytest.fixture(params=["tiles", "whole batch"])
+def cache(request):
+    """Above batch 192 the fused step runs tiles of 128 columns while they fit in the last-level cache,
+    else the whole batch with the per-layer gather: both, by telling the extension the cache's size."""
+    if kernels.loaded_cpu_backend() is None:
+        kernels.resolve("cpu", torch.zeros(1))
+    module = kernels.loaded_cpu_backend().module
+    previous = module.set_train_cache_bytes(1 if request.param == "whole batch" else 0)
+    yield request.param
+    module.set_train_cache_bytes(previous)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-2)])
+@pytest.mark.parametrize("batch", [257, 300])
+def test_large_batches_tiled_or_whole_are_the_generic_step(cache, dtype, tol, batch, threads):
+    threads(2)
+    lr = 0.05
+    ref, fused = model(dtype), model(dtype)
+    ref_opt, fused_opt = optim.Adam(ref.parameters(), lr=lr), optim.Adam(fused.parameters(), lr=lr)
+    step = FusedTrainStep(fused, fused_opt)
+    for x, y in batches(3, batch, dtype):
+        expect = generic_step(ref, ref_opt, x, y)
+        assert step(x, y).item() == pytest.approx(expect.item(), rel=1e-6 if dtype == torch.float32 else 1e-13)
+    assert step.fused_steps == 3
+    for p, q in zip(ref.parameters(), fused.parameters()):
+        assert (p - q).abs().max().item() <= tol * lr
+
+
 @pytest.mark.parametrize("batch", [7, 100, 257])
-def test_same_bits_at_any_thread_count(batch, threads):
+def test_same_bits_at_any_thread_count(batch, cache, threads):
     results = []
     for n in (1, 2, 3):
         threads(n)

@@ -9,14 +9,17 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <string>
 #include <thread>
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "logic_layer_cpu.h"
 #include "logic_stack_cpu.h"
@@ -553,6 +556,31 @@ struct StackAdam {
     double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, step_size = 0, bias2_sqrt = 1;
 };
 
+// Bytes of the last-level cache that one core's threads share: the largest cache of cpu0 in sysfs
+// (32 MiB where unknown). Not sysconf(_SC_LEVEL3_CACHE_SIZE): in a VM it can report the whole
+// package's L3 (256 MiB on this EPYC host, whose cores share 32 MiB each).
+int64_t cache_bytes_override = 0;  // > 0: last_level_cache() returns it (set_train_cache_bytes, for tests)
+
+int64_t last_level_cache() {
+    if (cache_bytes_override > 0) return cache_bytes_override;
+    static const int64_t bytes = [] {
+        int64_t best = 0;
+        for (int index = 0; index < 8; ++index) {
+            std::ifstream in("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/size");
+            std::string text;
+            if (!(in >> text) || text.empty()) continue;
+            const char unit = text.back();
+            const int64_t scale = unit == 'K' ? 1024 : unit == 'M' ? 1024 * 1024 : unit == 'G' ? 1024 * 1024 * 1024 : 1;
+            try {
+                best = std::max<int64_t>(best, std::stoll(text) * scale);
+            } catch (const std::exception&) {
+            }
+        }
+        return best > 0 ? best : int64_t(32) << 20;
+    }();
+    return bytes;
+}
+
 // Columns of one tile of stack_train_step: batches above kScatterMaxBatch run as tiles of this many
 // columns, each through the whole stack (forward, loss, backward) while its activations stay in the
 // last-level cache, instead of the whole batch layer by layer from DRAM (6 x 8000, batch 1024: the
@@ -565,10 +593,12 @@ constexpr int64_t kTrainTile = 128;
 // without amsgrad, weight decay or maximize; lr, betas, eps as there) applied to each layer's logits
 // weights[l] in place, in the pass that makes their gradients (which are not kept: adam_update's
 // arithmetic on the coefficient gradients' softmax backward). The batch runs in tiles of columns
-// (the whole batch up to kScatterMaxBatch, else kTrainTile columns), each through the whole stack:
-// the input transposed, the layers' forward split by gates, the last layer summed per group, the
-// loss and its gradient, the backward split by the tile's two column blocks (stack_backward_part);
-// the coefficient gradients add the tiles' blocks in order. Tiles and blocks depend on the batch
+// (the whole batch up to kScatterMaxBatch, or when a tile's activations would not fit in the
+// last-level cache; else kTrainTile columns), each through the whole stack: the input transposed,
+// the layers' forward split by gates, the last layer summed per group, the loss and its gradient,
+// the backward split by the tile's two column blocks (stack_backward_part; a whole batch above
+// kScatterMaxBatch: the per-layer gather, split by input features); the coefficient gradients add
+// the tiles' blocks in order. Tiles and blocks depend on the batch
 // only: the same bits at any thread count. Each layer's step count steps[l] (a float32 scalar tensor,
 // torch.optim.Adam's state["step"]) is incremented and its bias corrections taken in double as torch
 // takes them. The loss and its gradient are computed in double from the float scores (torch
@@ -585,19 +615,29 @@ double train_step_tiles(const torch::Tensor& x, const std::vector<torch::Tensor>
     const int64_t batch = x.size(0), in_dim = x.size(1);
     std::vector<int64_t> out_dims;
     std::vector<torch::Tensor> cs, probs, partial;
-    const int64_t tile = batch <= lgc::kScatterMaxBatch ? batch : kTrainTile;
-    const int64_t tiles = (batch + tile - 1) / tile;
-    int64_t blocks = 0;  // column blocks of all tiles, in order
-    for (int64_t t = 0; t < tiles; ++t) blocks += lgc::ColumnBlocks(std::min(tile, batch - t * tile), sizeof(T)).count;
-    const lgc::ColumnBlocks widest(tile, sizeof(T));  // the first tile: the widest rows
-    int64_t gates = 0, widest_dim = in_dim;
+    int64_t gates = 0, widest_dim = in_dim, rows = in_dim;  // rows: of a tile's activations and gradients
     for (size_t l = 0; l < L; ++l) {
         out_dims.push_back(weights[l].size(0));
         gates += out_dims.back();
         widest_dim = std::max(widest_dim, out_dims.back());
-        cs.push_back(empty_cached({out_dims.back(), 4}, x.options(), true));
+        if (l + 1 < L) rows += out_dims.back();
+    }
+    rows += (L > 1 ? 2 : 0) * widest_dim;
+    // tiles while one tile's activations fit in the last-level cache; else the whole batch at once,
+    // with the per-layer gather above kScatterMaxBatch (8 x 16000 at batch 1024: 74 MiB a tile, which
+    // two threads ran no faster than one)
+    const bool tiled = batch > lgc::kScatterMaxBatch && rows * kTrainTile * (int64_t)sizeof(T) <= last_level_cache();
+    const int64_t tile = tiled ? kTrainTile : batch;
+    const int64_t tiles = (batch + tile - 1) / tile;
+    const bool gather = tile > lgc::kScatterMaxBatch;
+    int64_t blocks = 0;  // column blocks of all tiles, in order (the gather: one)
+    for (int64_t t = 0; t < tiles; ++t)
+        blocks += gather ? 1 : lgc::ColumnBlocks(std::min(tile, batch - t * tile), sizeof(T)).count;
+    const lgc::ColumnBlocks widest(tile, sizeof(T));  // the first tile: the widest rows
+    for (size_t l = 0; l < L; ++l) {
+        cs.push_back(empty_cached({out_dims[l], 4}, x.options(), true));
         probs.push_back(empty_cached(weights[l].sizes(), x.options(), true));
-        partial.push_back(empty_cached({blocks, out_dims.back(), 4}, x.options(), true));
+        partial.push_back(empty_cached({blocks, out_dims[l], 4}, x.options(), true));
     }
     // a tile's activations: the input and every layer's input [dim, stride] (the last layer's output is
     // summed per group, never stored), the gradients of the hidden activations in turn, scores [k, tile]
@@ -608,6 +648,8 @@ double train_step_tiles(const torch::Tensor& x, const std::vector<torch::Tensor>
     if (L > 1)
         for (auto& u : turn) u = empty_cached({widest_dim, widest.stride}, x.options());
     std::vector<T> scores((size_t)(k * tile)), grad((size_t)(k * tile));
+    torch::Tensor g_rows;  // the gather reads the last layer's gradient in rows of the activations' stride
+    if (gather) g_rows = empty_cached({out_dims[L - 1], widest.stride}, x.options());
     std::vector<double> sc((size_t)k);
 
     std::vector<const T*> w(L);
@@ -672,12 +714,17 @@ double train_step_tiles(const torch::Tensor& x, const std::vector<torch::Tensor>
         {
             const PhaseTimer timer(kBackward);
             for (size_t l = 0; l < L; ++l) part[l] = partial[l].data_ptr<T>() + block * 4 * out_dims[l];
-            lgc::ChunkPool::get().run_owned(parts, nthreads, [&](int64_t p) {
-                lgc::stack_backward_part<T>(layers, acts.data(), grad.data(), width, group, gx.data(), part.data(), cb,
-                                            cb.first(p, parts), cb.first(p + 1, parts));
-            });
+            if (gather) {
+                lgc::stack_backward_gather<T>(layers, acts.data(), grad.data(), width, group, gx.data(), part.data(), cb,
+                                              nthreads, g_rows.data_ptr<T>());
+            } else {
+                lgc::ChunkPool::get().run_owned(parts, nthreads, [&](int64_t p) {
+                    lgc::stack_backward_part<T>(layers, acts.data(), grad.data(), width, group, gx.data(), part.data(),
+                                                cb, cb.first(p, parts), cb.first(p + 1, parts));
+                });
+            }
         }
-        block += cb.count;
+        block += gather ? 1 : cb.count;
     }
     // each gate's coefficient gradient (the blocks added in order), its softmax backward, Adam
     const PhaseTimer timer(kReduce);
@@ -791,6 +838,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
               return out;
           },
           "seconds stack_train_step spent per phase since the last call (then zeroed)");
+    m.def("set_train_cache_bytes", [](int64_t bytes) {
+              const int64_t previous = cache_bytes_override;
+              cache_bytes_override = std::max<int64_t>(bytes, 0);
+              return previous;
+          },
+          "the cache size stack_train_step tiles for (0: the host's); returns the previous override");
     m.def("stack_train_step", &stack_train_step,
           "one training step of a logic-layer stack with a GroupSum head: forward, cross-entropy, backward, Adam");
     m.def("set_pool_spin_us", [](int64_t us) { lgc::ChunkPool::get().set_spin_us(us); },
