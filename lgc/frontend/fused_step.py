@@ -1,4 +1,4 @@
-"""One training step of a logic network in two fused CPU calls: forward, cross-entropy, backward, Adam.
+"""One training step of a logic network in one fused CPU call: forward, cross-entropy, backward, Adam.
 
 :class:`FusedTrainStep` ``(model, optimizer)(x, y)`` is the step ``lgc train`` takes::
 
@@ -38,7 +38,7 @@ from . import kernels
 from .layers import GroupSum, LogicLayer
 from .optim import Adam
 from .relax import relax_matrix
-from .stack import _plain, fused_operands
+from .stack import _plain, check_shapes, fused_operands
 
 
 class FusedTrainStep:
@@ -120,9 +120,7 @@ class FusedTrainStep:
         if kernels.loaded_cpu_backend() is None and kernels.resolve(layers[0].implementation,
                                                                     torch.empty(0, dtype=dtype)).name != "cpu":
             return "the fused CPU kernel is not available"
-        if (group["amsgrad"] or group["weight_decay"] != 0 or group["maximize"] or group.get("capturable", False)
-                or group.get("differentiable", False) or isinstance(group["lr"], torch.Tensor)
-                or any(isinstance(b, torch.Tensor) for b in group["betas"])):
+        if not Adam.plain_settings(group):
             return "an Adam setting the fused step lacks (amsgrad, weight decay, maximize, tensor lr or betas, ...)"
         return prefix, layers, head, group, weights, index_a, index_b, grad_factors
 
@@ -146,14 +144,7 @@ class FusedTrainStep:
         if (not isinstance(h, torch.Tensor) or h.dim() != 2 or h.dtype != weights[0].dtype
                 or h.shape[0] != y.shape[0] or h.shape[0] == 0):
             return self._generic(x, y)  # the generic step handles, or rejects, such a batch
-        prev = h.shape[1]
-        for m in layers:
-            if m.in_dim != prev:
-                raise ValueError(f"LogicLayer({m.in_dim}, {m.out_dim}) expects input [..., {m.in_dim}], got {prev} values")
-            prev = m.out_dim
-        if prev % head.k:
-            raise ValueError(f"GroupSum(k={head.k}) needs a last dimension divisible by {head.k}, "
-                             f"got {[h.shape[0], prev]}")
+        check_shapes(layers, h, head)
         # Adam's state as lgc.frontend.optim.Adam.step makes it on the first step (the extension counts
         # the steps and takes the bias corrections as torch does)
         state = self.optimizer.state

@@ -38,11 +38,17 @@ class Adam(torch.optim.Adam):
                     and (not state or (like(p, state.get("exp_avg")) and like(p, state.get("exp_avg_sq"))
                                        and isinstance(state.get("step"), torch.Tensor))))
 
+        return self.plain_settings(group) and all(ready(p) for p in group["params"])
+
+    @staticmethod
+    def plain_settings(group: dict[str, Any]) -> bool:
+        """Whether a parameter group asks for plain Adam: no amsgrad, weight decay, maximize, capturable
+        or differentiable, a float learning rate and betas (what the pool step and the fused training
+        step implement)."""
         return (not group["amsgrad"] and group["weight_decay"] == 0 and not group["maximize"]
                 and not group.get("capturable", False) and not group.get("differentiable", False)
                 and not isinstance(group["lr"], torch.Tensor)
-                and not any(isinstance(b, torch.Tensor) for b in group["betas"])
-                and all(ready(p) for p in group["params"]))
+                and not any(isinstance(b, torch.Tensor) for b in group["betas"]))
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> Any:

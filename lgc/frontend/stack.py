@@ -102,6 +102,17 @@ def _plain(m: nn.Module) -> bool:
     return not m._forward_hooks and not m._forward_pre_hooks  # hooks must see each module's own call
 
 
+def check_shapes(layers: list[LogicLayer], x: torch.Tensor, head: GroupSum | None) -> None:
+    """Raise ValueError unless ``x [batch, in]`` feeds ``layers`` in turn (and their width splits into
+    ``head``'s groups), as the layers themselves would when run one by one."""
+    for m, prev in zip(layers, [x.shape[1]] + [m.out_dim for m in layers]):
+        if m.in_dim != prev:
+            raise ValueError(f"LogicLayer({m.in_dim}, {m.out_dim}) expects input [..., {m.in_dim}], got {prev} values")
+    if head is not None and layers[-1].out_dim % head.k:
+        raise ValueError(f"GroupSum(k={head.k}) needs a last dimension divisible by {head.k}, "
+                         f"got {[x.shape[0], layers[-1].out_dim]}")
+
+
 def logic_stack(layers: list[LogicLayer], x: torch.Tensor, head: GroupSum | None = None) -> torch.Tensor | None:
     """``layers`` applied in turn to ``x [batch, in]`` in one fused call per direction (then ``head``,
     a GroupSum, if given), or None when the fused kernel does not apply (then run them one by one).
@@ -115,16 +126,9 @@ def logic_stack(layers: list[LogicLayer], x: torch.Tensor, head: GroupSum | None
         if any(kernels.resolve(impl, x).name != "cpu" for impl in {m.implementation for m in layers}):
             return None  # auto without a kernel: the per-layer fallback (and its one warning)
         backend = kernels.loaded_cpu_backend()
-    for m, prev in zip(layers, [x.shape[1]] + [m.out_dim for m in layers]):
-        if m.in_dim != prev:
-            raise ValueError(f"LogicLayer({m.in_dim}, {m.out_dim}) expects input [..., {m.in_dim}], got {prev} values")
+    check_shapes(layers, x, head)
     wiring = tuple((m.index_a, m.index_b) for m in layers)
-    fused_head = None
-    if head is not None:
-        if layers[-1].out_dim % head.k:
-            raise ValueError(f"GroupSum(k={head.k}) needs a last dimension divisible by {head.k}, "
-                             f"got {[x.shape[0], layers[-1].out_dim]}")
-        fused_head = (head.k, head.tau)
+    fused_head = None if head is None else (head.k, head.tau)
     return _LogicStack.apply(x, backend, wiring, tuple(m.grad_factor for m in layers), fused_head,
                              *(m.weights for m in layers))
 
