@@ -83,10 +83,11 @@ def test_fused_step_is_the_generic_step(dtype, tol, batch, grad_factor, threads)
         assert float(fused_opt.state[q]["step"]) == 4.0
 
 
-@pytest.fixture(params=["tiles", "whole batch"])
+@pytest.fixture(params=["spans", "whole batch"])
 def cache(request):
-    """Above batch 192 the fused step runs tiles of 128 columns while they fit in the last-level cache,
-    else the whole batch with the per-layer gather: both, by telling the extension the cache's size."""
+    """Above batch 192 the fused step runs spans of 64 columns, one thread each, while two fit in the
+    last-level cache, else the whole batch with the per-layer gather: both, by telling the extension
+    the cache's size."""
     if kernels.loaded_cpu_backend() is None:
         kernels.resolve("cpu", torch.zeros(1))
     module = kernels.loaded_cpu_backend().module
@@ -97,7 +98,7 @@ def cache(request):
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-2)])
 @pytest.mark.parametrize("batch", [257, 300])
-def test_large_batches_tiled_or_whole_are_the_generic_step(cache, dtype, tol, batch, threads):
+def test_large_batches_in_spans_or_whole_are_the_generic_step(cache, dtype, tol, batch, threads):
     threads(2)
     lr = 0.05
     ref, fused = model(dtype), model(dtype)

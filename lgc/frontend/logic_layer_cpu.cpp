@@ -7,6 +7,8 @@
 // the cache when its tensor dies and the next step of the same model takes it back by size.
 #include <torch/extension.h>
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -581,24 +583,26 @@ int64_t last_level_cache() {
     return bytes;
 }
 
-// Columns of one tile of stack_train_step: batches above kScatterMaxBatch run as tiles of this many
-// columns, each through the whole stack (forward, loss, backward) while its activations stay in the
-// last-level cache, instead of the whole batch layer by layer from DRAM (6 x 8000, batch 1024: the
-// working set of a layer is 32 MiB per activation; a tile's whole stack 25 MiB).
-constexpr int64_t kTrainTile = 128;
+// Columns of one span of stack_train_step: batches above kScatterMaxBatch run as spans of this many
+// columns, each through the whole stack (forward, loss, backward) by one thread while its activations
+// stay in the last-level cache, the threads taking spans as they come (6 x 8000, batch 1024, 64
+// columns: 47 ms at one thread and 27 at two, against 58 and 35 for tiles of 128 columns whose halves
+// two threads share layer by layer, and 74 and 49 for the whole batch layer by layer; 32 columns as
+// fast). Two spans at a time must fit in the cache, else the whole batch runs layer by layer.
+constexpr int64_t kTrainSpan = 64;
 
 // One training step of a stack of logic layers with a GroupSum head (lgc.frontend.fused_step): the
 // mean cross-entropy of the scores (GroupSum(k, tau) of the last layer) [batch, k] against the class
 // indices y (int64 [batch], each in 0 .. k - 1), its gradient, and Adam's step (torch.optim.Adam
 // without amsgrad, weight decay or maximize; lr, betas, eps as there) applied to each layer's logits
 // weights[l] in place, in the pass that makes their gradients (which are not kept: adam_update's
-// arithmetic on the coefficient gradients' softmax backward). The batch runs in tiles of columns
-// (the whole batch up to kScatterMaxBatch, or when a tile's activations would not fit in the
-// last-level cache; else kTrainTile columns), each through the whole stack: the input transposed,
-// the layers' forward split by gates, the last layer summed per group, the loss and its gradient,
-// the backward split by the tile's two column blocks (stack_backward_part; a whole batch above
-// kScatterMaxBatch: the per-layer gather, split by input features); the coefficient gradients add
-// the tiles' blocks in order. Tiles and blocks depend on the batch
+// arithmetic on the coefficient gradients' softmax backward). Up to kScatterMaxBatch the whole batch
+// runs through the stack: the input transposed, the layers' forward split by gates, the last layer
+// summed per group, the loss and its gradient, the backward split by the batch's two column blocks
+// (stack_backward_part). Above, spans of kTrainSpan columns (one block each) run the same way on one
+// thread each, the threads taking spans as they come, while two spans fit in the last-level cache;
+// else the whole batch with the per-layer gather (split by input features). The coefficient
+// gradients add the blocks in order. Spans and blocks depend on the batch
 // only: the same bits at any thread count. Each layer's step count steps[l] (a float32 scalar tensor,
 // torch.optim.Adam's state["step"]) is incremented and its bias corrections taken in double as torch
 // takes them. The loss and its gradient are computed in double from the float scores (torch
@@ -607,7 +611,7 @@ constexpr int64_t kTrainTile = 128;
 // the step counts differ (the caller takes the generic step then). Everything is checked before
 // anything is written.
 template <typename T>
-double train_step_tiles(const torch::Tensor& x, const std::vector<torch::Tensor>& weights,
+double train_step_spans(const torch::Tensor& x, const std::vector<torch::Tensor>& weights,
                         const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b,
                         const torch::Tensor& relax, int64_t k, double tau, const int64_t* y,
                         const std::vector<double>& grad_factors, const StackAdam& adam, int nthreads) {
@@ -623,43 +627,63 @@ double train_step_tiles(const torch::Tensor& x, const std::vector<torch::Tensor>
         if (l + 1 < L) rows += out_dims.back();
     }
     rows += (L > 1 ? 2 : 0) * widest_dim;
-    // tiles while one tile's activations fit in the last-level cache; else the whole batch at once,
-    // with the per-layer gather above kScatterMaxBatch (8 x 16000 at batch 1024: 74 MiB a tile, which
-    // two threads ran no faster than one)
-    const bool tiled = batch > lgc::kScatterMaxBatch && rows * kTrainTile * (int64_t)sizeof(T) <= last_level_cache();
-    const int64_t tile = tiled ? kTrainTile : batch;
-    const int64_t tiles = (batch + tile - 1) / tile;
+    // spans while two of them fit in the last-level cache; else the whole batch at once, with the
+    // per-layer gather above kScatterMaxBatch (8 x 16000: 74 MiB for two spans)
+    const bool spans = batch > lgc::kScatterMaxBatch &&
+                       rows * 2 * kTrainSpan * (int64_t)sizeof(T) <= last_level_cache();
+    const int64_t tile = spans ? kTrainSpan : batch;  // the widest columns run at once
+    const int64_t count = (batch + tile - 1) / tile;   // spans, or 1
     const bool gather = tile > lgc::kScatterMaxBatch;
-    int64_t blocks = 0;  // column blocks of all tiles, in order (the gather: one)
-    for (int64_t t = 0; t < tiles; ++t)
-        blocks += gather ? 1 : lgc::ColumnBlocks(std::min(tile, batch - t * tile), sizeof(T)).count;
-    const lgc::ColumnBlocks widest(tile, sizeof(T));  // the first tile: the widest rows
+    // column blocks, in order: one per span; the whole batch: its ColumnBlocks (the gather: one)
+    const int64_t blocks = spans ? count : gather ? 1 : lgc::ColumnBlocks(batch, sizeof(T)).count;
+    const lgc::ColumnBlocks widest(tile, sizeof(T));  // the widest rows
     for (size_t l = 0; l < L; ++l) {
         cs.push_back(empty_cached({out_dims[l], 4}, x.options(), true));
         probs.push_back(empty_cached(weights[l].sizes(), x.options(), true));
         partial.push_back(empty_cached({blocks, out_dims[l], 4}, x.options(), true));
     }
-    // a tile's activations: the input and every layer's input [dim, stride] (the last layer's output is
-    // summed per group, never stored), the gradients of the hidden activations in turn, scores [k, tile]
-    std::vector<torch::Tensor> act_buf;
-    act_buf.push_back(empty_cached({in_dim, widest.stride}, x.options()));
-    for (size_t l = 0; l + 1 < L; ++l) act_buf.push_back(empty_cached({out_dims[l], widest.stride}, x.options()));
-    torch::Tensor turn[2];
-    if (L > 1)
-        for (auto& u : turn) u = empty_cached({widest_dim, widest.stride}, x.options());
-    std::vector<T> scores((size_t)(k * tile)), grad((size_t)(k * tile));
+    // Spans: each thread runs whole spans through the whole stack, taking them as they come (no barrier
+    // between layers; a thread that runs slower, as this VM's second vCPU does for minutes at a time,
+    // takes fewer spans instead of holding up every layer). The spans depend on the batch only: the
+    // same bits at any thread count. The whole batch: each layer split over all threads.
+    const int64_t sets = spans ? std::min<int64_t>(nthreads, count) : 1;
+
+    // a span's activations: the input and every layer's input [dim, stride] (the last layer's output is
+    // summed per group, never stored), the gradients of the hidden activations in turn, scores [k, span]
+    struct Buffers {
+        std::vector<torch::Tensor> act_buf;
+        torch::Tensor turn[2];
+        std::vector<T*> acts, gx, part;
+        std::vector<T> scores, grad;
+        std::vector<double> sc;
+    };
+    std::vector<Buffers> bufs((size_t)sets);
+    for (auto& bs : bufs) {
+        bs.act_buf.push_back(empty_cached({in_dim, widest.stride}, x.options()));
+        for (size_t l = 0; l + 1 < L; ++l) bs.act_buf.push_back(empty_cached({out_dims[l], widest.stride}, x.options()));
+        if (L > 1)
+            for (auto& u : bs.turn) u = empty_cached({widest_dim, widest.stride}, x.options());
+        bs.acts.resize(L);
+        bs.gx.resize(L);
+        bs.part.resize(L);
+        for (size_t l = 0; l < L; ++l) {
+            bs.acts[l] = bs.act_buf[l].template data_ptr<T>();
+            bs.gx[l] = l == 0 ? nullptr : bs.turn[l % 2].template data_ptr<T>();
+        }
+        bs.scores.resize((size_t)(k * tile));
+        bs.grad.resize((size_t)(k * tile));
+        bs.sc.resize((size_t)k);
+    }
     torch::Tensor g_rows;  // the gather reads the last layer's gradient in rows of the activations' stride
     if (gather) g_rows = empty_cached({out_dims[L - 1], widest.stride}, x.options());
-    std::vector<double> sc((size_t)k);
+    std::vector<double> terms((size_t)batch);  // each sample's loss, added in order at the end
 
     std::vector<const T*> w(L);
-    std::vector<T*> cp(L), pp(L), acts(L), gx(L), part(L);
+    std::vector<T*> cp(L), pp(L);
     for (size_t l = 0; l < L; ++l) {
         w[l] = weights[l].data_ptr<T>();
         cp[l] = cs[l].data_ptr<T>();
         pp[l] = probs[l].data_ptr<T>();
-        acts[l] = act_buf[l].data_ptr<T>();
-        gx[l] = l == 0 ? nullptr : turn[l % 2].data_ptr<T>();
     }
     const T* rel = relax.data_ptr<T>();
     {
@@ -672,60 +696,65 @@ double train_step_tiles(const torch::Tensor& x, const std::vector<torch::Tensor>
     const std::vector<lgc::StackLayer<T>> body(layers.begin(), layers.end() - 1);
     const int64_t group = out_dims[L - 1] / k;
     const T* src = x.data_ptr<T>();
-    double loss = 0;
-    for (int64_t t = 0, block = 0; t < tiles; ++t) {
-        const int64_t j0 = t * tile, width = std::min(tile, batch - j0);
-        const lgc::ColumnBlocks cb(width, sizeof(T));
-        const int64_t parts = gates * width <= lgc::kParallelMin ? 1 : cb.parts(nthreads);
-        {
-            const PhaseTimer timer(kInput);
-            lgc::ChunkPool::get().run_owned(parts, nthreads, [&](int64_t p) {
-                lgc::stack_input_part<T>(src + j0 * x.stride(0), x.stride(0), x.stride(1), in_dim, acts[0], cb,
-                                         cb.first(p, parts), cb.first(p + 1, parts));
+    // Columns j0 .. j0 + cb.batch - 1 through the whole stack on `threads` threads with buffers bs, its
+    // blocks' partial sums from block `block` on. Phase times only on the calling thread's spans.
+    const auto span = [&](int64_t j0, const lgc::ColumnBlocks& cb, Buffers& bs, int threads, int64_t block,
+                          bool timed) {
+        const int64_t width = cb.batch;
+        const int64_t parts = gates * width <= lgc::kParallelMin ? 1 : cb.parts(threads);
+        std::optional<PhaseTimer> timer;
+        if (timed) timer.emplace(kInput);
+        lgc::ChunkPool::get().run_owned(parts, threads, [&](int64_t p) {
+            lgc::stack_input_part<T>(src + j0 * x.stride(0), x.stride(0), x.stride(1), in_dim, bs.acts[0], cb,
+                                     cb.first(p, parts), cb.first(p + 1, parts));
+        });
+        if (timed) timer.emplace(kLayers);
+        lgc::stack_forward<T>(body, bs.acts.data(), cb, threads);
+        if (timed) timer.emplace(kHead);
+        lgc::stack_head_forward<T>(layers.back(), bs.acts[L - 1], cb, k, bs.scores.data(), threads);
+        if (timed) timer.emplace(kLoss);
+        for (int64_t j = 0; j < width; ++j) {
+            const int64_t target = y[j0 + j];
+            double top = -std::numeric_limits<double>::infinity();
+            for (int64_t c = 0; c < k; ++c) {
+                bs.sc[(size_t)c] = (double)bs.scores[(size_t)(c * width + j)] / tau;
+                top = std::max(top, bs.sc[(size_t)c]);
+            }
+            double z = 0;
+            for (int64_t c = 0; c < k; ++c) z += std::exp(bs.sc[(size_t)c] - top);
+            const double lse = top + std::log(z);
+            terms[(size_t)(j0 + j)] = lse - bs.sc[(size_t)target];
+            // d loss / d sums = (softmax - one-hot) / batch / tau
+            for (int64_t c = 0; c < k; ++c)
+                bs.grad[(size_t)(c * width + j)] =
+                    (T)((std::exp(bs.sc[(size_t)c] - lse) - (c == target ? 1.0 : 0.0)) / batch / tau);
+        }
+        if (timed) timer.emplace(kBackward);
+        for (size_t l = 0; l < L; ++l) bs.part[l] = partial[l].data_ptr<T>() + block * 4 * out_dims[l];
+        if (gather) {
+            lgc::stack_backward_gather<T>(layers, bs.acts.data(), bs.grad.data(), width, group, bs.gx.data(),
+                                          bs.part.data(), cb, threads, g_rows.data_ptr<T>());
+        } else {
+            lgc::ChunkPool::get().run_owned(parts, threads, [&](int64_t p) {
+                lgc::stack_backward_part<T>(layers, bs.acts.data(), bs.grad.data(), width, group, bs.gx.data(),
+                                            bs.part.data(), cb, cb.first(p, parts), cb.first(p + 1, parts));
             });
         }
-        {
-            const PhaseTimer timer(kLayers);
-            lgc::stack_forward<T>(body, acts.data(), cb, nthreads);
-        }
-        {
-            const PhaseTimer timer(kHead);
-            lgc::stack_head_forward<T>(layers.back(), acts[L - 1], cb, k, scores.data(), nthreads);
-        }
-        {
-            const PhaseTimer timer(kLoss);
-            for (int64_t j = 0; j < width; ++j) {
-                const int64_t target = y[j0 + j];
-                double top = -std::numeric_limits<double>::infinity();
-                for (int64_t c = 0; c < k; ++c) {
-                    sc[(size_t)c] = (double)scores[(size_t)(c * width + j)] / tau;
-                    top = std::max(top, sc[(size_t)c]);
-                }
-                double z = 0;
-                for (int64_t c = 0; c < k; ++c) z += std::exp(sc[(size_t)c] - top);
-                const double lse = top + std::log(z);
-                loss += lse - sc[(size_t)target];
-                // d loss / d sums = (softmax - one-hot) / batch / tau
-                for (int64_t c = 0; c < k; ++c)
-                    grad[(size_t)(c * width + j)] =
-                        (T)((std::exp(sc[(size_t)c] - lse) - (c == target ? 1.0 : 0.0)) / batch / tau);
+    };
+    if (spans) {
+        std::atomic<int64_t> next{0};
+        lgc::ChunkPool::get().run_owned(sets, nthreads, [&](int64_t set) {
+            for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < count;) {
+                const int64_t j0 = i * tile;
+                span(j0, lgc::ColumnBlocks(std::min(tile, batch - j0), sizeof(T), 1), bufs[(size_t)set], 1, i,
+                     set == 0);
             }
-        }
-        {
-            const PhaseTimer timer(kBackward);
-            for (size_t l = 0; l < L; ++l) part[l] = partial[l].data_ptr<T>() + block * 4 * out_dims[l];
-            if (gather) {
-                lgc::stack_backward_gather<T>(layers, acts.data(), grad.data(), width, group, gx.data(), part.data(), cb,
-                                              nthreads, g_rows.data_ptr<T>());
-            } else {
-                lgc::ChunkPool::get().run_owned(parts, nthreads, [&](int64_t p) {
-                    lgc::stack_backward_part<T>(layers, acts.data(), grad.data(), width, group, gx.data(), part.data(),
-                                                cb, cb.first(p, parts), cb.first(p + 1, parts));
-                });
-            }
-        }
-        block += gather ? 1 : cb.count;
+        });
+    } else {
+        span(0, lgc::ColumnBlocks(batch, sizeof(T)), bufs[0], nthreads, 0, true);
     }
+    double loss = 0;
+    for (double term : terms) loss += term;
     // each gate's coefficient gradient (the blocks added in order), its softmax backward, Adam
     const PhaseTimer timer(kReduce);
     std::vector<T*> wp(L), mp(L), vp(L);
@@ -794,7 +823,7 @@ std::optional<torch::Tensor> stack_train_step(torch::Tensor x, std::vector<torch
                          lr / (1 - std::pow(beta1, t)), std::sqrt(1 - std::pow(beta2, t))};
     double loss = 0;
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lgc_stack_train_step", [&] {
-        loss = train_step_tiles<scalar_t>(x, weights, a, b, relax, k, tau, yp, grad_factors, adam, (int)nthreads);
+        loss = train_step_spans<scalar_t>(x, weights, a, b, relax, k, tau, yp, grad_factors, adam, (int)nthreads);
     });
     for (auto& s : steps) *s.data_ptr<float>() = step;  // torch's Adam: state["step"] += 1
     return torch::scalar_tensor(loss, x.options());
@@ -843,7 +872,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
               cache_bytes_override = std::max<int64_t>(bytes, 0);
               return previous;
           },
-          "the cache size stack_train_step tiles for (0: the host's); returns the previous override");
+          "the cache size stack_train_step runs spans for (0: the host's); returns the previous override");
     m.def("stack_train_step", &stack_train_step,
           "one training step of a logic-layer stack with a GroupSum head: forward, cross-entropy, backward, Adam");
     m.def("set_pool_spin_us", [](int64_t us) { lgc::ChunkPool::get().set_spin_us(us); },

@@ -40,12 +40,13 @@ struct ColumnBlocks {
     int64_t vec_end = 8;  // batch rounded up to 8: the columns the backward reads (whole 8-lane vectors)
     int64_t bound[kMaxBlocks + 1] = {};  // block k: columns bound[k] .. bound[k + 1] - 1 (capped at batch)
 
-    ColumnBlocks(int64_t batch_, int64_t item_bytes) : batch(batch_) {
+    // max_blocks < kBlocks: fewer blocks (1: the batch is one block, as one block of a wider batch is)
+    ColumnBlocks(int64_t batch_, int64_t item_bytes, int64_t max_blocks = kBlocks) : batch(batch_) {
         line = std::max<int64_t>(1, 64 / item_bytes);
         const int64_t lines = std::max<int64_t>(1, (batch + line - 1) / line);
         stride = lines * line;
         vec_end = std::min(stride, (batch + 7) / 8 * 8);
-        count = std::min(lines, kBlocks);
+        count = std::max<int64_t>(1, std::min({lines, kBlocks, max_blocks}));
         split(0, lines, 0, count);
         for (int64_t k = 0; k <= count; ++k) bound[k] = std::min(batch, bound[k] * line);
     }
