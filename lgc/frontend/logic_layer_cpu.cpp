@@ -619,7 +619,7 @@ double train_step_spans(const torch::Tensor& x, const std::vector<torch::Tensor>
     const int64_t batch = x.size(0), in_dim = x.size(1);
     std::vector<int64_t> out_dims;
     std::vector<torch::Tensor> cs, probs, partial;
-    int64_t gates = 0, widest_dim = in_dim, rows = in_dim;  // rows: of a tile's activations and gradients
+    int64_t gates = 0, widest_dim = in_dim, rows = in_dim;  // rows: of a cols's activations and gradients
     for (size_t l = 0; l < L; ++l) {
         out_dims.push_back(weights[l].size(0));
         gates += out_dims.back();
@@ -631,12 +631,12 @@ double train_step_spans(const torch::Tensor& x, const std::vector<torch::Tensor>
     // per-layer gather above kScatterMaxBatch (8 x 16000: 74 MiB for two spans)
     const bool spans = batch > lgc::kScatterMaxBatch &&
                        rows * 2 * kTrainSpan * (int64_t)sizeof(T) <= last_level_cache();
-    const int64_t tile = spans ? kTrainSpan : batch;  // the widest columns run at once
-    const int64_t count = (batch + tile - 1) / tile;   // spans, or 1
-    const bool gather = tile > lgc::kScatterMaxBatch;
+    const int64_t cols = spans ? kTrainSpan : batch;  // columns run at once, at most
+    const int64_t count = (batch + cols - 1) / cols;   // spans, or 1
+    const bool gather = cols > lgc::kScatterMaxBatch;
     // column blocks, in order: one per span; the whole batch: its ColumnBlocks (the gather: one)
     const int64_t blocks = spans ? count : gather ? 1 : lgc::ColumnBlocks(batch, sizeof(T)).count;
-    const lgc::ColumnBlocks widest(tile, sizeof(T));  // the widest rows
+    const lgc::ColumnBlocks widest(cols, sizeof(T));  // the widest rows
     for (size_t l = 0; l < L; ++l) {
         cs.push_back(empty_cached({out_dims[l], 4}, x.options(), true));
         probs.push_back(empty_cached(weights[l].sizes(), x.options(), true));
@@ -670,8 +670,8 @@ double train_step_spans(const torch::Tensor& x, const std::vector<torch::Tensor>
             bs.acts[l] = bs.act_buf[l].template data_ptr<T>();
             bs.gx[l] = l == 0 ? nullptr : bs.turn[l % 2].template data_ptr<T>();
         }
-        bs.scores.resize((size_t)(k * tile));
-        bs.grad.resize((size_t)(k * tile));
+        bs.scores.resize((size_t)(k * cols));
+        bs.grad.resize((size_t)(k * cols));
         bs.sc.resize((size_t)k);
     }
     torch::Tensor g_rows;  // the gather reads the last layer's gradient in rows of the activations' stride
@@ -745,8 +745,8 @@ double train_step_spans(const torch::Tensor& x, const std::vector<torch::Tensor>
         std::atomic<int64_t> next{0};
         lgc::ChunkPool::get().run_owned(sets, nthreads, [&](int64_t set) {
             for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < count;) {
-                const int64_t j0 = i * tile;
-                span(j0, lgc::ColumnBlocks(std::min(tile, batch - j0), sizeof(T), 1), bufs[(size_t)set], 1, i,
+                const int64_t j0 = i * cols;
+                span(j0, lgc::ColumnBlocks(std::min(cols, batch - j0), sizeof(T), 1), bufs[(size_t)set], 1, i,
                      set == 0);
             }
         });
@@ -816,7 +816,7 @@ std::optional<torch::Tensor> stack_train_step(torch::Tensor x, std::vector<torch
     }
     step += 1;  // torch: state["step"] += 1 on a float32 tensor, then float() of it
     const double t = (double)step;
-    // ~10 pool calls (per tile) follow with a few microseconds between them: helpers poll instead of
+    // ~10 pool calls (per span) follow with a few microseconds between them: helpers poll instead of
     // sleeping (2-thread step ~3% faster, 6 x 8000, batch 100), for at most 50 us after the step
     const lgc::ChunkPool::SpinScope spin(50);
     const StackAdam adam{weights, exp_avgs, exp_avg_sqs, beta1, beta2, eps,
