@@ -399,6 +399,38 @@ void for_each_stack_gate(const T* relax, const std::vector<int64_t>& out_dims, i
     });
 }
 
+// Every layer's softmax: probs[l] [out_l, 16] and coefficients c[l] [out_l, 4] of the logits
+// weights[l], split by gates over all layers.
+template <typename T>
+void stack_softmax(const std::vector<torch::Tensor>& weights, const std::vector<torch::Tensor>& c,
+                   const std::vector<torch::Tensor>& probs, const torch::Tensor& relax, const std::vector<int64_t>& out_dims,
+                   int nthreads) {
+    const size_t L = weights.size();
+    std::vector<const T*> w(L);
+    std::vector<T*> cp(L), pp(L);
+    for (size_t l = 0; l < L; ++l) {
+        w[l] = weights[l].template data_ptr<T>();
+        cp[l] = c[l].template data_ptr<T>();
+        pp[l] = probs[l].template data_ptr<T>();
+    }
+    for_each_stack_gate(relax.template data_ptr<T>(), out_dims, nthreads,
+                        [&](size_t l, int64_t i0, int64_t i1, const T(&relax_t)[4][16]) {
+                            lgc::softmax_gates(w[l], relax_t, pp[l], cp[l], i0, i1);
+                        });
+}
+
+// Columns j0 .. j0 + cb.batch - 1 of x [batch, in_dim] (any strides) feature-major into x0
+// [in_dim, cb.stride] (zeros past the batch: stack_input_part), on `threads` threads by column blocks.
+template <typename T>
+void stack_input(const torch::Tensor& x, int64_t j0, T* x0, const lgc::ColumnBlocks& cb, int64_t gates, int threads) {
+    const int64_t parts = gates * cb.batch <= lgc::kParallelMin ? 1 : cb.parts(threads);
+    const T* src = x.template data_ptr<T>() + j0 * x.stride(0);
+    lgc::ChunkPool::get().run_owned(parts, threads, [&](int64_t p) {
+        lgc::stack_input_part<T>(src, x.stride(0), x.stride(1), x.size(1), x0, cb, cb.first(p, parts),
+                                 cb.first(p + 1, parts));
+    });
+}
+
 // The forward of a stack of logic layers. x [batch, in_dim] (any strides), weights[l] [out_l, 16]
 // (softmax relaxation), a[l], b[l] [out_l]. Returns acts (L + 1 tensors: acts[0] [in_dim, stride]
 // the input feature-major, acts[l + 1] [out_l, stride] layer l's output; stride = batch padded to
@@ -432,27 +464,13 @@ std::vector<torch::Tensor> stack_forward(torch::Tensor x, std::vector<torch::Ten
         out_dims.push_back(weights[l].size(0));
     }
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lgc_stack_forward", [&] {
-        std::vector<const scalar_t*> w(L);
-        std::vector<scalar_t*> cp(L), pp(L), acts(L + 1);
-        for (size_t l = 0; l < L; ++l) {
-            w[l] = weights[l].data_ptr<scalar_t>();
-            cp[l] = cs[l].data_ptr<scalar_t>();
-            pp[l] = probs[l].data_ptr<scalar_t>();
-        }
+        std::vector<scalar_t*> acts(L + 1);
         for (size_t l = 0; l <= L; ++l) acts[l] = out[l].data_ptr<scalar_t>();
-        for_each_stack_gate(relax.data_ptr<scalar_t>(), out_dims, (int)nthreads,
-                            [&](size_t l, int64_t i0, int64_t i1, const scalar_t(&relax_t)[4][16]) {
-                                lgc::softmax_gates(w[l], relax_t, pp[l], cp[l], i0, i1);
-                            });
+        stack_softmax<scalar_t>(weights, cs, probs, relax, out_dims, (int)nthreads);
         const auto layers = stack_layers<scalar_t>(x.size(1), a, b, cs, {});
         int64_t gates = 0;
         for (int64_t o : out_dims) gates += o;
-        const int64_t parts = gates * batch <= lgc::kParallelMin ? 1 : cb.parts((int)nthreads);
-        const scalar_t* src = x.data_ptr<scalar_t>();
-        lgc::ChunkPool::get().run_owned(parts, (int)nthreads, [&](int64_t t) {
-            lgc::stack_input_part<scalar_t>(src, x.stride(0), x.stride(1), x.size(1), acts[0], cb, cb.first(t, parts),
-                                            cb.first(t + 1, parts));
-        });
+        stack_input<scalar_t>(x, 0, acts[0], cb, gates, (int)nthreads);
         if (head_k > 0) {
             const std::vector<lgc::StackLayer<scalar_t>> body(layers.begin(), layers.end() - 1);
             lgc::stack_forward<scalar_t>(body, acts.data(), cb, (int)nthreads);
@@ -619,7 +637,7 @@ double train_step_spans(const torch::Tensor& x, const std::vector<torch::Tensor>
     const int64_t batch = x.size(0), in_dim = x.size(1);
     std::vector<int64_t> out_dims;
     std::vector<torch::Tensor> cs, probs, partial;
-    int64_t gates = 0, widest_dim = in_dim, rows = in_dim;  // rows: of a cols's activations and gradients
+    int64_t gates = 0, widest_dim = in_dim, rows = in_dim;  // rows: of a span's activations and gradients
     for (size_t l = 0; l < L; ++l) {
         out_dims.push_back(weights[l].size(0));
         gates += out_dims.back();
@@ -678,24 +696,13 @@ double train_step_spans(const torch::Tensor& x, const std::vector<torch::Tensor>
     if (gather) g_rows = empty_cached({out_dims[L - 1], widest.stride}, x.options());
     std::vector<double> terms((size_t)batch);  // each sample's loss, added in order at the end
 
-    std::vector<const T*> w(L);
-    std::vector<T*> cp(L), pp(L);
-    for (size_t l = 0; l < L; ++l) {
-        w[l] = weights[l].data_ptr<T>();
-        cp[l] = cs[l].data_ptr<T>();
-        pp[l] = probs[l].data_ptr<T>();
-    }
-    const T* rel = relax.data_ptr<T>();
     {
         const PhaseTimer timer(kSoftmax);
-        for_each_stack_gate(rel, out_dims, nthreads, [&](size_t l, int64_t i0, int64_t i1, const T(&relax_t)[4][16]) {
-            lgc::softmax_gates(w[l], relax_t, pp[l], cp[l], i0, i1);
-        });
+        stack_softmax<T>(weights, cs, probs, relax, out_dims, nthreads);
     }
     const auto layers = stack_layers<T>(in_dim, a, b, cs, grad_factors);
     const std::vector<lgc::StackLayer<T>> body(layers.begin(), layers.end() - 1);
     const int64_t group = out_dims[L - 1] / k;
-    const T* src = x.data_ptr<T>();
     // Columns j0 .. j0 + cb.batch - 1 through the whole stack on `threads` threads with buffers bs, its
     // blocks' partial sums from block `block` on. Phase times only on the calling thread's spans.
     const auto span = [&](int64_t j0, const lgc::ColumnBlocks& cb, Buffers& bs, int threads, int64_t block,
@@ -704,10 +711,7 @@ double train_step_spans(const torch::Tensor& x, const std::vector<torch::Tensor>
         const int64_t parts = gates * width <= lgc::kParallelMin ? 1 : cb.parts(threads);
         std::optional<PhaseTimer> timer;
         if (timed) timer.emplace(kInput);
-        lgc::ChunkPool::get().run_owned(parts, threads, [&](int64_t p) {
-            lgc::stack_input_part<T>(src + j0 * x.stride(0), x.stride(0), x.stride(1), in_dim, bs.acts[0], cb,
-                                     cb.first(p, parts), cb.first(p + 1, parts));
-        });
+        stack_input<T>(x, j0, bs.acts[0], cb, gates, threads);
         if (timed) timer.emplace(kLayers);
         lgc::stack_forward<T>(body, bs.acts.data(), cb, threads);
         if (timed) timer.emplace(kHead);
@@ -758,14 +762,16 @@ double train_step_spans(const torch::Tensor& x, const std::vector<torch::Tensor>
     // each gate's coefficient gradient (the blocks added in order), its softmax backward, Adam
     const PhaseTimer timer(kReduce);
     std::vector<T*> wp(L), mp(L), vp(L);
-    std::vector<const T*> part_all(L);
+    std::vector<const T*> part_all(L), pp(L);
     for (size_t l = 0; l < L; ++l) {
+        pp[l] = probs[l].data_ptr<T>();
         wp[l] = adam.params[l].data_ptr<T>();
         mp[l] = adam.exp_avgs[l].data_ptr<T>();
         vp[l] = adam.exp_avg_sqs[l].data_ptr<T>();
         part_all[l] = partial[l].data_ptr<T>();
     }
-    for_each_stack_gate(rel, out_dims, nthreads, [&](size_t l, int64_t i0, int64_t i1, const T(&relax_t)[4][16]) {
+    for_each_stack_gate(relax.data_ptr<T>(), out_dims, nthreads, [&](size_t l, int64_t i0, int64_t i1,
+                                                                    const T(&relax_t)[4][16]) {
         alignas(64) T g[16];
         for (int64_t i = i0; i < i1; ++i) {
             lgc::reduce_gate(part_all[l], blocks, out_dims[l], i, pp[l], relax_t, g);

@@ -35,10 +35,10 @@ namespace lgc {
 // hosts with more cores the forward, softmax and Adam use them all; the backward at small batches
 // does not (benchmarks/RESULTS.md, Training).
 struct ColumnBlocks {
-    static constexpr int64_t kBlocks = 2, kMaxBlocks = kBlocks;
+    static constexpr int64_t kBlocks = 2;
     int64_t batch = 0, line = 16, stride = 16, count = 1;
     int64_t vec_end = 8;  // batch rounded up to 8: the columns the backward reads (whole 8-lane vectors)
-    int64_t bound[kMaxBlocks + 1] = {};  // block k: columns bound[k] .. bound[k + 1] - 1 (capped at batch)
+    int64_t bound[kBlocks + 1] = {};  // block k: columns bound[k] .. bound[k + 1] - 1 (capped at batch)
 
     // max_blocks < kBlocks: fewer blocks (1: the batch is one block, as one block of a wider batch is)
     ColumnBlocks(int64_t batch_, int64_t item_bytes, int64_t max_blocks = kBlocks) : batch(batch_) {
